@@ -1,0 +1,60 @@
+import { Command } from "@commander-js/extra-typings";
+import { parseDuration } from "../../config/duration.ts";
+import { UsageError } from "../../core/errors.ts";
+import type { CliContext } from "../context.ts";
+import { json } from "../output.ts";
+import { progressPrinter } from "./progress.ts";
+
+/**
+ * `sandboxer create`.
+ *
+ * @param ctx The CLI context.
+ * @returns The command.
+ */
+export function createCommand(ctx: CliContext) {
+  return new Command("create")
+    .description("Create a sandbox from a profile")
+    .requiredOption("-p, --profile <name|file>", "profile name or YAML file")
+    .option("-n, --name <id>", "sandbox id ([a-z0-9][a-z0-9-]{0,62}); random when absent")
+    .option("--repo <dir>", "local directory to sync into the workspace")
+    .option("--set <path=value>", "override a profile field (repeatable)", collect, [] as string[])
+    .option("--ttl <duration>", "lifetime such as 30m or 8h, overriding the profile's ttl")
+    .option("--json", "print the sandbox as JSON")
+    .action(async (options) => {
+      const manager = await ctx.manager();
+      const started = performance.now();
+      const record = await manager.create({
+        profile: options.profile,
+        name: options.name,
+        repo: options.repo,
+        overrides: options.set,
+        ttlSeconds: options.ttl === undefined ? undefined : ttlSeconds(options.ttl),
+        setupIO: { stdout: ctx.output.errBytes, stderr: ctx.output.errBytes },
+        onProgress: progressPrinter(ctx.output),
+        signal: ctx.signal,
+      });
+      if (options.json) {
+        ctx.output.out(json(record));
+      } else {
+        ctx.logger.info(
+          `created ${record.id} (${record.workspace ?? "no workspace"}) in ${
+            Math.round(performance.now() - started)
+          } ms`,
+        );
+        ctx.output.out(`${record.id}\n`);
+      }
+    });
+}
+
+function ttlSeconds(value: string): number {
+  try {
+    return parseDuration(value);
+  } catch {
+    throw new UsageError(`Cannot use --ttl ${value}: write a duration such as 90s, 30m, 8h or 2d`);
+  }
+}
+
+/** Commander helper to collect a repeatable option. */
+export function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}

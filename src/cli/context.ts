@@ -1,0 +1,69 @@
+/**
+ * What every CLI command gets: output, global flags and a lazily opened
+ * manager.
+ *
+ * @module
+ */
+
+import { Manager } from "../core/manager.ts";
+import type { Output } from "./output.ts";
+import { stderrLogger } from "./output.ts";
+
+/** Global flags. */
+export interface GlobalFlags {
+  /** Show debug lines and stack traces. */
+  debug?: boolean;
+  /** Trust an unknown SSH host key and record it. */
+  acceptNewHostKey?: boolean;
+}
+
+/** Shared state of one CLI invocation. */
+export class CliContext implements AsyncDisposable {
+  /** Where to write. */
+  readonly output: Output;
+  /** The exit code the command asks for (exec passes the remote one through). */
+  exitCode = 0;
+  /** Aborted on SIGINT/SIGTERM. */
+  readonly signal: AbortSignal;
+  #flags: () => GlobalFlags;
+  #manager: Promise<Manager> | undefined;
+
+  /**
+   * @param output Where to write.
+   * @param flags Reads the global flags once parsing is done.
+   * @param signal Aborted on SIGINT/SIGTERM.
+   */
+  constructor(output: Output, flags: () => GlobalFlags, signal: AbortSignal) {
+    this.output = output;
+    this.#flags = flags;
+    this.signal = signal;
+  }
+
+  /** The global flags. */
+  get flags(): GlobalFlags {
+    return this.#flags();
+  }
+
+  /** A logger writing to stderr. */
+  get logger(): ReturnType<typeof stderrLogger> {
+    return stderrLogger(this.output, this.flags.debug ?? false);
+  }
+
+  /**
+   * The manager, opened on first use so `--help` and `--version` touch nothing.
+   *
+   * @returns The manager.
+   */
+  manager(): Promise<Manager> {
+    this.#manager ??= Manager.open({
+      logger: this.logger,
+      acceptNewHostKey: this.flags.acceptNewHostKey ?? false,
+    });
+    return this.#manager;
+  }
+
+  /** Close the manager's connections. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.#manager) await (await this.#manager).close().catch(() => {});
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * The command tree. The CLI only parses and prints; the manager does the work.
+ *
+ * @module
+ */
+
+import { Command, CommanderError } from "@commander-js/extra-typings";
+import { SandboxerError, UsageError } from "../core/errors.ts";
+import { permissionErrorFrom } from "../core/permissions.ts";
+import { CliContext } from "./context.ts";
+import type { Output } from "./output.ts";
+import { VERSION } from "./version.ts";
+import { createCommand } from "./commands/create.ts";
+import { listCommand } from "./commands/list.ts";
+import { showCommand } from "./commands/show.ts";
+import { execCommand } from "./commands/exec.ts";
+import { syncCommand } from "./commands/sync.ts";
+import { destroyCommand } from "./commands/destroy.ts";
+import { gcCommand } from "./commands/gc.ts";
+import { profilesCommand } from "./commands/profiles.ts";
+import { extensionsCommand } from "./commands/extensions.ts";
+
+/** Exit code for usage errors. */
+export const EXIT_USAGE = 2;
+/** Exit code for other failures we expect (bad profile, unreachable host, …). */
+export const EXIT_FAILURE = 1;
+/** Exit code for bugs. */
+export const EXIT_INTERNAL = 70;
+
+/**
+ * Run the CLI with `args` and return the exit code. Never exits the process.
+ *
+ * @param args Command-line arguments (without the program name).
+ * @param output Where to write.
+ * @param signal Aborted on SIGINT/SIGTERM.
+ * @returns The exit code.
+ */
+export async function runCli(
+  args: readonly string[],
+  output: Output,
+  signal: AbortSignal = new AbortController().signal,
+): Promise<number> {
+  const program = new Command("sandboxer")
+    .description("Create disposable sandboxes on real infrastructure and tear them down cleanly")
+    .version(VERSION, "-V, --version", "print the version")
+    .option("--debug", "show debug output and stack traces")
+    .option("--accept-new-host-key", "trust an unknown SSH host key and add it to known_hosts")
+    .enablePositionalOptions()
+    .showHelpAfterError("(run with --help for usage)");
+  await using ctx = new CliContext(output, () => program.opts(), signal);
+  for (
+    const make of [
+      createCommand,
+      listCommand,
+      showCommand,
+      execCommand,
+      syncCommand,
+      destroyCommand,
+      gcCommand,
+      profilesCommand,
+      extensionsCommand,
+    ]
+  ) {
+    program.addCommand(make(ctx) as unknown as Command);
+  }
+  configure(program, output);
+  try {
+    await program.parseAsync(args as string[], { from: "user" });
+    return ctx.exitCode;
+  } catch (error) {
+    return reportError(error, output, args.includes("--debug"));
+  }
+}
+
+function configure(command: Command, output: Output): void {
+  command.exitOverride().configureOutput({
+    writeOut: (text) => output.out(text),
+    writeErr: (text) => output.err(text),
+    outputError: (text, write) => write(text),
+  });
+  for (const sub of command.commands) configure(sub as Command, output);
+}
+
+/**
+ * Print one line for an error and pick the exit code.
+ *
+ * @param error What was thrown.
+ * @param output Where to write.
+ * @param debug Print the stack and causes too.
+ * @returns The exit code.
+ */
+export function reportError(error: unknown, output: Output, debug: boolean): number {
+  if (error instanceof CommanderError) {
+    // Commander already printed its message (help, version, or a usage error).
+    return error.exitCode === 0 ? 0 : EXIT_USAGE;
+  }
+  if (error instanceof Deno.errors.NotCapable) error = permissionErrorFrom(error);
+  if (error instanceof SandboxerError) {
+    output.err(`sandboxer: error: ${error.message}\n`);
+    if (debug) printDebug(error, output);
+    return error instanceof UsageError ? EXIT_USAGE : EXIT_FAILURE;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  output.err(
+    `sandboxer: internal error: ${message.split("\n")[0]}${
+      debug ? "" : " (rerun with --debug for the stack trace, and please report it)"
+    }\n`,
+  );
+  if (debug) printDebug(error, output);
+  return EXIT_INTERNAL;
+}
+
+function printDebug(error: unknown, output: Output): void {
+  let current: unknown = error;
+  while (current instanceof Error) {
+    output.err(`${current.stack ?? current.message}\n`);
+    current = current.cause;
+    if (current) output.err("caused by: ");
+  }
+}

@@ -1,0 +1,492 @@
+/**
+ * The error hierarchy. Every failure the SDK raises on purpose is a
+ * {@linkcode SandboxerError} subclass with a stable `code`; its message says
+ * what is wrong and how to fix it, in one line.
+ *
+ * @module
+ */
+
+/**
+ * Base class of every error sandboxer throws on purpose.
+ *
+ * @example Telling our errors from bugs
+ * ```ts
+ * import { SandboxerError, SandboxNotFoundError } from "./errors.ts";
+ * const error: unknown = new SandboxNotFoundError("demo-1");
+ * console.log(error instanceof SandboxerError ? error.code : "bug"); // "SANDBOX_NOT_FOUND"
+ * ```
+ */
+export class SandboxerError extends Error {
+  /** Stable, machine-readable identifier such as `"CONFIG_INVALID"`. */
+  readonly code: string;
+  /**
+   * Create an error with a stable code.
+   *
+   * @param code Stable identifier.
+   * @param message One line: what is wrong, then how to fix it.
+   * @param options Standard error options (`cause`).
+   */
+  constructor(code: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/**
+ * The command line was used wrongly (unknown flag, missing argument). The
+ * CLI exits with code 2 for it.
+ *
+ * @example
+ * ```ts
+ * import { UsageError } from "./errors.ts";
+ * const error = new UsageError("Cannot parse --set: expected key=value");
+ * console.log(error.code); // "USAGE"
+ * ```
+ */
+export class UsageError extends SandboxerError {
+  /**
+   * @param message What was wrong with the command line and how to fix it.
+   * @param options Standard error options.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super("USAGE", message, options);
+  }
+}
+
+/** Where in a configuration file (or command-line override) a value came from. */
+export interface ConfigLocation {
+  /** File path, or `"--set"` for a command-line override. */
+  file: string;
+  /** 1-based line, when known. */
+  line?: number;
+  /** 1-based column, when known. */
+  column?: number;
+  /** Dotted path of the field, such as `target.port`. */
+  field?: string;
+}
+
+/**
+ * A profile, registration or other YAML file is invalid. The message starts
+ * with `file:line:column` and names the field.
+ *
+ * @example
+ * ```ts
+ * import { ConfigError } from "./errors.ts";
+ * const error = new ConfigError({ file: "p.yaml", line: 3, column: 9, field: "target.port" },
+ *   "must be an integer from 1 to 65535 (got \"abc\")");
+ * console.log(error.message); // p.yaml:3:9: target.port: must be an integer from 1 to 65535 (got "abc")
+ * ```
+ */
+export class ConfigError extends SandboxerError {
+  /** Where the bad value is. */
+  readonly location: ConfigLocation;
+  /** The problem alone, without the location prefix. */
+  readonly problem: string;
+  /**
+   * @param location File, line, column and field of the bad value.
+   * @param problem What is wrong and how to fix it.
+   * @param options Standard error options.
+   */
+  constructor(location: ConfigLocation, problem: string, options?: ErrorOptions) {
+    super("CONFIG_INVALID", `${formatLocation(location)}: ${problem}`, options);
+    this.location = location;
+    this.problem = problem;
+  }
+}
+
+/** Render a location as `file:line:col: field`. */
+export function formatLocation(location: ConfigLocation): string {
+  let text = location.file;
+  if (location.line !== undefined) {
+    text += `:${location.line}`;
+    if (location.column !== undefined) text += `:${location.column}`;
+  }
+  if (location.field) text += `: ${location.field}`;
+  return text;
+}
+
+/**
+ * No profile of that name is on the search path.
+ *
+ * @example
+ * ```ts
+ * import { ProfileNotFoundError } from "./errors.ts";
+ * console.log(new ProfileNotFoundError("dev", ["profiles"]).code); // "PROFILE_NOT_FOUND"
+ * ```
+ */
+export class ProfileNotFoundError extends SandboxerError {
+  /**
+   * @param name The name or path that was asked for.
+   * @param searched The directories searched.
+   */
+  constructor(name: string, searched: readonly string[]) {
+    super(
+      "PROFILE_NOT_FOUND",
+      `Cannot find profile "${name}": searched ${
+        searched.length ? searched.join(", ") : "no directories"
+      }; pass a file path or add its directory to $SANDBOXER_PROFILE_PATH`,
+    );
+  }
+}
+
+/**
+ * No registered extension has that id, or its module could not be loaded.
+ *
+ * @example
+ * ```ts
+ * import { ExtensionError } from "./errors.ts";
+ * console.log(new ExtensionError("ext.nope", "is not registered").message);
+ * ```
+ */
+export class ExtensionError extends SandboxerError {
+  /** The extension id concerned. */
+  readonly extensionId: string;
+  /**
+   * @param extensionId The extension id.
+   * @param problem What is wrong and how to fix it.
+   * @param options Standard error options.
+   */
+  constructor(extensionId: string, problem: string, options?: ErrorOptions) {
+    super("EXTENSION", `Extension "${extensionId}" ${problem}`, options);
+    this.extensionId = extensionId;
+  }
+}
+
+/**
+ * A sandbox id is not of the form `[a-z0-9][a-z0-9-]{0,62}`.
+ *
+ * @example
+ * ```ts
+ * import { InvalidIdError } from "./errors.ts";
+ * console.log(new InvalidIdError("../x").code); // "INVALID_ID"
+ * ```
+ */
+export class InvalidIdError extends SandboxerError {
+  /** @param id The refused id. */
+  constructor(id: string) {
+    super(
+      "INVALID_ID",
+      `Cannot use sandbox id ${
+        JSON.stringify(id)
+      }: ids are 1-63 characters of a-z, 0-9 and "-", starting with a letter or digit`,
+    );
+  }
+}
+
+/**
+ * No sandbox with that id is in the journal.
+ *
+ * @example
+ * ```ts
+ * import { SandboxNotFoundError } from "./errors.ts";
+ * console.log(new SandboxNotFoundError("x").message);
+ * ```
+ */
+export class SandboxNotFoundError extends SandboxerError {
+  /** @param id The id that was looked up. */
+  constructor(id: string) {
+    super(
+      "SANDBOX_NOT_FOUND",
+      `Cannot find sandbox "${id}": run "sandboxer list" to see the known sandboxes`,
+    );
+  }
+}
+
+/**
+ * A sandbox with that id already exists in the journal.
+ *
+ * @example
+ * ```ts
+ * import { SandboxExistsError } from "./errors.ts";
+ * console.log(new SandboxExistsError("x").code); // "SANDBOX_EXISTS"
+ * ```
+ */
+export class SandboxExistsError extends SandboxerError {
+  /** @param id The id that is taken. */
+  constructor(id: string) {
+    super(
+      "SANDBOX_EXISTS",
+      `Cannot create sandbox "${id}": that id is already in use; pick another --name or destroy it first`,
+    );
+  }
+}
+
+/**
+ * The sandbox is in a state that does not allow the operation (for example
+ * `exec` on a destroyed sandbox, or `destroy` while another process is still
+ * creating it).
+ *
+ * @example
+ * ```ts
+ * import { SandboxStateError } from "./errors.ts";
+ * console.log(new SandboxStateError("x", "is destroyed").message);
+ * ```
+ */
+export class SandboxStateError extends SandboxerError {
+  /**
+   * @param id The sandbox id.
+   * @param problem What state it is in and what to do.
+   */
+  constructor(id: string, problem: string) {
+    super("SANDBOX_STATE", `Sandbox "${id}" ${problem}`);
+  }
+}
+
+/**
+ * The state journal is unreadable or a record in it is corrupt.
+ *
+ * @example
+ * ```ts
+ * import { JournalError } from "./errors.ts";
+ * console.log(new JournalError("/tmp/x.json", "is not valid JSON").code); // "JOURNAL"
+ * ```
+ */
+export class JournalError extends SandboxerError {
+  /**
+   * @param path The journal file concerned.
+   * @param problem What is wrong and how to fix it.
+   * @param options Standard error options.
+   */
+  constructor(path: string, problem: string, options?: ErrorOptions) {
+    super("JOURNAL", `Journal file ${path} ${problem}`, options);
+  }
+}
+
+/**
+ * A local program exited unsuccessfully.
+ *
+ * @example
+ * ```ts
+ * import { CommandFailedError } from "./errors.ts";
+ * const error = new CommandFailedError(["rsync", "-a"], 23, "some files vanished");
+ * console.log(error.exitCode); // 23
+ * ```
+ */
+export class CommandFailedError extends SandboxerError {
+  /** The argv that was run. */
+  readonly argv: readonly string[];
+  /** Its exit code (128+N for a signal). */
+  readonly exitCode: number;
+  /** The last lines of its stderr. */
+  readonly stderrTail: string;
+  /**
+   * @param argv The argv that was run.
+   * @param exitCode Its exit code.
+   * @param stderrTail The last lines of its stderr.
+   */
+  constructor(argv: readonly string[], exitCode: number, stderrTail: string) {
+    const tail = stderrTail.trim();
+    super(
+      "COMMAND_FAILED",
+      `Command "${argv[0]}" failed with exit code ${exitCode}${
+        tail ? `: ${tail.split("\n").slice(-3).join(" | ")}` : ""
+      }`,
+    );
+    this.argv = argv;
+    this.exitCode = exitCode;
+    this.stderrTail = stderrTail;
+  }
+}
+
+/**
+ * A local program that sandboxer needs is not installed.
+ *
+ * @example
+ * ```ts
+ * import { MissingProgramError } from "./errors.ts";
+ * console.log(new MissingProgramError("rsync").message);
+ * ```
+ */
+export class MissingProgramError extends SandboxerError {
+  /** The program name. */
+  readonly program: string;
+  /**
+   * @param program The program that was not found.
+   * @param options Standard error options.
+   */
+  constructor(program: string, options?: ErrorOptions) {
+    super(
+      "MISSING_PROGRAM",
+      `Cannot run "${program}": it is not installed or not on PATH; install it (e.g. apt-get install ${program})`,
+      options,
+    );
+    this.program = program;
+  }
+}
+
+/**
+ * Deno refused an operation because a permission flag is missing.
+ *
+ * @example
+ * ```ts
+ * import { PermissionError } from "./errors.ts";
+ * const error = new PermissionError("read", "/etc/x", "--allow-read=/etc/x");
+ * console.log(error.message);
+ * ```
+ */
+export class PermissionError extends SandboxerError {
+  /** The permission name: read, write, net, run, env, … */
+  readonly permission: string;
+  /** The flag that would grant it. */
+  readonly flag: string;
+  /**
+   * @param permission The permission name.
+   * @param what The resource (path, host, program, variable).
+   * @param flag The flag that grants it.
+   * @param options Standard error options.
+   */
+  constructor(permission: string, what: string, flag: string, options?: ErrorOptions) {
+    super(
+      "PERMISSION",
+      `Missing permission: ${permission} access to ${what}; run again with ${flag}`,
+      options,
+    );
+    this.permission = permission;
+    this.flag = flag;
+  }
+}
+
+/**
+ * An SSH connection could not be made or was lost.
+ *
+ * @example
+ * ```ts
+ * import { SshError } from "./errors.ts";
+ * console.log(new SshError("u@h:22", "connect", "timed out after 10s").message);
+ * ```
+ */
+export class SshError extends SandboxerError {
+  /** `user@host:port` of the target. */
+  readonly target: string;
+  /** The stage that failed: connect, handshake, auth, exec, sftp. */
+  readonly stage: string;
+  /**
+   * @param target `user@host:port`.
+   * @param stage The stage that failed.
+   * @param problem What happened and what to do.
+   * @param options Standard error options.
+   */
+  constructor(target: string, stage: string, problem: string, options?: ErrorOptions) {
+    super("SSH", `Cannot ${stage} ${target}: ${problem}`, options);
+    this.target = target;
+    this.stage = stage;
+  }
+}
+
+/**
+ * The server's host key is unknown or does not match known_hosts.
+ *
+ * @example
+ * ```ts
+ * import { HostKeyError } from "./errors.ts";
+ * const error = new HostKeyError("[h]:22", "SHA256:abc", "unknown", "~/.ssh/known_hosts");
+ * console.log(error.fingerprint); // "SHA256:abc"
+ * ```
+ */
+export class HostKeyError extends SandboxerError {
+  /** The host as written in known_hosts (`host` or `[host]:port`). */
+  readonly host: string;
+  /** SHA256 fingerprint of the key the server offered. */
+  readonly fingerprint: string;
+  /** Whether the host was unknown or its key changed. */
+  readonly reason: "unknown" | "mismatch";
+  /**
+   * @param host Host as written in known_hosts.
+   * @param fingerprint Offered key's fingerprint.
+   * @param reason Unknown host, or a changed key.
+   * @param knownHosts The known_hosts file consulted.
+   */
+  constructor(
+    host: string,
+    fingerprint: string,
+    reason: "unknown" | "mismatch",
+    knownHosts: string,
+  ) {
+    super(
+      "HOST_KEY",
+      reason === "unknown"
+        ? `Host key of ${host} is not in ${knownHosts} (offered ${fingerprint}); verify the fingerprint, then add it with "ssh-keyscan" or rerun with --accept-new-host-key`
+        : `Host key of ${host} does not match ${knownHosts} (offered ${fingerprint}): the server changed or someone is intercepting; if the change is expected remove the old entry with "ssh-keygen -R '${host}' -f ${knownHosts}"`,
+    );
+    this.host = host;
+    this.fingerprint = fingerprint;
+    this.reason = reason;
+  }
+}
+
+/**
+ * An operation exceeded its time limit.
+ *
+ * @example
+ * ```ts
+ * import { TimeoutError } from "./errors.ts";
+ * console.log(new TimeoutError("connect to u@h:22", 10_000).message);
+ * ```
+ */
+export class TimeoutError extends SandboxerError {
+  /** The limit in milliseconds. */
+  readonly timeoutMs: number;
+  /**
+   * @param what What timed out.
+   * @param timeoutMs The limit in milliseconds.
+   */
+  constructor(what: string, timeoutMs: number) {
+    super(
+      "TIMEOUT",
+      `Cannot ${what}: timed out after ${
+        timeoutMs / 1000
+      }s; check the host is up and reachable, or raise the timeout`,
+    );
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/**
+ * A remote workspace operation was refused or failed (bad root, workspace
+ * already there, a path that would leave the workspace).
+ *
+ * @example
+ * ```ts
+ * import { WorkspaceError } from "./errors.ts";
+ * console.log(new WorkspaceError("/", "is the filesystem root").code); // "WORKSPACE"
+ * ```
+ */
+export class WorkspaceError extends SandboxerError {
+  /**
+   * @param path The workspace path concerned.
+   * @param problem What is wrong and how to fix it.
+   */
+  constructor(path: string, problem: string) {
+    super("WORKSPACE", `Workspace ${path} ${problem}`);
+  }
+}
+
+/**
+ * A profile `setup` command exited non-zero; the sandbox is left `failed`
+ * with its handle so `destroy` can clean it.
+ *
+ * @example
+ * ```ts
+ * import { SetupFailedError } from "./errors.ts";
+ * console.log(new SetupFailedError("ghc --version", 127).exitCode); // 127
+ * ```
+ */
+export class SetupFailedError extends SandboxerError {
+  /** Exit code of the failed command. */
+  readonly exitCode: number;
+  /**
+   * @param command The setup command.
+   * @param exitCode Its exit code.
+   * @param hint Extra text from the command's output that explains it.
+   */
+  constructor(command: string, exitCode: number, hint = "") {
+    super(
+      "SETUP_FAILED",
+      `Setup command ${JSON.stringify(command)} failed with exit code ${exitCode}${
+        hint ? `: ${hint}` : ""
+      }; fix the profile's setup or the host, then destroy this sandbox and create a new one`,
+    );
+    this.exitCode = exitCode;
+  }
+}

@@ -1,0 +1,544 @@
+/**
+ * The manager owns the sandbox lifecycle and the journal: it validates a
+ * profile completely before anything is recorded, writes the record before
+ * the first side effect, and updates it after each step so `destroy` and
+ * `gc` can always finish what was started.
+ *
+ * @module
+ */
+
+import { listProfiles, loadProfile, profileSearchPath } from "../config/profile.ts";
+import type { ConfigError } from "../core/errors.ts";
+import type { Profile, SyncSettings } from "../config/types.ts";
+import type { SandboxExtension } from "../extensions/base.ts";
+import { silentLogger } from "../extensions/base.ts";
+import { ExtensionRegistry } from "../extensions/registry.ts";
+import type {
+  ExecIO,
+  Logger,
+  SandboxHandle,
+  SyncProgress,
+  SyncReport,
+} from "../extensions/types.ts";
+import { ExtensionError, SandboxStateError, SetupFailedError, UsageError } from "./errors.ts";
+import { Journal, randomId, type SandboxRecord, validateId } from "./journal.ts";
+import {
+  BUILTIN_EXTENSIONS_DIR,
+  BUILTIN_PROFILES_DIR,
+  defaultStateDir,
+  type EnvReader,
+  splitPathList,
+} from "./paths.ts";
+import { optionalEnv } from "./permissions.ts";
+
+/** Options for {@linkcode Manager.open}. */
+export interface ManagerOptions {
+  /** State directory. Default: `$SANDBOXER_HOME`, `$XDG_STATE_HOME/sandboxer`, `~/.local/state/sandboxer`. */
+  stateDir?: string;
+  /** Extra directories with extension registrations (after the built-ins and `$SANDBOXER_EXTENSION_PATH`). */
+  extensionDirs?: readonly string[];
+  /** Extra profile directories (after the built-ins and `$SANDBOXER_PROFILE_PATH`). */
+  profileDirs?: readonly string[];
+  /** Where progress goes. Default: nowhere. */
+  logger?: Logger;
+  /** Trust unknown SSH host keys on first use (and record them). Default false. */
+  acceptNewHostKey?: boolean;
+  /** How to read the environment. Default: only variables the process may read. */
+  env?: EnvReader;
+  /** Built-in directories, for tests. */
+  builtinExtensionsDir?: string;
+  /** Built-in profiles directory, for tests. */
+  builtinProfilesDir?: string;
+}
+
+/** Options for {@linkcode Manager.create}. */
+export interface CreateOptions {
+  /** Profile name or file path. */
+  profile: string;
+  /** Sandbox id; random when absent. */
+  name?: string;
+  /** Local directory to sync into the workspace after creating it. */
+  repo?: string;
+  /** `dotted.path=value` overrides of profile fields. */
+  overrides?: readonly string[];
+  /** Lifetime in seconds, overriding the profile's `ttl`. */
+  ttlSeconds?: number;
+  /** Where setup commands' output goes. Default: the logger, line by line. */
+  setupIO?: Pick<ExecIO, "stdout" | "stderr">;
+  /** Sync progress. */
+  onProgress?: (progress: SyncProgress) => void;
+  /** Aborting stops creation; the record is left `failed` for `destroy`. */
+  signal?: AbortSignal;
+}
+
+/** Options for {@linkcode Manager.sync}. */
+export interface ManagerSyncOptions {
+  /** Local directory; default the profile's `sync.source`. */
+  repo?: string;
+  /** Progress callback. */
+  onProgress?: (progress: SyncProgress) => void;
+  /** Aborting stops the transfer. */
+  signal?: AbortSignal;
+}
+
+/** Options for {@linkcode Manager.destroy}. */
+export interface DestroyOptions {
+  /** Destroy even while another live process is still creating it. */
+  force?: boolean;
+}
+
+/** What {@linkcode Manager.gc} did. */
+export interface GcReport {
+  /** Sandboxes destroyed, with why. */
+  destroyed: { id: string; reason: string }[];
+  /** Sandboxes that should have gone but could not, with the error. */
+  failed: { id: string; reason: string; error: string }[];
+}
+
+/** The lifecycle of sandboxes: create, exec, sync, destroy, gc. */
+export class Manager implements AsyncDisposable {
+  /** The journal of records. */
+  readonly journal: Journal;
+  /** The registered extensions. */
+  readonly registry: ExtensionRegistry;
+  /** Profile directories, searched in order. */
+  readonly profilePath: readonly string[];
+  #logger: Logger;
+  #acceptNewHostKey: boolean;
+  #extensions = new Map<string, Promise<SandboxExtension<unknown>>>();
+
+  private constructor(
+    journal: Journal,
+    registry: ExtensionRegistry,
+    profilePath: readonly string[],
+    options: ManagerOptions,
+  ) {
+    this.journal = journal;
+    this.registry = registry;
+    this.profilePath = profilePath;
+    this.#logger = options.logger ?? silentLogger;
+    this.#acceptNewHostKey = options.acceptNewHostKey ?? false;
+  }
+
+  /**
+   * Read the extension registrations and set up the journal.
+   *
+   * @param options Directories, logger and host-key policy.
+   * @returns A manager; close it with `await using` or {@linkcode Manager.close}.
+   */
+  static async open(options: ManagerOptions = {}): Promise<Manager> {
+    const env = options.env ?? optionalEnv;
+    const registry = await ExtensionRegistry.load({
+      builtinDir: options.builtinExtensionsDir ?? BUILTIN_EXTENSIONS_DIR,
+      dirs: [...splitPathList(env("SANDBOXER_EXTENSION_PATH")), ...(options.extensionDirs ?? [])],
+    });
+    const profilePath = [
+      ...profileSearchPath({
+        builtinDir: options.builtinProfilesDir ?? BUILTIN_PROFILES_DIR,
+        env: env("SANDBOXER_PROFILE_PATH"),
+      }),
+      ...(options.profileDirs ?? []),
+    ];
+    const journal = new Journal(options.stateDir ?? defaultStateDir(env));
+    return new Manager(journal, registry, profilePath, options);
+  }
+
+  /**
+   * Load and fully validate a profile (including the extension's config)
+   * without creating anything.
+   *
+   * @param profile Name or file path.
+   * @param overrides `dotted.path=value` overrides.
+   * @returns The profile and the extension's parsed config.
+   */
+  async resolveProfile(
+    profile: string,
+    overrides: readonly string[] = [],
+  ): Promise<{ profile: Profile; config: unknown }> {
+    const loaded = await loadProfile(profile, {
+      searchPath: this.profilePath,
+      overrides,
+      cwd: Deno.cwd(),
+    });
+    const registration = this.registry.get(loaded.extension);
+    const extension = await this.#extension(loaded.extension);
+    const config = extension.parseConfig(loaded.config, loaded.source, registration.config);
+    return { profile: loaded, config };
+  }
+
+  /**
+   * Create a sandbox: validate, record, let the extension make it, sync the
+   * repo if given, run the profile's setup commands.
+   *
+   * @param options Profile, name, repo, overrides.
+   * @returns The `ready` record.
+   * @throws {ConfigError} for a bad profile (nothing is recorded or made).
+   * @throws {SetupFailedError} when a setup command fails (the record stays `failed` with its handle).
+   */
+  async create(options: CreateOptions): Promise<SandboxRecord> {
+    const { profile, config } = await this.resolveProfile(options.profile, options.overrides);
+    const id = options.name !== undefined ? validateId(options.name) : randomId();
+    const repo = options.repo ?? undefined;
+    if (repo !== undefined) await assertDirectory(repo, "--repo");
+    const extension = await this.#extension(profile.extension);
+    const ttl = options.ttlSeconds ?? profile.ttlSeconds;
+    const now = new Date();
+    await this.journal.insert({
+      id,
+      status: "creating",
+      profile: profile.id,
+      profile_file: profile.file,
+      extension: profile.extension,
+      workspace: null,
+      handle: null,
+      created_at: now.toISOString(),
+      updated_at: now.toISOString(),
+      expires_at: ttl === undefined ? null : new Date(now.getTime() + ttl * 1000).toISOString(),
+      step: "create",
+      error: null,
+      owner: currentOwner(),
+      sync: profile.sync,
+    });
+    this.#logger.debug(`recorded sandbox ${id} in ${this.journal.dir}`);
+    let handle: SandboxHandle | null = null;
+    try {
+      options.signal?.throwIfAborted();
+      handle = await extension.create({
+        id,
+        config,
+        profileId: profile.id,
+        expiresAt: ttl === undefined
+          ? undefined
+          : new Date(now.getTime() + ttl * 1000).toISOString(),
+        signal: options.signal,
+        recordHandle: async (next) => {
+          handle = next;
+          await this.journal.update(id, {
+            handle: next,
+            workspace: extension.workspaceOf(next) ?? null,
+          });
+        },
+        step: async (step) => {
+          await this.journal.update(id, { step });
+        },
+      });
+      await this.journal.update(id, { handle, workspace: extension.workspaceOf(handle) ?? null });
+      if (repo !== undefined) {
+        await this.journal.update(id, { step: "sync" });
+        await this.#sync(extension, id, handle, repo, profile.sync, options);
+      }
+      await this.#setup(extension, id, handle, profile.setup, options);
+      return await this.journal.update(id, { status: "ready", step: null });
+    } catch (error) {
+      await this.journal.update(id, {
+        status: "failed",
+        error: oneLine(error),
+        ...(handle ? { handle, workspace: extension.workspaceOf(handle) ?? null } : {}),
+      });
+      throw error;
+    }
+  }
+
+  /**
+   * Every record in the journal, oldest first.
+   *
+   * @param options `all` includes destroyed sandboxes.
+   * @returns The records.
+   */
+  async list(options: { all?: boolean } = {}): Promise<SandboxRecord[]> {
+    const records = await this.journal.list();
+    return options.all ? records : records.filter((r) => r.status !== "destroyed");
+  }
+
+  /**
+   * One record.
+   *
+   * @param id The sandbox id.
+   * @returns The record.
+   */
+  show(id: string): Promise<SandboxRecord> {
+    return this.journal.get(id);
+  }
+
+  /**
+   * Run a command in a ready sandbox's workspace.
+   *
+   * @param id The sandbox id.
+   * @param argv Program and arguments, kept literal.
+   * @param io Output sinks and abort signal.
+   * @returns The command's exit code.
+   */
+  async exec(id: string, argv: readonly string[], io: ExecIO = {}): Promise<number> {
+    if (argv.length === 0) {
+      throw new UsageError("Cannot exec: no command given; add -- CMD [ARGS...]");
+    }
+    const { extension, handle } = await this.#ready(id, "run commands in");
+    return await extension.exec(handle, argv, io);
+  }
+
+  /**
+   * Sync a local directory into a ready sandbox's workspace.
+   *
+   * @param id The sandbox id.
+   * @param options The directory (default: the profile's `sync.source`) and progress.
+   * @returns What was transferred.
+   */
+  async sync(id: string, options: ManagerSyncOptions = {}): Promise<SyncReport> {
+    const { record, extension, handle } = await this.#ready(id, "sync into");
+    const settings = record.sync;
+    const repo = options.repo ?? settings.source;
+    if (repo === undefined) {
+      throw new UsageError(
+        `Cannot sync sandbox "${id}": no directory given; pass --repo DIR or set sync.source in the profile`,
+      );
+    }
+    await assertDirectory(repo, "--repo");
+    return await this.#sync(extension, id, handle, repo, settings, options);
+  }
+
+  /**
+   * Copy a path from a ready sandbox's workspace to a local directory.
+   *
+   * @param id The sandbox id.
+   * @param remotePath Path relative to the workspace, or absolute inside it.
+   * @param localDir Local directory to copy into (created if missing).
+   * @param options Abort signal.
+   */
+  async fetch(
+    id: string,
+    remotePath: string,
+    localDir: string,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<void> {
+    const { extension, handle } = await this.#ready(id, "copy files from");
+    if (!extension.fetch) {
+      throw new ExtensionError(extension.id, "cannot copy files back: it has no fetch()");
+    }
+    await Deno.mkdir(localDir, { recursive: true });
+    await extension.fetch(handle, remotePath, localDir, options);
+  }
+
+  /**
+   * Tear a sandbox down from its stored handle. Idempotent: a destroyed
+   * sandbox is left alone and returned as is.
+   *
+   * @param id The sandbox id.
+   * @param options `force` destroys even while another live process is creating it.
+   * @returns The `destroyed` record.
+   */
+  async destroy(id: string, options: DestroyOptions = {}): Promise<SandboxRecord> {
+    const record = await this.journal.get(id);
+    if (record.status === "destroyed") return record;
+    if (
+      (record.status === "creating" || record.status === "destroying") && !options.force &&
+      ownerAlive(record)
+    ) {
+      throw new SandboxStateError(
+        id,
+        `is still ${record.status} in process ${record.owner.pid}; wait for it, or pass --force`,
+      );
+    }
+    await this.journal.update(id, { status: "destroying", step: "destroy" });
+    if (record.handle) {
+      try {
+        const extension = await this.#extension(record.extension);
+        await extension.destroy(record.handle);
+      } catch (error) {
+        await this.journal.update(id, { status: "failed", step: "destroy", error: oneLine(error) });
+        throw error;
+      }
+    }
+    return await this.journal.update(id, { status: "destroyed", step: null, error: null });
+  }
+
+  /**
+   * Destroy expired sandboxes and those whose creator or destroyer died.
+   *
+   * @param options `now` for tests.
+   * @returns What was destroyed and what could not be.
+   */
+  async gc(options: { now?: Date } = {}): Promise<GcReport> {
+    const now = options.now ?? new Date();
+    const report: GcReport = { destroyed: [], failed: [] };
+    for (const record of await this.journal.list()) {
+      const reason = gcReason(record, now);
+      if (!reason) continue;
+      try {
+        await this.destroy(record.id, { force: true });
+        report.destroyed.push({ id: record.id, reason });
+      } catch (error) {
+        report.failed.push({ id: record.id, reason, error: oneLine(error) });
+      }
+    }
+    return report;
+  }
+
+  /**
+   * Every profile on the search path, and the broken ones.
+   *
+   * @returns Profiles and errors.
+   */
+  profiles(): Promise<{ profiles: Profile[]; errors: ConfigError[] }> {
+    return listProfiles(this.profilePath);
+  }
+
+  /** Close connections held by extensions. */
+  async close(): Promise<void> {
+    const extensions = [...this.#extensions.values()];
+    this.#extensions.clear();
+    await Promise.allSettled(extensions.map(async (e) => (await e).close()));
+  }
+
+  /** Same as {@linkcode Manager.close}. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  #extension(id: string): Promise<SandboxExtension<unknown>> {
+    let extension = this.#extensions.get(id);
+    if (!extension) {
+      extension = this.registry.instantiate(id, {
+        logger: this.#logger,
+        acceptNewHostKey: this.#acceptNewHostKey,
+      });
+      this.#extensions.set(id, extension);
+      extension.catch(() => this.#extensions.delete(id));
+    }
+    return extension;
+  }
+
+  async #ready(
+    id: string,
+    verb: string,
+  ): Promise<
+    { record: SandboxRecord; extension: SandboxExtension<unknown>; handle: SandboxHandle }
+  > {
+    const record = await this.journal.get(id);
+    if (record.status !== "ready" || !record.handle) {
+      throw new SandboxStateError(
+        id,
+        `is ${record.status}, so sandboxer cannot ${verb} it; ${
+          record.status === "failed" ? `it failed: ${record.error}; destroy it` : "create a new one"
+        }`,
+      );
+    }
+    return { record, extension: await this.#extension(record.extension), handle: record.handle };
+  }
+
+  async #sync(
+    extension: SandboxExtension<unknown>,
+    id: string,
+    handle: SandboxHandle,
+    repo: string,
+    settings: SyncSettings,
+    options: { onProgress?: (p: SyncProgress) => void; signal?: AbortSignal },
+  ): Promise<SyncReport> {
+    if (!extension.sync) {
+      throw new ExtensionError(
+        extension.id,
+        `cannot sync files into sandbox "${id}": it has no sync()`,
+      );
+    }
+    const started = performance.now();
+    const report = await extension.sync(handle, repo, {
+      exclude: settings.exclude,
+      gitignore: settings.gitignore,
+      onProgress: options.onProgress,
+      signal: options.signal,
+    });
+    this.#logger.info(
+      `synced ${repo} → ${
+        extension.workspaceOf(handle) ?? id
+      } by ${report.method}: ${report.files} files sent, ${report.deleted} deleted (${
+        Math.round(performance.now() - started)
+      } ms)`,
+    );
+    return report;
+  }
+
+  async #setup(
+    extension: SandboxExtension<unknown>,
+    id: string,
+    handle: SandboxHandle,
+    commands: readonly string[],
+    options: CreateOptions,
+  ): Promise<void> {
+    if (commands.length === 0) return;
+    await this.journal.update(id, { step: "setup" });
+    for (const command of commands) {
+      options.signal?.throwIfAborted();
+      this.#logger.info(`setup: ${command}`);
+      let tail = "";
+      const decoder = new TextDecoder();
+      const keepTail = (chunk: Uint8Array) => {
+        tail = (tail + decoder.decode(chunk, { stream: true })).slice(-2000);
+      };
+      const io = options.setupIO;
+      const code = await extension.exec(handle, ["sh", "-c", command], {
+        stdout: io?.stdout ?? ((chunk) => this.#logger.info(decoder.decode(chunk).trimEnd())),
+        stderr: (chunk) => {
+          keepTail(chunk);
+          if (io?.stderr) io.stderr(chunk);
+          else this.#logger.info(new TextDecoder().decode(chunk).trimEnd());
+        },
+        signal: options.signal,
+      });
+      if (code !== 0) {
+        const lastLine = tail.trim().split("\n").at(-1) ?? "";
+        throw new SetupFailedError(command, code, lastLine);
+      }
+    }
+  }
+}
+
+async function assertDirectory(path: string, flag: string): Promise<void> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new UsageError(`Cannot use ${flag} ${path}: no such directory`);
+    }
+    throw error;
+  }
+  if (!info.isDirectory) throw new UsageError(`Cannot use ${flag} ${path}: not a directory`);
+}
+
+function currentOwner(): SandboxRecord["owner"] {
+  let host = "unknown";
+  try {
+    host = Deno.hostname();
+  } catch {
+    // hostname needs --allow-sys=hostname; the owner check then compares pids only.
+  }
+  return { pid: Deno.pid, host, user: optionalEnv("USER") ?? "unknown" };
+}
+
+/** Whether the process that owns a record is still running on this host. */
+function ownerAlive(record: SandboxRecord): boolean {
+  const self = currentOwner();
+  if (record.owner.host !== self.host) return true; // another machine: assume alive, be safe
+  if (record.owner.pid === self.pid) return true;
+  try {
+    Deno.statSync(`/proc/${record.owner.pid}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function gcReason(record: SandboxRecord, now: Date): string | undefined {
+  if (record.status === "destroyed") return undefined;
+  if (record.expires_at && Date.parse(record.expires_at) <= now.getTime()) {
+    return `expired at ${record.expires_at}`;
+  }
+  if ((record.status === "creating" || record.status === "destroying") && !ownerAlive(record)) {
+    return `stuck in ${record.status}: process ${record.owner.pid} is gone`;
+  }
+  return undefined;
+}
+
+function oneLine(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.split("\n")[0];
+}

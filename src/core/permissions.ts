@@ -1,0 +1,57 @@
+/**
+ * Turning Deno's permission refusals into one actionable line.
+ *
+ * @module
+ */
+
+import { PermissionError } from "./errors.ts";
+
+/** Deno permission names that map to an `--allow-*` flag. */
+export type PermissionName = "read" | "write" | "net" | "run" | "env" | "sys" | "ffi" | "import";
+
+/**
+ * If `error` is Deno's refusal of a permission, return a
+ * {@linkcode PermissionError} naming the flag to add; otherwise return the
+ * error unchanged (so callers can `throw mapPermissionError(e, …)`).
+ *
+ * @param error What was caught.
+ * @param permission The permission the failed operation needed.
+ * @param what The path, host, program or variable it was for.
+ * @returns The error to throw.
+ */
+export function mapPermissionError(
+  error: unknown,
+  permission: PermissionName,
+  what: string,
+): unknown {
+  if (error instanceof Deno.errors.NotCapable) {
+    return new PermissionError(permission, what, `--allow-${permission}=${what}`, { cause: error });
+  }
+  return error;
+}
+
+/**
+ * Parse Deno's NotCapable message ("Requires net access to "h:p", run again
+ * with the --allow-net flag") into a {@linkcode PermissionError}.
+ *
+ * @param error A NotCapable error from anywhere.
+ * @returns The typed error.
+ */
+export function permissionErrorFrom(error: Deno.errors.NotCapable): PermissionError {
+  const match = /Requires (\w+) access to "?([^",]+)"?/.exec(error.message);
+  const permission = match?.[1] ?? "unknown";
+  const what = match?.[2] ?? "a resource";
+  return new PermissionError(permission, what, `--allow-${permission}=${what}`, { cause: error });
+}
+
+/**
+ * Read an environment variable when allowed, without prompting or throwing:
+ * optional settings must not demand a permission.
+ *
+ * @param name The variable.
+ * @returns Its value, or undefined when unset or not permitted.
+ */
+export function optionalEnv(name: string): string | undefined {
+  const { state } = Deno.permissions.querySync({ name: "env", variable: name });
+  return state === "granted" ? Deno.env.get(name) : undefined;
+}

@@ -1,0 +1,192 @@
+/**
+ * The base class every sandbox backend extends.
+ *
+ * @module
+ */
+
+import { retry, type RetryOptions, withTimeout } from "../core/async.ts";
+import { validateConfig } from "../config/schema.ts";
+import type { ConfigSchema, ConfigSource, JsonObject } from "../config/types.ts";
+import type {
+  CreateContext,
+  ExecIO,
+  ExtensionOptions,
+  Logger,
+  SandboxHandle,
+  SyncOptions,
+  SyncReport,
+} from "./types.ts";
+
+/** A logger that drops everything: the SDK's default. */
+export const silentLogger: Logger = {
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+};
+
+/**
+ * Base class of sandbox backends. A subclass holds only what is particular to
+ * its backend; config validation, timeouts, retries and logging live here.
+ *
+ * The manager calls `parseConfig` before anything is recorded, then `create`
+ * (which must call `ctx.recordHandle()` before its first side effect), then
+ * `sync` and `exec` as asked, and `destroy` from the stored handle alone.
+ *
+ * @example A backend that makes a local directory
+ * ```ts ignore
+ * import { type CreateContext, type ExecIO, SandboxExtension } from "@sandboxer/sandboxer";
+ *
+ * export class TempDirExtension extends SandboxExtension<{ root: string }, { dir: string }> {
+ *   readonly id = "ext.tempdir";
+ *   async create(ctx: CreateContext<{ root: string }>): Promise<{ dir: string }> {
+ *     const handle = { dir: `${ctx.config.root}/sbx-${ctx.id}` };
+ *     await ctx.recordHandle(handle);
+ *     await Deno.mkdir(handle.dir);
+ *     return handle;
+ *   }
+ *   async exec(handle: { dir: string }, argv: readonly string[], io: ExecIO): Promise<number> {
+ *     const [cmd, ...args] = argv;
+ *     const out = await new Deno.Command(cmd, { args, cwd: handle.dir }).output();
+ *     io.stdout?.(out.stdout);
+ *     return out.code;
+ *   }
+ *   async destroy(handle: { dir: string }): Promise<void> {
+ *     await Deno.remove(handle.dir, { recursive: true }).catch(() => {});
+ *   }
+ * }
+ * ```
+ */
+export abstract class SandboxExtension<
+  Config = JsonObject,
+  Handle extends SandboxHandle = SandboxHandle,
+> {
+  /** Must equal the `id` of the extension's YAML registration (`ext.<name>`). */
+  abstract readonly id: string;
+  /** Where this extension logs. */
+  protected readonly logger: Logger;
+  /** The options the extension was constructed with. */
+  protected readonly options: ExtensionOptions;
+
+  /**
+   * @param options Logger and host-key policy, given by the manager.
+   */
+  constructor(options: ExtensionOptions = {}) {
+    this.options = options;
+    this.logger = options.logger ?? silentLogger;
+  }
+
+  /**
+   * Validate a profile's configuration for this extension. The default checks
+   * it against the registration's `config` schema (types, required fields,
+   * defaults, unknown keys with a "did you mean"); override it to add checks,
+   * calling `super.parseConfig` first.
+   *
+   * @param raw The profile's extension fields.
+   * @param source Locations of those fields, for errors.
+   * @param schema The registration's config schema.
+   * @returns The typed configuration.
+   * @throws {ConfigError} naming file, line and field.
+   */
+  parseConfig(raw: JsonObject, source: ConfigSource, schema: ConfigSchema): Config {
+    return validateConfig(raw, schema, source) as Config;
+  }
+
+  /**
+   * Make the sandbox. Call `ctx.recordHandle(handle)` before the first side
+   * effect.
+   *
+   * @param ctx Id, parsed config and the journal hooks.
+   * @returns The final destroy handle.
+   */
+  abstract create(ctx: CreateContext<Config>): Promise<Handle>;
+
+  /**
+   * Run `argv` (kept literal) in the sandbox's workspace, streaming output.
+   *
+   * @param handle The stored handle.
+   * @param argv Program and arguments.
+   * @param io Output sinks and an abort signal.
+   * @returns The command's exit code (128+N when killed by signal N).
+   */
+  abstract exec(handle: Handle, argv: readonly string[], io: ExecIO): Promise<number>;
+
+  /**
+   * Bring a local directory into the workspace. Extensions without it cannot
+   * be synced.
+   *
+   * @param handle The stored handle.
+   * @param from Local directory.
+   * @param options Excludes, progress and abort.
+   * @returns What was transferred.
+   */
+  sync?(handle: Handle, from: string, options: SyncOptions): Promise<SyncReport>;
+
+  /**
+   * Copy a path out of the workspace to a local directory.
+   *
+   * @param handle The stored handle.
+   * @param remotePath Path inside the workspace (relative) or absolute.
+   * @param localDir Local directory to copy into.
+   * @param options Abort signal.
+   */
+  fetch?(
+    handle: Handle,
+    remotePath: string,
+    localDir: string,
+    options: { signal?: AbortSignal },
+  ): Promise<void>;
+
+  /**
+   * Tear the sandbox down from its handle alone. Must be idempotent: a
+   * second call, or a call for a sandbox that was never fully made, succeeds.
+   *
+   * @param handle The stored handle.
+   */
+  abstract destroy(handle: Handle): Promise<void>;
+
+  /**
+   * The workspace path, for display.
+   *
+   * @param handle The stored handle.
+   * @returns The workspace path, when the handle has one.
+   */
+  workspaceOf(handle: Handle): string | undefined {
+    const workspace = handle["workspace"];
+    return typeof workspace === "string" ? workspace : undefined;
+  }
+
+  /** Release connections and other resources held across calls. */
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /**
+   * Run `work` with a time limit; see {@linkcode withTimeout}.
+   *
+   * @param what What is being done, for the error.
+   * @param timeoutMs The limit in milliseconds.
+   * @param work The operation.
+   * @param outer A caller's signal to honour too.
+   * @returns What `work` returned.
+   */
+  protected withTimeout<T>(
+    what: string,
+    timeoutMs: number,
+    work: (signal: AbortSignal) => Promise<T>,
+    outer?: AbortSignal,
+  ): Promise<T> {
+    return withTimeout(what, timeoutMs, work, outer);
+  }
+
+  /**
+   * Retry `work` with backoff; see {@linkcode retry}.
+   *
+   * @param work The operation.
+   * @param options Attempts and which errors to retry.
+   * @returns What `work` returned.
+   */
+  protected retry<T>(work: (attempt: number) => Promise<T>, options?: RetryOptions): Promise<T> {
+    return retry(work, options);
+  }
+}

@@ -1,0 +1,11 @@
+/**
+ * The extensions shipped with sandboxer, statically imported so a compiled
+ * binary embeds them and never loads code at run time to use them.
+ *
+ * @module
+ */
+
+import type { ExtensionClass } from "./registry.ts";
+
+/** Built-in extension classes by registration id. */
+export const BUILTIN_EXTENSIONS: Readonly<Record<string, ExtensionClass>> = {};

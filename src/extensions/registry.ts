@@ -1,0 +1,106 @@
+/**
+ * Registered extensions: the YAML registrations found on the extension path,
+ * and how to get an instance for an id.
+ *
+ * @module
+ */
+
+import { ConfigError, ExtensionError } from "../core/errors.ts";
+import { didYouMean } from "../config/did_you_mean.ts";
+import { loadRegistrations } from "../config/registration.ts";
+import type { ExtensionRegistration } from "../config/types.ts";
+import type { SandboxExtension } from "./base.ts";
+import { BUILTIN_EXTENSIONS } from "./builtin.ts";
+import { loadThirdPartyExtension } from "./loader.ts";
+import type { ExtensionOptions } from "./types.ts";
+
+/** A class that extends {@linkcode SandboxExtension}. */
+// deno-lint-ignore no-explicit-any
+export type ExtensionClass = new (options?: ExtensionOptions) => SandboxExtension<any, any>;
+
+/** Where registrations are read from. */
+export interface RegistryOptions {
+  /** The built-in `extensions/` directory. */
+  builtinDir: string;
+  /** More directories, searched after the built-ins. */
+  dirs?: readonly string[];
+}
+
+/** The registrations found, including the broken ones, and a way to instantiate them. */
+export class ExtensionRegistry {
+  /** Valid registrations, first id wins. */
+  readonly registrations: readonly ExtensionRegistration[];
+  /** Broken registration files, each a clear error; they never hide the healthy ones. */
+  readonly errors: readonly ConfigError[];
+
+  /**
+   * @param registrations Valid registrations.
+   * @param errors Broken registrations.
+   */
+  constructor(registrations: readonly ExtensionRegistration[], errors: readonly ConfigError[]) {
+    this.registrations = registrations;
+    this.errors = errors;
+  }
+
+  /**
+   * Read every `ext.*.yaml` in the built-in and extra directories.
+   *
+   * @param options The directories.
+   * @returns The registry.
+   */
+  static async load(options: RegistryOptions): Promise<ExtensionRegistry> {
+    const { registrations, errors } = await loadRegistrations(
+      [options.builtinDir, ...(options.dirs ?? [])],
+      { builtinDir: options.builtinDir },
+    );
+    return new ExtensionRegistry(registrations, errors);
+  }
+
+  /**
+   * The registration for an id.
+   *
+   * @param id `ext.<name>`.
+   * @returns The registration.
+   * @throws {ExtensionError} when no valid registration has that id.
+   */
+  get(id: string): ExtensionRegistration {
+    const found = this.registrations.find((r) => r.id === id);
+    if (found) return found;
+    const broken = this.errors.find((e) => e.location.file.endsWith(`/${id}.yaml`));
+    if (broken) {
+      throw new ExtensionError(id, `has a broken registration: ${broken.message}`, {
+        cause: broken,
+      });
+    }
+    const guess = didYouMean(id, this.registrations.map((r) => r.id));
+    throw new ExtensionError(
+      id,
+      `is not registered${
+        guess ? ` (did you mean "${guess}"?)` : ""
+      }; run "sandboxer extensions" to list them, or add its directory to $SANDBOXER_EXTENSION_PATH`,
+    );
+  }
+
+  /**
+   * Construct the extension for an id: built-ins from the static table,
+   * others through the one third-party loader.
+   *
+   * @param id `ext.<name>`.
+   * @param options Constructor options.
+   * @returns A new instance.
+   */
+  async instantiate(id: string, options: ExtensionOptions): Promise<SandboxExtension<unknown>> {
+    const registration = this.get(id);
+    if (registration.builtin) {
+      const builtin = BUILTIN_EXTENSIONS[id];
+      if (!builtin) {
+        throw new ExtensionError(
+          id,
+          "is registered as built-in but this build does not include it",
+        );
+      }
+      return new builtin(options);
+    }
+    return await loadThirdPartyExtension(registration, options);
+  }
+}

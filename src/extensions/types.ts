@@ -1,0 +1,101 @@
+/**
+ * Types shared by the manager and every extension.
+ *
+ * @module
+ */
+
+import type { JsonObject } from "../config/types.ts";
+
+/**
+ * Plain JSON an extension returns from `create` and the manager stores in the
+ * journal: enough to tear the sandbox down without the profile.
+ */
+export type SandboxHandle = JsonObject;
+
+/** Where log lines go. The SDK never writes to the console itself. */
+export interface Logger {
+  /** Detail useful when debugging. */
+  debug(message: string): void;
+  /** Progress a user wants to see. */
+  info(message: string): void;
+  /** Something went wrong but work continues. */
+  warn(message: string): void;
+  /** Something failed. */
+  error(message: string): void;
+}
+
+/** Streams for {@linkcode SandboxExtension.exec}. */
+export interface ExecIO {
+  /** Receives stdout chunks as they arrive. */
+  stdout?: (chunk: Uint8Array) => void;
+  /** Receives stderr chunks as they arrive. */
+  stderr?: (chunk: Uint8Array) => void;
+  /** Data for the command's stdin; closed after it is written. */
+  stdin?: Uint8Array;
+  /** Aborting it stops the command. */
+  signal?: AbortSignal;
+}
+
+/** Progress of a running sync. */
+export interface SyncProgress {
+  /** Bytes transferred so far. */
+  bytes: number;
+  /** Percent done (0-100) when known. */
+  percent?: number;
+  /** Current file, when known. */
+  file?: string;
+}
+
+/** Options for {@linkcode SandboxExtension.sync}. */
+export interface SyncOptions {
+  /** Extra exclude patterns (rsync syntax). */
+  exclude?: readonly string[];
+  /** Honour `.gitignore` files. @default {true} */
+  gitignore?: boolean;
+  /** Called as the transfer progresses. */
+  onProgress?: (progress: SyncProgress) => void;
+  /** Aborting it stops the transfer. */
+  signal?: AbortSignal;
+}
+
+/** What a sync did. */
+export interface SyncReport {
+  /** How the files were moved. */
+  method: "rsync" | "sftp" | "tar";
+  /** Files sent (created or updated). */
+  files: number;
+  /** Files deleted on the remote side. */
+  deleted: number;
+  /** Bytes sent. */
+  bytes: number;
+}
+
+/** What {@linkcode SandboxExtension.create} is given. */
+export interface CreateContext<Config> {
+  /** The sandbox id, already validated. */
+  readonly id: string;
+  /** The profile's configuration as parsed by the extension's `parseConfig`. */
+  readonly config: Config;
+  /** Id of the profile. */
+  readonly profileId: string;
+  /** Expiry as an ISO date, if the profile has a ttl. */
+  readonly expiresAt?: string;
+  /**
+   * Store the destroy handle in the journal. Call it **before** the first
+   * side effect (and again when the handle changes) so a crash at any point
+   * leaves a record that `destroy` can finish.
+   */
+  recordHandle(handle: SandboxHandle): Promise<void>;
+  /** Name the step now running (shown in the journal if it fails). */
+  step(name: string): Promise<void>;
+  /** Aborting it stops the creation. */
+  readonly signal?: AbortSignal;
+}
+
+/** Options every extension constructor accepts. */
+export interface ExtensionOptions {
+  /** Where the extension logs. Default: nowhere. */
+  logger?: Logger;
+  /** Trust and record an unknown host key instead of refusing it. */
+  acceptNewHostKey?: boolean;
+}

@@ -1,0 +1,180 @@
+// The CLI through the very entry point and permission flags of `deno task sandboxer`.
+import assert from "node:assert/strict";
+import {
+  denoDir,
+  FIXTURE_EXTENSIONS,
+  runSandboxer,
+  sandboxerTaskArgv,
+  tempDir,
+  writeProfile,
+} from "../helpers.ts";
+
+async function envFor(dir: string): Promise<Record<string, string>> {
+  return {
+    DENO_DIR: await denoDir(),
+    SANDBOXER_HOME: `${dir}/state`,
+    SANDBOXER_PROFILE_PATH: dir,
+    SANDBOXER_EXTENSION_PATH: FIXTURE_EXTENSIONS,
+    HOME: dir,
+  };
+}
+
+Deno.test("sandboxer --help lists every verb and exits 0", async () => {
+  const result = await runSandboxer(["--help"]);
+  assert.equal(result.code, 0);
+  for (
+    const verb of [
+      "create",
+      "list",
+      "show",
+      "exec",
+      "sync",
+      "destroy",
+      "gc",
+      "profiles",
+      "extensions",
+    ]
+  ) {
+    assert.match(result.stdout, new RegExp(`^\\s+${verb}\\b`, "m"), verb);
+  }
+});
+
+Deno.test("every verb has --help", async () => {
+  for (
+    const verb of [
+      "create",
+      "list",
+      "show",
+      "exec",
+      "sync",
+      "destroy",
+      "gc",
+      "profiles",
+      "extensions",
+    ]
+  ) {
+    const result = await runSandboxer([verb, "--help"]);
+    assert.equal(result.code, 0, verb);
+    assert.match(result.stdout, new RegExp(`Usage: sandboxer ${verb}`), verb);
+  }
+});
+
+Deno.test("--version prints the deno.json version", async () => {
+  const config = JSON.parse(await Deno.readTextFile(new URL("../../deno.json", import.meta.url)));
+  const result = await runSandboxer(["--version"]);
+  assert.equal(result.code, 0);
+  assert.equal(result.stdout.trim(), config.version);
+});
+
+Deno.test("usage errors exit 2, user errors exit 1, one line and no stack", async () => {
+  await using tmp = await tempDir();
+  const usage = await runSandboxer(["create"], await envFor(tmp.path));
+  assert.equal(usage.code, 2);
+  assert.match(usage.stderr, /required option '-p, --profile/);
+  const missing = await runSandboxer(["show", "nope"], await envFor(tmp.path));
+  assert.equal(missing.code, 1);
+  assert.equal(missing.stderr.trim().split("\n").length, 1);
+  assert.match(missing.stderr, /Cannot find sandbox "nope"/);
+  assert.doesNotMatch(missing.stderr, /at .*\.ts:\d+/);
+});
+
+Deno.test("a bad profile names file, line and field, and records nothing", async () => {
+  await using tmp = await tempDir();
+  await writeProfile(tmp.path, "bad", `extension: ext.local-dir\nroot: ${tmp.path}\nttl: soon\n`);
+  const result = await runSandboxer(["create", "--profile", "bad"], await envFor(tmp.path));
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /bad\.yaml:4:\d+: ttl: /);
+  const list = await runSandboxer(["list", "--all", "--json"], await envFor(tmp.path));
+  assert.deepEqual(JSON.parse(list.stdout), []);
+});
+
+Deno.test("create --json, list, show, exec, destroy through the CLI", async () => {
+  await using tmp = await tempDir();
+  await writeProfile(tmp.path, "local", `extension: ext.local-dir\nroot: ${tmp.path}\nttl: 2h\n`);
+  const env = await envFor(tmp.path);
+  const created = await runSandboxer(["create", "-p", "local", "--name", "c1", "--json"], env);
+  assert.equal(created.code, 0, created.stderr);
+  const record = JSON.parse(created.stdout);
+  for (
+    const key of [
+      "id",
+      "status",
+      "profile",
+      "extension",
+      "workspace",
+      "handle",
+      "created_at",
+      "expires_at",
+    ]
+  ) {
+    assert.ok(key in record, key);
+  }
+  assert.equal(record.status, "ready");
+  assert.equal(record.workspace, `${tmp.path}/sbx-c1`);
+  const listed = JSON.parse((await runSandboxer(["list", "--json"], env)).stdout);
+  assert.deepEqual(listed.map((r: { id: string }) => r.id), ["c1"]);
+  const shown = await runSandboxer(["show", "c1"], env);
+  assert.match(shown.stdout, /status:\s+ready/);
+  const destroyed = await runSandboxer(["destroy", "c1"], env);
+  assert.equal(destroyed.code, 0, destroyed.stderr);
+  const again = await runSandboxer(["destroy", "c1"], env);
+  assert.equal(again.code, 0);
+  assert.match(again.stderr, /already destroyed/);
+});
+
+Deno.test("a CLI killed mid-create leaves a record that destroy and gc finish", async () => {
+  await using tmp = await tempDir();
+  const marker = `${tmp.path}/paused`;
+  await writeProfile(
+    tmp.path,
+    "pause",
+    `extension: ext.local-dir\nroot: ${tmp.path}\npause_marker: ${marker}\n`,
+  );
+  const env = await envFor(tmp.path);
+  for (const [name, finisher] of [["k1", ["destroy", "k1"]], ["k2", ["gc"]]] as const) {
+    await Deno.remove(marker).catch(() => {});
+    const [program, ...args] = await sandboxerTaskArgv();
+    const child = new Deno.Command(program, {
+      args: [...args, "create", "-p", "pause", "--name", name],
+      env,
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const deadline = Date.now() + 20_000;
+    while (!(await Deno.stat(marker).then(() => true, () => false))) {
+      assert.ok(Date.now() < deadline, "create never reached its pause point");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    child.kill("SIGKILL");
+    await child.status;
+    const shown = JSON.parse((await runSandboxer(["show", name, "--json"], env)).stdout);
+    assert.equal(shown.status, "creating");
+    assert.equal(shown.workspace, `${tmp.path}/sbx-${name}`);
+    assert.ok(await Deno.stat(`${tmp.path}/sbx-${name}`));
+    const finished = await runSandboxer(finisher as unknown as string[], env);
+    assert.equal(finished.code, 0, finished.stderr);
+    const after = JSON.parse((await runSandboxer(["show", name, "--json"], env)).stdout);
+    assert.equal(after.status, "destroyed");
+    await assert.rejects(Deno.stat(`${tmp.path}/sbx-${name}`), Deno.errors.NotFound);
+  }
+});
+
+Deno.test("20 concurrent CLI processes on one state dir lose and corrupt no record", async () => {
+  await using tmp = await tempDir();
+  await writeProfile(tmp.path, "local", `extension: ext.local-dir\nroot: ${tmp.path}\n`);
+  const env = await envFor(tmp.path);
+  const names = Array.from({ length: 20 }, (_, i) => `par-${i}`);
+  const results = await Promise.all(
+    names.map((name) => runSandboxer(["create", "-p", "local", "--name", name, "--json"], env)),
+  );
+  for (const result of results) assert.equal(result.code, 0, result.stderr);
+  const listed = JSON.parse((await runSandboxer(["list", "--json"], env)).stdout);
+  assert.deepEqual(listed.map((r: { id: string }) => r.id).sort(), names.toSorted());
+  for (const record of listed) assert.equal(record.status, "ready");
+  const files = [...Deno.readDirSync(`${tmp.path}/state/sandboxes`)].map((e) => e.name);
+  assert.equal(files.filter((f) => f.includes(".tmp-")).length, 0, "temp files left behind");
+  const destroyed = await Promise.all(names.map((name) => runSandboxer(["destroy", name], env)));
+  for (const result of destroyed) assert.equal(result.code, 0, result.stderr);
+  const left = JSON.parse((await runSandboxer(["list", "--json"], env)).stdout);
+  assert.deepEqual(left, []);
+});

@@ -1,0 +1,107 @@
+/**
+ * Small helpers shared by the tests: temporary directories that clean
+ * themselves up, and paths into the repository.
+ *
+ * @module
+ */
+
+/** The repository root. */
+export const ROOT: string = decodeURIComponent(new URL("..", import.meta.url).pathname).replace(
+  /\/$/,
+  "",
+);
+
+/** The directory of test extension registrations. */
+export const FIXTURE_EXTENSIONS: string = `${ROOT}/tests/fixtures/extensions`;
+
+/** A temporary directory removed on dispose. */
+export interface TempDir extends AsyncDisposable {
+  /** Its path. */
+  readonly path: string;
+}
+
+/**
+ * Make a temporary directory for `await using`.
+ *
+ * @param prefix Name prefix.
+ * @returns The directory.
+ */
+export async function tempDir(prefix = "sbx-test-"): Promise<TempDir> {
+  const path = await Deno.makeTempDir({ prefix });
+  return {
+    path,
+    async [Symbol.asyncDispose]() {
+      await Deno.remove(path, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+/**
+ * Write a profile YAML file.
+ *
+ * @param dir Directory to write into.
+ * @param name Profile name (file `<name>.yaml`, id `profile.<name>`).
+ * @param body The YAML after the id line.
+ * @returns The file path.
+ */
+export async function writeProfile(dir: string, name: string, body: string): Promise<string> {
+  const file = `${dir}/${name}.yaml`;
+  await Deno.writeTextFile(file, `id: profile.${name}\n${body}`);
+  return file;
+}
+
+/** The argv to run the CLI exactly as `deno task sandboxer` does, read from deno.json. */
+export async function sandboxerTaskArgv(): Promise<string[]> {
+  const config = JSON.parse(await Deno.readTextFile(`${ROOT}/deno.json`));
+  const task: string = config.tasks.sandboxer;
+  const words = task.split(/\s+/);
+  if (words[0] !== "deno" || words.at(-1) !== "main.ts") {
+    throw new Error(`unexpected task: ${task}`);
+  }
+  return [Deno.execPath(), ...words.slice(1, -1), `${ROOT}/main.ts`];
+}
+
+/** Result of running the CLI. */
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Run the CLI as a subprocess with the task's exact permission flags.
+ *
+ * @param args CLI arguments.
+ * @param env Extra environment (SANDBOXER_HOME etc.).
+ * @returns Exit code and output.
+ */
+export async function runSandboxer(
+  args: readonly string[],
+  env: Record<string, string> = {},
+): Promise<CliResult> {
+  const [program, ...rest] = await sandboxerTaskArgv();
+  const output = await new Deno.Command(program, {
+    args: [...rest, ...args],
+    env: { NO_COLOR: "1", DENO_DIR: await denoDir(), ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+let cachedDenoDir: string | undefined;
+
+/** The parent's Deno cache, so children with another $HOME reuse it instead of downloading. */
+export async function denoDir(): Promise<string> {
+  if (cachedDenoDir === undefined) {
+    const output = await new Deno.Command(Deno.execPath(), { args: ["info", "--json"] }).output();
+    cachedDenoDir = JSON.parse(new TextDecoder().decode(output.stdout)).denoDir as string;
+  }
+  return cachedDenoDir;
+}

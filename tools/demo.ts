@@ -1,0 +1,107 @@
+/**
+ * The README demo: a private sshd with throwaway keys, then the real CLI
+ * (the exact entry point and permission flags of `deno task sandboxer`)
+ * creates a sandbox, syncs this repository into it, runs a command there and
+ * destroys it. Each step is printed with its time; nothing is left behind.
+ *
+ * @module
+ */
+
+import { sshdUnavailableReason, startSshd } from "../tests/harness/sshd.ts";
+import { ROOT, sandboxerTaskArgv } from "../tests/helpers.ts";
+
+const encoder = new TextEncoder();
+const say = (text: string) => Deno.stdout.writeSync(encoder.encode(text + "\n"));
+
+const reason = await sshdUnavailableReason();
+if (reason) {
+  say(`demo cannot run here: ${reason}`);
+  Deno.exit(1);
+}
+
+const temp = await Deno.makeTempDir({ prefix: "sbx-demo-" });
+let failed = false;
+try {
+  const t0 = performance.now();
+  await using sshd = await startSshd();
+  say(`• started sshd on 127.0.0.1:${sshd.port} (user ${sshd.user}, throwaway keys) in ${ms(t0)}`);
+
+  // The workspace root on the "VM": a directory the login user owns.
+  const root = `${temp}/build`;
+  await Deno.mkdir(root);
+  await new Deno.Command("chown", { args: [sshd.user, root] }).output();
+  const profile = `${temp}/demo.yaml`;
+  await Deno.writeTextFile(
+    profile,
+    [
+      "id: profile.demo",
+      "description: The demo VM (a loopback sshd)",
+      "extension: ext.vm-packer",
+      "target:",
+      `  host: ${sshd.host}`,
+      `  port: ${sshd.port}`,
+      `  user: ${sshd.user}`,
+      `  identity_file: ${sshd.identityFile}`,
+      `  known_hosts: ${sshd.knownHostsFile}`,
+      "workspace:",
+      `  root: ${root}`,
+      "sync:",
+      "  exclude: [.git/, dist/]",
+      "setup:",
+      "  - test -f deno.json",
+      "ttl: 1h",
+      "",
+    ].join("\n"),
+  );
+  const env = { SANDBOXER_HOME: `${temp}/state`, HOME: temp, NO_COLOR: "1" };
+
+  const created = await cli(["create", "--profile", profile, "--repo", ROOT, "--json"], env);
+  const record = JSON.parse(created.stdout);
+  say(`• created ${record.id} at ${record.workspace} and synced this repo (${created.time})`);
+
+  const listing = await cli(
+    ["exec", record.id, "--", "sh", "-c", "ls | head -n 8; echo; find . -type f | wc -l"],
+    env,
+  );
+  say(`• exec in the workspace (${listing.time}):`);
+  say(listing.stdout.trimEnd().split("\n").map((l) => `    ${l}`).join("\n"));
+
+  const destroyed = await cli(["destroy", record.id], env);
+  say(`• destroyed ${record.id} (${destroyed.time})`);
+
+  const left = [...Deno.readDirSync(root)].map((e) => e.name);
+  if (left.length) throw new Error(`workspace root not empty after destroy: ${left.join(", ")}`);
+  say(`• ${root} is empty again; stopping sshd`);
+} catch (error) {
+  failed = true;
+  say(`demo failed: ${error instanceof Error ? error.message : error}`);
+} finally {
+  await Deno.remove(temp, { recursive: true }).catch(() => {});
+}
+if (failed) Deno.exit(1);
+say("• done: nothing left behind");
+
+async function cli(args: string[], env: Record<string, string>) {
+  const [program, ...rest] = await sandboxerTaskArgv();
+  const started = performance.now();
+  const output = await new Deno.Command(program, {
+    args: [...rest, ...args],
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  const result = {
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+    time: ms(started),
+  };
+  if (!output.success) {
+    throw new Error(`sandboxer ${args[0]} exited ${output.code}: ${result.stderr.trim()}`);
+  }
+  return result;
+}
+
+function ms(started: number): string {
+  return `${Math.round(performance.now() - started)} ms`;
+}
