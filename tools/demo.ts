@@ -8,7 +8,7 @@
  */
 
 import { sshdUnavailableReason, startSshd } from "../tests/harness/sshd.ts";
-import { ROOT, sandboxerTaskArgv } from "../tests/helpers.ts";
+import { denoDir, ROOT, sandboxerTaskArgv } from "../tests/helpers.ts";
 
 const encoder = new TextEncoder();
 const say = (text: string) => Deno.stdout.writeSync(encoder.encode(text + "\n"));
@@ -20,6 +20,7 @@ if (reason) {
 }
 
 const temp = await Deno.makeTempDir({ prefix: "sbx-demo-" });
+await Deno.chmod(temp, 0o755); // the login user must reach the workspace root inside it
 let failed = false;
 try {
   const t0 = performance.now();
@@ -53,7 +54,12 @@ try {
       "",
     ].join("\n"),
   );
-  const env = { SANDBOXER_HOME: `${temp}/state`, HOME: temp, NO_COLOR: "1" };
+  const env = {
+    SANDBOXER_HOME: `${temp}/state`,
+    HOME: temp,
+    NO_COLOR: "1",
+    DENO_DIR: await denoDir(),
+  };
 
   const created = await cli(["create", "--profile", profile, "--repo", ROOT, "--json"], env);
   const record = JSON.parse(created.stdout);
@@ -74,7 +80,8 @@ try {
   say(`• ${root} is empty again; stopping sshd`);
 } catch (error) {
   failed = true;
-  say(`demo failed: ${error instanceof Error ? error.message : error}`);
+  const cause = error instanceof SuppressedError ? error.suppressed : error;
+  say(`demo failed: ${cause instanceof Error ? cause.message : cause}`);
 } finally {
   await Deno.remove(temp, { recursive: true }).catch(() => {});
 }

@@ -51,6 +51,11 @@ export interface SandboxRecord {
   owner: { pid: number; host: string; user: string };
 }
 
+/** How often a working process refreshes its heartbeat. */
+const HEARTBEAT_INTERVAL_MS = 1000;
+/** A heartbeat older than this means its process died. */
+export const HEARTBEAT_STALE_MS = 4000;
+
 const ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 /**
@@ -165,6 +170,43 @@ export class Journal {
     return records.sort((a, b) =>
       a.created_at.localeCompare(b.created_at) || a.id.localeCompare(b.id)
     );
+  }
+
+  /**
+   * Keep a heartbeat for `id` fresh while this process works on it, so other
+   * processes can tell a live creator from a crashed one (Deno cannot look
+   * at /proc or signal other processes without --allow-all).
+   *
+   * @param id The sandbox id.
+   * @returns Dispose it when the work is done.
+   */
+  async heartbeat(id: string): Promise<AsyncDisposable> {
+    const path = `${this.#recordsDir}/${validateId(id)}.alive`;
+    const beat = () => Deno.writeTextFile(path, `${Deno.pid}\n`).catch(() => {});
+    await beat();
+    const timer = setInterval(beat, HEARTBEAT_INTERVAL_MS);
+    Deno.unrefTimer(timer);
+    return {
+      async [Symbol.asyncDispose]() {
+        clearInterval(timer);
+        await Deno.remove(path).catch(() => {});
+      },
+    };
+  }
+
+  /**
+   * Whether some process is still working on `id` (its heartbeat is fresh).
+   *
+   * @param id The sandbox id.
+   * @returns True while the heartbeat is younger than the staleness limit.
+   */
+  async heartbeatFresh(id: string): Promise<boolean> {
+    try {
+      const info = await Deno.stat(`${this.#recordsDir}/${validateId(id)}.alive`);
+      return Date.now() - (info.mtime?.getTime() ?? 0) < HEARTBEAT_STALE_MS;
+    } catch {
+      return false;
+    }
   }
 
   async #locked<T>(work: () => Promise<T>): Promise<T> {

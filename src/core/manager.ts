@@ -200,6 +200,7 @@ export class Manager implements AsyncDisposable {
       sync: profile.sync,
     });
     this.#logger.debug(`recorded sandbox ${id} in ${this.journal.dir}`);
+    await using _heartbeat = await this.journal.heartbeat(id);
     let handle: SandboxHandle | null = null;
     try {
       options.signal?.throwIfAborted();
@@ -331,13 +332,14 @@ export class Manager implements AsyncDisposable {
     if (record.status === "destroyed") return record;
     if (
       (record.status === "creating" || record.status === "destroying") && !options.force &&
-      ownerAlive(record)
+      await this.journal.heartbeatFresh(id)
     ) {
       throw new SandboxStateError(
         id,
         `is still ${record.status} in process ${record.owner.pid}; wait for it, or pass --force`,
       );
     }
+    await using _heartbeat = await this.journal.heartbeat(id);
     await this.journal.update(id, { status: "destroying", step: "destroy" });
     if (record.handle) {
       try {
@@ -361,10 +363,10 @@ export class Manager implements AsyncDisposable {
     const now = options.now ?? new Date();
     const report: GcReport = { destroyed: [], failed: [] };
     for (const record of await this.journal.list()) {
-      const reason = gcReason(record, now);
+      const reason = gcReason(record, now, await this.journal.heartbeatFresh(record.id));
       if (!reason) continue;
       try {
-        await this.destroy(record.id, { force: true });
+        await this.destroy(record.id);
         report.destroyed.push({ id: record.id, reason });
       } catch (error) {
         report.failed.push({ id: record.id, reason, error: oneLine(error) });
@@ -514,26 +516,15 @@ function currentOwner(): SandboxRecord["owner"] {
   return { pid: Deno.pid, host, user: optionalEnv("USER") ?? "unknown" };
 }
 
-/** Whether the process that owns a record is still running on this host. */
-function ownerAlive(record: SandboxRecord): boolean {
-  const self = currentOwner();
-  if (record.owner.host !== self.host) return true; // another machine: assume alive, be safe
-  if (record.owner.pid === self.pid) return true;
-  try {
-    Deno.statSync(`/proc/${record.owner.pid}`);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function gcReason(record: SandboxRecord, now: Date): string | undefined {
+function gcReason(record: SandboxRecord, now: Date, ownerWorking: boolean): string | undefined {
   if (record.status === "destroyed") return undefined;
+  const inProgress = record.status === "creating" || record.status === "destroying";
+  if (inProgress && ownerWorking) return undefined;
   if (record.expires_at && Date.parse(record.expires_at) <= now.getTime()) {
     return `expired at ${record.expires_at}`;
   }
-  if ((record.status === "creating" || record.status === "destroying") && !ownerAlive(record)) {
-    return `stuck in ${record.status}: process ${record.owner.pid} is gone`;
+  if (inProgress) {
+    return `stuck in ${record.status}: process ${record.owner.pid} on ${record.owner.host} stopped working on it`;
   }
   return undefined;
 }

@@ -6,6 +6,9 @@
  */
 
 import type { ExtensionClass } from "./registry.ts";
+import { VMPackerExtension } from "./vm_packer/extension.ts";
 
 /** Built-in extension classes by registration id. */
-export const BUILTIN_EXTENSIONS: Readonly<Record<string, ExtensionClass>> = {};
+export const BUILTIN_EXTENSIONS: Readonly<Record<string, ExtensionClass>> = {
+  "ext.vm-packer": VMPackerExtension,
+};

@@ -1,5 +1,6 @@
 // The CLI through the very entry point and permission flags of `deno task sandboxer`.
 import assert from "node:assert/strict";
+import { HEARTBEAT_STALE_MS } from "../../src/core/journal.ts";
 import {
   denoDir,
   FIXTURE_EXTENSIONS,
@@ -151,6 +152,13 @@ Deno.test("a CLI killed mid-create leaves a record that destroy and gc finish", 
     assert.equal(shown.status, "creating");
     assert.equal(shown.workspace, `${tmp.path}/sbx-${name}`);
     assert.ok(await Deno.stat(`${tmp.path}/sbx-${name}`));
+    // While the dead creator's heartbeat is fresh the record is protected; then it can be finished.
+    if (finisher[0] === "destroy") {
+      const early = await runSandboxer(finisher as unknown as string[], env);
+      assert.equal(early.code, 1);
+      assert.match(early.stderr, /still creating/);
+    }
+    await new Promise((r) => setTimeout(r, HEARTBEAT_STALE_MS));
     const finished = await runSandboxer(finisher as unknown as string[], env);
     assert.equal(finished.code, 0, finished.stderr);
     const after = JSON.parse((await runSandboxer(["show", name, "--json"], env)).stdout);

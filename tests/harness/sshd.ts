@@ -264,34 +264,46 @@ export function sshArgs(sshd: TestSshd): string[] {
   ];
 }
 
-// ---- process tree helpers (Linux /proc) ----
+// ---- process tree helpers (via `ps`: Deno reads /proc only with --allow-all) ----
 
 interface ProcInfo {
+  pid: number;
   ppid: number;
   state: string;
   startTime: string;
 }
 
+async function psTable(pid?: number): Promise<ProcInfo[]> {
+  const args = pid === undefined ? ["-e"] : ["-p", String(pid)];
+  const out = await run("ps", [...args, "-o", "pid=,ppid=,stat=,lstart="]).catch(() => undefined);
+  if (!out) return [];
+  return out.stdout.split("\n").flatMap((line) => {
+    const m = /^\s*(\d+)\s+(\d+)\s+(\S+)\s+(.+?)\s*$/.exec(line);
+    return m
+      ? [{
+        pid: Number(m[1]),
+        ppid: Number(m[2]),
+        state: m[3][0],
+        startTime: m[4].replaceAll(" ", "_"),
+      }]
+      : [];
+  });
+}
+
 async function procInfo(pid: number): Promise<ProcInfo | undefined> {
-  try {
-    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-    // "pid (comm) state ppid ..." — comm may contain spaces/parens; split after the last ")".
-    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return { state: rest[0], ppid: Number(rest[1]), startTime: rest[19] };
-  } catch {
-    return undefined;
-  }
+  return (await psTable(pid))[0];
+}
+
+async function procArgs(pid: number): Promise<string> {
+  const out = await run("ps", ["-p", String(pid), "-o", "args="]).catch(() => undefined);
+  return out?.stdout ?? "";
 }
 
 async function descendants(root: number): Promise<number[]> {
   const children = new Map<number, number[]>();
-  for await (const e of Deno.readDir("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    const pid = Number(e.name);
-    const info = await procInfo(pid);
-    if (!info) continue;
+  for (const info of await psTable()) {
     const list = children.get(info.ppid) ?? [];
-    list.push(pid);
+    list.push(info.pid);
     children.set(info.ppid, list);
   }
   const out: number[] = [];
@@ -354,6 +366,8 @@ export async function reapStaleSshds(tmpBase?: string): Promise<void> {
     await Deno.remove(probe);
     tmpBase = probe.slice(0, probe.lastIndexOf("/"));
   }
+  // Without a readable process table no owner can be judged dead, so reap nothing.
+  if ((await procInfo(Deno.pid)) === undefined) return;
   for await (const e of Deno.readDir(tmpBase)) {
     if (!e.isDirectory || !e.name.startsWith("sbx-sshd-")) continue;
     const dir = `${tmpBase}/${e.name}`;
@@ -367,7 +381,7 @@ export async function reapStaleSshds(tmpBase?: string): Promise<void> {
       }
       const pid = Number((await Deno.readTextFile(`${dir}/sshd.pid`).catch(() => "")).trim());
       if (pid > 0) {
-        const cmdline = await Deno.readTextFile(`/proc/${pid}/cmdline`).catch(() => "");
+        const cmdline = await procArgs(pid);
         if (cmdline.includes(dir)) await killAndWait([pid, ...(await descendants(pid))]);
       }
       await Deno.remove(dir, { recursive: true });

@@ -15,7 +15,9 @@ export function execCommand(ctx: CliContext) {
     .passThroughOptions()
     .action(async (id, command) => {
       const manager = await ctx.manager();
-      ctx.exitCode = await manager.exec(id, command, {
+      // passThroughOptions keeps the "--" that separates our options from the command.
+      const argv = command[0] === "--" ? command.slice(1) : command;
+      ctx.exitCode = await manager.exec(id, argv, {
         stdout: ctx.output.outBytes,
         stderr: ctx.output.errBytes,
         signal: ctx.signal,

@@ -1,0 +1,249 @@
+/**
+ * What every backend that attaches to a workspace over SSH shares: the
+ * connection pool, making and removing the workspace, exec, sync and fetch.
+ * `ext.vm-packer` and `ext.compose-ssh` differ only in how the SSH server
+ * comes to exist.
+ *
+ * @module
+ */
+
+import { HostKeyError, SandboxerError, WorkspaceError } from "../../core/errors.ts";
+import { runRsync } from "../../process/rsync.ts";
+import { type SshConnection, SshPool, type SshTarget } from "../../transport/ssh.ts";
+import { SandboxExtension } from "../base.ts";
+import type { CreateContext, ExecIO, ExtensionOptions, SyncOptions, SyncReport } from "../types.ts";
+import { splitUserHost, type SshWorkspaceHandle, targetFromHandle } from "./handle.ts";
+import {
+  HAS_PROGRAM,
+  MAKE_WORKSPACE,
+  MARKER_FILE,
+  REMOVE_WORKSPACE,
+  SCRIPT_EXIT,
+} from "./remote_scripts.ts";
+import { checkWorkspacePath } from "./workspace_path.ts";
+
+/** Base class of backends whose sandboxes are workspace directories reached over SSH. */
+export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceHandle>
+  extends SandboxExtension<Config, Handle> {
+  #pool: SshPool;
+  #hasRsync = new Map<string, Promise<boolean>>();
+
+  /** @param options Logger and host-key policy. */
+  constructor(options: ExtensionOptions = {}) {
+    super(options);
+    this.#pool = new SshPool({ logger: this.logger });
+  }
+
+  /**
+   * The pooled connection for a handle, checking that the host key is the
+   * one seen when the sandbox was made.
+   *
+   * @param handle The stored handle.
+   * @param signal Abort signal.
+   * @param acceptNewHostKey Trust an unknown host key (only while creating).
+   * @returns The connection.
+   */
+  protected async connect(
+    handle: Handle,
+    signal?: AbortSignal,
+    acceptNewHostKey = false,
+  ): Promise<SshConnection> {
+    const connection = await this.#pool.get(targetFromHandle(handle, acceptNewHostKey), { signal });
+    const pinned = handle.host_key_fingerprint;
+    if (pinned && connection.hostKeyFingerprint !== pinned) {
+      throw new HostKeyError(
+        `${handle.vm_target}:${handle.ssh_port}`,
+        connection.hostKeyFingerprint,
+        "mismatch",
+        handle.known_hosts,
+      );
+    }
+    return connection;
+  }
+
+  /**
+   * Connect, record the handle (with the host key fingerprint) and only then
+   * make `<root>/sbx-<id>` with its marker file.
+   *
+   * @param ctx The create context.
+   * @param handle The handle so far; its `workspace` must be set.
+   * @returns The handle as recorded.
+   */
+  protected async makeWorkspace(ctx: CreateContext<Config>, handle: Handle): Promise<Handle> {
+    checkWorkspacePath(handle.workspace);
+    await ctx.step("connect");
+    const connection = await this.connect(
+      handle,
+      ctx.signal,
+      this.options.acceptNewHostKey ?? false,
+    );
+    const recorded = { ...handle, host_key_fingerprint: connection.hostKeyFingerprint };
+    await ctx.recordHandle(recorded);
+    await ctx.step("workspace");
+    const marker = JSON.stringify({
+      id: ctx.id,
+      profile: ctx.profileId,
+      creator: `${optionalUser()}@${localHost()}`,
+      created_at: new Date().toISOString(),
+      expires_at: ctx.expiresAt ?? null,
+    });
+    const root = handle.workspace.slice(0, handle.workspace.lastIndexOf("/"));
+    const result = await connection.run(
+      ["sh", "-c", MAKE_WORKSPACE, "sh", root, handle.workspace, marker],
+      { signal: ctx.signal },
+    );
+    if (result.code !== 0) throw workspaceScriptError(handle.workspace, result, "create");
+    this.logger.debug(`made ${handle.workspace} on ${handle.vm_target}:${handle.ssh_port}`);
+    return recorded;
+  }
+
+  /**
+   * Run `argv` in the workspace.
+   *
+   * @param handle The stored handle.
+   * @param argv Program and arguments, kept literal.
+   * @param io Output sinks, stdin and abort signal.
+   * @returns The exit code (128+N for a remote signal N).
+   */
+  override async exec(handle: Handle, argv: readonly string[], io: ExecIO): Promise<number> {
+    const connection = await this.connect(handle, io.signal);
+    const result = await connection.exec(argv, { ...io, cwd: handle.workspace });
+    return result.code;
+  }
+
+  /**
+   * rsync a local directory into the workspace (archive mode, `--delete`
+   * inside the workspace only, `.gitignore` and excludes honoured).
+   *
+   * @param handle The stored handle.
+   * @param from Local directory.
+   * @param options Excludes, progress and abort.
+   * @returns What was transferred.
+   */
+  override async sync(handle: Handle, from: string, options: SyncOptions): Promise<SyncReport> {
+    const connection = await this.connect(handle, options.signal);
+    if (!(await this.#remoteHasRsync(connection))) {
+      throw new SandboxerError(
+        "NO_REMOTE_RSYNC",
+        `Cannot sync into ${handle.workspace}: rsync is not installed on ${handle.vm_target}; install it there (apt-get install rsync)`,
+      );
+    }
+    const target = targetFromHandle(handle);
+    return await runRsync({
+      source: from,
+      target: {
+        host: target.host,
+        port: target.port,
+        user: target.user,
+        identityFile: target.identityFile,
+        knownHostsFile: target.knownHostsFile,
+        agent: target.agent,
+        connectTimeoutMs: target.connectTimeoutMs,
+        keepaliveIntervalMs: target.keepaliveIntervalMs,
+        jump: target.jump,
+      },
+      remoteDir: checkWorkspacePath(handle.workspace),
+      // The marker is ours, not the repo's: never send over it or delete it.
+      exclude: [...(options.exclude ?? []), `/${MARKER_FILE}`],
+      gitignore: options.gitignore ?? true,
+      delete: true,
+      progress: options.onProgress !== undefined,
+    }, { onProgress: options.onProgress, signal: options.signal, logger: this.logger });
+  }
+
+  /**
+   * Remove the workspace, and only it. Idempotent.
+   *
+   * @param handle The stored handle.
+   */
+  protected async removeWorkspace(handle: Handle): Promise<void> {
+    const workspace = checkWorkspacePath(handle.workspace);
+    const id = workspace.slice(workspace.lastIndexOf("/sbx-") + 5);
+    const connection = await this.connect(handle);
+    const result = await connection.run(["sh", "-c", REMOVE_WORKSPACE, "sh", workspace, id]);
+    if (result.code !== 0) throw workspaceScriptError(workspace, result, "remove");
+  }
+
+  /**
+   * Tear down: remove the workspace. Subclasses that made more call this too.
+   *
+   * @param handle The stored handle.
+   */
+  override async destroy(handle: Handle): Promise<void> {
+    await this.removeWorkspace(handle);
+  }
+
+  /** Close the pooled SSH connections. */
+  override async close(): Promise<void> {
+    await this.#pool.closeAll();
+  }
+
+  /**
+   * The pooled connection for an explicit target (used before a handle exists).
+   *
+   * @param target Where to connect.
+   * @param signal Abort signal.
+   * @returns The connection.
+   */
+  protected connectTarget(target: SshTarget, signal?: AbortSignal): Promise<SshConnection> {
+    return this.#pool.get(target, { signal });
+  }
+
+  #remoteHasRsync(connection: SshConnection): Promise<boolean> {
+    let known = this.#hasRsync.get(connection.target.host + connection.target.port);
+    if (!known) {
+      known = connection.run(["sh", "-c", HAS_PROGRAM, "sh", "rsync"]).then((r) => r.code === 0);
+      this.#hasRsync.set(connection.target.host + connection.target.port, known);
+    }
+    return known;
+  }
+}
+
+function workspaceScriptError(
+  workspace: string,
+  result: { code: number; stderr: string },
+  action: "create" | "remove",
+): WorkspaceError {
+  const detail = result.stderr.trim().split("\n").at(-1) ?? "";
+  switch (result.code) {
+    case SCRIPT_EXIT.noRoot:
+      return new WorkspaceError(
+        workspace,
+        `cannot be created: ${detail}; create the root on the host (e.g. sudo install -d -o USER /build) or set workspace.root`,
+      );
+    case SCRIPT_EXIT.exists:
+      return new WorkspaceError(
+        workspace,
+        "already exists on the host; pick another --name, or destroy the sandbox that owns it",
+      );
+    case SCRIPT_EXIT.notOurs:
+    case SCRIPT_EXIT.noMarker:
+      return new WorkspaceError(
+        workspace,
+        `was not removed: ${detail}; inspect it by hand — sandboxer only deletes workspaces it made`,
+      );
+    default:
+      return new WorkspaceError(
+        workspace,
+        `could not be ${action === "create" ? "created" : "removed"} (exit ${result.code}${
+          detail ? `: ${detail}` : ""
+        }); check the login user may write there`,
+      );
+  }
+}
+
+function optionalUser(): string {
+  try {
+    return Deno.env.get("USER") ?? "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
+function localHost(): string {
+  try {
+    return Deno.hostname();
+  } catch {
+    return "unknown";
+  }
+}
