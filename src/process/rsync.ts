@@ -1,0 +1,453 @@
+/**
+ * rsync over ssh: a pure argv builder, a cached version probe, and a runner
+ * that reports progress and counts.
+ *
+ * Safety properties of the argv (each is unit-tested):
+ * - the `-e` value is built by {@linkcode shellQuote} (single quotes and
+ *   `'"'"'`, which rsync's `-e` splitter understands), with strict host key
+ *   checking against the given known_hosts file, batch mode (never a prompt),
+ *   and `-F` so the user's `~/.ssh/config` cannot change the connection;
+ * - key and known_hosts paths go in `-o Key="value"` form with `%` doubled (ssh
+ *   expands `%` tokens and splits unquoted values on spaces);
+ * - operands follow `--`, the local one is absolute or `./`-prefixed, both end
+ *   in `/` so the directory's contents are synced, and `--delete` therefore
+ *   only ever touches the workspace directory itself;
+ * - remote paths stay literal: rsync 3.2.4+ escapes them for the remote shell
+ *   by default (`RSYNC_OLD_ARGS` is forced off), older 3.x gets
+ *   `--protect-args`. rsync 2.x (and macOS openrsync) is refused.
+ *
+ * Counts come from `--stats` (constant-size output, unlike per-file
+ * `--itemize-changes`); progress from `--info=progress2` (rsync 3.1+), with
+ * `--no-inc-recursive` so the percentage has a real total.
+ *
+ * @module
+ */
+
+import { CommandFailedError, SandboxerError, SshError } from "../core/errors.ts";
+import type { Logger, SyncProgress, SyncReport } from "../extensions/types.ts";
+import { shellQuote } from "../transport/quote.ts";
+import { run } from "./run.ts";
+
+/** Where rsync connects; structurally a subset of the SSH transport's target. */
+export interface RsyncTarget {
+  /** Host name or address. */
+  host: string;
+  /** SSH port. */
+  port: number;
+  /** Login user. */
+  user: string;
+  /** Absolute path of the private key; without it ssh uses the agent. */
+  identityFile?: string;
+  /** Absolute path of the known_hosts file to check the host key against. */
+  knownHostsFile: string;
+  /** SSH_AUTH_SOCK path to hand to ssh (needed for encrypted keys: ssh cannot prompt). */
+  agent?: string;
+  /** Bound on TCP connect. @default {15000} */
+  connectTimeoutMs?: number;
+  /** Interval of ssh's server-alive probes (3 unanswered end the transfer). @default {5000} */
+  keepaliveIntervalMs?: number;
+  /** Host to hop through first (one level; its own `jump` is not supported here). */
+  jump?: RsyncTarget;
+}
+
+/** What to sync, and how. */
+export interface RsyncPlan {
+  /** The local directory: what is sent on push, where files land on pull. */
+  source: string;
+  /** The remote machine. */
+  target: RsyncTarget;
+  /** Absolute remote directory (the workspace itself, or a directory in it). */
+  remoteDir: string;
+  /** Exclude patterns (rsync syntax), each passed as `--exclude=<p>`. */
+  exclude: readonly string[];
+  /** Honour `.gitignore` files found in the tree (`--filter=':- .gitignore'`). */
+  gitignore: boolean;
+  /** Delete files in the receiving directory that the sender does not have. */
+  delete: boolean;
+  /** Ask rsync for overall progress. */
+  progress: boolean;
+  /** An ssh config file for ssh to read; default none (`-F /dev/null`). */
+  sshConfigFile?: string;
+  /** Push (local → remote, the default) or pull (remote → local). */
+  direction?: "push" | "pull";
+}
+
+/** What the local rsync can do, from {@linkcode probeRsync}. */
+export interface RsyncCapabilities {
+  /** Version such as `3.2.7`. */
+  version: string;
+  /** True from 3.2.4 on: remote arguments are escaped against the remote shell by default. */
+  protectsArgsByDefault: boolean;
+}
+
+/** Options for {@linkcode runRsync}. */
+export interface RunRsyncOptions {
+  /** Called as bytes move (needs `plan.progress`). */
+  onProgress?: (progress: SyncProgress) => void;
+  /** Aborting it stops rsync. */
+  signal?: AbortSignal;
+  /** Where to log the command and warnings. */
+  logger?: Logger;
+}
+
+/** Exit code rsync uses when source files vanished during the transfer. */
+const RSYNC_VANISHED = 24;
+/** Exit code rsync reports when the remote shell found no rsync. */
+const REMOTE_COMMAND_NOT_FOUND = 127;
+/** Exit code rsync passes on when ssh itself failed. */
+const SSH_FAILED = 255;
+
+type Version = [number, number, number];
+
+function parseVersion(version: string): Version {
+  const [a = 0, b = 0, c = 0] = version.split(".").map((n) => Number.parseInt(n, 10) || 0);
+  return [a, b, c];
+}
+
+function atLeast(version: Version, wanted: Version): boolean {
+  for (let i = 0; i < 3; i++) {
+    if (version[i] !== wanted[i]) return version[i] > wanted[i];
+  }
+  return true;
+}
+
+/**
+ * Read capabilities from `rsync --version` output.
+ *
+ * @param text The output.
+ * @returns Version and argument-protection default.
+ * @throws {SandboxerError} When no version can be found in it.
+ *
+ * @example
+ * ```ts
+ * import { parseRsyncVersion } from "./rsync.ts";
+ * console.log(parseRsyncVersion("rsync  version 3.2.7  protocol version 31").protectsArgsByDefault); // true
+ * ```
+ */
+export function parseRsyncVersion(text: string): RsyncCapabilities {
+  const match = /\bversion\s+v?(\d+\.\d+(?:\.\d+)?)/.exec(text);
+  if (!match) {
+    throw new SandboxerError(
+      "RSYNC_VERSION",
+      `Cannot read the rsync version from "rsync --version" (got ${
+        JSON.stringify(text.slice(0, 80))
+      }); install rsync 3.x`,
+    );
+  }
+  const version = match[1].split(".").length === 2 ? `${match[1]}.0` : match[1];
+  return { version, protectsArgsByDefault: atLeast(parseVersion(version), [3, 2, 4]) };
+}
+
+let probed: Promise<RsyncCapabilities> | undefined;
+
+/**
+ * Probe the local rsync once per process (`rsync --version`).
+ *
+ * @returns Its capabilities.
+ * @throws {MissingProgramError} When rsync is not installed.
+ * @throws {PermissionError} When `--allow-run=rsync` is missing.
+ */
+export function probeRsync(): Promise<RsyncCapabilities> {
+  probed ??= run(["rsync", "--version"], { timeoutMs: 10_000 })
+    .then((result) => parseRsyncVersion(result.stdout))
+    .catch((error) => {
+      probed = undefined;
+      throw error;
+    });
+  return probed;
+}
+
+/** Double `%` so ssh's token expansion gives the literal text back. */
+function escapePercent(text: string): string {
+  return text.replaceAll("%", "%%");
+}
+
+/** Quote an ssh `-o` value for ssh's own option-line splitter. */
+function sshOptionValue(value: string): string {
+  return `"${escapePercent(value).replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
+}
+
+function checkName(what: string, value: string): void {
+  // ssh would read a leading "-" as an option; whitespace, "@", "%" and control characters
+  // cannot be expressed unambiguously in user@host operands or ssh tokens.
+  if (value === "" || value.startsWith("-") || /[\s@%\p{Cc}]/u.test(value)) {
+    throw new TypeError(
+      `Cannot build rsync arguments: ${what} ${JSON.stringify(value)} is not valid`,
+    );
+  }
+}
+
+function checkAbsolute(what: string, path: string): void {
+  if (!path.startsWith("/") || path.includes("\0")) {
+    throw new TypeError(
+      `Cannot build rsync arguments: ${what} must be an absolute path (got ${
+        JSON.stringify(path)
+      })`,
+    );
+  }
+}
+
+function seconds(ms: number | undefined, fallback: number): string {
+  return String(Math.max(1, Math.ceil((ms ?? fallback) / 1000)));
+}
+
+/** ssh argv (no destination) for one hop; `-o` paths are %-escaped for this ssh. */
+function sshArgv(target: RsyncTarget, sshConfigFile: string | undefined): string[] {
+  checkName("host", target.host);
+  checkName("user", target.user);
+  checkAbsolute("knownHostsFile", target.knownHostsFile);
+  if (sshConfigFile !== undefined) checkAbsolute("sshConfigFile", sshConfigFile);
+  // -F is read as a plain path (no token expansion), unlike the -o paths below.
+  const argv = ["ssh", "-F", sshConfigFile ?? "/dev/null", "-p", String(target.port)];
+  if (target.identityFile !== undefined) {
+    checkAbsolute("identityFile", target.identityFile);
+    // Not -i: ssh stat()s an -i path before expanding its % tokens and silently drops it
+    // when the unexpanded name does not exist.
+    argv.push(
+      "-o",
+      `IdentityFile=${sshOptionValue(target.identityFile)}`,
+      "-o",
+      "IdentitiesOnly=yes",
+    );
+  }
+  argv.push(
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "StrictHostKeyChecking=yes",
+    "-o",
+    `UserKnownHostsFile=${sshOptionValue(target.knownHostsFile)}`,
+    "-o",
+    `ConnectTimeout=${seconds(target.connectTimeoutMs, 15_000)}`,
+    "-o",
+    `ServerAliveInterval=${seconds(target.keepaliveIntervalMs, 5_000)}`,
+    "-o",
+    "ServerAliveCountMax=3",
+  );
+  if (target.jump !== undefined) {
+    if (target.jump.jump !== undefined) {
+      throw new TypeError(
+        "Cannot build rsync arguments: only one jump host is supported; chain further hops in an ssh config file",
+      );
+    }
+    // The proxy command is %-expanded by this ssh and then again by the jump ssh: its own
+    // literal parts need a second escape, its -W tokens exactly one level.
+    const jump = target.jump;
+    const hop = sshArgv(jump, sshConfigFile).map(escapePercent);
+    const command = shellQuote([...hop, "-W", "[%h]:%p", "-l", jump.user, "--", jump.host]);
+    argv.push("-o", `ProxyCommand=${command}`);
+  }
+  return argv;
+}
+
+function remoteHost(host: string): string {
+  return host.includes(":") ? `[${host}]` : host;
+}
+
+function localOperand(path: string): string {
+  const operand = path.startsWith("/") || path.startsWith("./") ? path : `./${path}`;
+  return operand.endsWith("/") ? operand : `${operand}/`;
+}
+
+/**
+ * Build the rsync argv for a plan. Pure: no I/O.
+ *
+ * @param plan What to sync and where.
+ * @param caps The local rsync's capabilities.
+ * @returns The argv, starting with `"rsync"`.
+ * @throws {TypeError} On a relative key/known_hosts path, a host or user that
+ *   could be read as an option, nested jumps, or a remote path with glob characters.
+ * @throws {SandboxerError} When rsync is older than 3.0.
+ *
+ * @example
+ * ```ts
+ * import { buildRsyncArgv } from "./rsync.ts";
+ * const argv = buildRsyncArgv({
+ *   source: "app",
+ *   target: { host: "10.0.0.5", port: 12222, user: "dev", knownHostsFile: "/k" },
+ *   remoteDir: "/build/sbx-1",
+ *   exclude: [],
+ *   gitignore: true,
+ *   delete: true,
+ *   progress: false,
+ * }, { version: "3.2.7", protectsArgsByDefault: true });
+ * console.log(argv.slice(-2)); // ["./app/", "dev@10.0.0.5:/build/sbx-1/"]
+ * ```
+ */
+export function buildRsyncArgv(plan: RsyncPlan, caps: RsyncCapabilities): string[] {
+  const version = parseVersion(caps.version);
+  if (!atLeast(version, [3, 0, 0])) {
+    throw new SandboxerError(
+      "RSYNC_TOO_OLD",
+      `Cannot sync with rsync ${caps.version}: sandboxer needs rsync 3.0 or newer (macOS ships openrsync/2.6.9); install rsync 3.x`,
+    );
+  }
+  checkAbsolute("remoteDir", plan.remoteDir);
+  const remoteDir = plan.remoteDir.replace(/\/+$/, "");
+  if (remoteDir === "" || /(^|\/)\.\.?(\/|$)/.test(remoteDir)) {
+    throw new TypeError(
+      `Cannot build rsync arguments: remoteDir ${
+        JSON.stringify(plan.remoteDir)
+      } must be a normalised directory below /`,
+    );
+  }
+  // rsync expands these on the remote side even in protected arguments.
+  if (/[*?[\]\\]/.test(remoteDir) || /\p{Cc}/u.test(remoteDir)) {
+    throw new TypeError(
+      `Cannot build rsync arguments: remoteDir ${
+        JSON.stringify(plan.remoteDir)
+      } has glob, backslash or control characters`,
+    );
+  }
+
+  const argv = ["rsync", "-e", shellQuote(sshArgv(plan.target, plan.sshConfigFile)), "--archive"];
+  if (!caps.protectsArgsByDefault) argv.push("--protect-args");
+  if (plan.delete) argv.push("--delete");
+  if (plan.gitignore) argv.push("--filter=:- .gitignore");
+  for (const pattern of plan.exclude) argv.push(`--exclude=${pattern}`);
+  // Digits without separators keep --stats and progress parsing locale-proof.
+  argv.push("--stats", "--no-human-readable");
+  if (plan.progress && atLeast(version, [3, 1, 0])) {
+    argv.push("--info=progress2", "--no-inc-recursive");
+  }
+  const remote = `${plan.target.user}@${remoteHost(plan.target.host)}:${remoteDir}/`;
+  const local = localOperand(plan.source);
+  argv.push("--", ...(plan.direction === "pull" ? [remote, local] : [local, remote]));
+  return argv;
+}
+
+/** Counts from rsync's `--stats` block. */
+export interface RsyncStats {
+  /** "Number of regular files transferred". */
+  files: number;
+  /** "Number of deleted files". */
+  deleted: number;
+  /** "Total transferred file size", in bytes. */
+  bytes: number;
+}
+
+function statNumber(text: string, label: string): number {
+  const match = new RegExp(`^${label}: ([\\d,.]+)`, "m").exec(text);
+  return match ? Number(match[1].replace(/[,.]/g, "")) : 0;
+}
+
+/**
+ * Read the counts from rsync `--stats` output.
+ *
+ * @param text rsync's stdout.
+ * @returns Files sent, files deleted, bytes of file data moved.
+ */
+export function parseRsyncStats(text: string): RsyncStats {
+  return {
+    files: statNumber(text, "Number of regular files transferred"),
+    deleted: statNumber(text, "Number of deleted files"),
+    bytes: statNumber(text, "Total transferred file size"),
+  };
+}
+
+/**
+ * Read one `--info=progress2` line, such as
+ * `  1234567  45%  12.34MB/s  0:00:01 (xfr#3, to-chk=10/20)`.
+ *
+ * @param line One line (rsync separates updates with `\r`).
+ * @returns The progress, or undefined when the line is something else.
+ */
+export function parseProgressLine(line: string): SyncProgress | undefined {
+  const match = /^\s*([\d,.]+)\s+(\d{1,3})%\s/.exec(line);
+  if (!match) return undefined;
+  return { bytes: Number(match[1].replace(/[,.]/g, "")), percent: Number(match[2]) };
+}
+
+function describeTarget(target: RsyncTarget): string {
+  return `${target.user}@${target.host}:${target.port}`;
+}
+
+/**
+ * Run rsync for a plan and report what it did.
+ *
+ * @param plan What to sync and where.
+ * @param options Progress callback, abort signal and logger.
+ * @returns Files sent, files deleted and bytes of file data moved.
+ * @throws {SshError} Stage `connect` when ssh could not connect, verify the host key or
+ *   authenticate; stage `sync` when the remote host has no rsync (probe it first with
+ *   `conn.run(["rsync", "--version"])` to choose the SFTP fallback up front).
+ * @throws {CommandFailedError} When rsync failed for another reason (exit 24, vanished
+ *   source files, counts as success and is logged as a warning).
+ * @throws {MissingProgramError} When rsync is not installed locally.
+ */
+export async function runRsync(
+  plan: RsyncPlan,
+  options: RunRsyncOptions = {},
+): Promise<SyncReport> {
+  const argv = buildRsyncArgv(plan, await probeRsync()) as [string, ...string[]];
+  if (plan.direction === "pull") await Deno.mkdir(plan.source, { recursive: true });
+  options.logger?.debug(`$ ${shellQuote(argv)}`);
+
+  let pending = "";
+  const decoder = new TextDecoder();
+  const onStdout = options.onProgress
+    ? (chunk: Uint8Array) => {
+      pending += decoder.decode(chunk, { stream: true });
+      const lines = pending.split(/[\r\n]/);
+      pending = lines.pop() ?? "";
+      for (const line of lines) {
+        const progress = parseProgressLine(line);
+        if (progress) options.onProgress?.(progress);
+      }
+    }
+    : undefined;
+
+  // RSYNC_OLD_ARGS in the user's environment would turn remote-path escaping off.
+  const env: Record<string, string> = { RSYNC_OLD_ARGS: "0" };
+  if (plan.target.agent !== undefined) env.SSH_AUTH_SOCK = plan.target.agent;
+  const result = await run(argv, { env, signal: options.signal, allowFailure: true, onStdout });
+  if (result.code === 0) return { method: "rsync", ...parseRsyncStats(result.stdout) };
+  if (result.code === RSYNC_VANISHED) {
+    options.logger?.warn("rsync: some source files vanished during the transfer");
+    return { method: "rsync", ...parseRsyncStats(result.stdout) };
+  }
+  throw rsyncFailure(plan, argv, result.code, result.stderr);
+}
+
+/** Tell ssh's failures (connect, host key, auth, no remote rsync) from rsync's own. */
+function rsyncFailure(
+  plan: RsyncPlan,
+  argv: readonly string[],
+  code: number,
+  stderr: string,
+): Error {
+  const where = describeTarget(plan.target);
+  // rsync prefixes its own lines; the rest came from ssh or the remote shell.
+  const foreign = stderr.split("\n").map((l) => l.trim()).filter((l) =>
+    l && !l.startsWith("rsync")
+  );
+  const detail = foreign.slice(-2).join(" | ");
+  if (code === REMOTE_COMMAND_NOT_FOUND) {
+    return new SshError(
+      where,
+      "sync",
+      `rsync is not installed on the remote host (${
+        detail || "command not found"
+      }); install rsync there, or sync over SFTP`,
+    );
+  }
+  if (/Host key verification failed/.test(stderr)) {
+    return new SshError(
+      where,
+      "connect",
+      `host key verification failed against ${plan.target.knownHostsFile}; check that file holds the server's current key`,
+    );
+  }
+  if (
+    code === SSH_FAILED || /connection unexpectedly closed \(0 bytes received so far\)/.test(stderr)
+  ) {
+    return new SshError(
+      where,
+      "connect",
+      `ssh failed (${
+        detail || `rsync exit ${code}`
+      }); check the user, key and known_hosts, and that the host is reachable`,
+    );
+  }
+  return new CommandFailedError(argv, code, stderr.slice(-4_000));
+}
