@@ -19,11 +19,14 @@ import { destroyCommand } from "./commands/destroy.ts";
 import { gcCommand } from "./commands/gc.ts";
 import { profilesCommand } from "./commands/profiles.ts";
 import { extensionsCommand } from "./commands/extensions.ts";
+import { runCommand } from "./commands/run.ts";
 
 /** Exit code for usage errors. */
 export const EXIT_USAGE = 2;
 /** Exit code for other failures we expect (bad profile, unreachable host, …). */
 export const EXIT_FAILURE = 1;
+/** Exit code after Ctrl-C / SIGTERM (128 + SIGINT). */
+export const EXIT_INTERRUPTED = 130;
 /** Exit code for bugs. */
 export const EXIT_INTERNAL = 70;
 
@@ -59,6 +62,7 @@ export async function runCli(
       gcCommand,
       profilesCommand,
       extensionsCommand,
+      runCommand,
     ]
   ) {
     program.addCommand(make(ctx) as unknown as Command);
@@ -93,6 +97,12 @@ export function reportError(error: unknown, output: Output, debug: boolean): num
   if (error instanceof CommanderError) {
     // Commander already printed its message (help, version, or a usage error).
     return error.exitCode === 0 ? 0 : EXIT_USAGE;
+  }
+  if (error instanceof DOMException && error.name === "AbortError") {
+    output.err(
+      "sandboxer: interrupted; what was made has been torn down or recorded for destroy\n",
+    );
+    return EXIT_INTERRUPTED;
   }
   if (error instanceof Deno.errors.NotCapable) error = permissionErrorFrom(error);
   if (error instanceof SandboxerError) {

@@ -21,6 +21,7 @@ export const PROFILE_KEYS: readonly string[] = [
   "extension",
   "sync",
   "setup",
+  "env",
   "ttl",
 ];
 
@@ -32,8 +33,11 @@ const PROFILE_SCHEMA: ConfigSchema = {
   "sync.exclude": { type: "string[]", default: [] },
   "sync.gitignore": { type: "boolean", default: true },
   setup: { type: "string[]", default: [] },
+  env: { type: "string[]", default: [], description: "NAME=value pairs for setup and exec" },
   ttl: { type: "duration", min: 1 },
 };
+
+const ENV_ENTRY = /^[A-Za-z_][A-Za-z0-9_]*=/;
 
 const PROFILE_FILE = /\.ya?ml$/;
 
@@ -179,6 +183,16 @@ export function parseProfile(
     );
   }
 
+  const env = valid.env as string[];
+  env.forEach((entry, index) => {
+    if (!ENV_ENTRY.test(entry)) {
+      throw new ConfigError(
+        source.locate(`env[${index}]`),
+        `must be NAME=value with NAME of letters, digits and _ (got ${JSON.stringify(entry)})`,
+      );
+    }
+  });
+
   const sync = (valid.sync ?? {}) as JsonObject;
   let syncSource = sync.source as string | undefined;
   if (syncSource?.startsWith("~")) {
@@ -197,6 +211,7 @@ export function parseProfile(
       gitignore: (sync.gitignore ?? true) as boolean,
     },
     setup: valid.setup as string[],
+    env,
     source,
   };
   if (syncSource !== undefined) profile.sync.source = syncSource;

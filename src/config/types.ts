@@ -131,6 +131,8 @@ export interface Profile {
   sync: SyncSettings;
   /** Shell commands run in the workspace after create (and sync). */
   setup: string[];
+  /** `NAME=value` pairs set for setup commands and every exec. */
+  env: string[];
   /** Lifetime in seconds; `gc` destroys the sandbox after it. */
   ttlSeconds?: number;
   /** Locations of every value, for error messages. */

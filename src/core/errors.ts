@@ -490,3 +490,90 @@ export class SetupFailedError extends SandboxerError {
     this.exitCode = exitCode;
   }
 }
+
+/**
+ * A `docker compose` (or `docker-compose`) or `docker` command failed: a
+ * broken compose file, an image that cannot be pulled, an engine that does
+ * not answer. The message carries compose's own last lines.
+ *
+ * @example
+ * ```ts
+ * import { ComposeError } from "./errors.ts";
+ * const error = new ComposeError("sbx-a1", "could not start", ["Unsupported config option"]);
+ * console.log(error.message); // Compose project sbx-a1 could not start: Unsupported config option
+ * ```
+ */
+export class ComposeError extends SandboxerError {
+  /** The compose project name (`sbx-<id>`). */
+  readonly project: string;
+  /** The last lines compose or docker printed, oldest first. */
+  readonly output: readonly string[];
+  /**
+   * @param project The compose project name.
+   * @param problem What failed and how to fix it.
+   * @param output The command's last lines, appended to the message after ": ".
+   * @param options Standard error options.
+   */
+  constructor(
+    project: string,
+    problem: string,
+    output: readonly string[] = [],
+    options?: ErrorOptions,
+  ) {
+    super(
+      "COMPOSE",
+      `Compose project ${project} ${problem}${output.length ? `: ${output.join(" | ")}` : ""}`,
+      options,
+    );
+    this.project = project;
+    this.output = output;
+  }
+}
+
+/**
+ * A compose service did not become reachable over SSH: it stopped, or did not
+ * answer within `ready_timeout`. The message ends with the service's last log
+ * lines.
+ *
+ * @example
+ * ```ts
+ * import { ServiceNotReadyError } from "./errors.ts";
+ * const error = new ServiceNotReadyError("sbx-a1", "sshd", "did not answer", ["booting"]);
+ * console.log(error.logTail); // ["booting"]
+ * ```
+ */
+export class ServiceNotReadyError extends SandboxerError {
+  /** The compose project name (`sbx-<id>`). */
+  readonly project: string;
+  /** The service that was waited for. */
+  readonly service: string;
+  /** The service's last log lines, oldest first. */
+  readonly logTail: readonly string[];
+  /**
+   * @param project The compose project name.
+   * @param service The service name.
+   * @param problem What happened and how to fix it.
+   * @param logTail The service's last log lines.
+   * @param options Standard error options.
+   */
+  constructor(
+    project: string,
+    service: string,
+    problem: string,
+    logTail: readonly string[],
+    options?: ErrorOptions,
+  ) {
+    super(
+      "SERVICE_NOT_READY",
+      `Service "${service}" of compose project ${project} ${problem}; ${
+        logTail.length
+          ? `its last log lines: ${logTail.join(" | ")}`
+          : "it logged nothing (see docker logs)"
+      }`,
+      options,
+    );
+    this.project = project;
+    this.service = service;
+    this.logTail = logTail;
+  }
+}

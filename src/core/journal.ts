@@ -47,6 +47,8 @@ export interface SandboxRecord {
   error: string | null;
   /** The profile's sync settings, kept so `sync` works without the profile. */
   sync: SyncSettings;
+  /** The profile's `NAME=value` environment for every command. */
+  env?: string[];
   /** Who made it: process id and host, to tell a live creator from a crashed one. */
   owner: { pid: number; host: string; user: string };
 }

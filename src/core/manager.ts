@@ -67,6 +67,8 @@ export interface CreateOptions {
   setupIO?: Pick<ExecIO, "stdout" | "stderr">;
   /** Sync progress. */
   onProgress?: (progress: SyncProgress) => void;
+  /** Called as each phase (`create`, `sync`, `setup`) ends, with its duration. */
+  onPhase?: (phase: string, ms: number) => void;
   /** Aborting stops creation; the record is left `failed` for `destroy`. */
   signal?: AbortSignal;
 }
@@ -198,16 +200,23 @@ export class Manager implements AsyncDisposable {
       error: null,
       owner: currentOwner(),
       sync: profile.sync,
+      env: profile.env,
     });
     this.#logger.debug(`recorded sandbox ${id} in ${this.journal.dir}`);
     await using _heartbeat = await this.journal.heartbeat(id);
     let handle: SandboxHandle | null = null;
+    let started = performance.now();
+    const phaseDone = (phase: string) => {
+      options.onPhase?.(phase, performance.now() - started);
+      started = performance.now();
+    };
     try {
       options.signal?.throwIfAborted();
       handle = await extension.create({
         id,
         config,
         profileId: profile.id,
+        stateDir: this.journal.dir,
         expiresAt: ttl === undefined
           ? undefined
           : new Date(now.getTime() + ttl * 1000).toISOString(),
@@ -224,11 +233,16 @@ export class Manager implements AsyncDisposable {
         },
       });
       await this.journal.update(id, { handle, workspace: extension.workspaceOf(handle) ?? null });
+      phaseDone("create");
       if (repo !== undefined) {
         await this.journal.update(id, { step: "sync" });
         await this.#sync(extension, id, handle, repo, profile.sync, options);
+        phaseDone("sync");
       }
-      await this.#setup(extension, id, handle, profile.setup, options);
+      if (profile.setup.length) {
+        await this.#setup(extension, id, handle, profile, options);
+        phaseDone("setup");
+      }
       return await this.journal.update(id, { status: "ready", step: null });
     } catch (error) {
       await this.journal.update(id, {
@@ -273,8 +287,8 @@ export class Manager implements AsyncDisposable {
     if (argv.length === 0) {
       throw new UsageError("Cannot exec: no command given; add -- CMD [ARGS...]");
     }
-    const { extension, handle } = await this.#ready(id, "run commands in");
-    return await extension.exec(handle, argv, io);
+    const { record, extension, handle } = await this.#ready(id, "run commands in");
+    return await extension.exec(handle, withEnv(record.env, argv), io);
   }
 
   /**
@@ -462,10 +476,10 @@ export class Manager implements AsyncDisposable {
     extension: SandboxExtension<unknown>,
     id: string,
     handle: SandboxHandle,
-    commands: readonly string[],
+    profile: Profile,
     options: CreateOptions,
   ): Promise<void> {
-    if (commands.length === 0) return;
+    const commands = profile.setup;
     await this.journal.update(id, { step: "setup" });
     for (const command of commands) {
       options.signal?.throwIfAborted();
@@ -476,7 +490,7 @@ export class Manager implements AsyncDisposable {
         tail = (tail + decoder.decode(chunk, { stream: true })).slice(-2000);
       };
       const io = options.setupIO;
-      const code = await extension.exec(handle, ["sh", "-c", command], {
+      const code = await extension.exec(handle, withEnv(profile.env, ["sh", "-c", command]), {
         stdout: io?.stdout ?? ((chunk) => this.#logger.info(decoder.decode(chunk).trimEnd())),
         stderr: (chunk) => {
           keepTail(chunk);
@@ -527,6 +541,17 @@ function gcReason(record: SandboxRecord, now: Date, ownerWorking: boolean): stri
     return `stuck in ${record.status}: process ${record.owner.pid} on ${record.owner.host} stopped working on it`;
   }
   return undefined;
+}
+
+/** Prefix `env NAME=value…` so the profile's environment reaches every command on any backend. */
+function withEnv(env: readonly string[] | undefined, argv: readonly string[]): readonly string[] {
+  if (!env?.length) return argv;
+  if (argv[0]?.startsWith("-")) {
+    throw new UsageError(
+      `Cannot run ${JSON.stringify(argv[0])}: a program name may not start with "-"`,
+    );
+  }
+  return ["env", ...env, ...argv];
 }
 
 function oneLine(error: unknown): string {

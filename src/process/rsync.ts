@@ -70,6 +70,11 @@ export interface RsyncPlan {
   sshConfigFile?: string;
   /** Push (local → remote, the default) or pull (remote → local). */
   direction?: "push" | "pull";
+  /**
+   * Pull only: copy the remote path itself (a file or a directory) into the
+   * local directory, instead of the remote directory's contents.
+   */
+  remoteEntry?: boolean;
 }
 
 /** What the local rsync can do, from {@linkcode probeRsync}. */
@@ -250,6 +255,21 @@ function localOperand(path: string): string {
 }
 
 /**
+ * The filter arguments of a plan (`.gitignore` merge, then the excludes), in
+ * the order rsync applies them. Shared with the SFTP fallback, which asks the
+ * local rsync which files to send so both paths select exactly the same tree.
+ *
+ * @param plan Whether to honour `.gitignore`, and the exclude patterns.
+ * @returns The arguments, e.g. `["--filter=:- .gitignore", "--exclude=*.o"]`.
+ */
+export function rsyncFilterArgs(plan: Pick<RsyncPlan, "gitignore" | "exclude">): string[] {
+  const args: string[] = [];
+  if (plan.gitignore) args.push("--filter=:- .gitignore");
+  for (const pattern of plan.exclude) args.push(`--exclude=${pattern}`);
+  return args;
+}
+
+/**
  * Build the rsync argv for a plan. Pure: no I/O.
  *
  * @param plan What to sync and where.
@@ -303,14 +323,16 @@ export function buildRsyncArgv(plan: RsyncPlan, caps: RsyncCapabilities): string
   const argv = ["rsync", "-e", shellQuote(sshArgv(plan.target, plan.sshConfigFile)), "--archive"];
   if (!caps.protectsArgsByDefault) argv.push("--protect-args");
   if (plan.delete) argv.push("--delete");
-  if (plan.gitignore) argv.push("--filter=:- .gitignore");
-  for (const pattern of plan.exclude) argv.push(`--exclude=${pattern}`);
+  argv.push(...rsyncFilterArgs(plan));
   // Digits without separators keep --stats and progress parsing locale-proof.
   argv.push("--stats", "--no-human-readable");
   if (plan.progress && atLeast(version, [3, 1, 0])) {
     argv.push("--info=progress2", "--no-inc-recursive");
   }
-  const remote = `${plan.target.user}@${remoteHost(plan.target.host)}:${remoteDir}/`;
+  const entry = plan.direction === "pull" && plan.remoteEntry;
+  const remote = `${plan.target.user}@${remoteHost(plan.target.host)}:${remoteDir}${
+    entry ? "" : "/"
+  }`;
   const local = localOperand(plan.source);
   argv.push("--", ...(plan.direction === "pull" ? [remote, local] : [local, remote]));
   return argv;

@@ -46,7 +46,8 @@ export function createCommand(ctx: CliContext) {
     });
 }
 
-function ttlSeconds(value: string): number {
+/** Parse a `--ttl` value into seconds. */
+export function ttlSeconds(value: string): number {
   try {
     return parseDuration(value);
   } catch {

@@ -128,20 +128,9 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
         `Cannot sync into ${handle.workspace}: rsync is not installed on ${handle.vm_target}; install it there (apt-get install rsync)`,
       );
     }
-    const target = targetFromHandle(handle);
     return await runRsync({
       source: from,
-      target: {
-        host: target.host,
-        port: target.port,
-        user: target.user,
-        identityFile: target.identityFile,
-        knownHostsFile: target.knownHostsFile,
-        agent: target.agent,
-        connectTimeoutMs: target.connectTimeoutMs,
-        keepaliveIntervalMs: target.keepaliveIntervalMs,
-        jump: target.jump,
-      },
+      target: targetFromHandle(handle),
       remoteDir: checkWorkspacePath(handle.workspace),
       // The marker is ours, not the repo's: never send over it or delete it.
       exclude: [...(options.exclude ?? []), `/${MARKER_FILE}`],
@@ -149,6 +138,35 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
       delete: true,
       progress: options.onProgress !== undefined,
     }, { onProgress: options.onProgress, signal: options.signal, logger: this.logger });
+  }
+
+  /**
+   * Copy a file or directory from the workspace into a local directory
+   * (rsync pull, archive mode: symlinks are copied as symlinks, never followed).
+   *
+   * @param handle The stored handle.
+   * @param remotePath Path relative to the workspace, or absolute inside it.
+   * @param localDir Local directory to copy into.
+   * @param options Abort signal.
+   */
+  override async fetch(
+    handle: Handle,
+    remotePath: string,
+    localDir: string,
+    options: { signal?: AbortSignal },
+  ): Promise<void> {
+    const workspace = checkWorkspacePath(handle.workspace);
+    await runRsync({
+      source: localDir,
+      target: targetFromHandle(handle),
+      remoteDir: pathInWorkspace(workspace, remotePath),
+      exclude: [],
+      gitignore: false,
+      delete: false,
+      progress: false,
+      direction: "pull",
+      remoteEntry: true,
+    }, { signal: options.signal, logger: this.logger });
   }
 
   /**
@@ -197,6 +215,24 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
     }
     return known;
   }
+}
+
+/**
+ * Resolve a path given relative to the workspace (or absolute inside it),
+ * refusing anything that would leave it.
+ */
+function pathInWorkspace(workspace: string, path: string): string {
+  const relative = path.startsWith(`${workspace}/`) ? path.slice(workspace.length + 1) : path;
+  const segments = relative.split("/").filter((s) => s !== "" && s !== ".");
+  if (relative.startsWith("/") || segments.length === 0 || segments.includes("..")) {
+    throw new WorkspaceError(
+      workspace,
+      `cannot serve ${
+        JSON.stringify(path)
+      }: give a path inside the workspace, relative to it (e.g. dist/app.tar)`,
+    );
+  }
+  return `${workspace}/${segments.join("/")}`;
 }
 
 function workspaceScriptError(

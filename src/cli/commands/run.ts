@@ -1,0 +1,59 @@
+import { Command } from "@commander-js/extra-typings";
+import { parseArtifact, runInSandbox } from "../../core/run_sandbox.ts";
+import { UsageError } from "../../core/errors.ts";
+import type { CliContext } from "../context.ts";
+import { progressPrinter } from "./progress.ts";
+import { collect, ttlSeconds } from "./create.ts";
+
+/**
+ * `sandboxer run --profile P [--repo DIR] [--artifact R[:L]]... -- CMD [ARGS...]`.
+ *
+ * @param ctx The CLI context.
+ * @returns The command.
+ */
+export function runCommand(ctx: CliContext) {
+  return new Command("run")
+    .description(
+      "Create a sandbox, sync, set up, run CMD, copy artifacts back and destroy it; CMD's exit code becomes ours",
+    )
+    .requiredOption("-p, --profile <name|file>", "profile name or YAML file")
+    .option("--repo <dir>", "local directory to sync into the workspace first")
+    .option(
+      "--artifact <remote[:local]>",
+      "copy REMOTE (relative to the workspace) into LOCAL dir (default .) afterwards; repeatable",
+      collect,
+      [] as string[],
+    )
+    .option("--keep", "keep the sandbox afterwards")
+    .option("--keep-on-failure", "keep the sandbox when CMD or a phase fails")
+    .option("-n, --name <id>", "sandbox id; random when absent")
+    .option("--set <path=value>", "override a profile field (repeatable)", collect, [] as string[])
+    .option("--ttl <duration>", "lifetime of a kept sandbox, e.g. 8h")
+    .argument("<command...>", "program and arguments, after --; kept literal")
+    .passThroughOptions()
+    .action(async (command, options) => {
+      if (options.keep && options.keepOnFailure) {
+        throw new UsageError("Cannot use --keep with --keep-on-failure: pick one");
+      }
+      const phases: string[] = [];
+      const result = await runInSandbox(await ctx.manager(), {
+        profile: options.profile,
+        command: command[0] === "--" ? command.slice(1) : command,
+        repo: options.repo,
+        name: options.name,
+        overrides: options.set,
+        ttlSeconds: options.ttl === undefined ? undefined : ttlSeconds(options.ttl),
+        artifacts: options.artifact.map(parseArtifact),
+        keep: options.keep ? "always" : options.keepOnFailure ? "on-failure" : "never",
+        io: { stdout: ctx.output.outBytes, stderr: ctx.output.errBytes },
+        setupIO: { stdout: ctx.output.errBytes, stderr: ctx.output.errBytes },
+        onProgress: progressPrinter(ctx.output),
+        onPhase: (phase, ms) => phases.push(`${phase} ${(ms / 1000).toFixed(2)}s`),
+        logger: ctx.logger,
+        signal: ctx.signal,
+      }).finally(() => {
+        if (phases.length) ctx.logger.info(`phases: ${phases.join(" · ")}`);
+      });
+      ctx.exitCode = result.exitCode ?? 1;
+    });
+}

@@ -1,0 +1,173 @@
+/**
+ * `sandboxer run`: create → sync → setup → command → copy artifacts back →
+ * destroy, in one call, with teardown guaranteed however it ends.
+ *
+ * @module
+ */
+
+import type { ExecIO, Logger, SyncProgress } from "../extensions/types.ts";
+import { silentLogger } from "../extensions/base.ts";
+import { UsageError } from "./errors.ts";
+import { randomId, validateId } from "./journal.ts";
+import type { Manager } from "./manager.ts";
+
+/** One artifact to copy back: a path in the workspace and a local directory. */
+export interface ArtifactSpec {
+  /** Path relative to the workspace (or absolute inside it). */
+  remote: string;
+  /** Local directory to copy it into. */
+  local: string;
+}
+
+/** When to keep the sandbox instead of destroying it. */
+export type KeepPolicy = "never" | "always" | "on-failure";
+
+/** Options for {@linkcode runInSandbox}. */
+export interface RunInSandboxOptions {
+  /** Profile name or file. */
+  profile: string;
+  /** The command to run in the workspace. */
+  command: readonly string[];
+  /** Local directory to sync in first. */
+  repo?: string;
+  /** Sandbox id; random when absent. */
+  name?: string;
+  /** `dotted.path=value` profile overrides. */
+  overrides?: readonly string[];
+  /** Lifetime in seconds (matters only when the sandbox is kept). */
+  ttlSeconds?: number;
+  /** Paths to copy back after the command, whatever its exit code. */
+  artifacts?: readonly ArtifactSpec[];
+  /** Keep the sandbox always, on failure, or never (default). */
+  keep?: KeepPolicy;
+  /** The command's output. */
+  io?: Pick<ExecIO, "stdout" | "stderr">;
+  /** Setup commands' output. */
+  setupIO?: Pick<ExecIO, "stdout" | "stderr">;
+  /** Sync progress. */
+  onProgress?: (progress: SyncProgress) => void;
+  /** Called as each phase ends (`create`, `sync`, `setup`, `run`, `artifacts`, `destroy`). */
+  onPhase?: (phase: string, ms: number) => void;
+  /** Where warnings go. */
+  logger?: Logger;
+  /** Aborting (Ctrl-C) stops the current phase; teardown still runs. */
+  signal?: AbortSignal;
+}
+
+/** How a run ended. */
+export interface RunInSandboxResult {
+  /** The sandbox id. */
+  id: string;
+  /** The command's exit code, or undefined when it never ran. */
+  exitCode: number | undefined;
+  /** Whether the sandbox was kept. */
+  kept: boolean;
+}
+
+/**
+ * Run one command in a fresh sandbox and tear it down. The sandbox is
+ * destroyed however the run ends — command failure, an error in any phase,
+ * or an abort — unless `keep` says otherwise; errors are rethrown after
+ * teardown.
+ *
+ * @param manager The manager.
+ * @param options Profile, command, artifacts and keep policy.
+ * @returns The id, the command's exit code and whether the sandbox was kept.
+ */
+export async function runInSandbox(
+  manager: Manager,
+  options: RunInSandboxOptions,
+): Promise<RunInSandboxResult> {
+  if (options.command.length === 0) {
+    throw new UsageError("Cannot run: no command given; add -- CMD [ARGS...]");
+  }
+  const logger = options.logger ?? silentLogger;
+  const id = options.name === undefined ? randomId() : validateId(options.name);
+  const phase = timer(options.onPhase);
+  let exitCode: number | undefined;
+  let failure: unknown;
+  let recorded = false;
+  try {
+    await manager.create({
+      profile: options.profile,
+      name: id,
+      repo: options.repo,
+      overrides: options.overrides,
+      ttlSeconds: options.ttlSeconds,
+      setupIO: options.setupIO,
+      onProgress: options.onProgress,
+      onPhase: options.onPhase,
+      signal: options.signal,
+    }).finally(async () => {
+      recorded = await manager.show(id).then(() => true, () => false);
+    });
+    phase.reset();
+    exitCode = await manager.exec(id, options.command, { ...options.io, signal: options.signal });
+    phase.done("run");
+    for (const artifact of options.artifacts ?? []) {
+      try {
+        await manager.fetch(id, artifact.remote, artifact.local, { signal: options.signal });
+      } catch (error) {
+        // A failed command often leaves no artifacts; that must not hide its exit code.
+        if (exitCode !== 0) logger.warn(`artifact ${artifact.remote}: ${messageOf(error)}`);
+        else throw error;
+      }
+    }
+    if (options.artifacts?.length) phase.done("artifacts");
+  } catch (error) {
+    failure = error;
+  }
+  const failed = failure !== undefined || exitCode !== 0;
+  const keep = options.keep === "always" || (options.keep === "on-failure" && failed);
+  if (recorded && !keep) {
+    phase.reset();
+    try {
+      await manager.destroy(id, { force: true });
+      phase.done("destroy");
+    } catch (error) {
+      if (failure === undefined) failure = error;
+      else {logger.error(
+          `could not destroy ${id}: ${messageOf(error)}; run "sandboxer destroy ${id}"`,
+        );}
+    }
+  } else if (recorded) {
+    logger.info(`kept sandbox ${id}; destroy it with "sandboxer destroy ${id}"`);
+  }
+  if (failure !== undefined) throw failure;
+  return { id, exitCode, kept: recorded && keep };
+}
+
+function timer(onPhase?: (phase: string, ms: number) => void) {
+  let started = performance.now();
+  return {
+    reset() {
+      started = performance.now();
+    },
+    done(name: string) {
+      onPhase?.(name, performance.now() - started);
+      started = performance.now();
+    },
+  };
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Parse `REMOTE_PATH[:LOCAL_DIR]` (local defaults to `.`).
+ *
+ * @param spec The `--artifact` value.
+ * @returns The artifact.
+ */
+export function parseArtifact(spec: string): ArtifactSpec {
+  const colon = spec.indexOf(":");
+  const remote = colon === -1 ? spec : spec.slice(0, colon);
+  const local = colon === -1 ? "." : spec.slice(colon + 1);
+  if (remote === "" || local === "") {
+    throw new UsageError(
+      `Cannot use --artifact ${JSON.stringify(spec)}: write REMOTE_PATH or REMOTE_PATH:LOCAL_DIR`,
+    );
+  }
+  return { remote, local };
+}
