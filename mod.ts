@@ -60,8 +60,51 @@ export type {
   Profile,
   SyncSettings,
 } from "./src/config/types.ts";
-export { listProfiles, loadProfile, profileSearchPath } from "./src/config/profile.ts";
-export { loadRegistrations, parseRegistration } from "./src/config/registration.ts";
-export { validateConfig } from "./src/config/schema.ts";
+export {
+  type ListedProfiles,
+  listProfiles,
+  loadProfile,
+  type LoadProfileOptions,
+  type ParseProfileOptions,
+  profileSearchPath,
+  type ProfileSearchPathOptions,
+} from "./src/config/profile.ts";
+export {
+  type LoadedRegistrations,
+  loadRegistrations,
+  type LoadRegistrationsOptions,
+  parseRegistration,
+  type ParseRegistrationOptions,
+} from "./src/config/registration.ts";
+export { validateConfig, type ValidateOptions } from "./src/config/schema.ts";
+export {
+  type ExtensionClass,
+  ExtensionRegistry,
+  type RegistryOptions,
+} from "./src/extensions/registry.ts";
+export { type RetryOptions } from "./src/core/async.ts";
+export { type EnvReader } from "./src/core/paths.ts";
 export { shellQuote } from "./src/transport/quote.ts";
+export {
+  connectSsh,
+  type ConnectSshOptions,
+  type SftpSession,
+  type SftpStat,
+  SshConnection,
+  type SshExecIO,
+  type SshExecResult,
+  SshPool,
+  type SshPoolOptions,
+  type SshRunOptions,
+  type SshRunResult,
+  type SshTarget,
+} from "./src/transport/ssh.ts";
+export {
+  type ArtifactSpec,
+  type KeepPolicy,
+  parseArtifact,
+  runInSandbox,
+  type RunInSandboxOptions,
+  type RunInSandboxResult,
+} from "./src/core/run_sandbox.ts";
 export * from "./src/core/errors.ts";

@@ -105,3 +105,15 @@ export async function denoDir(): Promise<string> {
   }
   return cachedDenoDir;
 }
+
+/**
+ * The entry names of a directory, sorted.
+ *
+ * @param path The directory.
+ * @returns Its entries' names.
+ */
+export async function listDir(path: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(path)) names.push(entry.name);
+  return names.sort();
+}

@@ -46,6 +46,8 @@ export class SandboxerError extends Error {
  */
 export class UsageError extends SandboxerError {
   /**
+   * Create it.
+   *
    * @param message What was wrong with the command line and how to fix it.
    * @param options Standard error options.
    */
@@ -84,6 +86,8 @@ export class ConfigError extends SandboxerError {
   /** The problem alone, without the location prefix. */
   readonly problem: string;
   /**
+   * Create it.
+   *
    * @param location File, line, column and field of the bad value.
    * @param problem What is wrong and how to fix it.
    * @param options Standard error options.
@@ -117,6 +121,8 @@ export function formatLocation(location: ConfigLocation): string {
  */
 export class ProfileNotFoundError extends SandboxerError {
   /**
+   * Create it.
+   *
    * @param name The name or path that was asked for.
    * @param searched The directories searched.
    */
@@ -143,6 +149,8 @@ export class ExtensionError extends SandboxerError {
   /** The extension id concerned. */
   readonly extensionId: string;
   /**
+   * Create it.
+   *
    * @param extensionId The extension id.
    * @param problem What is wrong and how to fix it.
    * @param options Standard error options.
@@ -163,7 +171,11 @@ export class ExtensionError extends SandboxerError {
  * ```
  */
 export class InvalidIdError extends SandboxerError {
-  /** @param id The refused id. */
+  /**
+   * Create it.
+   *
+   * @param id The refused id.
+   */
   constructor(id: string) {
     super(
       "INVALID_ID",
@@ -184,7 +196,11 @@ export class InvalidIdError extends SandboxerError {
  * ```
  */
 export class SandboxNotFoundError extends SandboxerError {
-  /** @param id The id that was looked up. */
+  /**
+   * Create it.
+   *
+   * @param id The id that was looked up.
+   */
   constructor(id: string) {
     super(
       "SANDBOX_NOT_FOUND",
@@ -203,7 +219,11 @@ export class SandboxNotFoundError extends SandboxerError {
  * ```
  */
 export class SandboxExistsError extends SandboxerError {
-  /** @param id The id that is taken. */
+  /**
+   * Create it.
+   *
+   * @param id The id that is taken.
+   */
   constructor(id: string) {
     super(
       "SANDBOX_EXISTS",
@@ -225,6 +245,8 @@ export class SandboxExistsError extends SandboxerError {
  */
 export class SandboxStateError extends SandboxerError {
   /**
+   * Create it.
+   *
    * @param id The sandbox id.
    * @param problem What state it is in and what to do.
    */
@@ -244,6 +266,8 @@ export class SandboxStateError extends SandboxerError {
  */
 export class JournalError extends SandboxerError {
   /**
+   * Create it.
+   *
    * @param path The journal file concerned.
    * @param problem What is wrong and how to fix it.
    * @param options Standard error options.
@@ -271,6 +295,8 @@ export class CommandFailedError extends SandboxerError {
   /** The last lines of its stderr. */
   readonly stderrTail: string;
   /**
+   * Create it.
+   *
    * @param argv The argv that was run.
    * @param exitCode Its exit code.
    * @param stderrTail The last lines of its stderr.
@@ -302,6 +328,8 @@ export class MissingProgramError extends SandboxerError {
   /** The program name. */
   readonly program: string;
   /**
+   * Create it.
+   *
    * @param program The program that was not found.
    * @param options Standard error options.
    */
@@ -331,6 +359,8 @@ export class PermissionError extends SandboxerError {
   /** The flag that would grant it. */
   readonly flag: string;
   /**
+   * Create it.
+   *
    * @param permission The permission name.
    * @param what The resource (path, host, program, variable).
    * @param flag The flag that grants it.
@@ -362,6 +392,8 @@ export class SshError extends SandboxerError {
   /** The stage that failed: connect, handshake, auth, exec, sftp. */
   readonly stage: string;
   /**
+   * Create it.
+   *
    * @param target `user@host:port`.
    * @param stage The stage that failed.
    * @param problem What happened and what to do.
@@ -392,6 +424,8 @@ export class HostKeyError extends SandboxerError {
   /** Whether the host was unknown or its key changed. */
   readonly reason: "unknown" | "mismatch";
   /**
+   * Create it.
+   *
    * @param host Host as written in known_hosts.
    * @param fingerprint Offered key's fingerprint.
    * @param reason Unknown host, or a changed key.
@@ -428,6 +462,8 @@ export class TimeoutError extends SandboxerError {
   /** The limit in milliseconds. */
   readonly timeoutMs: number;
   /**
+   * Create it.
+   *
    * @param what What timed out.
    * @param timeoutMs The limit in milliseconds.
    */
@@ -454,6 +490,8 @@ export class TimeoutError extends SandboxerError {
  */
 export class WorkspaceError extends SandboxerError {
   /**
+   * Create it.
+   *
    * @param path The workspace path concerned.
    * @param problem What is wrong and how to fix it.
    */
@@ -476,6 +514,8 @@ export class SetupFailedError extends SandboxerError {
   /** Exit code of the failed command. */
   readonly exitCode: number;
   /**
+   * Create it.
+   *
    * @param command The setup command.
    * @param exitCode Its exit code.
    * @param hint Extra text from the command's output that explains it.
@@ -509,6 +549,8 @@ export class ComposeError extends SandboxerError {
   /** The last lines compose or docker printed, oldest first. */
   readonly output: readonly string[];
   /**
+   * Create it.
+   *
    * @param project The compose project name.
    * @param problem What failed and how to fix it.
    * @param output The command's last lines, appended to the message after ": ".
@@ -550,6 +592,8 @@ export class ServiceNotReadyError extends SandboxerError {
   /** The service's last log lines, oldest first. */
   readonly logTail: readonly string[];
   /**
+   * Create it.
+   *
    * @param project The compose project name.
    * @param service The service name.
    * @param problem What happened and how to fix it.

@@ -15,6 +15,7 @@ import {
   SandboxNotFoundError,
 } from "./errors.ts";
 import { mapPermissionError } from "./permissions.ts";
+import type { ResolvedPermissions } from "../extensions/confined/permissions.ts";
 
 /** Lifecycle states: `creating → ready → destroying → destroyed`, or `failed` from any step. */
 export type SandboxStatus = "creating" | "ready" | "destroying" | "destroyed" | "failed";
@@ -49,6 +50,8 @@ export interface SandboxRecord {
   sync: SyncSettings;
   /** The profile's `NAME=value` environment for every command. */
   env?: string[];
+  /** For a third-party extension: exactly what its confined code may touch for this sandbox. */
+  permissions?: ResolvedPermissions | null;
   /** Who made it: process id and host, to tell a live creator from a crashed one. */
   owner: { pid: number; host: string; user: string };
 }
@@ -93,7 +96,11 @@ export class Journal {
   #recordsDir: string;
   #lockPath: string;
 
-  /** @param dir The state directory (created on first write). */
+  /**
+   * Create it.
+   *
+   * @param dir The state directory (created on first write).
+   */
   constructor(dir: string) {
     this.dir = dir;
     this.#recordsDir = `${dir}/sandboxes`;

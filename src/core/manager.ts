@@ -9,7 +9,7 @@
 
 import { listProfiles, loadProfile, profileSearchPath } from "../config/profile.ts";
 import type { ConfigError } from "../core/errors.ts";
-import type { Profile, SyncSettings } from "../config/types.ts";
+import type { JsonObject, Profile, SyncSettings } from "../config/types.ts";
 import type { SandboxExtension } from "../extensions/base.ts";
 import { silentLogger } from "../extensions/base.ts";
 import { ExtensionRegistry } from "../extensions/registry.ts";
@@ -30,6 +30,11 @@ import {
   splitPathList,
 } from "./paths.ts";
 import { optionalEnv } from "./permissions.ts";
+import {
+  type ResolvedPermissions,
+  resolvePermissions,
+  withGrants,
+} from "../extensions/confined/permissions.ts";
 
 /** Options for {@linkcode Manager.open}. */
 export interface ManagerOptions {
@@ -107,7 +112,7 @@ export class Manager implements AsyncDisposable {
   readonly profilePath: readonly string[];
   #logger: Logger;
   #acceptNewHostKey: boolean;
-  #extensions = new Map<string, Promise<SandboxExtension<unknown>>>();
+  #extensions = new Map<string, SandboxExtension<unknown>>();
 
   private constructor(
     journal: Journal,
@@ -163,8 +168,8 @@ export class Manager implements AsyncDisposable {
       cwd: Deno.cwd(),
     });
     const registration = this.registry.get(loaded.extension);
-    const extension = await this.#extension(loaded.extension);
-    const config = extension.parseConfig(loaded.config, loaded.source, registration.config);
+    const extension = this.#extension(loaded.extension);
+    const config = await extension.loadConfig(loaded.config, loaded.source, registration.config);
     return { profile: loaded, config };
   }
 
@@ -182,7 +187,8 @@ export class Manager implements AsyncDisposable {
     const id = options.name !== undefined ? validateId(options.name) : randomId();
     const repo = options.repo ?? undefined;
     if (repo !== undefined) await assertDirectory(repo, "--repo");
-    const extension = await this.#extension(profile.extension);
+    const grants = this.#grantsFor(profile, config);
+    const extension = this.#extension(profile.extension, withRepo(grants, repo));
     const ttl = options.ttlSeconds ?? profile.ttlSeconds;
     const now = new Date();
     await this.journal.insert({
@@ -201,6 +207,7 @@ export class Manager implements AsyncDisposable {
       owner: currentOwner(),
       sync: profile.sync,
       env: profile.env,
+      permissions: grants === "none" ? null : grants,
     });
     this.#logger.debug(`recorded sandbox ${id} in ${this.journal.dir}`);
     await using _heartbeat = await this.journal.heartbeat(id);
@@ -299,7 +306,7 @@ export class Manager implements AsyncDisposable {
    * @returns What was transferred.
    */
   async sync(id: string, options: ManagerSyncOptions = {}): Promise<SyncReport> {
-    const { record, extension, handle } = await this.#ready(id, "sync into");
+    const { record, handle } = await this.#ready(id, "sync into");
     const settings = record.sync;
     const repo = options.repo ?? settings.source;
     if (repo === undefined) {
@@ -308,6 +315,10 @@ export class Manager implements AsyncDisposable {
       );
     }
     await assertDirectory(repo, "--repo");
+    const extension = this.#extension(
+      record.extension,
+      withRepo(record.permissions ?? "none", repo),
+    );
     return await this.#sync(extension, id, handle, repo, settings, options);
   }
 
@@ -325,7 +336,11 @@ export class Manager implements AsyncDisposable {
     localDir: string,
     options: { signal?: AbortSignal } = {},
   ): Promise<void> {
-    const { extension, handle } = await this.#ready(id, "copy files from");
+    const { record, handle } = await this.#ready(id, "copy files from");
+    const grants = record.permissions
+      ? withGrants(record.permissions, { read: [localDir], write: [localDir] })
+      : "none";
+    const extension = this.#extension(record.extension, grants);
     if (!extension.fetch) {
       throw new ExtensionError(extension.id, "cannot copy files back: it has no fetch()");
     }
@@ -357,7 +372,7 @@ export class Manager implements AsyncDisposable {
     await this.journal.update(id, { status: "destroying", step: "destroy" });
     if (record.handle) {
       try {
-        const extension = await this.#extension(record.extension);
+        const extension = this.#extension(record.extension, record.permissions ?? "none");
         await extension.destroy(record.handle);
       } catch (error) {
         await this.journal.update(id, { status: "failed", step: "destroy", error: oneLine(error) });
@@ -402,7 +417,7 @@ export class Manager implements AsyncDisposable {
   async close(): Promise<void> {
     const extensions = [...this.#extensions.values()];
     this.#extensions.clear();
-    await Promise.allSettled(extensions.map(async (e) => (await e).close()));
+    await Promise.allSettled(extensions.map((e) => e.close()));
   }
 
   /** Same as {@linkcode Manager.close}. */
@@ -410,17 +425,26 @@ export class Manager implements AsyncDisposable {
     await this.close();
   }
 
-  #extension(id: string): Promise<SandboxExtension<unknown>> {
-    let extension = this.#extensions.get(id);
+  /** One instance per extension and set of grants (a confined extension's worker has fixed permissions). */
+  #extension(id: string, grants: ResolvedPermissions | "none" = "none"): SandboxExtension<unknown> {
+    const key = `${id} ${JSON.stringify(grants)}`;
+    let extension = this.#extensions.get(key);
     if (!extension) {
       extension = this.registry.instantiate(id, {
         logger: this.#logger,
         acceptNewHostKey: this.#acceptNewHostKey,
-      });
-      this.#extensions.set(id, extension);
-      extension.catch(() => this.#extensions.delete(id));
+      }, grants);
+      this.#extensions.set(key, extension);
     }
     return extension;
+  }
+
+  /** What a third-party extension may touch for this profile; "none" marks a built-in. */
+  #grantsFor(profile: Profile, config: unknown): ResolvedPermissions | "none" {
+    const registration = this.registry.get(profile.extension);
+    if (registration.builtin) return "none";
+    const values = { ...(config as JsonObject), sync: { ...profile.sync } } as JsonObject;
+    return resolvePermissions(registration.permissions, values);
   }
 
   async #ready(
@@ -438,7 +462,11 @@ export class Manager implements AsyncDisposable {
         }`,
       );
     }
-    return { record, extension: await this.#extension(record.extension), handle: record.handle };
+    return {
+      record,
+      extension: this.#extension(record.extension, record.permissions ?? "none"),
+      handle: record.handle,
+    };
   }
 
   async #sync(
@@ -552,6 +580,14 @@ function withEnv(env: readonly string[] | undefined, argv: readonly string[]): r
     );
   }
   return ["env", ...env, ...argv];
+}
+
+/** A confined extension syncing a directory may read it: the user named it. */
+function withRepo(
+  grants: ResolvedPermissions | "none",
+  repo: string | undefined,
+): ResolvedPermissions | "none" {
+  return grants === "none" || repo === undefined ? grants : withGrants(grants, { read: [repo] });
 }
 
 function oneLine(error: unknown): string {

@@ -7,6 +7,7 @@
 import { retry, type RetryOptions, withTimeout } from "../core/async.ts";
 import { validateConfig } from "../config/schema.ts";
 import type { ConfigSchema, ConfigSource, JsonObject } from "../config/types.ts";
+import type { TargetScan, WorkspaceMarker } from "../core/gc_target.ts";
 import type {
   CreateContext,
   ExecIO,
@@ -69,6 +70,8 @@ export abstract class SandboxExtension<
   protected readonly options: ExtensionOptions;
 
   /**
+   * Create it.
+   *
    * @param options Logger and host-key policy, given by the manager.
    */
   constructor(options: ExtensionOptions = {}) {
@@ -90,6 +93,20 @@ export abstract class SandboxExtension<
    */
   parseConfig(raw: JsonObject, source: ConfigSource, schema: ConfigSchema): Config {
     return validateConfig(raw, schema, source) as Config;
+  }
+
+  /**
+   * What the manager calls to validate a profile's configuration: by default
+   * {@linkcode SandboxExtension.parseConfig}. Confined third-party extensions
+   * validate in their worker, which is asynchronous.
+   *
+   * @param raw The profile's extension fields.
+   * @param source Locations of those fields, for errors.
+   * @param schema The registration's config schema.
+   * @returns The typed configuration.
+   */
+  loadConfig(raw: JsonObject, source: ConfigSource, schema: ConfigSchema): Promise<Config> {
+    return Promise.resolve().then(() => this.parseConfig(raw, source, schema));
   }
 
   /**
@@ -144,6 +161,31 @@ export abstract class SandboxExtension<
    * @param handle The stored handle.
    */
   abstract destroy(handle: Handle): Promise<void>;
+
+  /**
+   * List the marked workspaces on the target a profile's config points at,
+   * for `sandboxer gc --target`. Optional: backends without a fixed target
+   * leave it out.
+   *
+   * @param config The profile's parsed config.
+   * @param options Abort signal.
+   * @returns The marked workspaces, and the `sbx-*` entries that are not.
+   */
+  listMarkedWorkspaces?(config: Config, options: { signal?: AbortSignal }): Promise<TargetScan>;
+
+  /**
+   * Remove one workspace {@linkcode SandboxExtension.listMarkedWorkspaces}
+   * found, re-checking on the host that its marker still names `marker.id`.
+   *
+   * @param config The profile's parsed config.
+   * @param marker The marker found.
+   * @param options Abort signal.
+   */
+  removeMarkedWorkspace?(
+    config: Config,
+    marker: WorkspaceMarker,
+    options: { signal?: AbortSignal },
+  ): Promise<void>;
 
   /**
    * The workspace path, for display.

@@ -5,13 +5,14 @@
  * @module
  */
 
-import { ConfigError, ExtensionError } from "../core/errors.ts";
+import { type ConfigError, ExtensionError } from "../core/errors.ts";
 import { didYouMean } from "../config/did_you_mean.ts";
 import { loadRegistrations } from "../config/registration.ts";
 import type { ExtensionRegistration } from "../config/types.ts";
 import type { SandboxExtension } from "./base.ts";
 import { BUILTIN_EXTENSIONS } from "./builtin.ts";
-import { loadThirdPartyExtension } from "./loader.ts";
+import { ConfinedExtension } from "./confined/host.ts";
+import type { ResolvedPermissions } from "./confined/permissions.ts";
 import type { ExtensionOptions } from "./types.ts";
 
 /** A class that extends {@linkcode SandboxExtension}. */
@@ -34,6 +35,8 @@ export class ExtensionRegistry {
   readonly errors: readonly ConfigError[];
 
   /**
+   * Create it.
+   *
    * @param registrations Valid registrations.
    * @param errors Broken registrations.
    */
@@ -82,14 +85,19 @@ export class ExtensionRegistry {
   }
 
   /**
-   * Construct the extension for an id: built-ins from the static table,
-   * others through the one third-party loader.
+   * Construct the extension for an id: built-ins from the static table;
+   * any other registration runs confined in a worker with exactly `grants`.
    *
    * @param id `ext.<name>`.
    * @param options Constructor options.
+   * @param grants For third-party extensions: what their code may touch ("none" to only validate config).
    * @returns A new instance.
    */
-  async instantiate(id: string, options: ExtensionOptions): Promise<SandboxExtension<unknown>> {
+  instantiate(
+    id: string,
+    options: ExtensionOptions,
+    grants: ResolvedPermissions | "none" = "none",
+  ): SandboxExtension<unknown> {
     const registration = this.get(id);
     if (registration.builtin) {
       const builtin = BUILTIN_EXTENSIONS[id];
@@ -101,6 +109,6 @@ export class ExtensionRegistry {
       }
       return new builtin(options);
     }
-    return await loadThirdPartyExtension(registration, options);
+    return new ConfinedExtension(registration, grants, options);
   }
 }

@@ -81,6 +81,12 @@ export interface CreateContext<Config> {
   /** Expiry as an ISO date, if the profile has a ttl. */
   readonly expiresAt?: string;
   /**
+   * sandboxer's state directory (the journal's). An extension that keeps
+   * per-sandbox files locally (keys, generated configs) puts them under
+   * `<stateDir>/<something>/<id>/` and records that path in its handle.
+   */
+  readonly stateDir?: string;
+  /**
    * Store the destroy handle in the journal. Call it **before** the first
    * side effect (and again when the handle changes) so a crash at any point
    * leaves a record that `destroy` can finish.

@@ -4,6 +4,7 @@ import { HEARTBEAT_STALE_MS } from "../../src/core/journal.ts";
 import {
   denoDir,
   FIXTURE_EXTENSIONS,
+  listDir,
   runSandboxer,
   sandboxerTaskArgv,
   tempDir,
@@ -179,7 +180,7 @@ Deno.test("20 concurrent CLI processes on one state dir lose and corrupt no reco
   const listed = JSON.parse((await runSandboxer(["list", "--json"], env)).stdout);
   assert.deepEqual(listed.map((r: { id: string }) => r.id).sort(), names.toSorted());
   for (const record of listed) assert.equal(record.status, "ready");
-  const files = [...Deno.readDirSync(`${tmp.path}/state/sandboxes`)].map((e) => e.name);
+  const files = await listDir(`${tmp.path}/state/sandboxes`);
   assert.equal(files.filter((f) => f.includes(".tmp-")).length, 0, "temp files left behind");
   const destroyed = await Promise.all(names.map((name) => runSandboxer(["destroy", name], env)));
   for (const result of destroyed) assert.equal(result.code, 0, result.stderr);

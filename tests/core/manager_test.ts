@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Manager } from "../../mod.ts";
 import { ConfigError, SandboxStateError, SetupFailedError } from "../../src/core/errors.ts";
-import { FIXTURE_EXTENSIONS, tempDir, writeProfile } from "../helpers.ts";
+import { FIXTURE_EXTENSIONS, listDir, tempDir, writeProfile } from "../helpers.ts";
 
 async function openManager(stateDir: string, profileDir: string): Promise<Manager> {
   return await Manager.open({
@@ -59,7 +59,7 @@ Deno.test("Manager.create() with a bad profile leaves no record and no workspace
       /rooot/.test(error.message),
   );
   assert.deepEqual(await manager.list({ all: true }), []);
-  assert.deepEqual([...Deno.readDirSync(`${tmp.path}/ws`)], []);
+  assert.deepEqual(await listDir(`${tmp.path}/ws`), []);
 });
 
 Deno.test("Manager.create() refuses an invalid --name before recording anything", async () => {

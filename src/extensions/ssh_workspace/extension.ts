@@ -7,9 +7,11 @@
  * @module
  */
 
-import { HostKeyError, SandboxerError, WorkspaceError } from "../../core/errors.ts";
+import { ExtensionError, HostKeyError, WorkspaceError } from "../../core/errors.ts";
+import type { TargetScan, WorkspaceMarker } from "../../core/gc_target.ts";
+import { optionalEnv } from "../../core/permissions.ts";
 import { runRsync } from "../../process/rsync.ts";
-import { type SshConnection, SshPool, type SshTarget } from "../../transport/ssh.ts";
+import { type SshConnection, SshPool, type SshTarget, sshTargetKey } from "../../transport/ssh.ts";
 import { SandboxExtension } from "../base.ts";
 import type { CreateContext, ExecIO, ExtensionOptions, SyncOptions, SyncReport } from "../types.ts";
 import { splitUserHost, type SshWorkspaceHandle, targetFromHandle } from "./handle.ts";
@@ -20,6 +22,8 @@ import {
   REMOVE_WORKSPACE,
   SCRIPT_EXIT,
 } from "./remote_scripts.ts";
+import { scanMarkedWorkspaces } from "./reap.ts";
+import { sftpSync } from "./sftp_sync.ts";
 import { checkWorkspacePath } from "./workspace_path.ts";
 
 /** Base class of backends whose sandboxes are workspace directories reached over SSH. */
@@ -28,7 +32,11 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
   #pool: SshPool;
   #hasRsync = new Map<string, Promise<boolean>>();
 
-  /** @param options Logger and host-key policy. */
+  /**
+   * Create it.
+   *
+   * @param options Logger and host-key policy.
+   */
   constructor(options: ExtensionOptions = {}) {
     super(options);
     this.#pool = new SshPool({ logger: this.logger });
@@ -77,7 +85,7 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
       ctx.signal,
       this.options.acceptNewHostKey ?? false,
     );
-    const recorded = { ...handle, host_key_fingerprint: connection.hostKeyFingerprint };
+    const recorded = { ...handle, "host_key_fingerprint": connection.hostKeyFingerprint };
     await ctx.recordHandle(recorded);
     await ctx.step("workspace");
     const marker = JSON.stringify({
@@ -113,7 +121,10 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
 
   /**
    * rsync a local directory into the workspace (archive mode, `--delete`
-   * inside the workspace only, `.gitignore` and excludes honoured).
+   * inside the workspace only, `.gitignore` and excludes honoured). When rsync
+   * cannot be used — the remote has none, or the key needs a passphrase and
+   * no ssh-agent could give it to rsync's `ssh` — the same tree is sent over
+   * SFTP instead, with a warning.
    *
    * @param handle The stored handle.
    * @param from Local directory.
@@ -122,19 +133,36 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
    */
   override async sync(handle: Handle, from: string, options: SyncOptions): Promise<SyncReport> {
     const connection = await this.connect(handle, options.signal);
-    if (!(await this.#remoteHasRsync(connection))) {
-      throw new SandboxerError(
-        "NO_REMOTE_RSYNC",
-        `Cannot sync into ${handle.workspace}: rsync is not installed on ${handle.vm_target}; install it there (apt-get install rsync)`,
+    const workspace = checkWorkspacePath(handle.workspace);
+    // The marker is ours, not the repo's: never send over it or delete it.
+    const exclude = [...(options.exclude ?? []), `/${MARKER_FILE}`];
+    const gitignore = options.gitignore ?? true;
+    const whyNotRsync = await this.#whyNotRsync(handle, connection);
+    if (whyNotRsync !== undefined) {
+      this.logger.warn(`${whyNotRsync}; syncing over SFTP (slower, no delta transfer)`);
+      return await sftpSync(
+        connection,
+        { source: from, workspace, exclude, gitignore, protect: [MARKER_FILE] },
+        { onProgress: options.onProgress, signal: options.signal, logger: this.logger },
       );
     }
+    const target = targetFromHandle(handle);
     return await runRsync({
       source: from,
-      target: targetFromHandle(handle),
-      remoteDir: checkWorkspacePath(handle.workspace),
-      // The marker is ours, not the repo's: never send over it or delete it.
-      exclude: [...(options.exclude ?? []), `/${MARKER_FILE}`],
-      gitignore: options.gitignore ?? true,
+      target: {
+        host: target.host,
+        port: target.port,
+        user: target.user,
+        identityFile: target.identityFile,
+        knownHostsFile: target.knownHostsFile,
+        agent: target.agent,
+        connectTimeoutMs: target.connectTimeoutMs,
+        keepaliveIntervalMs: target.keepaliveIntervalMs,
+        jump: target.jump,
+      },
+      remoteDir: workspace,
+      exclude,
+      gitignore,
       delete: true,
       progress: options.onProgress !== undefined,
     }, { onProgress: options.onProgress, signal: options.signal, logger: this.logger });
@@ -191,6 +219,66 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
     await this.removeWorkspace(handle);
   }
 
+  /**
+   * The handle sandbox `id` made from `config` would get (before its host key
+   * is recorded), so `gc --target` can reach a profile's target without a
+   * record. Backends whose SSH server is made per sandbox have no such target
+   * and keep this default (undefined).
+   *
+   * @param _config The profile's parsed config.
+   * @param _id A sandbox id.
+   * @returns The handle, or undefined.
+   */
+  protected handleForProfile(_config: Config, _id: string): Promise<Handle | undefined> {
+    return Promise.resolve(undefined);
+  }
+
+  /**
+   * List `<root>/sbx-*` on the profile's target with their markers (see reap.ts).
+   *
+   * @param config The profile's parsed config.
+   * @param options Abort signal.
+   * @returns The scan.
+   */
+  override async listMarkedWorkspaces(
+    config: Config,
+    options: { signal?: AbortSignal },
+  ): Promise<TargetScan> {
+    const probe = await this.#handleForReaping(config, "probe");
+    const connection = await this.connect(probe, options.signal);
+    const root = probe.workspace.slice(0, probe.workspace.lastIndexOf("/"));
+    return await scanMarkedWorkspaces(connection, root, options);
+  }
+
+  /**
+   * Remove a marked workspace with the same script as `destroy`, which
+   * re-checks on the host that the marker names `marker.id`.
+   *
+   * @param config The profile's parsed config.
+   * @param marker The marker found by {@linkcode listMarkedWorkspaces}.
+   */
+  override async removeMarkedWorkspace(config: Config, marker: WorkspaceMarker): Promise<void> {
+    const handle = await this.#handleForReaping(config, marker.id);
+    if (handle.workspace !== marker.workspace) {
+      throw new WorkspaceError(
+        marker.workspace,
+        `is not where this profile puts sandbox ${marker.id} (${handle.workspace}); scan with the profile that made it`,
+      );
+    }
+    await this.removeWorkspace(handle);
+  }
+
+  async #handleForReaping(config: Config, id: string): Promise<Handle> {
+    const handle = await this.handleForProfile(config, id);
+    if (!handle) {
+      throw new ExtensionError(
+        this.id,
+        "cannot scan a target for leaked workspaces: its sandboxes have no fixed SSH target; use plain gc",
+      );
+    }
+    return handle;
+  }
+
   /** Close the pooled SSH connections. */
   override async close(): Promise<void> {
     await this.#pool.closeAll();
@@ -207,11 +295,25 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
     return this.#pool.get(target, { signal });
   }
 
+  /** Why rsync cannot be used for this handle, or undefined when it can. */
+  async #whyNotRsync(handle: Handle, connection: SshConnection): Promise<string | undefined> {
+    // rsync runs the external ssh in batch mode: it cannot be handed a key's passphrase.
+    if (handle.passphrase_env && handle.identity_file && !optionalEnv("SSH_AUTH_SOCK")) {
+      return `the key ${handle.identity_file} needs a passphrase and no ssh-agent is running (SSH_AUTH_SOCK is unset), so rsync's ssh cannot use it`;
+    }
+    if (!(await this.#remoteHasRsync(connection))) {
+      return `rsync is not installed on ${splitUserHost(handle.vm_target)[1]}`;
+    }
+    return undefined;
+  }
+
   #remoteHasRsync(connection: SshConnection): Promise<boolean> {
-    let known = this.#hasRsync.get(connection.target.host + connection.target.port);
+    const key = sshTargetKey(connection.target);
+    let known = this.#hasRsync.get(key);
     if (!known) {
       known = connection.run(["sh", "-c", HAS_PROGRAM, "sh", "rsync"]).then((r) => r.code === 0);
-      this.#hasRsync.set(connection.target.host + connection.target.port, known);
+      this.#hasRsync.set(key, known);
+      known.catch(() => this.#hasRsync.delete(key));
     }
     return known;
   }
@@ -227,9 +329,7 @@ function pathInWorkspace(workspace: string, path: string): string {
   if (relative.startsWith("/") || segments.length === 0 || segments.includes("..")) {
     throw new WorkspaceError(
       workspace,
-      `cannot serve ${
-        JSON.stringify(path)
-      }: give a path inside the workspace, relative to it (e.g. dist/app.tar)`,
+      `cannot serve ${JSON.stringify(path)}: give a path inside the workspace, relative to it (e.g. dist/app.tar)`,
     );
   }
   return `${workspace}/${segments.join("/")}`;

@@ -36,7 +36,10 @@ printf '%s\\n' "$marker" > "$ws/${MARKER_FILE}" || exit ${SCRIPT_EXIT.mkdirFaile
  * `sh -c REMOVE_WORKSPACE sh WORKSPACE ID`: remove the workspace if it is
  * ours (its marker names this id, or it is empty). A missing workspace is
  * success; a symlink in its place is refused, never followed. `rm -rf`
- * removes symlinks inside the workspace without following them.
+ * removes symlinks inside the workspace without following them. A synced
+ * read-only directory (mode 0555) stops `rm`, so on failure the real
+ * directories inside (`find` without `-L` never follows a symlink) are made
+ * owner-writable and `rm` runs again.
  */
 export const REMOVE_WORKSPACE = `
 ws=$1 id=$2
@@ -49,7 +52,10 @@ if [ -f "$ws/${MARKER_FILE}" ]; then
 elif [ -n "$(ls -A -- "$ws")" ]; then
   echo "$ws has no ${MARKER_FILE} marker" >&2; exit ${SCRIPT_EXIT.noMarker}
 fi
-rm -rf -- "$ws"
+rm -rf -- "$ws" 2>/dev/null || {
+  find "$ws" -type d ! -perm -u+rwx -exec chmod u+rwx {} +
+  rm -rf -- "$ws"
+}
 `;
 
 /** `sh -c HAS_PROGRAM sh NAME`: exit 0 when NAME is on the remote PATH. */

@@ -1,0 +1,146 @@
+/**
+ * `sandboxer gc --target PROFILE`: reap leaked workspaces from the host side.
+ *
+ * The plain `gc` works from this machine's journal; it cannot see a
+ * workspace made from another machine, or one whose record was lost. Here the
+ * extension lists the marked workspaces (`<root>/sbx-<id>/.sandboxer.json`)
+ * on the profile's target, and each one is:
+ *
+ * - left to the plain `gc` when this machine's journal has that id in a
+ *   state other than `destroyed` (its record knows more than the marker);
+ * - kept when it has no expiry, or has not expired yet;
+ * - otherwise removed — by the extension's removal script, which re-checks on
+ *   the host that the marker still names that id.
+ *
+ * Directories without a readable marker naming them are reported and never
+ * touched.
+ *
+ * @module
+ */
+
+import type { Journal } from "./journal.ts";
+
+/** A marked workspace found on a target. */
+export interface WorkspaceMarker {
+  /** The sandbox id (from the directory name; the marker names the same id). */
+  id: string;
+  /** `<root>/sbx-<id>`. */
+  workspace: string;
+  /** The profile it was made from, per the marker. */
+  profile: string | null;
+  /** `user@host` of the machine that made it, per the marker. */
+  creator: string | null;
+  /** ISO creation time, per the marker. */
+  created_at: string | null;
+  /** ISO expiry, or null for none. */
+  expires_at: string | null;
+}
+
+/** What an extension found under a target's workspace root. */
+export interface TargetScan {
+  /** `user@host:port`. */
+  target: string;
+  /** The workspace root scanned. */
+  root: string;
+  /** Workspaces with a marker that names them. */
+  markers: WorkspaceMarker[];
+  /** `sbx-*` entries that are not marked workspaces, with why; never touched. */
+  ignored: { workspace: string; reason: string }[];
+}
+
+/**
+ * The part of an extension `gc --target` needs: the optional
+ * `listMarkedWorkspaces` / `removeMarkedWorkspace` pair of
+ * {@linkcode SandboxExtension}.
+ */
+export interface MarkedWorkspaceReaper<Config = unknown> {
+  /** List the marked workspaces on the target `config` points at. */
+  listMarkedWorkspaces(config: Config, options: { signal?: AbortSignal }): Promise<TargetScan>;
+  /** Remove one of them; the removal re-checks its marker names `marker.id`. */
+  removeMarkedWorkspace(
+    config: Config,
+    marker: WorkspaceMarker,
+    options: { signal?: AbortSignal },
+  ): Promise<void>;
+}
+
+/** What {@linkcode gcTarget} did. */
+export interface GcTargetReport {
+  /** `user@host:port`. */
+  target: string;
+  /** The workspace root scanned. */
+  root: string;
+  /** Expired workspaces removed. */
+  removed: (WorkspaceMarker & { reason: string })[];
+  /** Marked workspaces left in place, with why. */
+  kept: (WorkspaceMarker & { reason: string })[];
+  /** Expired workspaces whose removal failed, with the error. */
+  failed: (WorkspaceMarker & { reason: string; error: string })[];
+  /** `sbx-*` entries that are not marked workspaces; never touched. */
+  ignored: { workspace: string; reason: string }[];
+}
+
+/** Input of {@linkcode gcTarget}. */
+export interface GcTargetInput<Config> {
+  /** This machine's journal, to leave its own sandboxes to the plain `gc`. */
+  journal: Pick<Journal, "list">;
+  /** The profile's extension. */
+  extension: MarkedWorkspaceReaper<Config>;
+  /** The profile's parsed extension config. */
+  config: Config;
+  /** The current time, for tests. */
+  now?: Date;
+  /** Aborting stops between removals. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Scan a target and remove its expired, unknown, marked workspaces.
+ *
+ * @param input Journal, extension, config and clock.
+ * @returns What was removed, kept, failed and ignored.
+ */
+export async function gcTarget<Config>(input: GcTargetInput<Config>): Promise<GcTargetReport> {
+  const now = (input.now ?? new Date()).getTime();
+  const scan = await input.extension.listMarkedWorkspaces(input.config, { signal: input.signal });
+  const local = new Map<string, string>();
+  for (const record of await input.journal.list()) {
+    if (record.status !== "destroyed") local.set(record.id, record.status);
+  }
+  const report: GcTargetReport = {
+    target: scan.target,
+    root: scan.root,
+    removed: [],
+    kept: [],
+    failed: [],
+    ignored: scan.ignored,
+  };
+  for (const marker of scan.markers) {
+    const status = local.get(marker.id);
+    if (status !== undefined) {
+      report.kept.push({
+        ...marker,
+        reason: `this machine's journal has it (${status}); plain gc and destroy handle it`,
+      });
+      continue;
+    }
+    if (marker.expires_at === null) {
+      report.kept.push({ ...marker, reason: "it has no expiry" });
+      continue;
+    }
+    if (Date.parse(marker.expires_at) > now) {
+      report.kept.push({ ...marker, reason: `it expires at ${marker.expires_at}` });
+      continue;
+    }
+    input.signal?.throwIfAborted();
+    const reason = `expired at ${marker.expires_at}`;
+    try {
+      await input.extension.removeMarkedWorkspace(input.config, marker, { signal: input.signal });
+      report.removed.push({ ...marker, reason });
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      report.failed.push({ ...marker, reason, error: message.split("\n")[0] });
+    }
+  }
+  return report;
+}

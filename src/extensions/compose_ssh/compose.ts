@@ -1,0 +1,358 @@
+/**
+ * The docker side of `ext.compose-ssh`: finding the compose command, and
+ * `up`, `down`, `logs` and a label-based sweep of one project. Every program
+ * is run through the one process wrapper with an argv; nothing here builds a
+ * shell string.
+ *
+ * @module
+ */
+
+import { ComposeError, MissingProgramError } from "../../core/errors.ts";
+import { run, type RunResult } from "../../process/run.ts";
+import type { Logger } from "../types.ts";
+
+/** Label docker compose (v1 and v2) puts on every container, network and volume of a project. */
+export const PROJECT_LABEL = "com.docker.compose.project";
+/** Label docker compose puts on each service's containers. */
+export const SERVICE_LABEL = "com.docker.compose.service";
+
+/** How long `up` may take: image pulls and builds can be slow, a hung engine must not hang us. */
+const UP_TIMEOUT_MS = 15 * 60_000;
+/** How long `down` and the sweep may take. */
+const DOWN_TIMEOUT_MS = 5 * 60_000;
+/** How long a query (`ps`, `logs`, `version`) may take. */
+const QUERY_TIMEOUT_MS = 60_000;
+/**
+ * Seconds `down` gives containers to stop before SIGKILL. The sandbox and its
+ * volumes are being deleted, so a long graceful shutdown buys nothing, and a
+ * service whose PID 1 ignores SIGTERM would otherwise hold `down` for 10 s.
+ */
+const STOP_TIMEOUT_SECONDS = 3;
+/** How many of a failed command's last lines an error carries. */
+const ERROR_LINES = 6;
+
+/** One compose project as every command needs it. */
+export interface ComposeProject {
+  /** The compose program: `["docker", "compose"]` (v2 plugin) or `["docker-compose"]` (v1). */
+  command: readonly string[];
+  /** Project name, `sbx-<id>`. */
+  project: string;
+  /** Absolute path of the compose file. */
+  file: string;
+  /** Directory relative paths in the file resolve against; compose's default when absent. */
+  projectDirectory?: string;
+  /** Variables the file interpolates (`SBX_SSH_PORT`, …), plus `DOCKER_HOST` when recorded. */
+  env: Record<string, string>;
+  /** What the user edits to fix the file, when it is not `file` itself (`compose.inline of …`). */
+  origin?: string;
+}
+
+/** A container of a project, from `docker ps -a`. */
+export interface ProjectContainer {
+  /** Container id. */
+  id: string;
+  /** The compose service it belongs to. */
+  service: string;
+  /** docker's status text, such as `Up 3 seconds` or `Exited (64) 2 seconds ago`. */
+  status: string;
+  /** Whether it is running (or restarting), judged from `status`. */
+  running: boolean;
+}
+
+/** Options shared by the commands that may run long. */
+export interface ComposeRunOptions {
+  /** Aborting it stops the command. */
+  signal?: AbortSignal;
+  /** Receives compose's progress lines at debug level. */
+  logger?: Logger;
+}
+
+/**
+ * The compose command that works here: the v2 plugin (`docker compose`) when
+ * `docker compose version` succeeds, else `docker-compose` (v1).
+ *
+ * @param env Environment for the probe (`DOCKER_HOST`).
+ * @param signal Abort signal.
+ * @returns The argv prefix.
+ */
+export async function detectComposeCommand(
+  env: Record<string, string>,
+  signal?: AbortSignal,
+): Promise<string[]> {
+  try {
+    const probe = await run(["docker", "compose", "version"], {
+      env,
+      signal,
+      allowFailure: true,
+      timeoutMs: QUERY_TIMEOUT_MS,
+    });
+    if (probe.code === 0) return ["docker", "compose"];
+  } catch (error) {
+    // No docker CLI at all: docker-compose v1 may still be installed on its own.
+    if (!(error instanceof MissingProgramError)) throw error;
+  }
+  return ["docker-compose"];
+}
+
+/**
+ * The argv of a compose subcommand for a project.
+ *
+ * @param project The project.
+ * @param args The subcommand and its arguments.
+ * @returns The full argv.
+ *
+ * @example
+ * ```ts
+ * import { composeArgv } from "./compose.ts";
+ * const argv = composeArgv(
+ *   { command: ["docker-compose"], project: "sbx-a1", file: "/p/c.yaml", env: {} },
+ *   ["up", "-d"],
+ * );
+ * console.log(argv.join(" ")); // docker-compose -p sbx-a1 -f /p/c.yaml up -d
+ * ```
+ */
+export function composeArgv(
+  project: ComposeProject,
+  args: readonly string[],
+): [string, ...string[]] {
+  const [program, ...rest] = project.command;
+  const argv: [string, ...string[]] = [program, ...rest, "-p", project.project, "-f", project.file];
+  if (project.projectDirectory !== undefined) {
+    argv.push("--project-directory", project.projectDirectory);
+  }
+  argv.push(...args);
+  return argv;
+}
+
+/**
+ * `compose up -d`: create and start the project's services.
+ *
+ * @param project The project.
+ * @param options Abort signal and logger.
+ * @throws {ComposeError} with compose's own last lines when it fails.
+ */
+export async function composeUp(
+  project: ComposeProject,
+  options: ComposeRunOptions = {},
+): Promise<void> {
+  const argv = composeArgv(project, ["up", "-d"]);
+  const result = await runCompose(argv, project, UP_TIMEOUT_MS, options);
+  if (result.code !== 0) {
+    const command = project.command.join(" ");
+    throw new ComposeError(
+      project.project,
+      `could not start (${command} up exited with ${result.code}); ${
+        project.origin === undefined
+          ? `fix ${project.file} ("${command} -f ${project.file} config" checks it) or what it names`
+          : `fix ${project.origin} or what it names`
+      }`,
+      lastLines(`${result.stdout}\n${result.stderr}`, ERROR_LINES),
+    );
+  }
+}
+
+/**
+ * `compose down -v --remove-orphans`: stop and remove the project's
+ * containers, networks and volumes.
+ *
+ * @param project The project.
+ * @param options Logger (no signal: teardown must finish) and how long containers get to stop.
+ * @returns Compose's last lines when it failed, or undefined on success.
+ */
+export async function composeDown(
+  project: ComposeProject,
+  options: ComposeRunOptions & { stopTimeoutSeconds?: number } = {},
+): Promise<string[] | undefined> {
+  const argv = composeArgv(project, [
+    "down",
+    "-v",
+    "--remove-orphans",
+    "--timeout",
+    String(options.stopTimeoutSeconds ?? STOP_TIMEOUT_SECONDS),
+  ]);
+  const result = await runCompose(argv, project, DOWN_TIMEOUT_MS, options);
+  return result.code === 0
+    ? undefined
+    : lastLines(`${result.stdout}\n${result.stderr}`, ERROR_LINES);
+}
+
+/**
+ * The last log lines of a service (compose merges stdout and stderr in order).
+ *
+ * @param project The project.
+ * @param service The service.
+ * @param lines How many lines.
+ * @returns The lines, oldest first, without compose's `name | ` prefix; empty when unavailable.
+ */
+export async function serviceLogs(
+  project: ComposeProject,
+  service: string,
+  lines: number,
+): Promise<string[]> {
+  try {
+    const result = await run(
+      composeArgv(project, ["logs", "--no-color", `--tail=${lines}`, service]),
+      { env: project.env, allowFailure: true, timeoutMs: QUERY_TIMEOUT_MS },
+    );
+    if (result.code !== 0) return [];
+    const logLines = result.stdout.split("\n")
+      // v1 announces "Attaching to <container>" before the logs themselves.
+      .filter((line) => !line.startsWith("Attaching to "))
+      .map(stripLogPrefix);
+    return lastLines(logLines.join("\n"), lines);
+  } catch {
+    // Logs only decorate an error that is already being reported.
+    return [];
+  }
+}
+
+/**
+ * The containers of a project (optionally of one service), stopped ones included.
+ *
+ * @param dockerEnv Environment for docker (`DOCKER_HOST`).
+ * @param project Project name.
+ * @param service Only this service's containers.
+ * @returns The containers.
+ * @throws {ComposeError} when docker cannot list them.
+ */
+export async function projectContainers(
+  dockerEnv: Record<string, string>,
+  project: string,
+  service?: string,
+): Promise<ProjectContainer[]> {
+  const filters = ["--filter", `label=${PROJECT_LABEL}=${project}`];
+  if (service !== undefined) filters.push("--filter", `label=${SERVICE_LABEL}=${service}`);
+  const result = await runDocker(
+    ["docker", "ps", "-a", "--no-trunc", ...filters, "--format", PS_FORMAT],
+    dockerEnv,
+    project,
+    "list its containers",
+  );
+  return parsePs(result.stdout);
+}
+
+const PS_FORMAT = `{{.ID}}\t{{.Label "${SERVICE_LABEL}"}}\t{{.Status}}`;
+
+/**
+ * Parse `docker ps --format` output of {@linkcode PS_FORMAT}.
+ *
+ * @param text The output.
+ * @returns The containers.
+ */
+export function parsePs(text: string): ProjectContainer[] {
+  return text.split("\n").filter((line) => line.trim() !== "").map((line) => {
+    const [id, service = "", status = ""] = line.split("\t");
+    return { id, service, status, running: /^(Up|Restarting)\b/.test(status) };
+  });
+}
+
+/**
+ * Remove whatever still carries the project's label: containers, then
+ * networks, then volumes. Used after `compose down`, which cannot run when the
+ * compose file is gone or broken, so that `destroy` works from the handle alone.
+ *
+ * @param dockerEnv Environment for docker (`DOCKER_HOST`).
+ * @param project Project name.
+ * @returns How many objects were removed.
+ * @throws {ComposeError} when docker cannot list or remove them.
+ */
+export async function sweepProject(
+  dockerEnv: Record<string, string>,
+  project: string,
+): Promise<number> {
+  const label = `label=${PROJECT_LABEL}=${project}`;
+  let removed = 0;
+  const containers = await projectContainers(dockerEnv, project);
+  if (containers.length > 0) {
+    await runDocker(
+      ["docker", "rm", "-f", "-v", ...containers.map((c) => c.id)],
+      dockerEnv,
+      project,
+      "remove its containers",
+    );
+    removed += containers.length;
+  }
+  for (const kind of ["network", "volume"] as const) {
+    const listed = await runDocker(
+      ["docker", kind, "ls", "-q", "--filter", label],
+      dockerEnv,
+      project,
+      `list its ${kind}s`,
+    );
+    const ids = listed.stdout.split("\n").map((id) => id.trim()).filter((id) => id !== "");
+    if (ids.length === 0) continue;
+    await runDocker(
+      ["docker", kind, "rm", ...(kind === "volume" ? ["-f"] : []), ...ids],
+      dockerEnv,
+      project,
+      `remove its ${kind}s`,
+    );
+    removed += ids.length;
+  }
+  return removed;
+}
+
+/**
+ * The last `count` non-empty lines of `text`, trimmed and each cut to 300
+ * characters, oldest first.
+ *
+ * @param text The text.
+ * @param count How many lines.
+ * @returns The lines.
+ *
+ * @example
+ * ```ts
+ * import { lastLines } from "./compose.ts";
+ * console.log(lastLines("a\n\nb\nc\n", 2)); // ["b", "c"]
+ * ```
+ */
+export function lastLines(text: string, count: number): string[] {
+  return text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line !== "")
+    .slice(-count).map((line) => (line.length > 300 ? `${line.slice(0, 299)}…` : line));
+}
+
+/** compose prefixes each log line with `<container> | `; the service is named in the error already. */
+function stripLogPrefix(line: string): string {
+  const match = /^\S+\s+\|\s?(.*)$/.exec(line);
+  return match ? match[1] : line;
+}
+
+async function runCompose(
+  argv: [string, ...string[]],
+  project: ComposeProject,
+  timeoutMs: number,
+  options: ComposeRunOptions,
+): Promise<RunResult> {
+  const decoder = new TextDecoder();
+  const log = (chunk: Uint8Array) => {
+    for (const line of lastLines(decoder.decode(chunk), 1000)) options.logger?.debug(line);
+  };
+  options.logger?.debug(`$ ${argv.join(" ")}`);
+  return await run(argv, {
+    env: project.env,
+    signal: options.signal,
+    timeoutMs,
+    allowFailure: true,
+    onStdout: log,
+    onStderr: log,
+  });
+}
+
+async function runDocker(
+  argv: [string, ...string[]],
+  env: Record<string, string>,
+  project: string,
+  what: string,
+): Promise<RunResult> {
+  const result = await run(argv, { env, allowFailure: true, timeoutMs: DOWN_TIMEOUT_MS });
+  if (result.code !== 0) {
+    throw new ComposeError(
+      project,
+      `cannot ${what} (docker ${
+        argv[1]
+      } exited with ${result.code}); check that the Docker engine answers ("docker info") and DOCKER_HOST points at the one the sandbox was made on`,
+      lastLines(result.stderr, ERROR_LINES),
+    );
+  }
+  return result;
+}
