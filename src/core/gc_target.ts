@@ -144,3 +144,13 @@ export async function gcTarget<Config>(input: GcTargetInput<Config>): Promise<Gc
   }
   return report;
 }
+
+/** Options for `Manager.gcTarget`. */
+export interface GcTargetOptions {
+  /** `dotted.path=value` overrides of profile fields (`--set`). */
+  overrides?: readonly string[];
+  /** The current time, for tests. */
+  now?: Date;
+  /** Aborting stops the scan or between removals. */
+  signal?: AbortSignal;
+}

@@ -22,6 +22,7 @@ import type {
 } from "../extensions/types.ts";
 import { ExtensionError, SandboxStateError, SetupFailedError, UsageError } from "./errors.ts";
 import { Journal, randomId, type SandboxRecord, validateId } from "./journal.ts";
+import { gcTarget, type GcTargetOptions, type GcTargetReport } from "./gc_target.ts";
 import {
   BUILTIN_EXTENSIONS_DIR,
   BUILTIN_PROFILES_DIR,
@@ -212,6 +213,7 @@ export class Manager implements AsyncDisposable {
     this.#logger.debug(`recorded sandbox ${id} in ${this.journal.dir}`);
     await using _heartbeat = await this.journal.heartbeat(id);
     let handle: SandboxHandle | null = null;
+    let created = false;
     let started = performance.now();
     const phaseDone = (phase: string) => {
       options.onPhase?.(phase, performance.now() - started);
@@ -240,6 +242,7 @@ export class Manager implements AsyncDisposable {
         },
       });
       await this.journal.update(id, { handle, workspace: extension.workspaceOf(handle) ?? null });
+      created = true;
       phaseDone("create");
       if (repo !== undefined) {
         await this.journal.update(id, { step: "sync" });
@@ -257,7 +260,28 @@ export class Manager implements AsyncDisposable {
         error: oneLine(error),
         ...(handle ? { handle, workspace: extension.workspaceOf(handle) ?? null } : {}),
       });
+      // A half-made sandbox is rolled back at once; one that failed later (sync, setup) is kept
+      // for inspection until `destroy`.
+      if (!created && handle) await this.#rollBack(extension, id, handle);
       throw error;
+    }
+  }
+
+  async #rollBack(
+    extension: SandboxExtension<unknown>,
+    id: string,
+    handle: SandboxHandle,
+  ): Promise<void> {
+    try {
+      await extension.destroy(handle);
+      await this.journal.update(id, { status: "destroyed" });
+      this.#logger.info(`rolled back the half-made sandbox ${id}`);
+    } catch (error) {
+      this.#logger.warn(
+        `could not roll back the half-made sandbox ${id} (${
+          oneLine(error)
+        }); run "sandboxer destroy ${id}" once the target is reachable`,
+      );
     }
   }
 
@@ -402,6 +426,35 @@ export class Manager implements AsyncDisposable {
       }
     }
     return report;
+  }
+
+  /**
+   * Scan a profile's target for marked workspaces that no local record knows
+   * (made from another machine, or whose record was lost) and remove the
+   * expired ones; see `gc_target.ts`.
+   *
+   * @param profile Profile name or file path.
+   * @param options Overrides, clock and abort signal.
+   * @returns What was removed, kept, failed and ignored.
+   */
+  async gcTarget(profile: string, options: GcTargetOptions = {}): Promise<GcTargetReport> {
+    const { profile: loaded, config } = await this.resolveProfile(profile, options.overrides);
+    const extension = this.#extension(loaded.extension);
+    const list = extension.listMarkedWorkspaces?.bind(extension);
+    const remove = extension.removeMarkedWorkspace?.bind(extension);
+    if (!list || !remove) {
+      throw new ExtensionError(
+        extension.id,
+        "cannot scan a target for leaked workspaces; use plain gc for its sandboxes",
+      );
+    }
+    return await gcTarget({
+      journal: this.journal,
+      extension: { listMarkedWorkspaces: list, removeMarkedWorkspace: remove },
+      config,
+      now: options.now,
+      signal: options.signal,
+    });
   }
 
   /**

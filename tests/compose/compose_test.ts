@@ -88,7 +88,12 @@ if (reason !== undefined) {
     };
     const cli = (...args: string[]) => runSandboxer(args, env);
     // The shipped sample profile, pointed at the test image.
-    const sample = ["-p", "compose-sshd", "--set", `compose.env=[SBX_SSH_IMAGE=${engine.sshImage}]`];
+    const sample = [
+      "-p",
+      "compose-sshd",
+      "--set",
+      `compose.env=[SBX_SSH_IMAGE=${engine.sshImage}]`,
+    ];
     const record = async (id: string) =>
       JSON.parse(await Deno.readTextFile(`${state}/sandboxes/${id}.json`));
 
@@ -109,7 +114,10 @@ if (reason !== undefined) {
       assert.equal(handle.docker_host, engine.dockerHost);
       assert.match(handle.host_key_fingerprint, /^SHA256:/);
       const knownHosts = await Deno.readTextFile(`${state}/keys/life/known_hosts`);
-      assert.match(knownHosts, new RegExp(`^\\[127\\.0\\.0\\.1\\]:${handle.ssh_port} ssh-ed25519 `));
+      assert.match(
+        knownHosts,
+        new RegExp(`^\\[127\\.0\\.0\\.1\\]:${handle.ssh_port} ssh-ed25519 `),
+      );
       assert.equal((await Deno.stat(`${state}/keys/life`)).mode! & 0o777, 0o700);
 
       const uname = ok(await cli("exec", "life", "--", "uname", "-a"), "exec uname");
@@ -217,11 +225,13 @@ ready_timeout: 120s
       assert.equal((await record("killed")).status, "destroyed");
     });
 
-    await t.step("a service that never opens SSH fails within ready_timeout, with its logs", async () => {
-      await writeProfile(
-        tmp.path,
-        "mute",
-        `extension: ext.compose-ssh
+    await t.step(
+      "a service that never opens SSH fails within ready_timeout, with its logs",
+      async () => {
+        await writeProfile(
+          tmp.path,
+          "mute",
+          `extension: ext.compose-ssh
 compose:
   service: app
   inline: |
@@ -232,27 +242,67 @@ compose:
         entrypoint: ["/bin/sh", "-c", "echo ${NEVER_READY_MARKER}; exec sleep 600"]
 ready_timeout: 5s
 `,
-      );
-      const t0 = performance.now();
-      const result = await cli("create", "-p", "mute", "--name", "mute");
-      const elapsed = (performance.now() - t0) / 1000;
-      note(`never-ready create failed after ${elapsed.toFixed(1)} s`);
-      assert.equal(result.code, 1, result.stderr);
-      assert.ok(elapsed >= 5, `gave up after ${elapsed} s, before ready_timeout`);
-      // compose up and the cleanup add a few seconds; the wait itself is bounded by ready_timeout.
-      assert.ok(elapsed < 25, `took ${elapsed} s`);
-      const error = result.stderr.split("\n").find((line) => line.startsWith("sandboxer: error:"));
-      assert.ok(error, result.stderr);
-      assert.match(error, /Service "app" of compose project sbx-mute did not answer SSH/);
-      assert.match(error, /within 5s \(connection refused\)/);
-      assert.match(error, new RegExp(`last log lines: .*${NEVER_READY_MARKER}`));
-      assert.equal((await record("mute")).status, "failed");
-      // The failed create removed what it made; destroy then has nothing left to do and succeeds.
-      assert.deepEqual(await projectLeftovers(engine, "sbx-mute"), []);
-      assert.equal(await exists(`${state}/keys/mute`), false);
-      ok(await cli("destroy", "mute"), "destroy failed sandbox");
-      assert.equal((await record("mute")).status, "destroyed");
-    });
+        );
+        const t0 = performance.now();
+        const result = await cli("create", "-p", "mute", "--name", "mute");
+        const elapsed = (performance.now() - t0) / 1000;
+        note(`never-ready create failed after ${elapsed.toFixed(1)} s`);
+        assert.equal(result.code, 1, result.stderr);
+        assert.ok(elapsed >= 5, `gave up after ${elapsed} s, before ready_timeout`);
+        // compose up and the cleanup add a few seconds; the wait itself is bounded by ready_timeout.
+        assert.ok(elapsed < 25, `took ${elapsed} s`);
+        const error = result.stderr.split("\n").find((line) =>
+          line.startsWith("sandboxer: error:")
+        );
+        assert.ok(error, result.stderr);
+        assert.match(error, /Service "app" of compose project sbx-mute did not answer SSH/);
+        assert.match(error, /within 5s \(connection refused\)/);
+        assert.match(error, new RegExp(`last log lines: .*${NEVER_READY_MARKER}`));
+        assert.notEqual((await record("mute")).status, "ready");
+        // The half-made sandbox was rolled back; a destroy afterwards has nothing to do and succeeds.
+        assert.deepEqual(await projectLeftovers(engine, "sbx-mute"), []);
+        assert.equal(await exists(`${state}/keys/mute`), false);
+        ok(await cli("destroy", "mute"), "destroy failed sandbox");
+        assert.equal((await record("mute")).status, "destroyed");
+      },
+    );
+
+    await t.step(
+      "a service with a host key of its own is refused: the generated key is pinned",
+      async () => {
+        // The image makes a fresh host key when SSH_HOST_KEY_FILE is not given.
+        await writeProfile(
+          tmp.path,
+          "ownkey",
+          `extension: ext.compose-ssh
+compose:
+  service: sshd
+  inline: |
+    services:
+      sshd:
+        image: ${engine.sshImage}
+        network_mode: host
+        environment: ["SSHD_PORT=\${SBX_SSH_PORT}", "SSH_AUTHORIZED_KEY=\${SBX_AUTHORIZED_KEY}"]
+ready_timeout: 30s
+`,
+        );
+        // Even --accept-new-host-key does not make sandboxer trust a key other than the one it made.
+        const result = await cli(
+          "--accept-new-host-key",
+          "create",
+          "-p",
+          "ownkey",
+          "--name",
+          "ownkey",
+        );
+        assert.equal(result.code, 1, result.stderr);
+        assert.match(
+          result.stderr,
+          /Service "sshd" of compose project sbx-ownkey offers host key SHA256:\S+, not the one sandboxer generated \(SHA256:/,
+        );
+        assert.deepEqual(await projectLeftovers(engine, "sbx-ownkey"), []);
+      },
+    );
 
     await t.step("a broken compose file is reported with compose's own error", async () => {
       await writeProfile(

@@ -95,7 +95,7 @@ Deno.test("a failing setup leaves the sandbox failed with its handle, and destro
   assert.equal(await exists(`${tmp.path}/sbx-box-3`), false);
 });
 
-Deno.test("a create that fails after its side effect is recorded failed and destroyable", async () => {
+Deno.test("a create that fails after its side effect is rolled back at once", async () => {
   await using tmp = await tempDir();
   await writeProfile(
     tmp.path,
@@ -105,12 +105,12 @@ Deno.test("a create that fails after its side effect is recorded failed and dest
   await using manager = await openManager(`${tmp.path}/state`, tmp.path);
   await assert.rejects(manager.create({ profile: "crash", name: "box-4" }), /fail_create/);
   const record = await manager.show("box-4");
-  assert.equal(record.status, "failed");
+  assert.equal(record.status, "destroyed");
   assert.equal(record.step, "create");
-  assert.equal(await exists(`${tmp.path}/sbx-box-4`), true);
-  await manager.destroy("box-4");
+  assert.match(record.error ?? "", /fail_create/);
   assert.equal(await exists(`${tmp.path}/sbx-box-4`), false);
-  assert.equal((await manager.show("box-4")).status, "destroyed");
+  // Destroying it again is a no-op.
+  assert.equal((await manager.destroy("box-4")).status, "destroyed");
 });
 
 Deno.test("Manager.gc() destroys expired sandboxes only", async () => {

@@ -28,7 +28,10 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>): Pr
 
 Deno.test("vm-packer: destroy and gc finish sandboxes whose creator was SIGKILLed", async (t) => {
   await using vm = await vmFixture();
-  const profile = await vm.profile("slow", { extra: ["setup:", "  - sleep 30"] });
+  // The pid file lets the test end exactly this process: sshd does not when the client dies.
+  const profile = await vm.profile("slow", {
+    extra: ["setup:", "  - echo $$ > setup.pid && exec sleep 30"],
+  });
   const state = vm.env.SANDBOXER_HOME;
   const ids = ["killed1", "killed2"];
   const children = await Promise.all(
@@ -41,6 +44,10 @@ Deno.test("vm-packer: destroy and gc finish sandboxes whose creator was SIGKILLe
         const record = await readRecord(state, id);
         return record?.status === "creating" && record.step === "setup" ? record : undefined;
       });
+      await waitFor(`${id}'s setup command`, async () => {
+        const pid = await Deno.readTextFile(`${vm.root}/sbx-${id}/setup.pid`).catch(() => "");
+        return /^\d+\n$/.test(pid) ? pid : undefined;
+      });
     }
   } finally {
     for (const child of children) {
@@ -51,6 +58,16 @@ Deno.test("vm-packer: destroy and gc finish sandboxes whose creator was SIGKILLe
       }
     }
     for (const child of children) await child.status;
+  }
+  const sleepers = await Promise.all(
+    ids.map(async (id) => Number(await Deno.readTextFile(`${vm.root}/sbx-${id}/setup.pid`))),
+  );
+  for (const pid of sleepers) {
+    try {
+      Deno.kill(pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
   }
 
   await t.step("the record shows creating with the handle; the workspace exists", async () => {

@@ -1,6 +1,9 @@
 import { Command } from "@commander-js/extra-typings";
+import { UsageError } from "../../core/errors.ts";
+import type { GcTargetReport } from "../../core/gc_target.ts";
 import type { CliContext } from "../context.ts";
 import { json } from "../output.ts";
+import { collect } from "./create.ts";
 
 /**
  * `sandboxer gc`.
@@ -10,18 +13,61 @@ import { json } from "../output.ts";
  */
 export function gcCommand(ctx: CliContext) {
   return new Command("gc")
-    .description("Destroy expired sandboxes and those stuck in creating or destroying")
+    .description(
+      "Destroy expired sandboxes and those stuck in creating or destroying; with --target, also remove expired marked workspaces on that profile's target that no local record knows",
+    )
+    .option(
+      "--target <profile>",
+      "also scan this profile's target for leaked workspaces (e.g. made from another machine)",
+    )
+    .option(
+      "--set <path=value>",
+      "override a field of the --target profile (repeatable)",
+      collect,
+      [] as string[],
+    )
     .option("--json", "print the report as JSON")
     .action(async (options) => {
-      const report = await (await ctx.manager()).gc();
-      if (options.json) ctx.output.out(json(report));
+      if (options.set.length && options.target === undefined) {
+        throw new UsageError("Cannot use --set without --target: it overrides the target profile");
+      }
+      const manager = await ctx.manager();
+      const report = await manager.gc();
+      const target = options.target === undefined ? undefined : await manager.gcTarget(
+        options.target,
+        { overrides: options.set, signal: ctx.signal },
+      );
+      if (options.json) ctx.output.out(json(target ? { ...report, target } : report));
       else {
         for (const d of report.destroyed) ctx.output.out(`destroyed ${d.id}: ${d.reason}\n`);
         for (const f of report.failed) ctx.output.out(`could not destroy ${f.id}: ${f.error}\n`);
-        if (!report.destroyed.length && !report.failed.length) {
+        if (!target && !report.destroyed.length && !report.failed.length) {
           ctx.output.out("Nothing to collect.\n");
         }
+        if (target) printTarget(ctx, target);
       }
-      if (report.failed.length) ctx.exitCode = 1;
+      if (report.failed.length || target?.failed.length) ctx.exitCode = 1;
     });
+}
+
+function printTarget(ctx: CliContext, report: GcTargetReport): void {
+  const where = `${report.target}:${report.root}`;
+  for (const r of report.removed) {
+    ctx.output.out(`removed ${r.workspace} on ${report.target}: ${r.reason}${madeBy(r.creator)}\n`);
+  }
+  for (const f of report.failed) {
+    ctx.output.out(`could not remove ${f.workspace} on ${report.target}: ${f.error}\n`);
+  }
+  for (const k of report.kept) ctx.output.out(`kept ${k.workspace}: ${k.reason}\n`);
+  for (const i of report.ignored) ctx.output.out(`left alone ${i.workspace}: ${i.reason}\n`);
+  const total = report.removed.length + report.failed.length + report.kept.length +
+    report.ignored.length;
+  if (total === 0) ctx.output.out(`No sbx-* workspaces in ${where}.\n`);
+  else if (!report.removed.length && !report.failed.length) {
+    ctx.output.out(`Nothing to remove in ${where}.\n`);
+  }
+}
+
+function madeBy(creator: string | null): string {
+  return creator ? ` (made by ${creator})` : "";
 }

@@ -156,19 +156,19 @@ export async function composeUp(
  * containers, networks and volumes.
  *
  * @param project The project.
- * @param options Logger (no signal: teardown must finish) and how long containers get to stop.
+ * @param options Logger (no signal: teardown must finish).
  * @returns Compose's last lines when it failed, or undefined on success.
  */
 export async function composeDown(
   project: ComposeProject,
-  options: ComposeRunOptions & { stopTimeoutSeconds?: number } = {},
+  options: ComposeRunOptions = {},
 ): Promise<string[] | undefined> {
   const argv = composeArgv(project, [
     "down",
     "-v",
     "--remove-orphans",
     "--timeout",
-    String(options.stopTimeoutSeconds ?? STOP_TIMEOUT_SECONDS),
+    String(STOP_TIMEOUT_SECONDS),
   ]);
   const result = await runCompose(argv, project, DOWN_TIMEOUT_MS, options);
   return result.code === 0

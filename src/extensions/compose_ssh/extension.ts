@@ -200,8 +200,8 @@ export class ComposeSshExtension extends SshWorkspaceExtension<ComposeSshConfig,
   /**
    * Record the handle, generate the keys, `compose up -d`, wait until the
    * service's SSH answers (bounded by `ready_timeout`), then make the
-   * workspace. When any step fails the project and the keys are removed
-   * before the error is rethrown.
+   * workspace. A failure leaves the recorded handle, from which the
+   * manager's rollback (or a later `destroy`) removes the project and keys.
    *
    * @param ctx The create context.
    * @returns The handle.
@@ -238,20 +238,15 @@ export class ComposeSshExtension extends SshWorkspaceExtension<ComposeSshConfig,
     // Recorded before the first side effect (the key directory), so a kill at
     // any later point leaves enough for `destroy`.
     await ctx.recordHandle(handle);
-    try {
-      await ctx.step("keys");
-      handle = await this.#makeKeys(ctx, handle);
-      await ctx.recordHandle(handle);
-      await ctx.step("compose-up");
-      this.logger.info(`starting compose project ${project} (${handle.compose_file})`);
-      await composeUp(composeProject(handle), { signal: ctx.signal, logger: this.logger });
-      await ctx.step("wait-ssh");
-      await this.#waitForSsh(ctx, handle, !generatedHostKey);
-      return await this.makeWorkspace(ctx, handle);
-    } catch (error) {
-      await this.#cleanUpFailedCreate(handle);
-      throw error;
-    }
+    await ctx.step("keys");
+    handle = await this.#makeKeys(ctx, handle);
+    await ctx.recordHandle(handle);
+    await ctx.step("compose-up");
+    this.logger.info(`starting compose project ${project} (${handle.compose_file})`);
+    await composeUp(composeProject(handle), { signal: ctx.signal, logger: this.logger });
+    await ctx.step("wait-ssh");
+    await this.#waitForSsh(ctx, handle, !generatedHostKey);
+    return await this.makeWorkspace(ctx, handle);
   }
 
   /**
@@ -263,10 +258,6 @@ export class ComposeSshExtension extends SshWorkspaceExtension<ComposeSshConfig,
    * @throws {ComposeError} when the Docker engine cannot be reached to check.
    */
   override async destroy(handle: ComposeSshHandle): Promise<void> {
-    await this.#teardown(handle, undefined);
-  }
-
-  async #teardown(handle: ComposeSshHandle, stopTimeoutSeconds: number | undefined): Promise<void> {
     const id = PROJECT_PATTERN.exec(handle.project)?.[1];
     if (id === undefined) {
       throw new ComposeError(
@@ -281,10 +272,7 @@ export class ComposeSshExtension extends SshWorkspaceExtension<ComposeSshConfig,
     if (running) await this.#removeWorkspaceQuietly(handle);
     if (await exists(handle.compose_file)) {
       try {
-        const failed = await composeDown(composeProject(handle), {
-          logger: this.logger,
-          stopTimeoutSeconds,
-        });
+        const failed = await composeDown(composeProject(handle), { logger: this.logger });
         if (failed) {
           this.logger.debug(`compose down failed, sweeping by label: ${failed.join(" | ")}`);
         }
@@ -305,7 +293,11 @@ export class ComposeSshExtension extends SshWorkspaceExtension<ComposeSshConfig,
   }
 
   #detectComposeCommand(env: Record<string, string>, signal?: AbortSignal): Promise<string[]> {
-    this.#composeCommand ??= detectComposeCommand(env, signal);
+    // One probe per process: a CLI run creates one sandbox, an SDK user may create many.
+    this.#composeCommand ??= detectComposeCommand(env, signal).catch((error) => {
+      this.#composeCommand = undefined; // an aborted probe must not fail the next create
+      throw error;
+    });
     return this.#composeCommand;
   }
 
@@ -359,7 +351,7 @@ export class ComposeSshExtension extends SshWorkspaceExtension<ComposeSshConfig,
   async #waitForSsh(
     ctx: CreateContext<ComposeSshConfig>,
     handle: ComposeSshHandle,
-    acceptNewHostKey: boolean,
+    userKnownHosts: boolean,
   ): Promise<void> {
     const timeoutMs = ctx.config.ready_timeout * 1000;
     const started = performance.now();
@@ -374,7 +366,8 @@ export class ComposeSshExtension extends SshWorkspaceExtension<ComposeSshConfig,
         await this.withTimeout(
           `reach ${where}`,
           Math.max(1, left),
-          (signal) => this.connect(probe, signal, acceptNewHostKey && this.#acceptsNewHostKeys()),
+          // Trust-on-first-use only ever applies to a key sandboxer did not generate.
+          (signal) => this.connect(probe, signal, userKnownHosts && this.#acceptsNewHostKeys()),
           ctx.signal,
         );
         this.logger.debug(
@@ -383,7 +376,15 @@ export class ComposeSshExtension extends SshWorkspaceExtension<ComposeSshConfig,
         return;
       } catch (error) {
         if (ctx.signal?.aborted) throw error;
-        if (error instanceof HostKeyError) throw hostKeyProblem(handle, error, acceptNewHostKey);
+        if (error instanceof HostKeyError) {
+          // With the profile's own known_hosts the transport's message already says what to do.
+          if (userKnownHosts) throw error;
+          throw await this.#notReady(
+            handle,
+            `offers host key ${error.fingerprint}, not the one sandboxer generated (${handle.host_key_fingerprint}); make sshd use the key mounted from $SBX_HOST_KEY_FILE (see docs/compose-ssh.md), or set ssh.known_hosts to check the service's own key`,
+            error,
+          );
+        }
         // Anything else (a permission refusal, a bug) will not heal by waiting.
         if (!(error instanceof SshError || error instanceof TimeoutError)) throw error;
         lastError = error;
@@ -401,6 +402,7 @@ export class ComposeSshExtension extends SshWorkspaceExtension<ComposeSshConfig,
             `stopped before its SSH answered (${
               containers.map((c) => c.status).join(", ") || "no container"
             }); fix the service so it keeps sshd running`,
+            lastError,
           );
         }
       }
@@ -411,6 +413,7 @@ export class ComposeSshExtension extends SshWorkspaceExtension<ComposeSshConfig,
       `did not answer SSH on ${where} within ${ctx.config.ready_timeout}s (${brief(lastError)}); ${
         readyHint(lastError)
       }, or raise ready_timeout`,
+      lastError,
     );
   }
 
@@ -418,9 +421,13 @@ export class ComposeSshExtension extends SshWorkspaceExtension<ComposeSshConfig,
     return this.options.acceptNewHostKey ?? false;
   }
 
-  async #notReady(handle: ComposeSshHandle, problem: string): Promise<ServiceNotReadyError> {
+  async #notReady(
+    handle: ComposeSshHandle,
+    problem: string,
+    cause: unknown,
+  ): Promise<ServiceNotReadyError> {
     const logs = await serviceLogs(composeProject(handle), handle.service, LOG_TAIL_LINES);
-    return new ServiceNotReadyError(handle.project, handle.service, problem, logs);
+    return new ServiceNotReadyError(handle.project, handle.service, problem, logs, { cause });
   }
 
   async #removeWorkspaceQuietly(handle: ComposeSshHandle): Promise<void> {
@@ -436,20 +443,6 @@ export class ComposeSshExtension extends SshWorkspaceExtension<ComposeSshConfig,
       );
     } catch (error) {
       this.logger.debug(`left ${handle.workspace} to compose down: ${message(error)}`);
-    }
-  }
-
-  async #cleanUpFailedCreate(handle: ComposeSshHandle): Promise<void> {
-    try {
-      // Nothing in a sandbox that never became ready is worth a graceful stop.
-      await this.#teardown(handle, 0);
-      this.logger.info(`removed compose project ${handle.project} after the failed create`);
-    } catch (error) {
-      this.logger.warn(
-        `could not remove compose project ${handle.project} after the failed create (${
-          message(error)
-        }); run "sandboxer destroy ${handle.project.slice(4)}" once Docker answers`,
-      );
     }
   }
 }
@@ -471,21 +464,6 @@ function composeProject(handle: ComposeSshHandle): ComposeProject {
 /** The environment that points docker at the engine recorded in the handle. */
 function dockerEnv(dockerHost: string | null): Record<string, string> {
   return dockerHost === null ? {} : { DOCKER_HOST: dockerHost };
-}
-
-function hostKeyProblem(
-  handle: ComposeSshHandle,
-  error: HostKeyError,
-  userKnownHosts: boolean,
-): Error {
-  if (userKnownHosts) return error;
-  return new ServiceNotReadyError(
-    handle.project,
-    handle.service,
-    `offers host key ${error.fingerprint}, not the one sandboxer generated (${handle.host_key_fingerprint}); make sshd use the key mounted from $SBX_HOST_KEY_FILE (see docs/compose-ssh.md), or set ssh.known_hosts to check the service's own key`,
-    [],
-    { cause: error },
-  );
 }
 
 /** The core of an SSH error message ("connection refused"), for one-line errors. */

@@ -329,7 +329,9 @@ function pathInWorkspace(workspace: string, path: string): string {
   if (relative.startsWith("/") || segments.length === 0 || segments.includes("..")) {
     throw new WorkspaceError(
       workspace,
-      `cannot serve ${JSON.stringify(path)}: give a path inside the workspace, relative to it (e.g. dist/app.tar)`,
+      `cannot serve ${
+        JSON.stringify(path)
+      }: give a path inside the workspace, relative to it (e.g. dist/app.tar)`,
     );
   }
   return `${workspace}/${segments.join("/")}`;

@@ -225,7 +225,9 @@ function byDepth(paths: readonly string[], deepestFirst: boolean): string[][] {
   const groups = new Map<number, string[]>();
   for (const path of paths) {
     const d = depth(path);
-    groups.set(d, [...(groups.get(d) ?? []), path]);
+    const group = groups.get(d);
+    if (group) group.push(path);
+    else groups.set(d, [path]);
   }
   return [...groups.keys()].sort((a, b) => deepestFirst ? b - a : a - b)
     .map((d) => groups.get(d) ?? []);

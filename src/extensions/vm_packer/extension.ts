@@ -8,7 +8,6 @@
  */
 
 import { ConfigError } from "../../core/errors.ts";
-import { homeDir } from "../../core/paths.ts";
 import { optionalEnv } from "../../core/permissions.ts";
 import type { ConfigSchema, ConfigSource, JsonObject } from "../../config/types.ts";
 import { resolveSshConfig } from "../../transport/ssh_config.ts";
@@ -27,7 +26,7 @@ export interface VMPackerConfig {
     identity_file?: string;
     passphrase_env?: string;
     known_hosts: string;
-    ssh_config: string;
+    ssh_config?: string;
     /** Seconds. */
     connect_timeout: number;
     /** Seconds. */
@@ -83,9 +82,28 @@ export class VMPackerExtension extends SshWorkspaceExtension<VMPackerConfig, VMP
    * @returns The handle.
    */
   override async create(ctx: CreateContext<VMPackerConfig>): Promise<VMPackerHandle> {
-    const { target, workspace } = ctx.config;
-    const home = homeDir();
-    const resolved = await resolveSshConfig(target.host, { file: target.ssh_config, home });
+    return await this.makeWorkspace(ctx, await this.handleForProfile(ctx.config, ctx.id));
+  }
+
+  /**
+   * The handle of sandbox `id` on the configured target (OpenSSH config
+   * aliases resolved), before anything is connected or made.
+   *
+   * @param config The profile's parsed config.
+   * @param id The sandbox id.
+   * @returns The handle, without a host key yet.
+   */
+  protected override async handleForProfile(
+    config: VMPackerConfig,
+    id: string,
+  ): Promise<VMPackerHandle> {
+    const { target, workspace } = config;
+    const home = optionalEnv("HOME");
+    // Without a readable $HOME (narrow permissions) the default config is simply not consulted.
+    const sshConfig = target.ssh_config ?? (home ? `${home}/.ssh/config` : undefined);
+    const resolved = sshConfig
+      ? await resolveSshConfig(target.host, { file: sshConfig, home: home ?? "/" })
+      : {};
     const host = resolved.hostName ?? target.host;
     const port = target.port ?? resolved.port ?? 22;
     const user = target.user ?? resolved.user ?? optionalEnv("USER") ?? "root";
@@ -95,16 +113,18 @@ export class VMPackerExtension extends SshWorkspaceExtension<VMPackerConfig, VMP
       const spec = resolved.proxyJump.split(",")[0];
       const match = /^(?:([^@]+)@)?([^:]+)(?::(\d+))?$/.exec(spec);
       if (match) {
-        const hop = await resolveSshConfig(match[2], { file: target.ssh_config, home });
+        const hop = sshConfig
+          ? await resolveSshConfig(match[2], { file: sshConfig, home: home ?? "/" })
+          : {};
         jump = `${match[1] ?? hop.user ?? user}@${hop.hostName ?? match[2]}:${
           match[3] ?? hop.port ?? 22
         }`;
       }
     }
-    return await this.makeWorkspace(ctx, {
+    return {
       vm_target: `${user}@${host}`,
       ssh_port: port,
-      workspace: workspacePath(workspace.root, ctx.id),
+      workspace: workspacePath(workspace.root, id),
       host_key_fingerprint: null,
       identity_file: identity,
       known_hosts: target.known_hosts,
@@ -112,6 +132,6 @@ export class VMPackerExtension extends SshWorkspaceExtension<VMPackerConfig, VMP
       jump,
       connect_timeout_ms: target.connect_timeout * 1000,
       keepalive_interval_ms: target.keepalive_interval * 1000,
-    });
+    };
   }
 }

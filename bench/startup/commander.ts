@@ -1,0 +1,6 @@
+/**
+ * Startup probe: the CLI parser only.
+ *
+ * @module
+ */
+import "@commander-js/extra-typings";

@@ -1,0 +1,5 @@
+/**
+ * Startup probe: nothing at all (the floor of `deno run`).
+ *
+ * @module
+ */

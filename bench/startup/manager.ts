@@ -1,0 +1,7 @@
+/**
+ * Startup probe: the SDK's manager and everything it imports (config, journal, extensions,
+ * transport, ssh2, yaml).
+ *
+ * @module
+ */
+import "../../src/core/manager.ts";

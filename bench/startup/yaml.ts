@@ -1,0 +1,6 @@
+/**
+ * Startup probe: the YAML parser only.
+ *
+ * @module
+ */
+import "yaml";
