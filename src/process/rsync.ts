@@ -25,6 +25,7 @@
 
 import { CommandFailedError, SandboxerError, SshError } from "../core/errors.ts";
 import type { Logger, SyncProgress, SyncReport } from "../extensions/types.ts";
+import { retry } from "../core/async.ts";
 import { shellQuote } from "../transport/quote.ts";
 import { run } from "./run.ts";
 
@@ -401,6 +402,71 @@ export async function runRsync(
   plan: RsyncPlan,
   options: RunRsyncOptions = {},
 ): Promise<SyncReport> {
+  // Each rsync opens its own ssh connection: bound them per target so one process never
+  // pushes sshd past MaxStartups (10 unauthenticated by default), and retry a connection the
+  // server dropped before the handshake anyway (other processes count too); nothing was
+  // transferred by then, so running rsync again is safe.
+  const key = `${plan.target.host}:${plan.target.port}`;
+  return await retry(async (attempt) => {
+    const release = await acquireRsyncSlot(key, options.signal);
+    try {
+      if (attempt > 1) options.logger?.debug(`rsync to ${key}: attempt ${attempt}`);
+      return await runRsyncOnce(plan, options);
+    } finally {
+      release();
+    }
+  }, {
+    attempts: PRE_AUTH_ATTEMPTS,
+    baseDelayMs: 250,
+    retryIf: isPreAuthDrop,
+    signal: options.signal,
+  });
+}
+
+/** rsync processes (so ssh connections) in flight at once to one `host:port`. */
+const MAX_RSYNC_PER_TARGET = 8;
+/** Tries when sshd drops rsync's ssh before the handshake (MaxStartups). */
+const PRE_AUTH_ATTEMPTS = 4;
+const rsyncSlots = new Map<string, { free: number; waiting: (() => void)[] }>();
+
+/** Wait for one of the target's rsync slots; returns its release. */
+async function acquireRsyncSlot(key: string, signal?: AbortSignal): Promise<() => void> {
+  signal?.throwIfAborted();
+  let slots = rsyncSlots.get(key);
+  if (!slots) rsyncSlots.set(key, slots = { free: MAX_RSYNC_PER_TARGET, waiting: [] });
+  const gate = slots;
+  if (gate.free > 0) gate.free--;
+  else {
+    await new Promise<void>((resolve, reject) => {
+      const wake = () => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      };
+      const onAbort = () => {
+        gate.waiting.splice(gate.waiting.indexOf(wake), 1);
+        reject(signal?.reason);
+      };
+      gate.waiting.push(wake);
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    const next = gate.waiting.shift();
+    if (next) next();
+    else gate.free++;
+  };
+}
+
+const preAuthDrops = new WeakSet<Error>();
+
+function isPreAuthDrop(error: unknown): boolean {
+  return error instanceof Error && preAuthDrops.has(error);
+}
+
+async function runRsyncOnce(plan: RsyncPlan, options: RunRsyncOptions): Promise<SyncReport> {
   const argv = buildRsyncArgv(plan, await probeRsync()) as [string, ...string[]];
   if (plan.direction === "pull") await Deno.mkdir(plan.source, { recursive: true });
   options.logger?.debug(`$ ${shellQuote(argv)}`);
@@ -452,6 +518,18 @@ function rsyncFailure(
         detail || "command not found"
       }); install rsync there, or sync over SFTP`,
     );
+  }
+  // ssh prints this when the server closed before sending its banner: sshd's MaxStartups.
+  if (
+    code === SSH_FAILED && /kex_exchange_identification|ssh_exchange_identification/.test(stderr)
+  ) {
+    const error = new SshError(
+      where,
+      "connect",
+      `the server dropped the connection before the SSH handshake (${detail}); it may be at its MaxStartups limit, so retry shortly`,
+    );
+    preAuthDrops.add(error);
+    return error;
   }
   if (/Host key verification failed/.test(stderr)) {
     return new SshError(

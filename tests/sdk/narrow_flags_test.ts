@@ -1,7 +1,7 @@
 // A script that imports the SDK runs under narrow permission flags — one host:port, the files it
 // names, rsync — and creates, uses and destroys a sandbox on a real sshd.
 import assert from "node:assert/strict";
-import { ROOT, tempDir } from "../helpers.ts";
+import { listDir, ROOT, tempDir } from "../helpers.ts";
 import { startTestVm } from "../harness/test_vm.ts";
 
 Deno.test("an SDK script under narrow flags creates, syncs, execs and destroys", async () => {
@@ -47,7 +47,7 @@ console.log(JSON.stringify({ id: box.id, code, out: new TextDecoder().decode(chu
   const result = JSON.parse(new TextDecoder().decode(output.stdout));
   assert.equal(result.code, 0);
   assert.equal(result.out, "hello from the repo\n");
-  assert.deepEqual([...Deno.readDirSync(vm.root)], []);
+  assert.deepEqual(await listDir(vm.root), []);
 });
 
 Deno.test("an SDK script missing a permission gets one line naming the flag", async () => {

@@ -246,6 +246,44 @@ export function parsePs(text: string): ProjectContainer[] {
   });
 }
 
+/** What still carries a project's label. */
+export interface ProjectObjects {
+  /** Its containers, stopped ones included. */
+  containers: ProjectContainer[];
+  /** Ids of its networks. */
+  networks: string[];
+  /** Names of its volumes. */
+  volumes: string[];
+}
+
+/**
+ * Everything labelled with the project: containers, networks and volumes.
+ *
+ * @param dockerEnv Environment for docker (`DOCKER_HOST`).
+ * @param project Project name.
+ * @returns The objects; all empty when the project is gone.
+ * @throws {ComposeError} when docker cannot list them.
+ */
+export async function projectObjects(
+  dockerEnv: Record<string, string>,
+  project: string,
+): Promise<ProjectObjects> {
+  const label = `label=${PROJECT_LABEL}=${project}`;
+  const list = async (kind: "network" | "volume") =>
+    (await runDocker(
+      ["docker", kind, "ls", "-q", "--filter", label],
+      dockerEnv,
+      project,
+      `list its ${kind}s`,
+    )).stdout.split("\n").map((id) => id.trim()).filter((id) => id !== "");
+  const [containers, networks, volumes] = await Promise.all([
+    projectContainers(dockerEnv, project),
+    list("network"),
+    list("volume"),
+  ]);
+  return { containers, networks, volumes };
+}
+
 /**
  * Remove whatever still carries the project's label: containers, then
  * networks, then volumes. Used after `compose down`, which cannot run when the
@@ -260,35 +298,29 @@ export async function sweepProject(
   dockerEnv: Record<string, string>,
   project: string,
 ): Promise<number> {
-  const label = `label=${PROJECT_LABEL}=${project}`;
-  let removed = 0;
-  const containers = await projectContainers(dockerEnv, project);
+  const { containers, networks, volumes } = await projectObjects(dockerEnv, project);
+  // Containers first: a network or volume in use cannot be removed.
   if (containers.length > 0) {
-    await runDocker(
-      ["docker", "rm", "-f", "-v", ...containers.map((c) => c.id)],
-      dockerEnv,
-      project,
-      "remove its containers",
-    );
-    removed += containers.length;
+    const ids = containers.map((c) => c.id);
+    await runDocker(["docker", "rm", "-f", "-v", ...ids], dockerEnv, project, "remove containers");
   }
-  for (const kind of ["network", "volume"] as const) {
-    const listed = await runDocker(
-      ["docker", kind, "ls", "-q", "--filter", label],
-      dockerEnv,
-      project,
-      `list its ${kind}s`,
-    );
-    const ids = listed.stdout.split("\n").map((id) => id.trim()).filter((id) => id !== "");
-    if (ids.length === 0) continue;
+  if (networks.length > 0) {
     await runDocker(
-      ["docker", kind, "rm", ...(kind === "volume" ? ["-f"] : []), ...ids],
+      ["docker", "network", "rm", ...networks],
       dockerEnv,
       project,
-      `remove its ${kind}s`,
+      "remove networks",
     );
-    removed += ids.length;
   }
+  if (volumes.length > 0) {
+    await runDocker(
+      ["docker", "volume", "rm", "-f", ...volumes],
+      dockerEnv,
+      project,
+      "remove volumes",
+    );
+  }
+  const removed = containers.length + networks.length + volumes.length;
   return removed;
 }
 

@@ -32,6 +32,7 @@ import {
   composeUp,
   detectComposeCommand,
   projectContainers,
+  projectObjects,
   serviceLogs,
   sweepProject,
 } from "./compose.ts";
@@ -266,18 +267,20 @@ export class ComposeSshExtension extends SshWorkspaceExtension<ComposeSshConfig,
       );
     }
     const env = dockerEnv(handle.docker_host);
-    const running = (await projectContainers(env, handle.project, handle.service))
-      .some((c) => c.running);
+    const left = await projectObjects(env, handle.project);
+    const running = left.containers.some((c) => c.service === handle.service && c.running);
     // Only a bind-mounted workspace.root outlives the service; remove ours from it while we can.
     if (running) await this.#removeWorkspaceQuietly(handle);
-    if (await exists(handle.compose_file)) {
+    const anything = left.containers.length + left.networks.length + left.volumes.length > 0;
+    // compose down needs the file; the label sweep below also covers a missing or broken one.
+    if (anything && await exists(handle.compose_file)) {
       try {
         const failed = await composeDown(composeProject(handle), { logger: this.logger });
         if (failed) {
           this.logger.debug(`compose down failed, sweeping by label: ${failed.join(" | ")}`);
         }
       } catch (error) {
-        // Missing compose program and the like: the label sweep below still removes everything.
+        // A missing compose program and the like: the sweep still removes everything.
         this.logger.debug(`compose down could not run: ${message(error)}`);
       }
     }
