@@ -115,7 +115,11 @@ export async function runChild(
   }).output();
   const ms = performance.now() - started;
   const decoder = new TextDecoder();
-  const result = { ms, stdout: decoder.decode(output.stdout), stderr: decoder.decode(output.stderr) };
+  const result = {
+    ms,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
   if (!output.success) {
     throw new Error(
       `${argv.slice(0, 4).join(" ")}… exited ${output.code}: ${result.stderr.trim().slice(-800)}`,
@@ -163,7 +167,9 @@ export function verdict(row: Row): string {
 
 function fmt(value: number | undefined, unit = "ms"): string {
   if (value === undefined) return "—";
-  if (unit === "ms") return value >= 1000 ? `${(value / 1000).toFixed(2)} s` : `${value.toFixed(0)} ms`;
+  if (unit === "ms") {
+    return value >= 1000 ? `${(value / 1000).toFixed(2)} s` : `${value.toFixed(0)} ms`;
+  }
   if (unit === "MB") return `${value.toFixed(1)} MB`;
   return `${value.toFixed(1)} ${unit}`;
 }

@@ -32,12 +32,19 @@ export interface DirectTarget {
   identityFile: string;
   /** The only host key fingerprint accepted ("SHA256:…"). */
   hostKeyFingerprint: string;
+  /** Cipher preference (ssh2's default list when absent). */
+  ciphers?: string[];
 }
 
 /** An open ssh2 client with a streaming exec. */
 export interface DirectConnection extends AsyncDisposable {
   /** Run with streamed stdin. */
   exec: StreamExec;
+  /**
+   * Open an exec channel for a raw command string (already quoted for the remote shell).
+   * `done` resolves with the exit code once the channel has closed.
+   */
+  channel(command: string): Promise<{ channel: ClientChannel; done: Promise<number> }>;
   /** Close. */
   close(): Promise<void>;
 }
@@ -48,7 +55,10 @@ export interface DirectConnection extends AsyncDisposable {
  * @param channel The exec channel.
  * @param stdin The data.
  */
-export async function pump(channel: ClientChannel, stdin: ReadableStream<Uint8Array>): Promise<void> {
+export async function pump(
+  channel: ClientChannel,
+  stdin: ReadableStream<Uint8Array>,
+): Promise<void> {
   const reader = stdin.getReader();
   try {
     while (true) {
@@ -76,6 +86,9 @@ export async function connectDirect(target: DirectTarget): Promise<DirectConnect
   await new Promise<void>((resolve, reject) => {
     client.on("connect", () => client.setNoDelay(true));
     client.once("ready", () => resolve());
+    client.on("handshake", (negotiated: unknown) => {
+      if (Deno.env.get("BENCH_DEBUG")) console.error(JSON.stringify(negotiated));
+    });
     client.once("error", reject);
     client.connect({
       host: target.host,
@@ -84,7 +97,11 @@ export async function connectDirect(target: DirectTarget): Promise<DirectConnect
       privateKey,
       hostVerifier: (key: Buffer) =>
         fingerprintSha256(new Uint8Array(key)) === target.hostKeyFingerprint,
-      algorithms: { serverHostKey: ["ssh-ed25519"] },
+      algorithms: {
+        serverHostKey: ["ssh-ed25519"],
+        // deno-lint-ignore no-explicit-any
+        ...(target.ciphers ? { cipher: target.ciphers as any } : {}),
+      },
     });
   });
   const exec: StreamExec = (argv, cwd, stdin) =>
@@ -109,5 +126,18 @@ export async function connectDirect(target: DirectTarget): Promise<DirectConnect
       client.once("close", () => resolve());
       client.end();
     });
-  return { exec, close, [Symbol.asyncDispose]: close };
+  const channel = (command: string) =>
+    new Promise<{ channel: ClientChannel; done: Promise<number> }>((resolve, reject) => {
+      client.exec(command, (error, opened) => {
+        if (error) return reject(error);
+        // Listeners go on inside the callback: 'exit' and 'close' may come in the same tick.
+        let code = 255;
+        opened.on("exit", (c: number | null) => {
+          code = c ?? 255;
+        });
+        const done = new Promise<number>((r) => opened.on("close", () => r(code)));
+        resolve({ channel: opened, done });
+      });
+    });
+  return { exec, channel, close, [Symbol.asyncDispose]: close };
 }

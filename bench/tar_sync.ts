@@ -246,7 +246,9 @@ export async function tarSync(
     throw new Error(`Cannot archive ${plan.source}: tar exited ${local.code}: ${await errText}`);
   }
   if (remote.code !== 0) {
-    throw new Error(`Cannot unpack into ${plan.workspace}: tar exited ${remote.code}: ${remote.stderr}`);
+    throw new Error(
+      `Cannot unpack into ${plan.workspace}: tar exited ${remote.code}: ${remote.stderr}`,
+    );
   }
   return { method: "tar", files, bytes, streamBytes, selectMs };
 }

@@ -10,7 +10,7 @@
  */
 
 import assert from "node:assert/strict";
-import { startSshd, sshdUnavailableReason } from "../tests/harness/sshd.ts";
+import { sshdUnavailableReason, startSshd } from "../tests/harness/sshd.ts";
 import { connectSsh } from "../src/transport/ssh.ts";
 import { runRsync } from "../src/process/rsync.ts";
 import { rsyncNameBytes, selectEntries, type StreamExec, tarSync } from "./tar_sync.ts";
@@ -179,7 +179,10 @@ Deno.test({
         });
       });
       await t.step("over a streamed channel", async () => {
-        await using direct = await connectDirect({ ...target, hostKeyFingerprint: sshd.hostKeyFingerprint });
+        await using direct = await connectDirect({
+          ...target,
+          hostKeyFingerprint: sshd.hostKeyFingerprint,
+        });
         await check("tar-streamed", direct.exec);
       });
     } finally {

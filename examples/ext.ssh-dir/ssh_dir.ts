@@ -52,8 +52,8 @@ export type SshDirHandle = {
   user: string;
   identity_file: string;
   known_hosts: string;
-  /** The sandbox's directory, `<root>/sbx-<id>`. */
-  dir: string;
+  /** The sandbox's directory, `<root>/sbx-<id>` (shown by `sandboxer list` and `show`). */
+  workspace: string;
   /** SHA256 fingerprint of the host key seen at create; later connections must match it. */
   host_key: string | null;
 };
@@ -104,7 +104,7 @@ export class SshDirExtension extends SandboxExtension<SshDirConfig, SshDirHandle
       user: target.user,
       identity_file: target.identity_file,
       known_hosts: target.known_hosts,
-      dir: `${root}/sbx-${ctx.id}`,
+      workspace: `${root}/sbx-${ctx.id}`,
       host_key: null,
     };
     await ctx.step("connect");
@@ -114,12 +114,12 @@ export class SshDirExtension extends SandboxExtension<SshDirConfig, SshDirHandle
     // a journal record that `sandboxer destroy` can finish.
     await ctx.recordHandle(handle);
     await ctx.step("mkdir");
-    const made = await connection.run(["sh", "-c", MAKE_DIR, "sh", handle.dir, ctx.id], {
+    const made = await connection.run(["sh", "-c", MAKE_DIR, "sh", handle.workspace, ctx.id], {
       signal: ctx.signal,
     });
     if (made.code !== 0) {
       throw new WorkspaceError(
-        handle.dir,
+        handle.workspace,
         `could not be created (${
           made.stderr.trim() || `exit ${made.code}`
         }); check that ${root} exists and ${target.user} may write to it`,
@@ -131,29 +131,27 @@ export class SshDirExtension extends SandboxExtension<SshDirConfig, SshDirHandle
   /** Run `argv` in the sandbox's directory; its exit code is the result. */
   override async exec(handle: SshDirHandle, argv: readonly string[], io: ExecIO): Promise<number> {
     const connection = await this.#connect(handle, io.signal);
-    const result = await connection.exec(argv, { ...io, cwd: handle.dir });
+    const result = await connection.exec(argv, { ...io, cwd: handle.workspace });
     return result.code;
   }
 
   /** Remove the directory if this sandbox made it. A missing directory is success. */
   override async destroy(handle: SshDirHandle): Promise<void> {
-    const id = /\/sbx-([a-z0-9][a-z0-9-]*)$/.exec(handle.dir)?.[1];
+    const id = /\/sbx-([a-z0-9][a-z0-9-]*)$/.exec(handle.workspace)?.[1];
     if (id === undefined) {
-      throw new WorkspaceError(handle.dir, "is not of the form <root>/sbx-<id>; not removing it");
+      throw new WorkspaceError(
+        handle.workspace,
+        "is not of the form <root>/sbx-<id>; not removing it",
+      );
     }
     const connection = await this.#connect(handle);
-    const removed = await connection.run(["sh", "-c", REMOVE_DIR, "sh", handle.dir, id]);
+    const removed = await connection.run(["sh", "-c", REMOVE_DIR, "sh", handle.workspace, id]);
     if (removed.code !== 0) {
       throw new WorkspaceError(
-        handle.dir,
+        handle.workspace,
         `was not removed (${removed.stderr.trim() || `exit ${removed.code}`}); inspect it by hand`,
       );
     }
-  }
-
-  /** Shown by `sandboxer list` and `show`. */
-  override workspaceOf(handle: SshDirHandle): string {
-    return handle.dir;
   }
 
   /** Close the pooled connections; the manager calls it when it closes. */

@@ -23,7 +23,7 @@
  * @module
  */
 
-import { CommandFailedError, SandboxerError, SshError } from "../core/errors.ts";
+import { CommandFailedError, SandboxerError, SshError, WorkspaceError } from "../core/errors.ts";
 import type { Logger, SyncProgress, SyncReport } from "../extensions/types.ts";
 import { retry } from "../core/async.ts";
 import { shellQuote } from "../transport/quote.ts";
@@ -98,6 +98,8 @@ export interface RunRsyncOptions {
 
 /** Exit code rsync uses when source files vanished during the transfer. */
 const RSYNC_VANISHED = 24;
+/** Exit code of rsync's "error in file I/O" (a write failed: disk full, read-only, …). */
+const RSYNC_FILE_IO = 11;
 /** Exit code rsync reports when the remote shell found no rsync. */
 const REMOTE_COMMAND_NOT_FOUND = 127;
 /** Exit code rsync passes on when ssh itself failed. */
@@ -517,6 +519,38 @@ function rsyncFailure(
       `rsync is not installed on the remote host (${
         detail || "command not found"
       }); install rsync there, or sync over SFTP`,
+    );
+  }
+  // The receiving side could not write: on a push that is the host's disk. rsync sometimes
+  // loses the host's message (the connection ends first), so exit 11 alone says it too.
+  const enospc = /No space left on device|Disk quota exceeded/.exec(stderr);
+  if (plan.direction !== "pull" && (enospc || code === RSYNC_FILE_IO)) {
+    const why = stderr.split("\n").map((l) => l.trim()).filter((l) =>
+      l.startsWith("rsync:") && !l.startsWith("rsync error:")
+    ).at(-1);
+    return new WorkspaceError(
+      plan.remoteDir,
+      enospc
+        ? `could not be written on ${where}: the disk is full (${
+          enospc[0]
+        }); free space on the host, put workspace.root on a larger disk, or leave big files out with sync.exclude`
+        : `could not be written on ${where} (${
+          why ?? "rsync file I/O error, exit 11, and no detail from the host"
+        }); the disk is most likely full: check free space there (df), then free some, use a larger disk, or leave big files out with sync.exclude`,
+    );
+  }
+  // Logged in, then lost: keepalive timeout, reset or the server gone mid-transfer. Blaming the
+  // login settings (below) would send the user the wrong way.
+  if (
+    /Timeout, server \S+ not responding|client_loop: send disconnect|Connection to \S+ closed by remote host|connection unexpectedly closed \([1-9]\d* bytes received so far\)/
+      .test(stderr)
+  ) {
+    return new SshError(
+      where,
+      "sync",
+      `the connection was lost during the transfer (${
+        detail || `rsync exit ${code}`
+      }); check the network and the host, then sync again`,
     );
   }
   // ssh prints this when the server closed before sending its banner: sshd's MaxStartups.

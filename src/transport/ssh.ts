@@ -61,6 +61,8 @@ const KEEPALIVE_COUNT_MAX = 3;
 /** sshd's MaxSessions defaults to 10 channels per connection; stay below it. */
 const MAX_CHANNELS_PER_CONNECTION = 8;
 const CLOSE_GRACE_MS = 2_000;
+/** How long a refused channel waits to see whether the connection is closing. */
+const CHANNEL_FAILURE_GRACE_MS = 200;
 /** Tries to open a channel the server refused (backoff 20, 40, 80, 160, 320 ms). */
 const CHANNEL_OPEN_ATTEMPTS = 6;
 
@@ -935,16 +937,27 @@ export class SshConnection implements AsyncDisposable {
             setTimeout(() => attempt(n + 1), 10 * 2 ** n);
             return;
           }
-          reject(
-            new SshError(
-              describe(this.target),
-              stage,
-              `cannot open a channel (${
-                errorMessage(error)
-              }); the server may limit sessions (MaxSessions) or the subsystem`,
-              { cause: error },
-            ),
-          );
+          const fail = () =>
+            reject(
+              new SshError(
+                describe(this.target),
+                stage,
+                this.#closed
+                  ? `the connection was lost before the ${stage} started (${this.#closeReason}); check the network and run it again`
+                  : `cannot open a channel (${
+                    errorMessage(error)
+                  }); the server may limit sessions (MaxSessions) or the subsystem`,
+                { cause: error },
+              ),
+            );
+          // A dying connection fails its pending channels before it emits 'close': wait briefly
+          // so the error names the lost connection, not the server's session limits.
+          if (this.#closed) return fail();
+          const timer = setTimeout(fail, CHANNEL_FAILURE_GRACE_MS);
+          this.#closedPromise.then(() => {
+            clearTimeout(timer);
+            fail();
+          });
         });
       };
       attempt(1);

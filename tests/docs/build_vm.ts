@@ -74,13 +74,14 @@ export interface BuildVm extends AsyncDisposable {
   /** A scratch directory (0755) for projects and profiles. */
   readonly scratch: string;
   /**
-   * Write `<scratch>/profiles/vm-haskell-build.yaml`: profiles/vm-haskell-build.yaml with
+   * Write `<scratch>/profiles/<n>/vm-haskell-build.yaml`: profiles/vm-haskell-build.yaml with
    * only what differs on this machine changed — port, user, workspace root and CABAL_DIR.
    * The key and known_hosts stay `~/.ssh/sandboxer_build_vm` and `~/.ssh/known_hosts`.
    *
+   * @param options Port (default the sshd's) and workspace root (default the VM's).
    * @returns Its path.
    */
-  haskellProfile(): Promise<string>;
+  haskellProfile(options?: { port?: number; root?: string }): Promise<string>;
   /** Copy the sshd's key and known_hosts entry to where the haskell profile expects them. */
   installClientKey(): Promise<void>;
 }
@@ -88,12 +89,14 @@ export interface BuildVm extends AsyncDisposable {
 /**
  * Start the VM and set up the workstation.
  *
+ * @param options `toolchain: false` leaves ghc and cabal out, as on a VM without GHC.
  * @returns The pair; dispose with `await using`.
  */
-export async function startBuildVm(): Promise<BuildVm> {
+export async function startBuildVm(options: { toolchain?: boolean } = {}): Promise<BuildVm> {
   const fake = await Deno.makeTempDir({ prefix: "sbx-fake-toolchain-" });
   await Deno.chmod(fake, 0o755);
-  for (const [name, text] of [["ghc", GHC], ["cabal", CABAL]]) {
+  const tools = options.toolchain === false ? [] : [["ghc", GHC], ["cabal", CABAL]];
+  for (const [name, text] of tools) {
     await Deno.writeTextFile(`${fake}/${name}`, text, { mode: 0o755 });
     await Deno.chmod(`${fake}/${name}`, 0o755);
   }
@@ -117,6 +120,7 @@ export async function startBuildVm(): Promise<BuildVm> {
     `#!/bin/sh\nexec ${argv.map(shQuote).join(" ")} "$@"\n`,
     { mode: 0o755 },
   );
+  let profiles = 0;
   const env = {
     PATH: `${bin}:/usr/local/bin:/usr/bin:/bin`,
     HOME: home,
@@ -130,16 +134,17 @@ export async function startBuildVm(): Promise<BuildVm> {
     home,
     env,
     scratch,
-    async haskellProfile() {
+    async haskellProfile(options = {}) {
       const profile = parse(await Deno.readTextFile(`${ROOT}/profiles/vm-haskell-build.yaml`));
-      profile.target.port = vm.sshd.port;
+      profile.target.port = options.port ?? vm.sshd.port;
       profile.target.user = vm.sshd.user;
-      profile.workspace.root = vm.root;
+      profile.workspace.root = options.root ?? vm.root;
       profile.env = (profile.env as string[]).map((e) =>
         e.replace(/^CABAL_DIR=\/build\//, `CABAL_DIR=${vm.root}/`)
       );
-      await Deno.mkdir(`${scratch}/profiles`, { recursive: true });
-      const file = `${scratch}/profiles/vm-haskell-build.yaml`;
+      const dir = `${scratch}/profiles/${++profiles}`;
+      await Deno.mkdir(dir, { recursive: true });
+      const file = `${dir}/vm-haskell-build.yaml`;
       await Deno.writeTextFile(file, stringify(profile));
       return file;
     },

@@ -204,7 +204,11 @@ async function removeIfExists(path: string): Promise<void> {
  * PIDs (other than ours) whose command line mentions `needle`. Read with `ps` (and mountinfo with
  * `cat` below) because Deno lets only --allow-all read /proc, and the test task runs without it.
  */
-async function processesMentioning(needle: string): Promise<number[]> {
+/**
+ * Pids of processes (other than this one) whose command line mentions `needle`, via `ps`:
+ * Deno reads /proc only with --allow-all.
+ */
+export async function processesMentioning(needle: string): Promise<number[]> {
   const args = ["-e", "-ww", "-o", "pid=,args="];
   const result = await run("ps", args, { timeoutMs: 30_000 });
   if (result.code !== 0) throw new Error(describeFailure("ps", args, result));

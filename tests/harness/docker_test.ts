@@ -3,7 +3,7 @@
  * `deno test --allow-all tests/harness/docker_test.ts`.
  */
 import assert from "node:assert/strict";
-import { dockerUnavailableReason, startDocker } from "./docker.ts";
+import { dockerUnavailableReason, processesMentioning, startDocker } from "./docker.ts";
 
 const COMPOSE_FILE = new URL("../fixtures/compose/sshd.compose.yaml", import.meta.url).pathname;
 const PROJECT = "sbxh-test";
@@ -52,21 +52,6 @@ function freePort(): number {
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
   return port;
-}
-
-async function processesMentioning(needle: string): Promise<string[]> {
-  const found: string[] = [];
-  for await (const entry of Deno.readDir("/proc")) {
-    if (!/^\d+$/.test(entry.name) || Number(entry.name) === Deno.pid) continue;
-    try {
-      const cmdline = decoder.decode(await Deno.readFile(`/proc/${entry.name}/cmdline`))
-        .replaceAll("\0", " ");
-      if (cmdline.includes(needle)) found.push(`${entry.name}: ${cmdline}`);
-    } catch {
-      // exited
-    }
-  }
-  return found;
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -257,7 +257,14 @@ export async function startNetnsHost(options: NetnsHostOptions = {}): Promise<Ne
     await Deno.mkdir(root);
     if (options.tmpfsSize) {
       // Mounted before sshd starts: `ip netns exec` gives sshd a copy of the mount table.
-      await ok("mount", ["-t", "tmpfs", "-o", `size=${options.tmpfsSize},mode=0755`, "tmpfs", root]);
+      await ok("mount", [
+        "-t",
+        "tmpfs",
+        "-o",
+        `size=${options.tmpfsSize},mode=0755`,
+        "tmpfs",
+        root,
+      ]);
       teardown.mount = root;
       await save();
     }
@@ -271,7 +278,14 @@ export async function startNetnsHost(options: NetnsHostOptions = {}): Promise<Ne
     const server = sshd;
     const tc = async (args: string[]) => {
       await ok("tc", ["qdisc", ...args.map((a) => a === "DEV" ? rootLink : a)]);
-      await ok("ip", ["netns", "exec", ns, "tc", "qdisc", ...args.map((a) => a === "DEV" ? "veth0" : a)]);
+      await ok("ip", [
+        "netns",
+        "exec",
+        ns,
+        "tc",
+        "qdisc",
+        ...args.map((a) => a === "DEV" ? "veth0" : a),
+      ]);
     };
     return {
       ns,
@@ -301,7 +315,20 @@ export async function startNetnsHost(options: NetnsHostOptions = {}): Promise<Ne
       },
       cut: async () => void await ok("ip", ["-n", ns, "link", "set", "veth0", "down"]),
       restore: async () => void await ok("ip", ["-n", ns, "link", "set", "veth0", "up"]),
-      throttle: (rate) => tc(["replace", "dev", "DEV", "root", "tbf", "rate", rate, "burst", "1600", "latency", "20s"]),
+      throttle: (rate) =>
+        tc([
+          "replace",
+          "dev",
+          "DEV",
+          "root",
+          "tbf",
+          "rate",
+          rate,
+          "burst",
+          "1600",
+          "latency",
+          "20s",
+        ]),
       unthrottle: () => tc(["del", "dev", "DEV", "root"]),
       async rootEntries() {
         const names: string[] = [];
