@@ -37,6 +37,12 @@ export {
   type SandboxStatus,
   validateId,
 } from "./src/core/journal.ts";
+export type {
+  GcTargetOptions,
+  GcTargetReport,
+  TargetScan,
+  WorkspaceMarker,
+} from "./src/core/gc_target.ts";
 export { SandboxExtension, silentLogger } from "./src/extensions/base.ts";
 export type {
   CreateContext,

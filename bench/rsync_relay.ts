@@ -1,24 +1,32 @@
 /**
- * PROTOTYPE (benchmark only): rsync over the SSH connection sandboxer has
- * already opened, instead of over a second, external `ssh` process.
+ * PROTOTYPE (benchmark only, Linux): rsync over the SSH connection sandboxer
+ * has already opened, instead of over a second, external `ssh` process.
  *
  * rsync starts its "remote shell" (`-e`) as `RSH [-l USER] HOST rsync
- * --server …`. Here RSH is a constant `sh` script that makes two FIFOs in a
- * private temp dir, writes the remote command (the words after HOST, joined
- * by spaces exactly as ssh joins them; rsync has already quoted them for the
- * remote shell) to a file, and then copies its stdin into one FIFO and the
- * other FIFO to its stdout. This process reads the command, runs it on an
- * exec channel of the open connection and pumps the FIFOs through the
- * channel; the remote exit code goes back through a file, so rsync sees
- * `127` when the remote has no rsync, as with ssh.
+ * --server …` with pipes on the RSH's stdin and stdout. Here RSH is a
+ * constant `sh` script (run by rsync, so it needs no Deno permission) that
+ * bridges those pipes to the pipes between this process and rsync itself,
+ * which are asynchronous on both ends:
+ * - it writes the remote command (the words after HOST, joined by spaces as
+ *   ssh joins them — rsync has already quoted them for the remote shell),
+ *   NUL-terminated, to rsync's stdout (`/proc/$PPID/fd/1`), then copies
+ *   everything rsync sends it there too;
+ * - it copies rsync's stdin (`/proc/$PPID/fd/0`) to its own stdout, so what
+ *   this process writes into rsync's stdin reaches rsync as the remote side.
+ * This process runs the command on an exec channel of the open connection
+ * and pumps: rsync stdout → channel, channel → rsync stdin. The remote exit
+ * code comes back through a file, so rsync sees 127 when the remote has no
+ * rsync, as it would with ssh. rsync must print nothing on its own stdout
+ * (no `--stats`, `-v`, `--itemize-changes` or progress): that is the pipe.
+ *
+ * (Opening FIFOs with `Deno.open` instead does not work: a pending read on
+ * one FIFO holds back writes to the other, and the relay deadlocks.)
  *
  * What it saves: ssh's own handshake, key exchange and authentication
- * (~190 ms on loopback here, more over a real network), plus the `ssh`
- * process. It also means rsync checks the host key sandboxer pinned (the
- * connection is the verified one), works with passphrase-protected keys
- * without an agent, and needs no `--allow-run=ssh`. The script runs under
- * rsync, not under Deno, so no further Deno permission is needed (`sh`,
- * `mkfifo` and `cat` are rsync's children).
+ * (~190 ms on loopback here, more over a real network) and the `ssh`
+ * process. It also means rsync goes through the connection whose host key
+ * sandboxer pinned, works with passphrase-protected keys without an agent,
+ * and needs no `--allow-run=ssh`.
  *
  * @module
  */
@@ -26,98 +34,100 @@
 import { Buffer } from "node:buffer";
 import type { DirectConnection } from "./ssh2_stream.ts";
 
-/** The constant relay script; `$1` is the private directory. */
-const RELAY_SCRIPT = 'd="$1"; shift; if [ "$1" = -l ]; then shift 2; fi; shift; ' +
-  'mkfifo -m 600 "$d/in" "$d/out" || exit 255; ' +
-  'printf %s "$*" > "$d/cmd.tmp" && mv "$d/cmd.tmp" "$d/cmd" || exit 255; ' +
-  'cat "$d/out" & cat > "$d/in"; wait $!; ' +
-  'while [ ! -f "$d/rc" ]; do sleep 0.01; done; exit "$(cat "$d/rc")"';
+/** The constant relay script; `$1` is a private directory for the exit code. */
+const RELAY_SCRIPT = 'd="$1"; shift; if [ "$1" = -l ]; then shift 2; fi; shift; p=$PPID; ' +
+  'printf "%s\\0" "$*" > /proc/$p/fd/1 || exit 255; ' +
+  'cat /proc/$p/fd/0 & cat > /proc/$p/fd/1; wait $!; ' +
+  'if [ -f "$d/rc" ]; then exit "$(cat "$d/rc")"; fi; exit 255';
 
 /** What the relay ran. */
 export interface RelayResult {
   /** rsync's exit code. */
   code: number;
-  /** rsync's stdout. */
-  stdout: string;
   /** rsync's stderr plus the remote side's stderr. */
   stderr: string;
-}
-
-async function waitForFile(path: string, child: Deno.ChildProcess, exited: () => boolean) {
-  for (let delay = 1;; delay = Math.min(delay * 2, 10)) {
-    try {
-      await Deno.stat(path);
-      return;
-    } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) throw error;
-    }
-    if (exited()) throw new Error(`rsync exited before starting its remote side (${child.pid})`);
-    await new Promise((r) => setTimeout(r, delay));
-  }
 }
 
 /**
  * Run rsync with its transport replaced by an exec channel of `connection`.
  *
  * @param connection An open connection.
- * @param args rsync arguments without `-e`/`--rsh`; the remote operand is `user@host:path`.
- * @returns rsync's exit code and output.
+ * @param args rsync arguments without `-e`, and without options that print to
+ *   stdout; the remote operand is `user@host:path`.
+ * @returns rsync's exit code and errors.
  */
 export async function rsyncOverConnection(
   connection: DirectConnection,
   args: readonly string[],
 ): Promise<RelayResult> {
   const dir = await Deno.makeTempDir({ prefix: "sbx-rsync-relay-" });
-  let exited = false;
   try {
     const child = new Deno.Command("rsync", {
       args: ["-e", `sh -c '${RELAY_SCRIPT}' relay ${dir}`, ...args],
       env: { RSYNC_OLD_ARGS: "0" },
-      stdin: "null",
+      stdin: "piped",
       stdout: "piped",
       stderr: "piped",
     }).spawn();
-    const output = child.output().finally(() => (exited = true));
+    const stderrText = new Response(child.stderr).text();
+    const toRsync = child.stdin.getWriter();
+    const fromRsync = child.stdout.getReader();
     let remoteErr = "";
-    const relay = (async () => {
-      await waitForFile(`${dir}/cmd`, child, () => exited);
-      const command = await Deno.readTextFile(`${dir}/cmd`);
-      const { channel, done } = await connection.channel(command);
-      channel.stderr.on("data", (chunk: Buffer) => (remoteErr += chunk.toString()));
-      const [input, out] = await Promise.all([
-        Deno.open(`${dir}/in`, { read: true }),
-        Deno.open(`${dir}/out`, { write: true }),
-      ]);
-      const writer = out.writable.getWriter();
-      let writes = Promise.resolve();
-      channel.on("data", (chunk: Buffer) => {
-        const copy = new Uint8Array(chunk);
-        writes = writes.then(() => writer.write(copy));
-        // Backpressure from rsync's side: stop reading the channel until the FIFO drains.
-        channel.pause();
-        writes.then(() => channel.resume(), () => channel.resume());
-      });
-      const upstream = (async () => {
-        for await (const chunk of input.readable) {
-          if (!channel.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))) {
-            await new Promise<void>((r) => channel.once("drain", () => r()));
-          }
-        }
-        channel.end();
-      })();
-      const code = await done;
-      await upstream.catch(() => {});
-      await writes.catch(() => {});
-      await Deno.writeTextFile(`${dir}/rc`, String(code));
-      await writer.close().catch(() => {});
-    })();
-    const [result] = await Promise.all([output, relay]);
-    const decoder = new TextDecoder();
-    return {
-      code: result.code,
-      stdout: decoder.decode(result.stdout),
-      stderr: decoder.decode(result.stderr) + remoteErr,
+
+    // The command, up to the first NUL; what follows is already data for the remote side.
+    let head = new Uint8Array();
+    let nul = -1;
+    while (nul < 0) {
+      const { done, value } = await fromRsync.read();
+      if (done) {
+        await toRsync.close().catch(() => {});
+        const status = await child.status;
+        return { code: status.code, stderr: await stderrText };
+      }
+      const joined = new Uint8Array(head.length + value.length);
+      joined.set(head);
+      joined.set(value, head.length);
+      head = joined;
+      nul = head.indexOf(0);
+    }
+    const command = new TextDecoder().decode(head.subarray(0, nul));
+    const dbg = (m: string) => Deno.env.get("RELAY_DEBUG") && console.error("relay:", m);
+    dbg(`command ${command}`);
+    const rest = head.subarray(nul + 1);
+
+    const { channel, done } = await connection.channel(command);
+    channel.stderr.on("data", (chunk: Buffer) => (remoteErr += chunk.toString()));
+    let writes = Promise.resolve();
+    channel.on("data", (chunk: Buffer) => {
+      const copy = new Uint8Array(chunk);
+      dbg(`down ${copy.length}`);
+      writes = writes.then(() => toRsync.write(copy));
+      // Backpressure from rsync: stop reading the channel until its stdin takes the chunk.
+      channel.pause();
+      writes.then(() => channel.resume(), () => channel.resume());
+    });
+    const send = async (chunk: Uint8Array) => {
+      if (!channel.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))) {
+        await new Promise<void>((r) => channel.once("drain", () => r()));
+      }
     };
+    const upstream = (async () => {
+      if (rest.length) await send(rest);
+      while (true) {
+        const { done, value } = await fromRsync.read();
+        if (done) break;
+        dbg(`up ${value.length}`);
+        await send(value);
+      }
+    })();
+    const code = await done;
+    dbg(`remote exit ${code}`);
+    await writes.catch(() => {});
+    await Deno.writeTextFile(`${dir}/rc`, String(code));
+    await toRsync.close().catch(() => {});
+    const status = await child.status;
+    await upstream.catch(() => {});
+    return { code: status.code, stderr: (await stderrText) + remoteErr };
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }

@@ -116,7 +116,11 @@ export class Journal {
   async insert(record: SandboxRecord): Promise<void> {
     validateId(record.id);
     await this.#locked(async () => {
-      if (await this.#read(record.id) !== undefined) throw new SandboxExistsError(record.id);
+      // A destroyed sandbox's name is free again; its old record is replaced.
+      const existing = await this.#read(record.id);
+      if (existing !== undefined && existing.status !== "destroyed") {
+        throw new SandboxExistsError(record.id);
+      }
       await this.#write(record);
     });
   }

@@ -113,6 +113,7 @@ export class Manager implements AsyncDisposable {
   readonly profilePath: readonly string[];
   #logger: Logger;
   #acceptNewHostKey: boolean;
+  #home: string | undefined;
   #extensions = new Map<string, SandboxExtension<unknown>>();
 
   private constructor(
@@ -126,6 +127,7 @@ export class Manager implements AsyncDisposable {
     this.profilePath = profilePath;
     this.#logger = options.logger ?? silentLogger;
     this.#acceptNewHostKey = options.acceptNewHostKey ?? false;
+    this.#home = (options.env ?? optionalEnv)("HOME");
   }
 
   /**
@@ -486,6 +488,7 @@ export class Manager implements AsyncDisposable {
       extension = this.registry.instantiate(id, {
         logger: this.#logger,
         acceptNewHostKey: this.#acceptNewHostKey,
+        home: this.#home,
       }, grants);
       this.#extensions.set(key, extension);
     }

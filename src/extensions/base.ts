@@ -92,7 +92,12 @@ export abstract class SandboxExtension<
    * @throws {ConfigError} naming file, line and field.
    */
   parseConfig(raw: JsonObject, source: ConfigSource, schema: ConfigSchema): Config {
-    return validateConfig(raw, schema, source) as Config;
+    return validateConfig(
+      raw,
+      schema,
+      source,
+      this.options.home ? { home: this.options.home } : {},
+    ) as Config;
   }
 
   /**

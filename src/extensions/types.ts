@@ -104,4 +104,6 @@ export interface ExtensionOptions {
   logger?: Logger;
   /** Trust and record an unknown host key instead of refusing it. */
   acceptNewHostKey?: boolean;
+  /** The user's home directory, for `~/` in config paths (a confined extension cannot read $HOME). */
+  home?: string;
 }

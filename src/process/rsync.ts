@@ -554,9 +554,7 @@ function rsyncFailure(
     );
   }
   // ssh prints this when the server closed before sending its banner: sshd's MaxStartups.
-  if (
-    code === SSH_FAILED && /kex_exchange_identification|ssh_exchange_identification/.test(stderr)
-  ) {
+  if (/kex_exchange_identification|ssh_exchange_identification/.test(stderr)) {
     const error = new SshError(
       where,
       "connect",

@@ -41,6 +41,23 @@ Deno.test("sandboxer --help lists every verb and exits 0", async () => {
   }
 });
 
+Deno.test("--help works in a bare environment (no NO_COLOR, nothing but PATH and HOME)", async () => {
+  const [program, ...args] = await sandboxerTaskArgv();
+  const output = await new Deno.Command(program, {
+    args: [...args, "--help"],
+    clearEnv: true,
+    env: {
+      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+      HOME: "/nonexistent",
+      DENO_DIR: await denoDir(),
+    },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+  assert.match(new TextDecoder().decode(output.stdout), /Usage: sandboxer/);
+});
+
 Deno.test("every verb has --help", async () => {
   for (
     const verb of [

@@ -118,22 +118,23 @@ Deno.test("ext.ssh-dir through the SDK: Manager.open({ extensionDirs })", async 
     await assert.rejects(manager.exec(box.id, ["true"]), SandboxStateError);
   });
 
-  await t.step("a create that fails after recording its handle is cleaned by destroy", async () => {
+  await t.step("a create that fails after recording its handle is rolled back", async () => {
     const missing = await writeProfile("sshdir-missing", `${vm.root}/does-not-exist`);
     await assert.rejects(
       manager.create({ profile: missing, name: "sdk2" }),
       (error: unknown) => isWorkspaceError(error) && /could not be created/.test(error.message),
     );
     const record = await manager.show("sdk2");
-    assert.equal(record.status, "failed");
+    assert.equal(record.status, "destroyed");
     assert.equal(record.handle?.workspace, `${vm.root}/does-not-exist/sbx-sdk2`);
-    assert.equal((await manager.destroy("sdk2")).status, "destroyed");
+    assert.equal((await manager.destroy("sdk2")).status, "destroyed", "idempotent");
   });
 
   await t.step("destroy never removes a directory this sandbox did not make", async () => {
     await Deno.mkdir(`${vm.root}/sbx-sdk3`);
     await Deno.writeTextFile(`${vm.root}/sbx-sdk3/precious.txt`, "keep me");
     await assert.rejects(manager.create({ profile, name: "sdk3" }), isWorkspaceError);
+    assert.equal((await manager.show("sdk3")).status, "failed", "the roll-back refused too");
     await assert.rejects(
       manager.destroy("sdk3"),
       (error: unknown) =>

@@ -89,14 +89,34 @@ export function commandsOf(block: Block): DocCommand[] {
     while (text.endsWith("\\") && i + 1 < lines.length) text = text.slice(0, -1) + lines[++i];
     if (text.trim() === "" || text.trim().startsWith("#")) continue;
     let exit = 0;
-    const comment = /\s+#\s+(?:exits (\d+)\b)?[^'"]*$/.exec(text);
-    if (comment) {
-      if (comment[1] !== undefined) exit = Number(comment[1]);
-      text = text.slice(0, comment.index);
+    const at = commentStart(text);
+    if (at !== undefined) {
+      const expected = /^#\s+exits (\d+)\b/.exec(text.slice(at));
+      if (expected) exit = Number(expected[1]);
+      text = text.slice(0, at);
     }
     commands.push({ text: text.trim().replace(/\s+/g, " "), exit, line: block.line + 1 + start });
   }
   return commands;
+}
+
+/** Where a trailing `# comment` starts: the first `#` after a blank outside quotes. */
+function commentStart(text: string): number | undefined {
+  let quote: string | undefined;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quote) {
+      if (c === quote) quote = undefined;
+      else if (c === "\\" && quote === '"') i++;
+    } else if (c === "'" || c === '"') {
+      quote = c;
+    } else if (c === "\\") {
+      i++;
+    } else if (c === "#" && i > 0 && /\s/.test(text[i - 1])) {
+      return i;
+    }
+  }
+  return undefined;
 }
 
 /**

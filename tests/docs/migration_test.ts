@@ -91,6 +91,8 @@ Deno.test("docs/migration-build-machines.md: every command runs as documented", 
     /^sandboxer: phases: create [\d.]+s · sync [\d.]+s · setup [\d.]+s · run [\d.]+s · artifacts [\d.]+s · destroy [\d.]+s\n$/,
   );
   assert.deepEqual(await listDir(vm.root), [".cabal"]);
+  const builds = (await Deno.readTextFile(`${store}/builds`)).trim().split("\n");
+  assert.equal(builds.length, 3, "three sandboxes built against the one store");
   await Deno.remove(`${project}/dist`, { recursive: true });
 
   // The make target, written into the project's Makefile and run by `make`.

@@ -182,24 +182,33 @@ Deno.test("runbook troubleshooting: each message is what sandboxer prints, each 
     return text.code.trimEnd();
   };
   const fixesOf = (heading: string) => under(blocks, heading).filter((b) => b.lang === "sh");
+  const workstationFixes = (heading: string) => fixesOf(heading).filter((b) => !b.info.length);
   const cli = async (args: string, port: number, profile: string) => {
     const session = new DocSession(
       DOC,
-      box.env,
+      env(),
       box.scratch,
       substitution(port, vm.sshd.user, profile, home),
     );
     return {
       session,
-      result: await runScript(`sandboxer ${args}`, { cwd: box.scratch, env: box.env }),
+      result: await runScript(`sandboxer ${args}`, { cwd: box.scratch, env: env() }),
     };
   };
   const tested: string[] = [];
+  // A fresh journal per entry: each reproduces the doc's `--name first-run`.
+  let journals = 0;
+  let state = "";
+  const env = () => ({ ...box.env, SANDBOXER_HOME: state });
+  const [cleanup] = under(blocks, "Troubleshooting by error message");
   const entry = (heading: string, fn: () => Promise<void>) =>
     t.step(heading, async () => {
       tested.push(heading);
+      state = `${vm.dir}/state-${++journals}`;
       await box.installClientKey();
       await fn();
+      const listed = await new DocSession(DOC, env(), box.scratch, (text) => text).run(cleanup);
+      assert.match(listed.stdout, /^first-run\s+failed\s|^No sandboxes\.$/m);
       assert.deepEqual((await listDir(vm.root)).filter((n) => n.startsWith("sbx-")), []);
     });
 
@@ -216,7 +225,7 @@ Deno.test("runbook troubleshooting: each message is what sandboxer prints, each 
       asInDoc(errorLine(result.stderr), box, port),
       messageOf("Cannot connect … connection refused"),
     );
-    const [ss] = fixesOf("Cannot connect … connection refused");
+    const [ss] = workstationFixes("Cannot connect … connection refused");
     const shown = await session.run(ss);
     assert.doesNotMatch(shown.stdout, /LISTEN/);
   });
@@ -294,7 +303,7 @@ Deno.test("runbook troubleshooting: each message is what sandboxer prints, each 
     await Deno.remove(`${home}/.ssh/sandboxer_build_vm`);
     const keygen = await runScript(
       "ssh-keygen -q -t ed25519 -N '' -f ~/.ssh/sandboxer_build_vm",
-      { cwd: home, env: box.env },
+      { cwd: home, env: env() },
     );
     assert.equal(keygen.code, 0, keygen.stderr);
     const { result } = await cli(`create --profile ${profile} --name first-run`, port, profile);
@@ -318,7 +327,7 @@ Deno.test("runbook troubleshooting: each message is what sandboxer prints, each 
   await entry("Workspace … cannot be created: workspace root … does not exist", async () => {
     const missing = `${vm.dir}/no-such-root`;
     const noRoot = await box.haskellProfile({ root: missing });
-    const { session, result } = await cli(
+    const { result } = await cli(
       `create --profile ${noRoot} --name first-run`,
       port,
       noRoot,
@@ -326,10 +335,26 @@ Deno.test("runbook troubleshooting: each message is what sandboxer prints, each 
     assert.equal(result.code, 1);
     const heading = "Workspace … cannot be created: workspace root … does not exist";
     assert.equal(asInDoc(errorLine(result.stderr), box, port, missing), messageOf(heading));
-    const [destroy] = fixesOf(heading);
-    await session.run(destroy);
-    const shown = await runScript("sandboxer show first-run --json", { cwd: home, env: box.env });
+    // The half-made sandbox was rolled back; the fix on the "VM" (this machine, as root); a retry.
+    const shown = await runScript("sandboxer show first-run --json", { cwd: home, env: env() });
     assert.equal(JSON.parse(shown.stdout).status, "destroyed");
+    const [onVm] = fixesOf(heading);
+    assert.deepEqual(onVm.info, ["on-the-vm"]);
+    const user = vm.sshd.user;
+    const made = await runScript(
+      onVm.code.replace("-o builder -g builder", `-o ${user} -g ${user}`).replace(
+        "/build",
+        missing,
+      ),
+      { cwd: ROOT, env: {} },
+    );
+    assert.equal(made.code, 0, made.stderr);
+    const retry = await runScript(`sandboxer run --profile ${noRoot} -- pwd`, {
+      cwd: home,
+      env: env(),
+    });
+    assert.equal(retry.code, 0, retry.stderr);
+    assert.match(retry.stdout, new RegExp(`^${missing}/sbx-`));
   });
 
   await t.step("every troubleshooting entry was made to happen here or below", () => {

@@ -55,6 +55,7 @@ export class ConfinedExtension extends SandboxExtension<unknown, SandboxHandle> 
   #registration: ExtensionRegistration;
   #grants: ResolvedPermissions | "none";
   #withheld: ResolvedPermissions | undefined;
+  #workspaces = new Map<string, string | null>();
   #worker: Worker | undefined;
   #ready: Promise<void> | undefined;
   #pending = new Map<number, Pending>();
@@ -112,7 +113,25 @@ export class ConfinedExtension extends SandboxExtension<unknown, SandboxHandle> 
    */
   override async create(ctx: CreateContext<unknown>): Promise<SandboxHandle> {
     const { recordHandle, step, signal, ...data } = ctx;
-    return await this.#call("create", [data], { recordHandle, step, signal }) as SandboxHandle;
+    const { handle, workspace } = await this.#call("create", [data], {
+      recordHandle,
+      step,
+      signal,
+    }) as { handle: SandboxHandle; workspace: string | null };
+    this.#workspaces.set(JSON.stringify(handle), workspace);
+    return handle;
+  }
+
+  /**
+   * The workspace the extension reported for a handle it returned or
+   * recorded; otherwise the handle's `workspace` field.
+   *
+   * @param handle A handle.
+   * @returns The workspace path, if known.
+   */
+  override workspaceOf(handle: SandboxHandle): string | undefined {
+    const known = this.#workspaces.get(JSON.stringify(handle));
+    return known === undefined ? super.workspaceOf(handle) : known ?? undefined;
   }
 
   /**
@@ -255,6 +274,7 @@ export class ConfinedExtension extends SandboxExtension<unknown, SandboxHandle> 
         moduleUrl: this.#registration.moduleUrl,
         exportName: this.#registration.export,
         acceptNewHostKey: this.options.acceptNewHostKey ?? false,
+        home: this.options.home,
       } satisfies ToWorker,
     );
     return this.#ready;
@@ -303,6 +323,9 @@ export class ConfinedExtension extends SandboxExtension<unknown, SandboxHandle> 
       case "recordHandle":
       case "step": {
         const hooks = this.#pending.get(message.id)?.hooks;
+        if (message.type === "recordHandle") {
+          this.#workspaces.set(JSON.stringify(message.handle), message.workspace);
+        }
         const work = message.type === "recordHandle"
           ? hooks?.recordHandle?.(message.handle as SandboxHandle)
           : hooks?.step?.(message.name);
@@ -347,7 +370,12 @@ export class ConfinedExtension extends SandboxExtension<unknown, SandboxHandle> 
         : error.message;
       return new ConfigError(error.location, problem);
     }
-    if (error.code) return new SandboxerError(error.code, error.message);
+    if (error.code) {
+      // The class itself cannot cross the thread boundary; its name and stable code do.
+      const rebuilt = new SandboxerError(error.code, error.message);
+      rebuilt.name = error.name;
+      return rebuilt;
+    }
     return new ExtensionError(this.id, `${verb}: ${error.message}`);
   }
 }

@@ -30,7 +30,13 @@ export interface WireError {
 
 /** Host → worker. */
 export type ToWorker =
-  | { type: "init"; moduleUrl: string; exportName: string; acceptNewHostKey: boolean }
+  | {
+    type: "init";
+    moduleUrl: string;
+    exportName: string;
+    acceptNewHostKey: boolean;
+    home?: string;
+  }
   | { type: "call"; id: number; method: string; args: unknown[]; source?: SourceTable }
   | { type: "abort"; id: number }
   | { type: "ack"; id: number; error?: WireError };
@@ -41,7 +47,7 @@ export type FromWorker =
   | { type: "initError"; error: WireError }
   | { type: "result"; id: number; value: unknown }
   | { type: "error"; id: number; error: WireError }
-  | { type: "recordHandle"; id: number; ackId: number; handle: unknown }
+  | { type: "recordHandle"; id: number; ackId: number; handle: unknown; workspace: string | null }
   | { type: "step"; id: number; ackId: number; name: string }
   | { type: "stdout" | "stderr"; id: number; chunk: Uint8Array }
   | { type: "progress"; id: number; progress: unknown }

@@ -80,13 +80,20 @@ async function call(id: number, method: string, args: unknown[], table?: SourceT
         return extension.parseConfig(args[0] as never, sourceFrom(table!), args[1] as never);
       case "create": {
         const ctx = args[0] as Record<string, unknown>;
-        return await extension.create({
+        const handle = await extension.create({
           ...(ctx as object as CreateContext<unknown>),
           signal,
           recordHandle: (handle) =>
-            waitAck((ackId) => ({ type: "recordHandle", id, ackId, handle })),
+            waitAck((ackId) => ({
+              type: "recordHandle",
+              id,
+              ackId,
+              handle,
+              workspace: extension!.workspaceOf(handle) ?? null,
+            })),
           step: (name) => waitAck((ackId) => ({ type: "step", id, ackId, name })),
         });
+        return { handle, workspace: extension.workspaceOf(handle) ?? null };
       }
       case "exec":
         return await extension.exec(args[0] as never, args[1] as string[], {
@@ -145,6 +152,7 @@ async function handle(module: Record<string, unknown>, message: ToWorker): Promi
         extension = new (Class as new (options: unknown) => SandboxExtension<unknown>)({
           logger,
           acceptNewHostKey: message.acceptNewHostKey,
+          home: message.home,
         });
         for (const method of ["create", "exec", "destroy", "parseConfig"] as const) {
           if (typeof extension[method] !== "function") {
