@@ -10,9 +10,11 @@
  * - it writes the remote command (the words after HOST, joined by spaces as
  *   ssh joins them — rsync has already quoted them for the remote shell),
  *   NUL-terminated, to rsync's stdout (`/proc/$PPID/fd/1`), then copies
- *   everything rsync sends it there too;
+ *   everything rsync sends it there too (in the background);
  * - it copies rsync's stdin (`/proc/$PPID/fd/0`) to its own stdout, so what
- *   this process writes into rsync's stdin reaches rsync as the remote side.
+ *   this process writes into rsync's stdin reaches rsync as the remote side;
+ *   when that ends (the remote side exited), it stops the other copy and
+ *   exits like ssh: rsync waits for its remote shell before closing its end.
  * This process runs the command on an exec channel of the open connection
  * and pumps: rsync stdout → channel, channel → rsync stdin. The remote exit
  * code comes back through a file, so rsync sees 127 when the remote has no
@@ -37,7 +39,7 @@ import type { DirectConnection } from "./ssh2_stream.ts";
 /** The constant relay script; `$1` is a private directory for the exit code. */
 const RELAY_SCRIPT = 'd="$1"; shift; if [ "$1" = -l ]; then shift 2; fi; shift; p=$PPID; ' +
   'printf "%s\\0" "$*" > /proc/$p/fd/1 || exit 255; ' +
-  'cat /proc/$p/fd/0 & cat > /proc/$p/fd/1; wait $!; ' +
+  'cat > /proc/$p/fd/1 & u=$!; cat /proc/$p/fd/0; kill $u 2>/dev/null; ' +
   'if [ -f "$d/rc" ]; then exit "$(cat "$d/rc")"; fi; exit 255';
 
 /** What the relay ran. */

@@ -7,8 +7,9 @@
  * @module
  */
 
-import { sshdUnavailableReason, startSshd } from "../tests/harness/sshd.ts";
-import { denoDir, ROOT, sandboxerTaskArgv } from "../tests/helpers.ts";
+import { sshdUnavailableReason } from "../tests/harness/sshd.ts";
+import { startTestVm } from "../tests/harness/test_vm.ts";
+import { listDir, ROOT, sandboxerTaskArgv } from "../tests/helpers.ts";
 
 const encoder = new TextEncoder();
 const say = (text: string) => Deno.stdout.writeSync(encoder.encode(text + "\n"));
@@ -19,48 +20,23 @@ if (reason) {
   Deno.exit(1);
 }
 
-const temp = await Deno.makeTempDir({ prefix: "sbx-demo-" });
-await Deno.chmod(temp, 0o755); // the login user must reach the workspace root inside it
 let failed = false;
 try {
   const t0 = performance.now();
-  await using sshd = await startSshd();
+  await using vm = await startTestVm();
+  const { sshd, root, env } = vm;
   say(`• started sshd on 127.0.0.1:${sshd.port} (user ${sshd.user}, throwaway keys) in ${ms(t0)}`);
-
-  // The workspace root on the "VM": a directory the login user owns.
-  const root = `${temp}/build`;
-  await Deno.mkdir(root);
-  await new Deno.Command("chown", { args: [sshd.user, root] }).output();
-  const profile = `${temp}/demo.yaml`;
-  await Deno.writeTextFile(
-    profile,
+  const profile = await vm.profile(
+    "demo",
     [
-      "id: profile.demo",
       "description: The demo VM (a loopback sshd)",
-      "extension: ext.vm-packer",
-      "target:",
-      `  host: ${sshd.host}`,
-      `  port: ${sshd.port}`,
-      `  user: ${sshd.user}`,
-      `  identity_file: ${sshd.identityFile}`,
-      `  known_hosts: ${sshd.knownHostsFile}`,
-      "workspace:",
-      `  root: ${root}`,
       "sync:",
       "  exclude: [.git/, dist/]",
       "setup:",
       "  - test -f deno.json",
       "ttl: 1h",
-      "",
     ].join("\n"),
   );
-  const env = {
-    SANDBOXER_HOME: `${temp}/state`,
-    HOME: temp,
-    NO_COLOR: "1",
-    DENO_DIR: await denoDir(),
-  };
-
   const created = await cli(["create", "--profile", profile, "--repo", ROOT, "--json"], env);
   const record = JSON.parse(created.stdout);
   say(`• created ${record.id} at ${record.workspace} and synced this repo (${created.time})`);
@@ -75,21 +51,24 @@ try {
   const destroyed = await cli(["destroy", record.id], env);
   say(`• destroyed ${record.id} (${destroyed.time})`);
 
-  const left = [...Deno.readDirSync(root)].map((e) => e.name);
+  const left = await listDir(root);
   if (left.length) throw new Error(`workspace root not empty after destroy: ${left.join(", ")}`);
   say(`• ${root} is empty again; stopping sshd`);
 } catch (error) {
   failed = true;
   const cause = error instanceof SuppressedError ? error.suppressed : error;
   say(`demo failed: ${cause instanceof Error ? cause.message : cause}`);
-} finally {
-  await Deno.remove(temp, { recursive: true }).catch(() => {});
 }
 if (failed) Deno.exit(1);
 say("• done: nothing left behind");
 
 async function cli(args: string[], env: Record<string, string>) {
   const [program, ...rest] = await sandboxerTaskArgv();
+  say(
+    `$ sandboxer ${
+      args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a))).join(" ")
+    }`,
+  );
   const started = performance.now();
   const output = await new Deno.Command(program, {
     args: [...rest, ...args],

@@ -11,6 +11,7 @@ import {
   PermissionError,
   TimeoutError,
 } from "../core/errors.ts";
+import { signalExitCode } from "./signals.ts";
 
 /** How long a program has to exit after SIGTERM before it gets SIGKILL. */
 const KILL_GRACE_MS = 2_000;
@@ -50,24 +51,6 @@ export interface RunResult {
   /** The signal that killed the program, if one did. */
   signal?: Deno.Signal;
 }
-
-const SIGNAL_NUMBERS: Partial<Record<Deno.Signal, number>> = {
-  SIGHUP: 1,
-  SIGINT: 2,
-  SIGQUIT: 3,
-  SIGILL: 4,
-  SIGTRAP: 5,
-  SIGABRT: 6,
-  SIGBUS: 7,
-  SIGFPE: 8,
-  SIGKILL: 9,
-  SIGUSR1: 10,
-  SIGSEGV: 11,
-  SIGUSR2: 12,
-  SIGPIPE: 13,
-  SIGALRM: 14,
-  SIGTERM: 15,
-};
 
 async function collect(
   reader: ReadableStreamDefaultReader<Uint8Array>,
@@ -191,7 +174,7 @@ export async function run(
     }
     const [stdout, stderr] = await Promise.all([stdoutDone, stderrDone, stdinDone]);
     const signal = status.signal ?? undefined;
-    const code = signal ? 128 + (SIGNAL_NUMBERS[signal] ?? 0) : status.code;
+    const code = signal ? signalExitCode(signal) : status.code;
     if (code !== 0 && !options.allowFailure) {
       throw new CommandFailedError(argv, code, stderr.slice(-STDERR_TAIL_CHARS));
     }

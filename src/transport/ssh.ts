@@ -51,6 +51,7 @@ import {
   readKnownHosts,
 } from "./known_hosts.ts";
 import { remoteCommand } from "./quote.ts";
+import { signalExitCode } from "../process/signals.ts";
 
 const { Client, utils } = ssh2;
 type Ssh2Client = InstanceType<typeof Client>;
@@ -76,25 +77,6 @@ const HOST_KEY_ALGORITHMS: readonly string[] = [
   "rsa-sha2-256",
   "ssh-rsa",
 ];
-
-/** Linux signal numbers, for the 128+N exit code of a remote signal. */
-const SIGNAL_NUMBERS: Readonly<Record<string, number>> = {
-  SIGHUP: 1,
-  SIGINT: 2,
-  SIGQUIT: 3,
-  SIGILL: 4,
-  SIGTRAP: 5,
-  SIGABRT: 6,
-  SIGBUS: 7,
-  SIGFPE: 8,
-  SIGKILL: 9,
-  SIGUSR1: 10,
-  SIGSEGV: 11,
-  SIGUSR2: 12,
-  SIGPIPE: 13,
-  SIGALRM: 14,
-  SIGTERM: 15,
-};
 
 /** Where and how to connect. */
 export interface SshTarget {
@@ -1014,7 +996,7 @@ export class SshConnection implements AsyncDisposable {
       channel.on("exit", (code: number | null, signal?: string) => {
         result = typeof code === "number"
           ? { code }
-          : { code: 128 + (SIGNAL_NUMBERS[signal ?? ""] ?? 0), signal };
+          : { code: signalExitCode(signal ?? ""), signal };
       });
       // Data listeners are always attached: an undrained channel never emits 'close'.
       channel.on("data", (chunk: Buffer) => io.stdout?.(new Uint8Array(chunk)));

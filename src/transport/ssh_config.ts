@@ -12,6 +12,7 @@
 
 import SSHConfig from "ssh-config";
 import { ConfigError, PermissionError } from "../core/errors.ts";
+import { readConfigFile } from "../config/files.ts";
 
 /** The settings sandboxer takes from an ssh config file; absent ones are unset. */
 export interface ResolvedSshConfig {
@@ -75,18 +76,6 @@ function expand(path: string, tokens: TokenValues): string {
   return withTokens;
 }
 
-async function readConfig(file: string): Promise<string | undefined> {
-  try {
-    return await Deno.readTextFile(file);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
-    if (error instanceof Deno.errors.NotCapable) {
-      throw new PermissionError("read", file, `--allow-read=${file}`, { cause: error });
-    }
-    throw error;
-  }
-}
-
 function compute(config: SSHConfig, alias: string): Record<string, string | string[]> {
   try {
     // Lower-cased keys make `hostname` and `HostName` the same, as in OpenSSH.
@@ -127,7 +116,7 @@ export async function resolveSshConfig(
   options: ResolveSshConfigOptions,
 ): Promise<ResolvedSshConfig> {
   const file = options.file ?? `${options.home}/.ssh/config`;
-  const text = await readConfig(file);
+  const text = await readConfigFile(file);
   if (text === undefined) return {};
   const computed = compute(SSHConfig.parse(text), alias);
   const result: ResolvedSshConfig = {};

@@ -1,0 +1,29 @@
+// The README's demo command, as written, runs end to end and leaves nothing behind.
+import assert from "node:assert/strict";
+import { ROOT } from "./helpers.ts";
+
+Deno.test("deno task demo: create → sync → exec → destroy against a private sshd", async () => {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["task", "-q", "demo"],
+    cwd: ROOT,
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(output.stdout);
+  assert.equal(output.code, 0, stdout + new TextDecoder().decode(output.stderr));
+  for (
+    const step of [
+      "started sshd",
+      "$ sandboxer create",
+      "synced this repo",
+      "$ sandboxer exec",
+      "destroyed",
+      "is empty again",
+      "nothing left behind",
+    ]
+  ) {
+    assert.ok(stdout.includes(step), `missing "${step}" in:\n${stdout}`);
+  }
+  assert.match(stdout, /deno\.json/, "the synced repo is listed in the workspace");
+});
