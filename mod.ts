@@ -89,6 +89,7 @@ export {
   type RegistryOptions,
 } from "./src/extensions/registry.ts";
 export { type RetryOptions } from "./src/core/async.ts";
+export { type ResolvedPermissions } from "./src/extensions/confined/permissions.ts";
 export { type EnvReader } from "./src/core/paths.ts";
 export { shellQuote } from "./src/transport/quote.ts";
 export {

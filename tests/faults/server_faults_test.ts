@@ -65,8 +65,10 @@ faultTest("faults: sshd killed mid-create (at connect, at workspace)", async (t)
           host.env,
         );
         await waitForRecord(state, id, (r) => r.step === step, `reach ${step}`);
+        // At connect, wait for the TCP connection so the kill lands inside the SSH handshake.
+        while (step === "connect" && await host.connections() === 0) await sleep(10);
         const killedAt = performance.now();
-        await host.sshd.kill();
+        await host.killSshd();
         const result = await cli.done;
         const took = performance.now() - killedAt;
         assert.equal(result.code, 1, result.stderr);
@@ -106,7 +108,7 @@ faultTest("faults: sshd killed and link cut mid-sync", async (t) => {
         await sleep(1_000);
         const faultAt = performance.now();
         if (fault === "link cut") await host.cut();
-        else await host.sshd.kill();
+        else await host.killSshd();
         const result = await cli.done;
         const took = performance.now() - faultAt;
         assert.equal(result.code, 1, result.stderr);
@@ -142,7 +144,7 @@ faultTest("faults: sshd killed mid-exec (setup and exec), link cut mid-exec", as
     await waitForRecord(state, "setup-kill", (r) => r.step === "setup", "reach setup");
     await sleep(500);
     const killedAt = performance.now();
-    await host.sshd.kill();
+    await host.killSshd();
     const result = await cli.done;
     const took = performance.now() - killedAt;
     assert.equal(result.code, 1, result.stderr);
@@ -170,7 +172,7 @@ faultTest("faults: sshd killed mid-exec (setup and exec), link cut mid-exec", as
         await cli.waitForStdout(/started/);
         const faultAt = performance.now();
         if (fault === "link cut") await host.cut();
-        else await host.sshd.kill();
+        else await host.killSshd();
         const result = await cli.done;
         const took = performance.now() - faultAt;
         assert.equal(result.code, 1, result.stderr);

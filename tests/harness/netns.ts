@@ -64,6 +64,15 @@ export interface NetnsHost extends AsyncDisposable {
   cut(): Promise<void>;
   /** Bring the link back up. */
   restore(): Promise<void>;
+  /**
+   * Crash the host's sshd: SIGKILL every process in the namespace at once —
+   * the listener, per-connection children and their sessions — so no
+   * connection survives, not even one accepted a moment ago. Start it again
+   * with `sshd.restart()`.
+   */
+  killSshd(): Promise<void>;
+  /** Number of established TCP connections to the sshd. */
+  connections(): Promise<number>;
   /** Limit both directions of the link to `rate` (tc tbf), e.g. "64kbit", to slow steps down. */
   throttle(rate: string): Promise<void>;
   /** Remove the rate limit. */
@@ -148,10 +157,11 @@ async function freeSubnet(): Promise<{ base: string; rootAddress: string; addres
   throw new Error("no free /30 in 10.213.0.0/16 for a test namespace");
 }
 
+/** When a live process started (undefined for none, or a zombie: a killed test may linger as one). */
 async function processStart(pid: number): Promise<string | undefined> {
-  const result = await sh("ps", ["-p", String(pid), "-o", "lstart="]);
-  const start = result.stdout.trim();
-  return result.code === 0 && start ? start : undefined;
+  const result = await sh("ps", ["-p", String(pid), "-o", "stat=,lstart="]);
+  const match = /^\s*(\S+)\s+(.+?)\s*$/.exec(result.stdout);
+  return result.code === 0 && match && !match[1].startsWith("Z") ? match[2] : undefined;
 }
 
 /** What a host dir records so a later run can undo it if this process dies. */
@@ -164,8 +174,17 @@ interface Teardown {
 }
 
 async function undo(teardown: Partial<Teardown>): Promise<void> {
-  // Deleting the namespace deletes its veth end and so the whole pair.
+  // Deleting the namespace deletes its veth end and so the whole pair, but does not stop the
+  // processes in it (a dead test's sshd): kill those first.
   if (teardown.ns && NS_PATTERN.test(teardown.ns)) {
+    const pids = await sh("ip", ["netns", "pids", teardown.ns]);
+    for (const pid of pids.stdout.split("\n").filter(Boolean)) {
+      try {
+        Deno.kill(Number(pid), "SIGKILL");
+      } catch {
+        // Already gone.
+      }
+    }
     await sh("ip", ["netns", "del", teardown.ns]);
   }
   if (teardown.rootLink && /^sbxf[0-9a-f]{8}$/.test(teardown.rootLink)) {
@@ -315,6 +334,37 @@ export async function startNetnsHost(options: NetnsHostOptions = {}): Promise<Ne
       },
       cut: async () => void await ok("ip", ["-n", ns, "link", "set", "veth0", "down"]),
       restore: async () => void await ok("ip", ["-n", ns, "link", "set", "veth0", "up"]),
+      async killSshd() {
+        // A child forked between listing and killing would escape one pass: repeat until the
+        // namespace is empty.
+        for (let round = 0; round < 50; round++) {
+          const pids = (await ok("ip", ["netns", "pids", ns])).split("\n").filter(Boolean);
+          if (!pids.length) break;
+          for (const pid of pids) {
+            try {
+              Deno.kill(Number(pid), "SIGKILL");
+            } catch {
+              // Already gone.
+            }
+          }
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        // Let the harness see its process exit, so restart() starts a fresh one.
+        await server.kill();
+      },
+      async connections() {
+        const out = await ok("ip", [
+          "netns",
+          "exec",
+          ns,
+          "ss",
+          "-Htn",
+          "state",
+          "established",
+          `sport = :${server.port}`,
+        ]);
+        return out.split("\n").filter(Boolean).length;
+      },
       throttle: (rate) =>
         tc([
           "replace",

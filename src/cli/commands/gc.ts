@@ -33,20 +33,26 @@ export function gcCommand(ctx: CliContext) {
       }
       const manager = await ctx.manager();
       const report = await manager.gc();
-      const target = options.target === undefined ? undefined : await manager.gcTarget(
-        options.target,
-        { overrides: options.set, signal: ctx.signal },
-      );
-      if (options.json) ctx.output.out(json(target ? { ...report, target } : report));
-      else {
+      if (report.failed.length) ctx.exitCode = 1;
+      // In text mode the local part is printed before the scan, which may fail on its own.
+      if (!options.json) {
         for (const d of report.destroyed) ctx.output.out(`destroyed ${d.id}: ${d.reason}\n`);
         for (const f of report.failed) ctx.output.out(`could not destroy ${f.id}: ${f.error}\n`);
-        if (!target && !report.destroyed.length && !report.failed.length) {
+        if (options.target === undefined && !report.destroyed.length && !report.failed.length) {
           ctx.output.out("Nothing to collect.\n");
         }
-        if (target) printTarget(ctx, target);
       }
-      if (report.failed.length || target?.failed.length) ctx.exitCode = 1;
+      if (options.target === undefined) {
+        if (options.json) ctx.output.out(json(report));
+        return;
+      }
+      const target = await manager.gcTarget(options.target, {
+        overrides: options.set,
+        signal: ctx.signal,
+      });
+      if (target.failed.length) ctx.exitCode = 1;
+      if (options.json) ctx.output.out(json({ ...report, target }));
+      else printTarget(ctx, target);
     });
 }
 
