@@ -13,6 +13,13 @@
  * (use `t.step` for sub-tests), or switch off `sanitizeOps`/`sanitizeResources` when it is shared
  * across tests.
  *
+ * Fault tests can take the daemon away and bring it back with the same state: `stopDaemon()`
+ * SIGTERMs dockerd (which stops the containers; none has a restart policy unless the compose file
+ * gives one) and waits until it and its containerd are gone; `startDaemon()` starts dockerd again
+ * on the same data-root, exec-root and socket, so images, containers (stopped), networks and
+ * volumes are all still there, and waits until `docker info` answers. The log of every run is
+ * appended to the same `dockerd.log`. `stop()` works in either state.
+ *
  * ## Image `sandboxer-test-sshd:bookworm`
  *
  * Debian bookworm `--variant=minbase` plus openssh-server, openssh-sftp-server and rsync. Its CMD
@@ -72,6 +79,17 @@ export interface TestDocker extends AsyncDisposable {
   readonly composeCommand: string[];
   /** Removes all containers, stops dockerd and deletes its state. Idempotent. */
   stop(): Promise<void>;
+  /**
+   * Fault injection: SIGTERM dockerd (SIGKILL after 20 s) and wait until it and its containerd
+   * have exited, keeping every piece of state. Running containers are stopped by the shutdown.
+   * Resolves at once when the daemon is already stopped.
+   */
+  stopDaemon(): Promise<void>;
+  /**
+   * Start dockerd again after `stopDaemon()`, with the same data-root, exec-root, pidfile and
+   * socket, and wait (bounded) until `docker info` answers. Resolves at once when it runs.
+   */
+  startDaemon(): Promise<void>;
 }
 
 const SSH_IMAGE = "sandboxer-test-sshd:bookworm";
@@ -363,19 +381,40 @@ class PrivateDocker implements TestDocker {
   readonly sshImage: string = SSH_IMAGE;
   readonly composeCommand: string[];
   readonly #dir: string;
-  readonly #child: Deno.ChildProcess;
-  readonly #logPump: Promise<void>;
+  #child: Deno.ChildProcess;
+  readonly #logPumps: Promise<void>[] = [];
   readonly #logAbort = new AbortController();
   readonly #onUnload: () => void;
   #exit: Deno.CommandStatus | undefined;
   #stopping: Promise<void> | undefined;
+  /** The daemon was stopped on purpose by stopDaemon() (its state is kept). */
+  #daemonStopped = false;
+  /** A stopDaemon()/startDaemon() in progress: they run one at a time. */
+  #daemonChange: Promise<void> = Promise.resolve();
 
   private constructor(dir: string, env: Record<string, string>, composeCommand: string[]) {
     this.#dir = dir;
     this.env = env;
     this.dockerHost = env.DOCKER_HOST;
     this.composeCommand = composeCommand;
-    this.#child = new Deno.Command("dockerd", {
+    this.#child = this.#spawn(true);
+    // Best effort when the test process exits without stop(): ask dockerd to shut down.
+    this.#onUnload = () => {
+      if (this.#exit === undefined) {
+        try {
+          this.#child.kill("SIGTERM");
+        } catch {
+          // already gone
+        }
+      }
+    };
+    globalThis.addEventListener("unload", this.#onUnload);
+  }
+
+  /** Spawns dockerd on the engine directory; `first` truncates the log, later runs append. */
+  #spawn(first: boolean): Deno.ChildProcess {
+    const dir = this.#dir;
+    const child = new Deno.Command("dockerd", {
       args: [
         "--data-root",
         `${dir}/data`,
@@ -393,27 +432,25 @@ class PrivateDocker implements TestDocker {
         "--ip-forward=false",
         "--bridge=none",
       ],
-      env: { PATH: env.PATH },
+      env: { PATH: this.env.PATH },
       clearEnv: true,
       stdin: "null",
       stdout: "null",
       stderr: "piped",
     }).spawn();
-    this.#child.status.then((status) => this.#exit = status);
-    this.#logPump = Deno.open(`${dir}/dockerd.log`, { write: true, create: true, truncate: true })
-      .then((file) => this.#child.stderr.pipeTo(file.writable, { signal: this.#logAbort.signal }))
-      .catch(() => {});
-    // Best effort when the test process exits without stop(): ask dockerd to shut down.
-    this.#onUnload = () => {
-      if (this.#exit === undefined) {
-        try {
-          this.#child.kill("SIGTERM");
-        } catch {
-          // already gone
-        }
-      }
-    };
-    globalThis.addEventListener("unload", this.#onUnload);
+    this.#exit = undefined;
+    child.status.then((status) => {
+      if (this.#child === child) this.#exit = status;
+    });
+    const logOptions = first
+      ? { write: true, create: true, truncate: true }
+      : { write: true, create: true, append: true };
+    this.#logPumps.push(
+      Deno.open(`${dir}/dockerd.log`, logOptions)
+        .then((file) => child.stderr.pipeTo(file.writable, { signal: this.#logAbort.signal }))
+        .catch(() => {}),
+    );
+    return child;
   }
 
   /** Spawns dockerd in `dir` and waits until `docker info` answers. */
@@ -484,6 +521,7 @@ class PrivateDocker implements TestDocker {
 
   async #stop(): Promise<void> {
     globalThis.removeEventListener("unload", this.#onUnload);
+    await this.#daemonChange.catch(() => {});
     const problems: string[] = [];
     if (this.#exit === undefined) {
       // Remove all containers first, so that nothing depends on dockerd's shutdown path.
@@ -517,7 +555,7 @@ class PrivateDocker implements TestDocker {
     const leftovers = await processesMentioning(`${this.#dir}/`);
     if (leftovers.length > 0) problems.push(`processes still running: ${leftovers.join(", ")}`);
     const timer = setTimeout(() => this.#logAbort.abort(), 5_000);
-    await this.#logPump;
+    await Promise.all(this.#logPumps);
     clearTimeout(timer);
     try {
       await unmountUnder(this.#dir);
@@ -526,6 +564,58 @@ class PrivateDocker implements TestDocker {
       problems.push(`could not remove ${this.#dir}: ${errorMessage(error)}`);
     }
     if (problems.length > 0) throw new Error(`stopping the test dockerd:\n${problems.join("\n")}`);
+  }
+
+  stopDaemon(): Promise<void> {
+    return this.#changeDaemon(() => this.#stopDaemon());
+  }
+
+  startDaemon(): Promise<void> {
+    return this.#changeDaemon(() => this.#startDaemon());
+  }
+
+  #changeDaemon(change: () => Promise<void>): Promise<void> {
+    if (this.#stopping) return Promise.reject(new Error("the test Docker engine was stopped"));
+    const next = this.#daemonChange.catch(() => {}).then(change);
+    this.#daemonChange = next;
+    return next;
+  }
+
+  async #stopDaemon(): Promise<void> {
+    if (this.#daemonStopped) return;
+    if (this.#exit !== undefined) {
+      throw new Error(
+        `dockerd already exited (code ${this.#exit.code}); its log:\n${await this.#logTail()}`,
+      );
+    }
+    this.#daemonStopped = true;
+    await this.#terminate();
+    await this.#child.status;
+    // dockerd stops its own containerd on the way out; wait for it (and any shim) to be gone, so
+    // that "stopped" means nothing of this engine runs. Both mention the engine directory.
+    const deadline = Date.now() + DOCKERD_STOP_TIMEOUT_MS;
+    for (;;) {
+      const left = await processesMentioning(`${this.#dir}/`);
+      if (left.length === 0) return;
+      if (Date.now() > deadline) {
+        note(`processes of the stopped engine still running after dockerd exited: ${left}`);
+        return;
+      }
+      await delay(100);
+    }
+  }
+
+  async #startDaemon(): Promise<void> {
+    if (!this.#daemonStopped) {
+      if (this.#exit === undefined) return;
+      throw new Error(
+        `dockerd exited (code ${this.#exit.code}) without stopDaemon(); its log:\n${await this
+          .#logTail()}`,
+      );
+    }
+    this.#child = this.#spawn(false);
+    this.#daemonStopped = false;
+    await this.#waitReady();
   }
 
   async #deleteRuncContainers(): Promise<void> {

@@ -2,10 +2,10 @@
 // argv, working directory, separate streams), destroy (the workspace only, idempotent, from the
 // handle alone), profile validation, failing setup, --set overrides and ssh config aliases.
 import assert from "node:assert/strict";
-import { createOk, exists, vmFixture } from "./vm_fixture.ts";
+import { createOk, exists, startTestVm } from "../harness/test_vm.ts";
 
 Deno.test("vm-packer exec: exit codes, signals, literal argv, cwd and separate streams", async (t) => {
-  await using vm = await vmFixture();
+  await using vm = await startTestVm();
   const profile = await vm.profile("exec");
   const { id, workspace } = await createOk(vm, ["--profile", profile]);
   assert.equal(workspace, `${vm.root}/sbx-${id}`);
@@ -62,7 +62,7 @@ Deno.test("vm-packer exec: exit codes, signals, literal argv, cwd and separate s
 });
 
 Deno.test("vm-packer destroy removes the workspace only, twice, and from the handle alone", async () => {
-  await using vm = await vmFixture();
+  await using vm = await startTestVm();
   const profile = await vm.profile("destroy");
   const { id, workspace } = await createOk(vm, ["--profile", profile]);
   assert.ok(workspace);
@@ -96,7 +96,7 @@ Deno.test("vm-packer destroy removes the workspace only, twice, and from the han
 });
 
 Deno.test("vm-packer profiles: bad workspace roots, ports and keys name file, line and field", async (t) => {
-  await using vm = await vmFixture();
+  await using vm = await startTestVm();
 
   for (const [name, root] of [["slash", "/"], ["etc", "/etc"], ["relative", "build"]]) {
     await t.step(`workspace.root ${JSON.stringify(root)} is refused`, async () => {
@@ -136,7 +136,7 @@ Deno.test("vm-packer profiles: bad workspace roots, ports and keys name file, li
 });
 
 Deno.test("vm-packer: a failing setup command fails the create, keeps the handle, destroy cleans", async () => {
-  await using vm = await vmFixture();
+  await using vm = await startTestVm();
   const profile = await vm.profile("setup", { extra: ["setup:", "  - ghc --version"] });
   const result = await vm.cli(["create", "--profile", profile, "--name", "s1"]);
   assert.equal(result.code, 1, result.stderr);
@@ -156,7 +156,7 @@ Deno.test("vm-packer: a failing setup command fails the create, keeps the handle
 });
 
 Deno.test("vm-packer: --set target.port overrides the profile; a bad value names the flag", async () => {
-  await using vm = await vmFixture();
+  await using vm = await startTestVm();
   // Port 1 has no sshd: only the override can make this work.
   const profile = await vm.profile("override", { target: { port: 1 } });
   const record = await createOk(vm, [
@@ -174,7 +174,7 @@ Deno.test("vm-packer: --set target.port overrides the profile; a bad value names
 });
 
 Deno.test("vm-packer: target.host may be an alias from target.ssh_config", async () => {
-  await using vm = await vmFixture();
+  await using vm = await startTestVm();
   const sshConfig = `${vm.dir}/ssh_config`;
   await Deno.writeTextFile(
     sshConfig,

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { HEARTBEAT_STALE_MS } from "../../src/core/journal.ts";
 import { freePort } from "../harness/sshd.ts";
-import { exists, type RecordJson, spawnSandboxer, vmFixture } from "./vm_fixture.ts";
+import { exists, type RecordJson, spawnSandboxer, startTestVm } from "../harness/test_vm.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -27,7 +27,7 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>): Pr
 }
 
 Deno.test("vm-packer: destroy and gc finish sandboxes whose creator was SIGKILLed", async (t) => {
-  await using vm = await vmFixture();
+  await using vm = await startTestVm();
   // The pid file lets the test end exactly this process: sshd does not when the client dies.
   const profile = await vm.profile("slow", {
     extra: ["setup:", "  - echo $$ > setup.pid && exec sleep 30"],
@@ -112,7 +112,7 @@ Deno.test("vm-packer: destroy and gc finish sandboxes whose creator was SIGKILLe
 });
 
 Deno.test("vm-packer: a port with nothing listening fails fast with a clear SSH error", async () => {
-  await using vm = await vmFixture();
+  await using vm = await startTestVm();
   const port = await freePort();
   const profile = await vm.profile("refused", { target: { port } });
   const started = performance.now();
@@ -129,7 +129,7 @@ Deno.test("vm-packer: a port with nothing listening fails fast with a clear SSH 
 });
 
 Deno.test("vm-packer: a host that accepts but never speaks times out at connect_timeout", async () => {
-  await using vm = await vmFixture();
+  await using vm = await startTestVm();
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const held: Deno.Conn[] = [];
   const accepting = (async () => {

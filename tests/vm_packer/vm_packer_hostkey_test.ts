@@ -3,10 +3,10 @@
 // --accept-new-host-key records the key so later runs need no flag.
 import assert from "node:assert/strict";
 import { hashedKnownHostsFile, wrongKnownHostsFile } from "../harness/sshd.ts";
-import { createOk, vmFixture } from "./vm_fixture.ts";
+import { createOk, startTestVm } from "../harness/test_vm.ts";
 
 Deno.test("vm-packer: an unknown host key is refused with its fingerprint; nothing is made", async () => {
-  await using vm = await vmFixture();
+  await using vm = await startTestVm();
   const knownHosts = `${vm.dir}/empty_known_hosts`;
   await Deno.writeTextFile(knownHosts, "");
   const profile = await vm.profile("unknown", { target: { known_hosts: knownHosts } });
@@ -29,7 +29,7 @@ Deno.test("vm-packer: an unknown host key is refused with its fingerprint; nothi
 });
 
 Deno.test("vm-packer: a host key that does not match known_hosts is refused", async () => {
-  await using vm = await vmFixture();
+  await using vm = await startTestVm();
   const wrong = await wrongKnownHostsFile(vm.dir, vm.sshd.host, vm.sshd.port);
   const before = await Deno.readTextFile(wrong);
   const profile = await vm.profile("wrong", { target: { known_hosts: wrong } });
@@ -55,7 +55,7 @@ Deno.test("vm-packer: a host key that does not match known_hosts is refused", as
 });
 
 Deno.test("vm-packer: a hashed known_hosts entry is accepted", async () => {
-  await using vm = await vmFixture();
+  await using vm = await startTestVm();
   const hashed = await hashedKnownHostsFile(vm.sshd);
   assert.match(await Deno.readTextFile(hashed), /^\|1\|/);
   const profile = await vm.profile("hashed", { target: { known_hosts: hashed } });
@@ -65,7 +65,7 @@ Deno.test("vm-packer: a hashed known_hosts entry is accepted", async () => {
 });
 
 Deno.test("vm-packer: --accept-new-host-key records the key; later runs need no flag", async () => {
-  await using vm = await vmFixture();
+  await using vm = await startTestVm();
   const knownHosts = `${vm.dir}/tofu_known_hosts`;
   await Deno.writeTextFile(knownHosts, "");
   const profile = await vm.profile("tofu", { target: { known_hosts: knownHosts } });

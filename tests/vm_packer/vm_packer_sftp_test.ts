@@ -3,7 +3,7 @@
 // (filters, odd names, modes, symlinks, type changes, protected remote files, deletions that
 // never follow symlinks); a passphrase key without ssh-agent syncs over SFTP too.
 import assert from "node:assert/strict";
-import { createOk, exists, snapshotTree, type VmFixture, vmFixture } from "./vm_fixture.ts";
+import { createOk, exists, snapshotTree, startTestVm, type TestVm } from "../harness/test_vm.ts";
 
 const ODD = "a b $(x) 'q'.txt";
 const MARKER = ".sandboxer.json";
@@ -94,7 +94,7 @@ async function writeSourceV2(repo: string): Promise<void> {
  * What happens on the host between syncs: build output (gitignored, so protected), junk (not
  * ignored, so deleted), and symlinks that a careless deletion or write would follow.
  */
-async function changeWorkspace(vm: VmFixture, workspace: string, outside: string): Promise<void> {
+async function changeWorkspace(vm: TestVm, workspace: string, outside: string): Promise<void> {
   await Deno.mkdir(`${workspace}/build`, { recursive: true });
   await Deno.writeTextFile(`${workspace}/build/out.o`, "build output\n");
   await Deno.writeTextFile(`${workspace}/debug.log`, "log\n");
@@ -111,7 +111,7 @@ async function changeWorkspace(vm: VmFixture, workspace: string, outside: string
 }
 
 /** A directory outside every workspace, writable by the login user, that must never change. */
-async function outsideDir(vm: VmFixture): Promise<string> {
+async function outsideDir(vm: TestVm): Promise<string> {
   const outside = `${vm.dir}/outside`;
   await Deno.mkdir(outside);
   await Deno.writeTextFile(`${outside}/precious.txt`, "keep me\n");
@@ -119,7 +119,7 @@ async function outsideDir(vm: VmFixture): Promise<string> {
   return outside;
 }
 
-async function syncJson(vm: VmFixture, id: string, repo: string) {
+async function syncJson(vm: TestVm, id: string, repo: string) {
   const result = await vm.cli(["sync", id, "--repo", repo, "--json"]);
   assert.equal(result.code, 0, result.stderr);
   return { report: JSON.parse(result.stdout), stderr: result.stderr };
@@ -130,8 +130,8 @@ const SYNC_PROFILE = ["sync:", '  exclude: ["secret.env"]'];
 Deno.test("vm-packer sync falls back to SFTP without remote rsync and matches rsync's tree", async (t) => {
   const bin = await binWithoutRsync();
   try {
-    await using bare = await vmFixture({ extraConfig: [`SetEnv PATH=${bin}`] });
-    await using full = await vmFixture();
+    await using bare = await startTestVm({ extraConfig: [`SetEnv PATH=${bin}`] });
+    await using full = await startTestVm();
     const repo = `${bare.dir}/repo`;
     await Deno.mkdir(repo);
     const outsideBare = await outsideDir(bare);
@@ -238,7 +238,7 @@ Deno.test("vm-packer sync falls back to SFTP without remote rsync and matches rs
 
 Deno.test("vm-packer sync uses SFTP when the key needs a passphrase and no agent runs", async () => {
   const passphrase = "correct-horse-7731";
-  await using vm = await vmFixture({ keyPassphrase: passphrase });
+  await using vm = await startTestVm({ keyPassphrase: passphrase });
   const repo = `${vm.dir}/repo`;
   await Deno.mkdir(`${repo}/sub`, { recursive: true });
   await Deno.writeTextFile(`${repo}/.gitignore`, "*.log\n");

@@ -2,12 +2,12 @@
 // profile excludes are honoured, odd file names survive, re-syncs add and delete, and the
 // workspace marker survives --delete.
 import assert from "node:assert/strict";
-import { createOk, vmFixture } from "./vm_fixture.ts";
+import { createOk, startTestVm } from "../harness/test_vm.ts";
 
 const ODD_NAME = "a b $(x) 'q'.txt";
 
 Deno.test("vm-packer sync: filters, odd names, re-sync adds and deletes, marker survives", async (t) => {
-  await using vm = await vmFixture();
+  await using vm = await startTestVm();
   const repo = `${vm.dir}/repo`;
   await Deno.mkdir(`${repo}/sub`, { recursive: true });
   await Deno.mkdir(`${repo}/ignored-dir`);
