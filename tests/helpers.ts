@@ -80,9 +80,29 @@ export async function runSandboxer(
   env: Record<string, string> = {},
 ): Promise<CliResult> {
   const [program, ...rest] = await sandboxerTaskArgv();
-  const output = await new Deno.Command(program, {
-    args: [...rest, ...args],
+  return await runProgram(program, [...rest, ...args], {
     env: { NO_COLOR: "1", DENO_DIR: await denoDir(), ...env },
+  });
+}
+
+/**
+ * Run a program to completion with its output captured as text.
+ *
+ * @param program The program.
+ * @param args Its arguments.
+ * @param options Working directory and environment (`clearEnv` starts from nothing).
+ * @returns Exit code and output.
+ */
+export async function runProgram(
+  program: string,
+  args: readonly string[],
+  options: { cwd?: string; env?: Record<string, string>; clearEnv?: boolean } = {},
+): Promise<CliResult> {
+  const output = await new Deno.Command(program, {
+    args: [...args],
+    cwd: options.cwd,
+    env: options.env,
+    clearEnv: options.clearEnv,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",

@@ -3,7 +3,7 @@
 // repository's mod.ts), every ```ts excerpt=FILE block appears verbatim in FILE, every
 // ```yaml file=FILE block equals FILE, and the worked example itself type-checks.
 import assert from "node:assert/strict";
-import { ROOT, tempDir } from "../helpers.ts";
+import { ROOT, runProgram, tempDir } from "../helpers.ts";
 import { type Block, fencedBlocks, readDoc } from "./markdown.ts";
 
 const GUIDES = ["docs/extension-sdk.md", "docs/sdk.md"];
@@ -14,17 +14,12 @@ function option(block: Block, name: string): string | undefined {
 }
 
 async function denoCheck(files: readonly string[]): Promise<{ code: number; output: string }> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["check", "--quiet", "--config", `${ROOT}/deno.json`, ...files],
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    output: decoder.decode(output.stdout) + decoder.decode(output.stderr),
-  };
+  const result = await runProgram(
+    Deno.execPath(),
+    ["check", "--quiet", "--config", `${ROOT}/deno.json`, ...files],
+    { env: { NO_COLOR: "1" } },
+  );
+  return { code: result.code, output: result.stdout + result.stderr };
 }
 
 /** The lines of `text`, each trimmed, without blank ones. */

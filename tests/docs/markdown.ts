@@ -15,7 +15,7 @@
  * @module
  */
 
-import { ROOT } from "../helpers.ts";
+import { ROOT, runProgram } from "../helpers.ts";
 
 /** One fenced code block. */
 export interface Block {
@@ -178,19 +178,9 @@ export async function runScript(
   script: string,
   options: { cwd: string; env: Record<string, string> },
 ): Promise<ScriptResult> {
-  const output = await new Deno.Command("bash", {
-    args: ["-c", script],
+  return await runProgram("bash", ["-c", script], {
     cwd: options.cwd,
     env: options.env,
     clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+  });
 }

@@ -8,6 +8,8 @@
  */
 
 import { netnsUnavailableReason } from "../harness/netns.ts";
+import type { RecordJson } from "../harness/test_vm.ts";
+export type { RecordJson };
 import { type CliResult, denoDir, sandboxerTaskArgv } from "../helpers.ts";
 
 /** Short timeouts so a dead host is noticed in seconds: connect 3 s, 3 missed 1 s keepalives. */
@@ -35,17 +37,6 @@ export function faultTest(name: string, fn: (t: Deno.TestContext) => Promise<voi
 /** Sleep. */
 export const sleep = (ms: number): Promise<void> =>
   new Promise((resolve) => setTimeout(resolve, ms));
-
-/** The record fields the tests read. */
-export interface RecordJson {
-  id: string;
-  status: string;
-  step: string | null;
-  error: string | null;
-  workspace: string | null;
-  handle: Record<string, unknown> | null;
-  expires_at: string | null;
-}
 
 /**
  * Read a record straight from the journal (no CLI start-up, so polls are cheap).

@@ -32,6 +32,7 @@ export interface RecordJson {
   error: string | null;
   workspace: string | null;
   handle: Record<string, unknown> | null;
+  expires_at: string | null;
 }
 
 /** A running sshd plus everything a CLI test needs around it. */
