@@ -105,6 +105,16 @@ export function reportError(error: unknown, output: Output, debug: boolean): num
     return EXIT_INTERRUPTED;
   }
   if (error instanceof Deno.errors.NotCapable) error = permissionErrorFrom(error);
+  if (error instanceof Deno.errors.PermissionDenied) {
+    // The operating system, not Deno, refused: no flag helps, the file's owner or mode does.
+    output.err(
+      `sandboxer: error: ${
+        error.message.split("\n")[0]
+      }: the operating system denied access; check the owner and mode of that path, or run as a user who may use it\n`,
+    );
+    if (debug) printDebug(error, output);
+    return EXIT_FAILURE;
+  }
   if (error instanceof SandboxerError) {
     output.err(`sandboxer: error: ${error.message}\n`);
     if (debug) printDebug(error, output);

@@ -5,6 +5,7 @@ import {
   denoDir,
   FIXTURE_EXTENSIONS,
   listDir,
+  runProgram,
   runSandboxer,
   sandboxerTaskArgv,
   tempDir,
@@ -203,4 +204,22 @@ Deno.test("20 concurrent CLI processes on one state dir lose and corrupt no reco
   for (const result of destroyed) assert.equal(result.code, 0, result.stderr);
   const left = JSON.parse((await runSandboxer(["list", "--json"], env)).stdout);
   assert.deepEqual(left, []);
+});
+
+Deno.test("a state dir the OS refuses gives one line about owner and mode, exit 1", async () => {
+  await using tmp = await tempDir();
+  await writeProfile(tmp.path, "local", `extension: ext.local-dir\nroot: ${tmp.path}\n`);
+  const locked = `${tmp.path}/locked`;
+  await Deno.mkdir(locked, { mode: 0o500 });
+  // Root ignores modes, but not the immutable attribute.
+  if (Deno.uid() === 0) assert.equal((await runProgram("chattr", ["+i", locked])).code, 0);
+  try {
+    const env = { ...(await envFor(tmp.path)), SANDBOXER_HOME: `${locked}/state` };
+    const result = await runSandboxer(["create", "-p", "local"], env);
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(result.stderr, /the operating system denied access; check the owner and mode/);
+    assert.equal(result.stderr.trim().split("\n").length, 1, result.stderr);
+  } finally {
+    if (Deno.uid() === 0) await runProgram("chattr", ["-i", locked]);
+  }
 });
