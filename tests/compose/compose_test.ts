@@ -256,7 +256,8 @@ ready_timeout: 5s
         );
         assert.ok(error, result.stderr);
         assert.match(error, /Service "app" of compose project sbx-mute did not answer SSH/);
-        assert.match(error, /within 5s \(connection refused\)/);
+        // Under load the last attempt may time out instead of being refused; both say why.
+        assert.match(error, /within 5s \((connection refused|[^)]*timed out[^)]*)\)/);
         assert.match(error, new RegExp(`last log lines: .*${NEVER_READY_MARKER}`));
         assert.notEqual((await record("mute")).status, "ready");
         // The half-made sandbox was rolled back; a destroy afterwards has nothing to do and succeeds.

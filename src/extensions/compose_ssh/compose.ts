@@ -30,6 +30,84 @@ const QUERY_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_SECONDS = 3;
 /** How many of a failed command's last lines an error carries. */
 const ERROR_LINES = 6;
+/** Bound on the `docker version` probe that explains a failure. */
+const PROBE_TIMEOUT_MS = 20_000;
+/**
+ * What the docker CLI says when the engine does not answer: "Cannot connect to the Docker daemon
+ * at unix:///var/run/docker.sock. Is the docker daemon running?" (unix socket) or "error during
+ * connect: …" (tcp, Windows pipes).
+ */
+const UNREACHABLE_PATTERN =
+  /Cannot connect to the Docker daemon|Is the docker daemon running\?|error during connect/i;
+
+/**
+ * The Docker engine a compose project lives on does not answer: dockerd is stopped, or
+ * DOCKER_HOST points at the wrong place. The project and its containers are not gone: they come
+ * back (stopped) with the engine, so the sandbox's record must be kept.
+ *
+ * @example
+ * ```ts
+ * import { DockerUnreachableError } from "./compose.ts";
+ * const error = new DockerUnreachableError(
+ *   "sbx-a1",
+ *   "unix:///run/docker.sock",
+ *   "cannot be removed: the Docker daemon at unix:///run/docker.sock does not answer",
+ * );
+ * console.log(error.code); // "COMPOSE"
+ * ```
+ */
+export class DockerUnreachableError extends ComposeError {
+  /** DOCKER_HOST of the engine, or null for docker's default socket. */
+  readonly dockerHost: string | null;
+  /**
+   * Create it.
+   *
+   * @param project The compose project name.
+   * @param dockerHost DOCKER_HOST of the engine, or null for docker's default.
+   * @param problem What failed and how to fix it.
+   * @param options Standard error options.
+   */
+  constructor(
+    project: string,
+    dockerHost: string | null,
+    problem: string,
+    options?: ErrorOptions,
+  ) {
+    super(project, problem, [], options);
+    this.dockerHost = dockerHost;
+  }
+}
+
+/**
+ * How an error names the engine: `the Docker daemon at <DOCKER_HOST>`.
+ *
+ * @param dockerHost DOCKER_HOST, or null/undefined for docker's default socket.
+ * @returns The words.
+ */
+export function dockerDaemonName(dockerHost: string | null | undefined): string {
+  return dockerHost ? `the Docker daemon at ${dockerHost}` : "the Docker daemon (default socket)";
+}
+
+/**
+ * Whether the engine answers `docker version`; used when a compose command failed, because
+ * compose's own words for an unreachable engine differ between versions (v1 may print a Python
+ * traceback).
+ *
+ * @param env Environment for docker (`DOCKER_HOST`).
+ * @returns True when the engine answers, or when that cannot be told (no docker CLI, a hang).
+ */
+export async function dockerAnswers(env: Record<string, string>): Promise<boolean> {
+  try {
+    const result = await run(["docker", "version", "--format", "{{.Server.Version}}"], {
+      env,
+      allowFailure: true,
+      timeoutMs: PROBE_TIMEOUT_MS,
+    });
+    return result.code === 0 || !UNREACHABLE_PATTERN.test(result.stderr);
+  } catch {
+    return true;
+  }
+}
 
 /** One compose project as every command needs it. */
 export interface ComposeProject {
@@ -138,6 +216,16 @@ export async function composeUp(
   const argv = composeArgv(project, ["up", "-d"]);
   const result = await runCompose(argv, project, UP_TIMEOUT_MS, options);
   if (result.code !== 0) {
+    if (!(await dockerAnswers(project.env))) {
+      const host = project.env.DOCKER_HOST ?? null;
+      throw new DockerUnreachableError(
+        project.project,
+        host,
+        `could not start: ${
+          dockerDaemonName(host)
+        } does not answer; start it (e.g. systemctl start docker) or point DOCKER_HOST at a running engine, then create the sandbox again`,
+      );
+    }
     const command = project.command.join(" ");
     throw new ComposeError(
       project.project,
@@ -212,13 +300,17 @@ export async function serviceLogs(
  * @param dockerEnv Environment for docker (`DOCKER_HOST`).
  * @param project Project name.
  * @param service Only this service's containers.
+ * @param timeoutMs Time limit (default 5 minutes).
  * @returns The containers.
+ * @throws {DockerUnreachableError} when the engine does not answer.
  * @throws {ComposeError} when docker cannot list them.
+ * @throws {TimeoutError} when docker takes longer than `timeoutMs`.
  */
 export async function projectContainers(
   dockerEnv: Record<string, string>,
   project: string,
   service?: string,
+  timeoutMs: number = DOWN_TIMEOUT_MS,
 ): Promise<ProjectContainer[]> {
   const filters = ["--filter", `label=${PROJECT_LABEL}=${project}`];
   if (service !== undefined) filters.push("--filter", `label=${SERVICE_LABEL}=${service}`);
@@ -227,6 +319,7 @@ export async function projectContainers(
     dockerEnv,
     project,
     "list its containers",
+    timeoutMs,
   );
   return parsePs(result.stdout);
 }
@@ -262,6 +355,7 @@ export interface ProjectObjects {
  * @param dockerEnv Environment for docker (`DOCKER_HOST`).
  * @param project Project name.
  * @returns The objects; all empty when the project is gone.
+ * @throws {DockerUnreachableError} when the engine does not answer.
  * @throws {ComposeError} when docker cannot list them.
  */
 export async function projectObjects(
@@ -292,6 +386,7 @@ export async function projectObjects(
  * @param dockerEnv Environment for docker (`DOCKER_HOST`).
  * @param project Project name.
  * @returns How many objects were removed.
+ * @throws {DockerUnreachableError} when the engine does not answer.
  * @throws {ComposeError} when docker cannot list or remove them.
  */
 export async function sweepProject(
@@ -375,8 +470,19 @@ async function runDocker(
   env: Record<string, string>,
   project: string,
   what: string,
+  timeoutMs: number = DOWN_TIMEOUT_MS,
 ): Promise<RunResult> {
-  const result = await run(argv, { env, allowFailure: true, timeoutMs: DOWN_TIMEOUT_MS });
+  const result = await run(argv, { env, allowFailure: true, timeoutMs });
+  if (result.code !== 0 && UNREACHABLE_PATTERN.test(result.stderr)) {
+    const host = env.DOCKER_HOST ?? null;
+    throw new DockerUnreachableError(
+      project,
+      host,
+      `cannot ${what}: ${
+        dockerDaemonName(host)
+      } does not answer; start it (e.g. systemctl start docker) and try again`,
+    );
+  }
   if (result.code !== 0) {
     throw new ComposeError(
       project,

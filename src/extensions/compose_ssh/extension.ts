@@ -26,11 +26,16 @@ import { SshWorkspaceExtension } from "../ssh_workspace/extension.ts";
 import type { SshWorkspaceHandle } from "../ssh_workspace/handle.ts";
 import { workspacePath, workspaceRootProblem } from "../ssh_workspace/workspace_path.ts";
 import type { CreateContext, ExtensionOptions } from "../types.ts";
+import type { SshConnection } from "../../transport/ssh.ts";
 import {
   composeDown,
   type ComposeProject,
   composeUp,
   detectComposeCommand,
+  dockerDaemonName,
+  DockerUnreachableError,
+  PROJECT_LABEL,
+  type ProjectContainer,
   projectContainers,
   projectObjects,
   serviceLogs,
@@ -55,6 +60,8 @@ const POLL_INTERVAL_MS = 200;
 const LOG_TAIL_LINES = 12;
 /** Bound on the best-effort workspace removal at teardown. */
 const REMOVE_WORKSPACE_TIMEOUT_MS = 5_000;
+/** Bound on the `docker ps` that explains a refused SSH connection. */
+const REFUSED_PROBE_TIMEOUT_MS = 10_000;
 const PROJECT_PATTERN = /^sbx-([a-z0-9][a-z0-9-]{0,62})$/;
 
 /** A profile's configuration for `ext.compose-ssh`, after validation. */
@@ -256,7 +263,9 @@ export class ComposeSshExtension extends SshWorkspaceExtension<ComposeSshConfig,
    * succeeds when the project is already gone.
    *
    * @param handle The stored handle.
-   * @throws {ComposeError} when the Docker engine cannot be reached to check.
+   * @throws {DockerUnreachableError} when the Docker engine does not answer: nothing is removed,
+   * the key directory included, so a later `destroy` can finish.
+   * @throws {ComposeError} when docker cannot list or remove the project's objects.
    */
   override async destroy(handle: ComposeSshHandle): Promise<void> {
     const id = PROJECT_PATTERN.exec(handle.project)?.[1];
@@ -266,6 +275,59 @@ export class ComposeSshExtension extends SshWorkspaceExtension<ComposeSshConfig,
         "is not a project sandboxer made (not sbx-<id>); remove it by hand with docker compose down",
       );
     }
+    try {
+      await this.#removeProject(handle);
+    } catch (error) {
+      if (!(error instanceof DockerUnreachableError)) throw error;
+      throw new DockerUnreachableError(
+        handle.project,
+        handle.docker_host,
+        `cannot be removed: ${
+          dockerDaemonName(handle.docker_host)
+        } does not answer; start it (e.g. systemctl start docker) and run "sandboxer destroy ${id}" again`,
+        { cause: error },
+      );
+    }
+    if (isKeyDirOf(handle.key_dir, id)) {
+      await Deno.remove(handle.key_dir, { recursive: true }).catch((error) => {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+      });
+    } else {
+      this.logger.warn(`left ${handle.key_dir} alone: it is not a key directory sandboxer made`);
+    }
+  }
+
+  /**
+   * The pooled connection for a handle; a refused connection is explained from the service's
+   * container state (stopped, removed, or the Docker engine itself down), asked of docker.
+   *
+   * @param handle The stored handle.
+   * @param signal Abort signal.
+   * @param acceptNewHostKey Trust an unknown host key.
+   * @returns The connection.
+   */
+  protected override async connect(
+    handle: ComposeSshHandle,
+    signal?: AbortSignal,
+    acceptNewHostKey = false,
+  ): Promise<SshConnection> {
+    try {
+      return await super.connect(handle, signal, acceptNewHostKey);
+    } catch (error) {
+      if (
+        !(error instanceof SshError) || error.stage !== "connect" ||
+        errorCode(error.cause) !== "ECONNREFUSED"
+      ) {
+        throw error;
+      }
+      throw new SshError(error.target, "connect", await this.#whyRefused(handle), {
+        cause: error,
+      });
+    }
+  }
+
+  /** compose down, then remove whatever still carries the project's label. */
+  async #removeProject(handle: ComposeSshHandle): Promise<void> {
     const env = dockerEnv(handle.docker_host);
     const left = await projectObjects(env, handle.project);
     const running = left.containers.some((c) => c.service === handle.service && c.running);
@@ -286,13 +348,41 @@ export class ComposeSshExtension extends SshWorkspaceExtension<ComposeSshConfig,
     }
     const swept = await sweepProject(env, handle.project);
     if (swept > 0) this.logger.debug(`removed ${swept} leftover objects of ${handle.project}`);
-    if (isKeyDirOf(handle.key_dir, id)) {
-      await Deno.remove(handle.key_dir, { recursive: true }).catch((error) => {
-        if (!(error instanceof Deno.errors.NotFound)) throw error;
-      });
-    } else {
-      this.logger.warn(`left ${handle.key_dir} alone: it is not a key directory sandboxer made`);
+  }
+
+  /** Why nothing answers SSH for a recorded sandbox, in words for the user, from docker ps. */
+  async #whyRefused(handle: ComposeSshHandle): Promise<string> {
+    const service = `service "${handle.service}" of compose project ${handle.project}`;
+    const id = PROJECT_PATTERN.exec(handle.project)?.[1] ?? handle.project;
+    const replace = `run "sandboxer destroy ${id}" and create a new sandbox`;
+    let containers: ProjectContainer[];
+    try {
+      containers = await projectContainers(
+        dockerEnv(handle.docker_host),
+        handle.project,
+        handle.service,
+        REFUSED_PROBE_TIMEOUT_MS,
+      );
+    } catch (error) {
+      if (error instanceof DockerUnreachableError) {
+        return `connection refused: nothing answers SSH for ${service}, and ${
+          dockerDaemonName(handle.docker_host)
+        } does not answer either (stopped?); start it (e.g. systemctl start docker), then ${replace}`;
+      }
+      this.logger.debug(`docker ps for ${handle.project} failed: ${message(error)}`);
+      return `connection refused: ${service} does not answer SSH on port ${handle.ssh_port}; check its container with "docker ps -a --filter label=${PROJECT_LABEL}=${handle.project}"`;
     }
+    if (containers.length === 0) {
+      return `connection refused: ${service} has no container any more (removed outside sandboxer); ${replace}`;
+    }
+    if (!containers.some((c) => c.running)) {
+      return `connection refused: the container of ${service} is not running (${
+        containers.map((c) => c.status).join(", ")
+      }), so nothing answers SSH; ${replace}`;
+    }
+    return `connection refused: ${service} is running but nothing answers SSH on port ${handle.ssh_port}; check its log ("docker logs ${
+      containers.find((c) => c.running)!.id.slice(0, 12)
+    }")`;
   }
 
   #detectComposeCommand(env: Record<string, string>, signal?: AbortSignal): Promise<string[]> {
@@ -370,7 +460,8 @@ export class ComposeSshExtension extends SshWorkspaceExtension<ComposeSshConfig,
           `reach ${where}`,
           Math.max(1, left),
           // Trust-on-first-use only ever applies to a key sandboxer did not generate.
-          (signal) => this.connect(probe, signal, userKnownHosts && this.#acceptsNewHostKeys()),
+          // super's: a refusal here is expected while sshd starts, and needs no explaining.
+          (signal) => super.connect(probe, signal, userKnownHosts && this.#acceptsNewHostKeys()),
           ctx.signal,
         );
         this.logger.debug(
@@ -520,6 +611,12 @@ async function exists(path: string): Promise<boolean> {
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The `code` of a Node-style error (`ECONNREFUSED`), if any. */
+function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null | undefined)?.code;
+  return typeof code === "string" ? code : undefined;
 }
 
 function message(error: unknown): string {
