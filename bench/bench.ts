@@ -15,7 +15,10 @@
  * Options (or env): `--runs N` (`BENCH_RUNS`, default 15), `--concurrent-runs N`
  * (`BENCH_CONCURRENT_RUNS`, default 3), `--concurrency N` (default 32),
  * `--files N` (default 2000), `--mb N` (default 40), `--only a,b` (groups:
- * start, exec, create, sync, resync, concurrent), `--json FILE` (raw samples).
+ * start, exec, create, sync, resync, concurrent), `--json FILE` (raw samples),
+ * `--workspace-dir DIR` (where workspaces live; default a temp dir on the disk. To take the disk
+ * out, point it at a symlink to a directory under /dev/shm: Deno refuses /dev paths without
+ * --allow-all).
  *
  * @module
  */
@@ -38,13 +41,22 @@ import {
 } from "./lib.ts";
 import { makeTree, TREE_EXCLUDES } from "./tree.ts";
 import { connectDirect } from "./ssh2_stream.ts";
-import { bufferedExec, tarSync } from "./tar_sync.ts";
-import { connectSsh } from "../src/transport/ssh.ts";
+import { tarSync } from "./tar_sync.ts";
+import { rsyncOverConnection } from "./rsync_relay.ts";
+import { PerRecordJournal } from "./journal_per_record.ts";
 import type { SshWorkspaceHandle } from "../src/extensions/ssh_workspace/handle.ts";
 
 const encoder = new TextEncoder();
 const log = (text: string) => Deno.stderr.writeSync(encoder.encode(text + "\n"));
 const say = (text: string) => Deno.stdout.writeSync(encoder.encode(text + "\n"));
+
+function loadavg(): string {
+  try {
+    return Deno.loadavg().map((n) => n.toFixed(2)).join(" ");
+  } catch {
+    return "?";
+  }
+}
 
 function envNumber(name: string): string | undefined {
   try {
@@ -64,6 +76,7 @@ const { values: flags } = parseArgs({
     mb: { type: "string", default: "40" },
     only: { type: "string" },
     json: { type: "string" },
+    "workspace-dir": { type: "string" },
   },
 });
 const RUNS = Number(flags.runs);
@@ -83,7 +96,11 @@ if (reason) {
 
 async function firstLine(argv: string[], stream: "stdout" | "stderr" = "stdout"): Promise<string> {
   try {
-    const out = await new Deno.Command(argv[0], { args: argv.slice(1), stdout: "piped", stderr: "piped" })
+    const out = await new Deno.Command(argv[0], {
+      args: argv.slice(1),
+      stdout: "piped",
+      stderr: "piped",
+    })
       .output();
     return new TextDecoder().decode(out[stream]).trim().split("\n")[0] ?? "";
   } catch {
@@ -92,7 +109,9 @@ async function firstLine(argv: string[], stream: "stdout" | "stderr" = "stdout")
 }
 
 async function machine(): Promise<Record<string, string>> {
-  const lscpu = await new Deno.Command("lscpu", { stdout: "piped" }).output().catch(() => undefined);
+  const lscpu = await new Deno.Command("lscpu", { stdout: "piped" }).output().catch(() =>
+    undefined
+  );
   const model = lscpu
     ? /^Model name:\s*(.+)$/m.exec(new TextDecoder().decode(lscpu.stdout))?.[1] ?? "?"
     : "?";
@@ -127,10 +146,39 @@ async function hasGnuTime(): Promise<boolean> {
 // ---------------------------------------------------------------- setup
 
 const info = await machine();
-log(`machine: ${JSON.stringify(info)}`);
+const loadBefore = loadavg();
+log(`machine: ${JSON.stringify(info)}; load average ${loadBefore}`);
 await using vm = await startTestVm();
 const sshd = vm.sshd;
-const profile = await vm.profile("bench", `sync:\n  exclude: [${TREE_EXCLUDES.join(", ")}]`);
+// Where workspaces (and the plain tools' directories) live; default: the VM's temp dir on disk.
+const hostDir = flags["workspace-dir"]
+  ? await Deno.makeTempDir({ dir: flags["workspace-dir"], prefix: "sbx-bench-" })
+  : vm.dir;
+await Deno.chmod(hostDir, 0o755);
+const workspaceRoot = flags["workspace-dir"] ? `${hostDir}/build` : vm.root;
+if (flags["workspace-dir"]) {
+  await Deno.mkdir(workspaceRoot);
+  await new Deno.Command("chown", { args: [sshd.user, workspaceRoot] }).output();
+}
+const profile = `${vm.dir}/bench.yaml`;
+await Deno.writeTextFile(
+  profile,
+  [
+    "id: profile.bench",
+    "extension: ext.vm-packer",
+    "target:",
+    `  host: ${sshd.host}`,
+    `  port: ${sshd.port}`,
+    `  user: ${sshd.user}`,
+    `  identity_file: ${sshd.identityFile}`,
+    `  known_hosts: ${sshd.knownHostsFile}`,
+    "workspace:",
+    `  root: ${workspaceRoot}`,
+    "sync:",
+    `  exclude: [${TREE_EXCLUDES.join(", ")}]`,
+    "",
+  ].join("\n"),
+);
 const env = { ...vm.env, NO_COLOR: "1" };
 const cli = await sandboxerTaskArgv();
 const cliFlags = cli.slice(1, -1); // deno, <flags…>, main.ts
@@ -138,17 +186,27 @@ const deno = cli[0];
 const sshCmd = ["ssh", ...sshArgs(sshd)];
 const sshE = ["ssh", ...sshArgs(sshd).slice(0, -1)].join(" ");
 const remote = `${sshd.user}@${sshd.host}`;
-const plainRoot = `${vm.dir}/plain`;
+const plainRoot = `${hostDir}/plain`;
 await Deno.mkdir(plainRoot);
 await new Deno.Command("chown", { args: [sshd.user, plainRoot] }).output();
 
 const sourceDir = await Deno.makeTempDir({ prefix: "sbx-bench-src-" });
+// Removed however the run ends (the VM's own dir goes with `vm`).
+await using _scratch = {
+  async [Symbol.asyncDispose]() {
+    for (const dir of [sourceDir, ...(hostDir !== vm.dir ? [hostDir] : [])]) {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+};
 const tree = await makeTree(sourceDir, {
   files: Number(flags.files),
   totalBytes: Number(flags.mb) * 1e6,
 });
 log(
-  `tree: ${tree.files} files, ${(tree.bytes / 1e6).toFixed(1)} MB, ${tree.dirs} dirs, ${tree.leftOut} files left out by .gitignore/excludes`,
+  `tree: ${tree.files} files, ${
+    (tree.bytes / 1e6).toFixed(1)
+  } MB, ${tree.dirs} dirs, ${tree.leftOut} files left out by .gitignore/excludes`,
 );
 
 await using manager = await Manager.open({ stateDir: vm.env.SANDBOXER_HOME });
@@ -158,10 +216,7 @@ const raw: Record<string, Samples> = {};
 let plainCounter = 0;
 
 const cliRun = (args: string[]) => runChild([...cli, ...args], env);
-const plainDir = async () => {
-  const dir = `${plainRoot}/p${plainCounter++}`;
-  return dir;
-};
+const plainDir = () => Promise.resolve(`${plainRoot}/p${plainCounter++}`);
 const removeLocal = (path: string) => Deno.remove(path, { recursive: true }).catch(() => {});
 const rsyncArgv = (dir: string) => [
   "rsync",
@@ -194,7 +249,7 @@ function row(
 }
 
 function progress(group: string, runs: number) {
-  return (round: number) => log(`  ${group}: round ${round + 1}/${runs}`);
+  return (round: number) => log(`  ${group}: round ${round + 1}/${runs} (load ${loadavg()})`);
 }
 
 async function createSdk(m: Manager = manager): Promise<string> {
@@ -223,10 +278,14 @@ if (groups.has("start")) {
       return result.ms;
     },
   });
-  const samples = await alternate([
-    probe("cli --version", "main.ts", ["--version"]),
-    probe("deno empty", "bench/startup/empty.ts"),
-  ], RUNS, progress("start", RUNS));
+  const samples = await alternate(
+    [
+      probe("cli --version", "main.ts", ["--version"]),
+      probe("deno empty", "bench/startup/empty.ts"),
+    ],
+    RUNS,
+    progress("start", RUNS),
+  );
   raw.start = samples;
   rows.push(
     row(samples, "CLI start: `sandboxer --version`", "cli --version", "deno empty", {
@@ -249,17 +308,31 @@ if (groups.has("start")) {
   }
 
   log("start profile: module graph pieces, loaded with the CLI's flags");
-  const pieces = await alternate([
-    probe("empty", "bench/startup/empty.ts"),
-    probe("commander", "bench/startup/commander.ts"),
-    probe("yaml", "bench/startup/yaml.ts"),
-    probe("ssh2", "bench/startup/ssh2.ts"),
-    probe("manager", "bench/startup/manager.ts"),
-    probe("program", "bench/startup/program.ts"),
-    probe("lazy --version", "bench/startup/lazy_version.ts", ["--version"]),
-    probe("main --version", "main.ts", ["--version"]),
-  ], RUNS, progress("start profile", RUNS));
+  const pieces = await alternate(
+    [
+      probe("empty", "bench/startup/empty.ts"),
+      probe("commander", "bench/startup/commander.ts"),
+      probe("yaml", "bench/startup/yaml.ts"),
+      probe("ssh2", "bench/startup/ssh2.ts"),
+      probe("manager", "bench/startup/manager.ts"),
+      probe("program", "bench/startup/program.ts"),
+      probe("lazy --version", "bench/startup/lazy_version.ts", ["--version"]),
+      probe("main --version", "main.ts", ["--version"]),
+    ],
+    RUNS,
+    progress("start profile", RUNS),
+  );
   raw.startProfile = pieces;
+  const steps = new Map<string, number[]>();
+  for (let i = 0; i < RUNS; i++) {
+    const out = await runChild([deno, ...cliFlags, `${ROOT}/bench/startup/breakdown.ts`], env);
+    for (const [k, v] of Object.entries(JSON.parse(out.stdout) as Record<string, number>)) {
+      steps.set(k, [...(steps.get(k) ?? []), v]);
+    }
+  }
+  for (const [k, v] of steps) {
+    extra.push({ metric: `in-process import: ${k}`, ours: median(v), n: v.length });
+  }
   for (const name of pieces.keys()) {
     extra.push({
       metric: `load ${name}`,
@@ -276,18 +349,22 @@ if (groups.has("start")) {
 if (groups.has("exec")) {
   log("exec: `sandboxer exec ID -- true` vs `ssh … true`");
   const id = await createSdk();
-  const samples = await alternate([
-    { name: "cli", run: async () => (await cliRun(["exec", id, "--", "true"])).ms },
-    { name: "ssh", run: async () => (await runChild([...sshCmd, "true"])).ms },
-    { name: "sdk warm", run: async () => void (await manager.exec(id, ["true"])) },
-    {
-      name: "sdk cold",
-      async run() {
-        await using m = await Manager.open({ stateDir: vm.env.SANDBOXER_HOME });
-        await m.exec(id, ["true"]);
+  const samples = await alternate(
+    [
+      { name: "cli", run: async () => (await cliRun(["exec", id, "--", "true"])).ms },
+      { name: "ssh", run: async () => (await runChild([...sshCmd, "true"])).ms },
+      { name: "sdk warm", run: async () => void (await manager.exec(id, ["true"])) },
+      {
+        name: "sdk cold",
+        async run() {
+          await using m = await Manager.open({ stateDir: vm.env.SANDBOXER_HOME });
+          await m.exec(id, ["true"]);
+        },
       },
-    },
-  ], RUNS, progress("exec", RUNS));
+    ],
+    RUNS,
+    progress("exec", RUNS),
+  );
   raw.exec = samples;
   await destroyAll([id]);
   const plain = { plainLabel: "`ssh … true`", target: 0.8 };
@@ -301,30 +378,34 @@ if (groups.has("exec")) {
 if (groups.has("create")) {
   log("create: `sandboxer create` (attach + workspace) vs `ssh … mkdir`");
   const made: string[] = [];
-  const samples = await alternate([
-    {
-      name: "cli",
-      async run() {
-        const result = await cliRun(["create", "-p", profile, "--json"]);
-        made.push(JSON.parse(result.stdout).id);
-        return result.ms;
+  const samples = await alternate(
+    [
+      {
+        name: "cli",
+        async run() {
+          const result = await cliRun(["create", "-p", profile, "--json"]);
+          made.push(JSON.parse(result.stdout).id);
+          return result.ms;
+        },
       },
-    },
-    {
-      name: "ssh mkdir",
-      prepare: plainDir,
-      run: async (dir: string) => (await runChild([...sshCmd, "mkdir", dir])).ms,
-      cleanup: removeLocal,
-    },
-    { name: "sdk warm", run: async () => void made.push(await createSdk()) },
-    {
-      name: "sdk cold",
-      async run() {
-        await using m = await Manager.open({ stateDir: vm.env.SANDBOXER_HOME });
-        made.push(await createSdk(m));
+      {
+        name: "ssh mkdir",
+        prepare: plainDir,
+        run: async (dir: string) => (await runChild([...sshCmd, "mkdir", dir])).ms,
+        cleanup: removeLocal,
       },
-    },
-  ], RUNS, progress("create", RUNS));
+      { name: "sdk warm", run: async () => void made.push(await createSdk()) },
+      {
+        name: "sdk cold",
+        async run() {
+          await using m = await Manager.open({ stateDir: vm.env.SANDBOXER_HOME });
+          made.push(await createSdk(m));
+        },
+      },
+    ],
+    RUNS,
+    progress("create", RUNS),
+  );
   raw.create = samples;
   await destroyAll(made);
   const plain = { plainLabel: "`ssh … mkdir`", target: 1.0 };
@@ -335,111 +416,179 @@ if (groups.has("create")) {
 
 // ---------------------------------------------------------------- first sync
 
-const tarCli = [
-  deno,
-  ...cliFlags,
-  `${ROOT}/bench/tar_sync_cli.ts`,
+const protoCli = (mode: "tar" | "relay", id: string) =>
+  runChild([deno, ...cliFlags, `${ROOT}/bench/proto_sync_cli.ts`, mode, id, sourceDir], env);
+const directTarget = {
+  host: sshd.host,
+  port: sshd.port,
+  user: sshd.user,
+  identityFile: sshd.identityFile,
+  hostKeyFingerprint: sshd.hostKeyFingerprint,
+};
+const syncExcludes = [...TREE_EXCLUDES, "/.sandboxer.json"];
+const relayArgs = (dir: string) => [
+  "--archive",
+  "--delete",
+  "--filter=:- .gitignore",
+  ...syncExcludes.map((p) => `--exclude=${p}`),
+  "--",
+  `${sourceDir}/`,
+  `${remote}:${dir}/`,
 ];
+/** Write dirty pages back (sync(1)) so that writeback from one run does not slow the next. */
+const flushDisk = async () => {
+  await new Deno.Command("sync").output();
+};
+const handleOf = async (id: string) => (await manager.show(id)).handle as SshWorkspaceHandle;
 
 if (groups.has("sync")) {
-  log(`first sync: ${tree.files} files / ${(tree.bytes / 1e6).toFixed(0)} MB into an empty workspace`);
-  const handleOf = async (id: string) => (await manager.show(id)).handle as SshWorkspaceHandle;
+  log(
+    `first sync: ${tree.files} files / ${(tree.bytes / 1e6).toFixed(0)} MB into an empty workspace`,
+  );
   const newSandbox = () => createSdk();
   const drop = (id: string) => manager.destroy(id).then(() => {});
-  const exclude = [...TREE_EXCLUDES, "/.sandboxer.json"];
-  await using direct = await connectDirect({
-    host: sshd.host,
-    port: sshd.port,
-    user: sshd.user,
-    identityFile: sshd.identityFile,
-    hostKeyFingerprint: sshd.hostKeyFingerprint,
-  });
-  await using connection = await connectSsh({
-    host: sshd.host,
-    port: sshd.port,
-    user: sshd.user,
-    identityFile: sshd.identityFile,
-    knownHostsFile: sshd.knownHostsFile,
-  });
-  const buffered = bufferedExec((argv, options) => connection.run(argv, options));
-  const samples = await alternate([
-    {
-      name: "cli",
-      prepare: newSandbox,
-      run: async (id: string) => (await cliRun(["sync", id, "--repo", sourceDir])).ms,
-      cleanup: drop,
-    },
-    {
-      name: "sdk warm",
-      prepare: newSandbox,
-      run: async (id: string) => void (await manager.sync(id, { repo: sourceDir })),
-      cleanup: drop,
-    },
-    {
-      name: "tar cli",
-      prepare: newSandbox,
-      run: async (id: string) => (await runChild([...tarCli, id, sourceDir], env)).ms,
-      cleanup: drop,
-    },
-    {
-      name: "tar sdk",
-      prepare: newSandbox,
-      async run(id: string) {
-        const { workspace } = await handleOf(id);
-        await tarSync(direct.exec, { source: sourceDir, workspace, exclude, gitignore: true });
+  await using direct = await connectDirect(directTarget);
+  const samples = await alternate(
+    [
+      {
+        name: "cli",
+        prepare: newSandbox,
+        run: async (id: string) => (await cliRun(["sync", id, "--repo", sourceDir])).ms,
+        cleanup: drop,
       },
-      cleanup: drop,
-    },
-    {
-      name: "tar sdk buffered",
-      prepare: newSandbox,
-      async run(id: string) {
-        const { workspace } = await handleOf(id);
-        await tarSync(buffered, { source: sourceDir, workspace, exclude, gitignore: true });
+      {
+        name: "sdk warm",
+        prepare: newSandbox,
+        run: async (id: string) => void (await manager.sync(id, { repo: sourceDir })),
+        cleanup: drop,
       },
-      cleanup: drop,
-    },
-    {
-      name: "rsync",
-      async prepare() {
-        const dir = await plainDir();
-        await runChild([...sshCmd, "mkdir", dir]);
-        return dir;
+      {
+        name: "tar cli",
+        prepare: newSandbox,
+        run: async (id: string) => (await protoCli("tar", id)).ms,
+        cleanup: drop,
       },
-      run: async (dir: string) => (await runChild(rsyncArgv(dir))).ms,
-      cleanup: removeLocal,
-    },
-  ], RUNS, progress("first sync", RUNS));
+      {
+        name: "tar warm",
+        prepare: newSandbox,
+        async run(id: string) {
+          const { workspace } = await handleOf(id);
+          await tarSync(direct.exec, {
+            source: sourceDir,
+            workspace,
+            exclude: syncExcludes,
+            gitignore: true,
+          });
+        },
+        cleanup: drop,
+      },
+      {
+        name: "relay cli",
+        prepare: newSandbox,
+        run: async (id: string) => (await protoCli("relay", id)).ms,
+        cleanup: drop,
+      },
+      {
+        name: "relay warm",
+        prepare: newSandbox,
+        async run(id: string) {
+          const result = await rsyncOverConnection(
+            direct,
+            relayArgs((await handleOf(id)).workspace),
+          );
+          if (result.code !== 0) {
+            throw new Error(`relay rsync exited ${result.code}: ${result.stderr}`);
+          }
+        },
+        cleanup: drop,
+      },
+      {
+        name: "rsync",
+        async prepare() {
+          const dir = await plainDir();
+          await runChild([...sshCmd, "mkdir", dir]);
+          return dir;
+        },
+        run: async (dir: string) => (await runChild(rsyncArgv(dir))).ms,
+        cleanup: removeLocal,
+      },
+    ],
+    RUNS,
+    progress("first sync", RUNS),
+    flushDisk,
+  );
   raw.sync = samples;
   const plain = { plainLabel: "`rsync -a` over ssh", target: 0.6 };
   rows.push(row(samples, "first sync — CLI process (rsync today)", "cli", "rsync", plain));
-  rows.push(row(samples, "first sync — SDK, warm Manager (rsync today)", "sdk warm", "rsync", plain));
-  rows.push(row(samples, "first sync — PROTOTYPE tar stream, CLI-like process", "tar cli", "rsync", plain));
-  rows.push(row(samples, "first sync — PROTOTYPE tar stream, warm connection", "tar sdk", "rsync", plain));
-  extra.push(row(samples, "first sync — tar, stdin buffered (today's SshConnection.run)", "tar sdk buffered", "rsync", plain));
+  rows.push(
+    row(samples, "first sync — SDK, warm Manager (rsync today)", "sdk warm", "rsync", plain),
+  );
+  rows.push(
+    row(samples, "first sync — PROTO tar stream, CLI-like process", "tar cli", "rsync", plain),
+  );
+  rows.push(
+    row(samples, "first sync — PROTO tar stream, warm connection", "tar warm", "rsync", plain),
+  );
+  rows.push(
+    row(
+      samples,
+      "first sync — PROTO rsync over ssh2, CLI-like process",
+      "relay cli",
+      "rsync",
+      plain,
+    ),
+  );
+  rows.push(
+    row(
+      samples,
+      "first sync — PROTO rsync over ssh2, warm connection",
+      "relay warm",
+      "rsync",
+      plain,
+    ),
+  );
 }
 
 // ---------------------------------------------------------------- no-change re-sync
 
 if (groups.has("resync")) {
   log("no-change re-sync");
+  await using direct = await connectDirect(directTarget);
   const id = await createSdk();
   await manager.sync(id, { repo: sourceDir });
   const dir = await plainDir();
   await runChild([...sshCmd, "mkdir", dir]);
   await runChild(rsyncArgv(dir));
-  const samples = await alternate([
-    { name: "cli", run: async () => (await cliRun(["sync", id, "--repo", sourceDir])).ms },
-    { name: "sdk warm", run: async () => void (await manager.sync(id, { repo: sourceDir })) },
-    {
-      name: "sdk cold",
-      async run() {
-        await using m = await Manager.open({ stateDir: vm.env.SANDBOXER_HOME });
-        await m.sync(id, { repo: sourceDir });
+  const samples = await alternate(
+    [
+      { name: "cli", run: async () => (await cliRun(["sync", id, "--repo", sourceDir])).ms },
+      { name: "sdk warm", run: async () => void (await manager.sync(id, { repo: sourceDir })) },
+      {
+        name: "sdk cold",
+        async run() {
+          await using m = await Manager.open({ stateDir: vm.env.SANDBOXER_HOME });
+          await m.sync(id, { repo: sourceDir });
+        },
       },
-    },
-    { name: "rsync", run: async () => (await runChild(rsyncArgv(dir))).ms },
-  ], RUNS, progress("re-sync", RUNS));
+      { name: "relay cli", run: async () => (await protoCli("relay", id)).ms },
+      {
+        name: "relay warm",
+        async run() {
+          const result = await rsyncOverConnection(
+            direct,
+            relayArgs((await handleOf(id)).workspace),
+          );
+          if (result.code !== 0) {
+            throw new Error(`relay rsync exited ${result.code}: ${result.stderr}`);
+          }
+        },
+      },
+      { name: "rsync", run: async () => (await runChild(rsyncArgv(dir))).ms },
+    ],
+    RUNS,
+    progress("re-sync", RUNS),
+    flushDisk,
+  );
   raw.resync = samples;
   await destroyAll([id]);
   await removeLocal(dir);
@@ -447,6 +596,24 @@ if (groups.has("resync")) {
   rows.push(row(samples, "no-change re-sync — CLI process", "cli", "rsync", plain));
   rows.push(row(samples, "no-change re-sync — SDK, new Manager", "sdk cold", "rsync", plain));
   rows.push(row(samples, "no-change re-sync — SDK, warm Manager", "sdk warm", "rsync", plain));
+  rows.push(
+    row(
+      samples,
+      "no-change re-sync — PROTO rsync over ssh2, CLI-like process",
+      "relay cli",
+      "rsync",
+      plain,
+    ),
+  );
+  rows.push(
+    row(
+      samples,
+      "no-change re-sync — PROTO rsync over ssh2, warm connection",
+      "relay warm",
+      "rsync",
+      plain,
+    ),
+  );
 }
 
 // ---------------------------------------------------------------- concurrent creates
@@ -463,59 +630,140 @@ if (groups.has("concurrent")) {
       failures.push((error as Error).message.split("\n")[0]);
     }
   };
+  const plainMade: string[] = [];
+  let sshFailures = 0;
+  const sshMkdir = async () => {
+    const dir = await plainDir();
+    try {
+      await runChild([...sshCmd, "mkdir", dir]);
+      plainMade.push(dir);
+    } catch {
+      sshFailures++;
+    }
+  };
   const cleanup = async () => {
     await destroyAll(made.splice(0));
+    await Promise.all(plainMade.splice(0).map(removeLocal));
   };
-  const samples = await alternate([
-    { name: "cli 1", run: cliCreate, cleanup },
-    {
-      name: `cli ${CONCURRENCY}`,
-      run: () => Promise.all(Array.from({ length: CONCURRENCY }, cliCreate)).then(() => {}),
-      cleanup,
-    },
-    {
-      name: "sdk 1",
-      async run() {
-        await using m = await Manager.open({ stateDir: vm.env.SANDBOXER_HOME });
-        made.push(await createSdk(m));
+  const perRecordManager = async () => {
+    const m = await Manager.open({ stateDir: vm.env.SANDBOXER_HOME });
+    Object.defineProperty(m, "journal", { value: new PerRecordJournal(vm.env.SANDBOXER_HOME) });
+    return m;
+  };
+  const samples = await alternate(
+    [
+      { name: "cli 1", run: cliCreate, cleanup },
+      { name: "ssh 1", run: sshMkdir, cleanup },
+      {
+        name: `ssh ${CONCURRENCY}`,
+        run: () => Promise.all(Array.from({ length: CONCURRENCY }, sshMkdir)).then(() => {}),
+        cleanup,
       },
-      cleanup,
-    },
-    {
-      name: `sdk ${CONCURRENCY}`,
-      async run() {
-        await using m = await Manager.open({ stateDir: vm.env.SANDBOXER_HOME });
-        const ids = await Promise.all(Array.from({ length: CONCURRENCY }, () => createSdk(m)));
-        made.push(...ids);
+      {
+        name: `cli ${CONCURRENCY}`,
+        run: () => Promise.all(Array.from({ length: CONCURRENCY }, cliCreate)).then(() => {}),
+        cleanup,
       },
-      cleanup,
-    },
-  ], CONCURRENT_RUNS, progress("concurrent", CONCURRENT_RUNS));
+      {
+        name: "sdk 1",
+        async run() {
+          await using m = await Manager.open({ stateDir: vm.env.SANDBOXER_HOME });
+          made.push(await createSdk(m));
+        },
+        cleanup,
+      },
+      {
+        name: `sdk ${CONCURRENCY}`,
+        async run() {
+          await using m = await Manager.open({ stateDir: vm.env.SANDBOXER_HOME });
+          const ids = await Promise.all(Array.from({ length: CONCURRENCY }, () => createSdk(m)));
+          made.push(...ids);
+        },
+        cleanup,
+      },
+      {
+        name: "sdk 1 per-record",
+        async run() {
+          await using m = await perRecordManager();
+          made.push(await createSdk(m));
+        },
+        cleanup,
+      },
+      {
+        name: `sdk ${CONCURRENCY} per-record`,
+        async run() {
+          await using m = await perRecordManager();
+          const ids = await Promise.all(Array.from({ length: CONCURRENCY }, () => createSdk(m)));
+          made.push(...ids);
+        },
+        cleanup,
+      },
+    ],
+    CONCURRENT_RUNS,
+    progress("concurrent", CONCURRENT_RUNS),
+  );
   raw.concurrent = samples;
   const note = failures.length ? `${failures.length} creates failed: ${failures[0]}` : undefined;
   rows.push(
-    row(samples, `${CONCURRENCY} concurrent creates — CLI processes`, `cli ${CONCURRENCY}`, "cli 1", {
-      plainLabel: "one CLI create",
-      target: 4,
-      note,
-    }),
+    row(
+      samples,
+      `${CONCURRENCY} concurrent creates — CLI processes`,
+      `cli ${CONCURRENCY}`,
+      "cli 1",
+      {
+        plainLabel: "one CLI create",
+        target: 4,
+        note,
+      },
+    ),
   );
   rows.push(
-    row(samples, `${CONCURRENCY} concurrent creates — SDK, one new Manager`, `sdk ${CONCURRENCY}`, "sdk 1", {
-      plainLabel: "one SDK create (new Manager)",
-      target: 4,
-    }),
+    row(
+      samples,
+      `${CONCURRENCY} concurrent creates — SDK, one new Manager`,
+      `sdk ${CONCURRENCY}`,
+      "sdk 1",
+      {
+        plainLabel: "one SDK create (new Manager)",
+        target: 4,
+      },
+    ),
+  );
+  rows.push(
+    row(
+      samples,
+      `${CONCURRENCY} concurrent creates — SDK, PROTO per-record journal lock`,
+      `sdk ${CONCURRENCY} per-record`,
+      "sdk 1 per-record",
+      { plainLabel: "one SDK create (same journal)", target: 4 },
+    ),
+  );
+  rows.push(
+    row(
+      samples,
+      `${CONCURRENCY} concurrent plain \`ssh … mkdir\` (reference, no sandboxer)`,
+      `ssh ${CONCURRENCY}`,
+      "ssh 1",
+      {
+        plainLabel: "one `ssh … mkdir`",
+        note: sshFailures
+          ? `${sshFailures} of the plain ssh runs failed (sshd MaxStartups drops; ssh does not retry)`
+          : undefined,
+      },
+    ),
   );
   if (failures.length) log(`  ${failures.length} CLI creates failed, e.g. ${failures[0]}`);
 }
 
 // ---------------------------------------------------------------- report
 
-await removeLocal(sourceDir);
 say("");
-say(`sandboxer benchmark — medians of ${RUNS} alternating runs per arm (${CONCURRENT_RUNS} for concurrency)`);
+say(
+  `sandboxer benchmark — medians of ${RUNS} alternating runs per arm (${CONCURRENT_RUNS} for concurrency)`,
+);
 for (const [k, v] of Object.entries(info)) say(`  ${k}: ${v}`);
 say(`  tree: ${tree.files} files, ${(tree.bytes / 1e6).toFixed(1)} MB (+${tree.leftOut} left out)`);
+say(`  load average (1/5/15 min): ${loadBefore} before, ${loadavg()} after`);
 say("");
 say(textTable(rows));
 for (const r of rows) if (r.note) say(`  note (${r.metric}): ${r.note}`);
@@ -537,5 +785,12 @@ if (flags.json) {
   const plainSamples = Object.fromEntries(
     Object.entries(raw).map(([group, samples]) => [group, Object.fromEntries(samples)]),
   );
-  await Deno.writeTextFile(flags.json, JSON.stringify({ machine: info, tree, rows, extra, samples: plainSamples }, null, 2));
+  await Deno.writeTextFile(
+    flags.json,
+    JSON.stringify(
+      { machine: info, load: [loadBefore, loadavg()], tree, rows, extra, samples: plainSamples },
+      null,
+      2,
+    ),
+  );
 }

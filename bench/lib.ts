@@ -28,6 +28,8 @@ export type Samples = Map<string, number[]>;
  * @param arms The arms.
  * @param runs Timed runs per arm.
  * @param onRound Called after each round (for progress output).
+ * @param settle Untimed, before each timed run (after `prepare`): e.g. flush dirty pages so
+ *   one arm's writeback does not land in the next arm's time.
  * @returns The samples.
  */
 export async function alternate(
@@ -35,12 +37,14 @@ export async function alternate(
   arms: readonly Arm<any>[],
   runs: number,
   onRound?: (round: number) => void,
+  settle?: () => Promise<void>,
 ): Promise<Samples> {
   const samples: Samples = new Map(arms.map((a) => [a.name, []]));
   for (let round = -1; round < runs; round++) {
     const order = round % 2 === 0 ? arms : [...arms].reverse();
     for (const arm of order) {
       const ctx = arm.prepare ? await arm.prepare(round) : undefined;
+      if (settle) await settle();
       let ms: number;
       try {
         const started = performance.now();
@@ -122,7 +126,9 @@ export async function runChild(
   };
   if (!output.success) {
     throw new Error(
-      `${argv.slice(0, 4).join(" ")}… exited ${output.code}: ${result.stderr.trim().slice(-800)}`,
+      `${argv.slice(0, 4).join(" ")}… exited ${output.code}: ${
+        result.stderr.trim().slice(0, 1200)
+      }`,
     );
   }
   return result;

@@ -1,25 +1,36 @@
 /**
- * PROTOTYPE (benchmark only): what `sandboxer sync ID --repo DIR` into an
- * empty workspace would cost as a fresh CLI process with the tar-stream
- * design — open the manager (the same module graph as the CLI), read the
- * record, connect once, check the pinned host key, stream the tar.
+ * PROTOTYPE (benchmark only): what `sandboxer sync ID --repo DIR` would cost
+ * as a fresh CLI process with one of the proposed sync paths — open the
+ * manager (the module graph of the CLI minus the command parser), read the
+ * record, connect once (host key checked against the pinned fingerprint),
+ * then:
+ * - `tar`: stream the rsync-selected files as one tar (first sync into an
+ *   empty workspace); the selection runs while the connection is made;
+ * - `relay`: run rsync over that connection (any sync).
  *
  * Usage (same permission flags as `deno task sandboxer`):
- *   deno run … bench/tar_sync_cli.ts ID DIR
+ *   deno run … bench/proto_sync_cli.ts tar|relay ID DIR
  *
  * @module
  */
 
 import { Manager } from "../src/core/manager.ts";
 import type { SshWorkspaceHandle } from "../src/extensions/ssh_workspace/handle.ts";
+import { rsyncFilterArgs } from "../src/process/rsync.ts";
+import { rsyncOverConnection } from "./rsync_relay.ts";
 import { connectDirect } from "./ssh2_stream.ts";
-import { tarSync } from "./tar_sync.ts";
+import { selectEntries, tarSync } from "./tar_sync.ts";
 
-const [id, repo] = Deno.args;
+const [mode, id, repo] = Deno.args;
 await using manager = await Manager.open();
 const record = await manager.show(id);
 const handle = record.handle as SshWorkspaceHandle;
 const [user, host] = handle.vm_target.split("@");
+const filters = {
+  exclude: [...record.sync.exclude, "/.sandboxer.json"],
+  gitignore: record.sync.gitignore,
+};
+const selection = mode === "tar" ? selectEntries(repo, filters) : undefined;
 await using connection = await connectDirect({
   host,
   port: handle.ssh_port,
@@ -27,10 +38,25 @@ await using connection = await connectDirect({
   identityFile: handle.identity_file!,
   hostKeyFingerprint: handle.host_key_fingerprint!,
 });
-const report = await tarSync(connection.exec, {
-  source: repo,
-  workspace: handle.workspace,
-  exclude: [...record.sync.exclude, "/.sandboxer.json"],
-  gitignore: record.sync.gitignore,
-});
-Deno.stdout.writeSync(new TextEncoder().encode(JSON.stringify(report) + "\n"));
+let result: unknown;
+if (mode === "tar") {
+  result = await tarSync(
+    connection.exec,
+    { source: repo, workspace: handle.workspace, ...filters },
+    {
+      selection,
+    },
+  );
+} else {
+  const relay = await rsyncOverConnection(connection, [
+    "--archive",
+    "--delete",
+    ...rsyncFilterArgs(filters),
+    "--",
+    `${repo.replace(/\/+$/, "")}/`,
+    `${handle.vm_target}:${handle.workspace}/`,
+  ]);
+  if (relay.code !== 0) throw new Error(`rsync exited ${relay.code}: ${relay.stderr}`);
+  result = relay;
+}
+Deno.stdout.writeSync(new TextEncoder().encode(JSON.stringify(result) + "\n"));

@@ -39,7 +39,8 @@ import type { DirectConnection } from "./ssh2_stream.ts";
 /** The constant relay script; `$1` is a private directory for the exit code. */
 const RELAY_SCRIPT = 'd="$1"; shift; if [ "$1" = -l ]; then shift 2; fi; shift; p=$PPID; ' +
   'printf "%s\\0" "$*" > /proc/$p/fd/1 || exit 255; ' +
-  'cat > /proc/$p/fd/1 & u=$!; cat /proc/$p/fd/0; kill $u 2>/dev/null; ' +
+  // A background job's stdin would be /dev/null: hand it the real one as fd 3.
+  "exec 3<&0; cat <&3 > /proc/$p/fd/1 & u=$!; cat /proc/$p/fd/0; kill $u 2>/dev/null; " +
   'if [ -f "$d/rc" ]; then exit "$(cat "$d/rc")"; fi; exit 255';
 
 /** What the relay ran. */
@@ -93,8 +94,6 @@ export async function rsyncOverConnection(
       nul = head.indexOf(0);
     }
     const command = new TextDecoder().decode(head.subarray(0, nul));
-    const dbg = (m: string) => Deno.env.get("RELAY_DEBUG") && console.error("relay:", m);
-    dbg(`command ${command}`);
     const rest = head.subarray(nul + 1);
 
     const { channel, done } = await connection.channel(command);
@@ -102,7 +101,6 @@ export async function rsyncOverConnection(
     let writes = Promise.resolve();
     channel.on("data", (chunk: Buffer) => {
       const copy = new Uint8Array(chunk);
-      dbg(`down ${copy.length}`);
       writes = writes.then(() => toRsync.write(copy));
       // Backpressure from rsync: stop reading the channel until its stdin takes the chunk.
       channel.pause();
@@ -118,12 +116,10 @@ export async function rsyncOverConnection(
       while (true) {
         const { done, value } = await fromRsync.read();
         if (done) break;
-        dbg(`up ${value.length}`);
         await send(value);
       }
     })();
     const code = await done;
-    dbg(`remote exit ${code}`);
     await writes.catch(() => {});
     await Deno.writeTextFile(`${dir}/rc`, String(code));
     await toRsync.close().catch(() => {});

@@ -193,16 +193,17 @@ export const REMOTE_TAR_ARGV: readonly string[] = [
  *
  * @param exec Runs the remote tar with the stream on its stdin.
  * @param plan Source, workspace and filters.
- * @param options Abort signal.
+ * @param options Abort signal, and a selection already started (so that it
+ *   can run while the connection is being made).
  * @returns Counts and the selection time.
  */
 export async function tarSync(
   exec: StreamExec,
   plan: TarSyncPlan,
-  options: { signal?: AbortSignal } = {},
+  options: { signal?: AbortSignal; selection?: Promise<SelectedEntry[]> } = {},
 ): Promise<TarSyncReport> {
   const started = performance.now();
-  const entries = await selectEntries(plan.source, plan);
+  const entries = await (options.selection ?? selectEntries(plan.source, plan));
   const selectMs = performance.now() - started;
   const list: Uint8Array[] = [];
   let files = 0;

@@ -1,0 +1,26 @@
+/**
+ * Startup probe: where module-load time goes. Imports the CLI's heavy pieces
+ * one after another (each import only pays for what is not loaded yet) and
+ * prints the incremental milliseconds as JSON.
+ *
+ * @module
+ */
+const times: Record<string, number> = { "runtime ready": performance.now() };
+let last = performance.now();
+const step = async (name: string, load: () => Promise<unknown>) => {
+  await load();
+  const now = performance.now();
+  times[name] = now - last;
+  last = now;
+};
+await step("commander", () => import("@commander-js/extra-typings"));
+await step("yaml", () => import("yaml"));
+await step("ssh2", () => import("ssh2"));
+await step(
+  "transport (ssh.ts, known_hosts, ssh-config)",
+  () => import("../../src/transport/ssh.ts"),
+);
+await step("manager (config, journal, extensions)", () => import("../../src/core/manager.ts"));
+await step("cli program (commands)", () => import("../../src/cli/program.ts"));
+times.total = performance.now();
+Deno.stdout.writeSync(new TextEncoder().encode(JSON.stringify(times) + "\n"));
