@@ -106,10 +106,9 @@ export {
   type SshRunResult,
   type SshTarget,
 } from "./src/transport/ssh.ts";
+export { type ArtifactSpec, parseArtifact } from "./src/core/artifacts.ts";
 export {
-  type ArtifactSpec,
   type KeepPolicy,
-  parseArtifact,
   runInSandbox,
   type RunInSandboxOptions,
   type RunInSandboxResult,

@@ -43,7 +43,6 @@ import { makeTree, TREE_EXCLUDES } from "./tree.ts";
 import { connectDirect } from "./ssh2_stream.ts";
 import { tarSync } from "./tar_sync.ts";
 import { rsyncOverConnection } from "./rsync_relay.ts";
-import { PerRecordJournal } from "./journal_per_record.ts";
 import type { SshWorkspaceHandle } from "../src/extensions/ssh_workspace/handle.ts";
 
 const encoder = new TextEncoder();
@@ -645,11 +644,6 @@ if (groups.has("concurrent")) {
     await destroyAll(made.splice(0));
     await Promise.all(plainMade.splice(0).map(removeLocal));
   };
-  const perRecordManager = async () => {
-    const m = await Manager.open({ stateDir: vm.env.SANDBOXER_HOME });
-    Object.defineProperty(m, "journal", { value: new PerRecordJournal(vm.env.SANDBOXER_HOME) });
-    return m;
-  };
   const samples = await alternate(
     [
       { name: "cli 1", run: cliCreate, cleanup },
@@ -676,23 +670,6 @@ if (groups.has("concurrent")) {
         name: `sdk ${CONCURRENCY}`,
         async run() {
           await using m = await Manager.open({ stateDir: vm.env.SANDBOXER_HOME });
-          const ids = await Promise.all(Array.from({ length: CONCURRENCY }, () => createSdk(m)));
-          made.push(...ids);
-        },
-        cleanup,
-      },
-      {
-        name: "sdk 1 per-record",
-        async run() {
-          await using m = await perRecordManager();
-          made.push(await createSdk(m));
-        },
-        cleanup,
-      },
-      {
-        name: `sdk ${CONCURRENCY} per-record`,
-        async run() {
-          await using m = await perRecordManager();
           const ids = await Promise.all(Array.from({ length: CONCURRENCY }, () => createSdk(m)));
           made.push(...ids);
         },
@@ -727,15 +704,6 @@ if (groups.has("concurrent")) {
         plainLabel: "one SDK create (new Manager)",
         target: 4,
       },
-    ),
-  );
-  rows.push(
-    row(
-      samples,
-      `${CONCURRENCY} concurrent creates — SDK, PROTO per-record journal lock`,
-      `sdk ${CONCURRENCY} per-record`,
-      "sdk 1 per-record",
-      { plainLabel: "one SDK create (same journal)", target: 4 },
     ),
   );
   rows.push(

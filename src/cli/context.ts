@@ -5,7 +5,7 @@
  * @module
  */
 
-import { Manager } from "../core/manager.ts";
+import type { Manager } from "../core/manager.ts";
 import type { Output } from "./output.ts";
 import { stderrLogger } from "./output.ts";
 
@@ -55,10 +55,13 @@ export class CliContext implements AsyncDisposable {
    * @returns The manager.
    */
   manager(): Promise<Manager> {
-    this.#manager ??= Manager.open({
-      logger: this.logger,
-      acceptNewHostKey: this.flags.acceptNewHostKey ?? false,
-    });
+    // Loaded on first use: --help and --version never pay for YAML, ssh2 and the registry.
+    this.#manager ??= import("../core/manager.ts").then(({ Manager }) =>
+      Manager.open({
+        logger: this.logger,
+        acceptNewHostKey: this.flags.acceptNewHostKey ?? false,
+      })
+    );
     return this.#manager;
   }
 

@@ -94,7 +94,6 @@ export class Journal {
   /** The state directory. */
   readonly dir: string;
   #recordsDir: string;
-  #lockPath: string;
 
   /**
    * Create it.
@@ -104,7 +103,6 @@ export class Journal {
   constructor(dir: string) {
     this.dir = dir;
     this.#recordsDir = `${dir}/sandboxes`;
-    this.#lockPath = `${dir}/journal.lock`;
   }
 
   /**
@@ -115,7 +113,7 @@ export class Journal {
    */
   async insert(record: SandboxRecord): Promise<void> {
     validateId(record.id);
-    await this.#locked(async () => {
+    await this.#locked(record.id, async () => {
       // A destroyed sandbox's name is free again; its old record is replaced.
       const existing = await this.#read(record.id);
       if (existing !== undefined && existing.status !== "destroyed") {
@@ -138,7 +136,7 @@ export class Journal {
     change: Partial<SandboxRecord> | ((record: SandboxRecord) => SandboxRecord),
   ): Promise<SandboxRecord> {
     validateId(id);
-    return await this.#locked(async () => {
+    return await this.#locked(id, async () => {
       const current = await this.#read(id);
       if (current === undefined) throw new SandboxNotFoundError(id);
       const next = typeof change === "function" ? change(current) : { ...current, ...change };
@@ -222,16 +220,25 @@ export class Journal {
     }
   }
 
-  async #locked<T>(work: () => Promise<T>): Promise<T> {
+  /**
+   * Run `work` holding the exclusive lock of one record. Each record is its
+   * own file replaced atomically, so only changes to the same record need
+   * serialising; readers never lock. flock is released by the kernel if this
+   * process dies, so a crash never wedges the journal.
+   */
+  async #locked<T>(id: string, work: () => Promise<T>): Promise<T> {
     let file: Deno.FsFile;
     try {
       await Deno.mkdir(this.#recordsDir, { recursive: true, mode: 0o700 });
-      file = await Deno.open(this.#lockPath, { create: true, write: true, mode: 0o600 });
+      file = await Deno.open(`${this.#recordsDir}/${id}.lock`, {
+        create: true,
+        write: true,
+        mode: 0o600,
+      });
     } catch (error) {
       throw mapPermissionError(error, "write", this.dir);
     }
     try {
-      // flock: released by the kernel if this process dies, so a crash never wedges the journal.
       await file.lock(true);
       return await work();
     } finally {

@@ -8,16 +8,9 @@
 import type { ExecIO, Logger, SyncProgress } from "../extensions/types.ts";
 import { silentLogger } from "../extensions/base.ts";
 import { UsageError } from "./errors.ts";
+import type { ArtifactSpec } from "./artifacts.ts";
 import { randomId, validateId } from "./journal.ts";
 import type { Manager } from "./manager.ts";
-
-/** One artifact to copy back: a path in the workspace and a local directory. */
-export interface ArtifactSpec {
-  /** Path relative to the workspace (or absolute inside it). */
-  remote: string;
-  /** Local directory to copy it into. */
-  local: string;
-}
 
 /** When to keep the sandbox instead of destroying it. */
 export type KeepPolicy = "never" | "always" | "on-failure";
@@ -152,22 +145,4 @@ function timer(onPhase?: (phase: string, ms: number) => void) {
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-/**
- * Parse `REMOTE_PATH[:LOCAL_DIR]` (local defaults to `.`).
- *
- * @param spec The `--artifact` value.
- * @returns The artifact.
- */
-export function parseArtifact(spec: string): ArtifactSpec {
-  const colon = spec.indexOf(":");
-  const remote = colon === -1 ? spec : spec.slice(0, colon);
-  const local = colon === -1 ? "." : spec.slice(colon + 1);
-  if (remote === "" || local === "") {
-    throw new UsageError(
-      `Cannot use --artifact ${JSON.stringify(spec)}: write REMOTE_PATH or REMOTE_PATH:LOCAL_DIR`,
-    );
-  }
-  return { remote, local };
 }
