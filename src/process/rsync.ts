@@ -428,7 +428,7 @@ export async function runRsync(
 /** rsync processes (so ssh connections) in flight at once to one `host:port`. */
 const MAX_RSYNC_PER_TARGET = 8;
 /** Tries when sshd drops rsync's ssh before the handshake (MaxStartups). */
-const PRE_AUTH_ATTEMPTS = 4;
+const PRE_AUTH_ATTEMPTS = 6;
 const rsyncSlots = new Map<string, { free: number; waiting: (() => void)[] }>();
 
 /** Wait for one of the target's rsync slots; returns its release. */

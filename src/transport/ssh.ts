@@ -1118,9 +1118,9 @@ export interface SshPoolOptions {
   logger?: Logger;
   /** Connection attempts in flight at once to one `host:port`. @default {8} */
   maxConcurrentConnects?: number;
-  /** Attempts per connection when the server drops it before the handshake. @default {4} */
+  /** Attempts per connection when the server drops it before the handshake. @default {6} */
   connectAttempts?: number;
-  /** Backoff before the second attempt; doubled each time. @default {250} */
+  /** Backoff before the second attempt; doubled each time. @default {300} */
   retryBaseDelayMs?: number;
 }
 
@@ -1201,8 +1201,8 @@ export class SshPool implements AsyncDisposable {
         release();
       }
     }, {
-      attempts: this.#options.connectAttempts ?? 4,
-      baseDelayMs: this.#options.retryBaseDelayMs ?? 250,
+      attempts: this.#options.connectAttempts ?? 6,
+      baseDelayMs: this.#options.retryBaseDelayMs ?? 300,
       retryIf: isPreAuthDrop,
       signal,
     });
