@@ -4,7 +4,7 @@
 #
 # It installs what it lacks, and says so on stderr:
 #   - deno 2.9.6 from npm (npm i -g deno@2.9.6) when `deno` is missing or another version;
-#   - when root: openssh-server, openssh-client, rsync, busybox, iproute2, docker.io,
+#   - when root: openssh-server, openssh-client, rsync, busybox, iproute2, procps, e2fsprogs, docker.io,
 #     docker-compose and debootstrap from apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +16,7 @@ export NO_COLOR=1
 # shellcheck source=tools/install_deps.sh
 source tools/install_deps.sh
 install_deno
-install_apt_packages openssh-server openssh-client rsync busybox iproute2 docker.io docker-compose debootstrap
+install_apt_packages openssh-server openssh-client rsync busybox iproute2 procps e2fsprogs docker.io docker-compose debootstrap
 
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
