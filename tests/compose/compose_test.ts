@@ -3,46 +3,19 @@
 // steps of one Deno.test (the harness owns a child process for its lifetime).
 import assert from "node:assert/strict";
 import { HEARTBEAT_STALE_MS } from "../../src/core/journal.ts";
-import { dockerUnavailableReason, startDocker, type TestDocker } from "../harness/docker.ts";
+import {
+  dockerCli,
+  type DockerResult,
+  dockerUnavailableReason,
+  projectLeftovers,
+  startDocker,
+} from "../harness/docker.ts";
 import { denoDir, runSandboxer, sandboxerTaskArgv, tempDir, writeProfile } from "../helpers.ts";
 
 const decoder = new TextDecoder();
 const NEVER_READY_MARKER = "sbx-never-ready-marker";
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** A docker CLI call against the test engine. */
-async function docker(engine: TestDocker, ...args: string[]): Promise<Result> {
-  const output = await new Deno.Command("docker", {
-    args,
-    env: engine.env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(60_000),
-  }).output();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
-}
-
-/** Everything of a compose project that is left: containers, networks and volumes. */
-async function projectLeftovers(engine: TestDocker, project: string): Promise<string[]> {
-  const label = `label=com.docker.compose.project=${project}`;
-  const left: string[] = [];
-  for (const args of [["ps", "-aq"], ["network", "ls", "-q"], ["volume", "ls", "-q"]]) {
-    const result = await docker(engine, ...args, "--filter", label);
-    assert.equal(result.code, 0, result.stderr);
-    left.push(...result.stdout.split("\n").filter((line) => line.trim() !== ""));
-  }
-  return left;
-}
+type Result = DockerResult;
 
 async function exists(path: string): Promise<boolean> {
   return await Deno.lstat(path).then(() => true, () => false);
@@ -139,7 +112,7 @@ if (reason !== undefined) {
       ok(await cli("destroy", "life"), "destroy");
       note(`destroy ${seconds(t1)}`);
       assert.deepEqual(await projectLeftovers(engine, "sbx-life"), []);
-      const all = ok(await docker(engine, "ps", "-a", "--format", "{{.Names}}"), "docker ps");
+      const all = ok(await dockerCli(engine, "ps", "-a", "--format", "{{.Names}}"), "docker ps");
       assert.doesNotMatch(all.stdout, /sbx-life/);
       assert.equal(await exists(`${state}/keys/life`), false, "key dir removed");
       assert.equal((await record("life")).status, "destroyed");
@@ -157,7 +130,7 @@ if (reason !== undefined) {
       const boxB = JSON.parse(ok(b, "create pair-b").stdout);
       assert.notEqual(boxA.handle.ssh_port, boxB.handle.ssh_port);
       assert.notEqual(boxA.handle.host_key_fingerprint, boxB.handle.host_key_fingerprint);
-      const running = ok(await docker(engine, "ps", "--format", "{{.Names}}"), "docker ps");
+      const running = ok(await dockerCli(engine, "ps", "--format", "{{.Names}}"), "docker ps");
       assert.match(running.stdout, /sbx-pair-a/);
       assert.match(running.stdout, /sbx-pair-b/);
       // Each sandbox reaches its own service: the workspace it sees is its own.
@@ -200,7 +173,7 @@ ready_timeout: 120s
       const deadline = Date.now() + 60_000;
       for (;;) {
         const recorded = await record("killed").catch(() => undefined);
-        const containers = await docker(
+        const containers = await dockerCli(
           engine,
           "ps",
           "-q",

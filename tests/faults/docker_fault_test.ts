@@ -8,49 +8,20 @@
 // destroy), and gc does not lose them. Once the daemon is back, destroy removes everything: no
 // container, network or volume of the project, no key directory.
 import assert from "node:assert/strict";
-import { dockerUnavailableReason, startDocker, type TestDocker } from "../harness/docker.ts";
+import {
+  dockerCli,
+  type DockerResult,
+  dockerUnavailableReason,
+  projectLeftovers,
+  startDocker,
+} from "../harness/docker.ts";
 import { denoDir, runSandboxer, tempDir } from "../helpers.ts";
 import { readRecord, type RecordJson } from "./fault_helpers.ts";
 
-const decoder = new TextDecoder();
 /** How long a command may take to fail while the daemon is down. */
 const FAIL_WITHIN_S = 30;
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** A docker CLI call against the test engine. */
-async function docker(engine: TestDocker, ...args: string[]): Promise<Result> {
-  const output = await new Deno.Command("docker", {
-    args,
-    env: engine.env,
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(60_000),
-  }).output();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
-}
-
-/** Everything of a compose project that is left: containers, networks and volumes. */
-async function projectLeftovers(engine: TestDocker, project: string): Promise<string[]> {
-  const label = `label=com.docker.compose.project=${project}`;
-  const left: string[] = [];
-  for (const args of [["ps", "-aq"], ["network", "ls", "-q"], ["volume", "ls", "-q"]]) {
-    const result = await docker(engine, ...args, "--filter", label);
-    assert.equal(result.code, 0, result.stderr);
-    left.push(...result.stdout.split("\n").filter((line) => line.trim() !== ""));
-  }
-  return left;
-}
+type Result = DockerResult;
 
 async function exists(path: string): Promise<boolean> {
   return await Deno.lstat(path).then(() => true, () => false);
@@ -163,7 +134,7 @@ if (reason !== undefined) {
       const t0 = performance.now();
       await engine.stopDaemon();
       note(`stopDaemon ${elapsedS(t0).toFixed(1)} s`);
-      const info = await docker(engine, "info");
+      const info = await dockerCli(engine, "info");
       assert.notEqual(info.code, 0, "docker info still answers");
       assert.match(info.stderr, /Cannot connect to the Docker daemon/);
     });
@@ -246,7 +217,7 @@ if (reason !== undefined) {
       await engine.startDaemon();
       note(`startDaemon ${elapsedS(t0).toFixed(1)} s`);
       const ps = ok(
-        await docker(
+        await dockerCli(
           engine,
           "ps",
           "-a",
@@ -269,7 +240,7 @@ if (reason !== undefined) {
       ok(result, "destroy after the daemon is back");
       assert.match(result.stderr, new RegExp(`destroyed ${id}`));
       assert.deepEqual(await projectLeftovers(engine, project), []);
-      const all = ok(await docker(engine, "ps", "-a", "--format", "{{.Names}}"), "docker ps -a");
+      const all = ok(await dockerCli(engine, "ps", "-a", "--format", "{{.Names}}"), "docker ps -a");
       assert.doesNotMatch(all.stdout, new RegExp(project));
       assert.equal(await exists(keyDir), false, "key dir removed");
       const done = await record(id);

@@ -1062,3 +1062,56 @@ function tarFileEntry(name: string, data: Uint8Array, mode: number, mtime: numbe
   entry.set(data, 512);
   return entry;
 }
+
+/** Output of a docker CLI call. */
+export interface DockerResult {
+  /** Exit code. */
+  code: number;
+  /** Standard output. */
+  stdout: string;
+  /** Standard error. */
+  stderr: string;
+}
+
+/**
+ * Run the docker CLI against a test engine (bounded at 60 s).
+ *
+ * @param engine The engine.
+ * @param args docker arguments.
+ * @returns Exit code and output.
+ */
+export async function dockerCli(engine: TestDocker, ...args: string[]): Promise<DockerResult> {
+  const output = await new Deno.Command("docker", {
+    args,
+    env: engine.env,
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(60_000),
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+/**
+ * Everything of a compose project that is left: containers, networks and volumes.
+ *
+ * @param engine The engine.
+ * @param project The compose project name.
+ * @returns Ids of what is left (empty when the project is gone).
+ */
+export async function projectLeftovers(engine: TestDocker, project: string): Promise<string[]> {
+  const label = `label=com.docker.compose.project=${project}`;
+  const left: string[] = [];
+  for (const args of [["ps", "-aq"], ["network", "ls", "-q"], ["volume", "ls", "-q"]]) {
+    const result = await dockerCli(engine, ...args, "--filter", label);
+    if (result.code !== 0) throw new Error(`docker ${args.join(" ")} failed: ${result.stderr}`);
+    left.push(...result.stdout.split("\n").filter((line) => line.trim() !== ""));
+  }
+  return left;
+}
