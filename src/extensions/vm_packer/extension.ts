@@ -71,6 +71,14 @@ export class VMPackerExtension extends SshWorkspaceExtension<VMPackerConfig, VMP
     const config = super.parseConfig(raw, source, schema);
     const problem = workspaceRootProblem(config.workspace.root);
     if (problem) throw new ConfigError(source.locate("workspace.root"), problem);
+    // A missing key is a profile mistake: refuse it before anything is recorded.
+    const key = config.target.identity_file;
+    if (key !== undefined && !isFile(key)) {
+      throw new ConfigError(
+        source.locate("target.identity_file"),
+        `no such file ${key}; give the path of the private key (e.g. ~/.ssh/id_ed25519), or leave the field out to use ssh-agent`,
+      );
+    }
     return config;
   }
 
@@ -133,5 +141,14 @@ export class VMPackerExtension extends SshWorkspaceExtension<VMPackerConfig, VMP
       connect_timeout_ms: target.connect_timeout * 1000,
       keepalive_interval_ms: target.keepalive_interval * 1000,
     };
+  }
+}
+
+function isFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
   }
 }
