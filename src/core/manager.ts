@@ -194,6 +194,7 @@ export class Manager implements AsyncDisposable {
     const extension = this.#extension(profile.extension, withRepo(grants, repo));
     const ttl = options.ttlSeconds ?? profile.ttlSeconds;
     const now = new Date();
+    const expiresAt = ttl === undefined ? null : new Date(now.getTime() + ttl * 1000).toISOString();
     await this.journal.insert({
       id,
       status: "creating",
@@ -204,7 +205,7 @@ export class Manager implements AsyncDisposable {
       handle: null,
       created_at: now.toISOString(),
       updated_at: now.toISOString(),
-      expires_at: ttl === undefined ? null : new Date(now.getTime() + ttl * 1000).toISOString(),
+      expires_at: expiresAt,
       step: "create",
       error: null,
       owner: currentOwner(),
@@ -228,9 +229,7 @@ export class Manager implements AsyncDisposable {
         config,
         profileId: profile.id,
         stateDir: this.journal.dir,
-        expiresAt: ttl === undefined
-          ? undefined
-          : new Date(now.getTime() + ttl * 1000).toISOString(),
+        expiresAt: expiresAt ?? undefined,
         signal: options.signal,
         recordHandle: async (next) => {
           handle = next;
