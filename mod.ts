@@ -95,6 +95,8 @@ export { shellQuote } from "./src/transport/quote.ts";
 export {
   connectSsh,
   type ConnectSshOptions,
+  type RawExecChannel,
+  type RawExecOptions,
   type SftpSession,
   type SftpStat,
   SshConnection,

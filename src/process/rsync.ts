@@ -27,7 +27,9 @@ import { CommandFailedError, SandboxerError, SshError, WorkspaceError } from "..
 import type { Logger, SyncProgress, SyncReport } from "../extensions/types.ts";
 import { retry } from "../core/async.ts";
 import { shellQuote } from "../transport/quote.ts";
-import { run } from "./run.ts";
+import type { RawExecChannel, RawExecOptions } from "../transport/ssh.ts";
+import { run, spawnPiped, terminate } from "./run.ts";
+import { signalExitCode } from "./signals.ts";
 
 /** Where rsync connects; structurally a subset of the SSH transport's target. */
 export interface RsyncTarget {
@@ -104,6 +106,28 @@ const RSYNC_FILE_IO = 11;
 const REMOTE_COMMAND_NOT_FOUND = 127;
 /** Exit code rsync passes on when ssh itself failed. */
 const SSH_FAILED = 255;
+
+/**
+ * The relay rsync runs as its remote shell in {@linkcode runRsyncOverConnection}
+ * (Linux: it needs `/proc`). A constant: its only argument (`$1`, a private
+ * directory) and rsync's own words reach it as arguments, never as script text.
+ *
+ * rsync starts it as `RELAY [-l USER] HOST <remote command words>`. It writes
+ * the remote command (the words joined by spaces, as ssh joins them; rsync has
+ * quoted them for the remote shell) NUL-terminated to rsync's stdout
+ * (`/proc/$PPID/fd/1`, the pipe sandboxer reads), copies what rsync sends it
+ * there too, and copies rsync's stdin (what sandboxer writes from the channel)
+ * back to rsync, until sandboxer closes that stdin. It takes no arguments of
+ * its own, and it needs no file: the remote exit status is known to sandboxer,
+ * which folds it into rsync's (see `relayExitCode`). Two FIFOs opened from
+ * Deno would not do: a pending read on one holds back writes to the other.
+ */
+const RELAY_SCRIPT = 'if [ "$1" = -l ]; then shift 2; fi; shift; p=$PPID; ' +
+  'printf "%s\\0" "$*" > /proc/$p/fd/1 || exit 255; ' +
+  // A background job's stdin would be /dev/null: hand it the real one as fd 3.
+  "exec 3<&0; cat <&3 > /proc/$p/fd/1 & u=$!; cat /proc/$p/fd/0; kill $u 2>/dev/null; exit 0";
+/** How long a channel may outlive the rsync it serves before it is closed. */
+const RELAY_LINGER_MS = 5_000;
 
 type Version = [number, number, number];
 
@@ -298,6 +322,46 @@ export function rsyncFilterArgs(plan: Pick<RsyncPlan, "gitignore" | "exclude">):
  * ```
  */
 export function buildRsyncArgv(plan: RsyncPlan, caps: RsyncCapabilities): string[] {
+  const rsh = shellQuote(sshArgv(plan.target, plan.sshConfigFile));
+  return buildArgv(plan, caps, rsh, false);
+}
+
+/**
+ * Build the rsync argv for a plan whose transport is the relay of
+ * {@linkcode runRsyncOverConnection}. Pure: no I/O. Like
+ * {@linkcode buildRsyncArgv}, except that `-e` is the constant relay script
+ * (through {@linkcode shellQuote}) and
+ * `--stderr=all` keeps rsync's stdout free for the transport: stats and
+ * progress go to stderr.
+ *
+ * @param plan What to sync and where (`target.host`/`user` only name the operand).
+ * @param caps The local rsync's capabilities; 3.2.4 or newer.
+ * @returns The argv, starting with `"rsync"`.
+ * @throws {TypeError} On a bad remote path, host or user.
+ * @throws {SandboxerError} When rsync is older than 3.2.4.
+ */
+export function buildRsyncRelayArgv(
+  plan: RsyncPlan,
+  caps: RsyncCapabilities,
+): string[] {
+  if (!caps.protectsArgsByDefault) {
+    throw new SandboxerError(
+      "RSYNC_TOO_OLD",
+      `Cannot relay rsync ${caps.version} over the open connection: it needs rsync 3.2.4 or newer (--stderr); use runRsync`,
+    );
+  }
+  checkName("host", plan.target.host);
+  checkName("user", plan.target.user);
+  const rsh = shellQuote(["sh", "-c", RELAY_SCRIPT, "relay"]);
+  return buildArgv(plan, caps, rsh, true);
+}
+
+function buildArgv(
+  plan: RsyncPlan,
+  caps: RsyncCapabilities,
+  rsh: string,
+  relay: boolean,
+): string[] {
   const version = parseVersion(caps.version);
   if (!atLeast(version, [3, 0, 0])) {
     throw new SandboxerError(
@@ -323,10 +387,14 @@ export function buildRsyncArgv(plan: RsyncPlan, caps: RsyncCapabilities): string
     );
   }
 
-  const argv = ["rsync", "-e", shellQuote(sshArgv(plan.target, plan.sshConfigFile)), "--archive"];
+  const argv = ["rsync", "-e", rsh, "--archive"];
   if (!caps.protectsArgsByDefault) argv.push("--protect-args");
   if (plan.delete) argv.push("--delete");
   argv.push(...rsyncFilterArgs(plan));
+  // In relay mode stdout is the transport: every message, stats and progress included, to stderr.
+  // --blocking-io: rsync otherwise leaves the relay's stdout non-blocking (ssh copes with that),
+  // and the relay's `cat` gives up on the first EAGAIN ("write error") under backpressure.
+  if (relay) argv.push("--stderr=all", "--blocking-io");
   // Digits without separators keep --stats and progress parsing locale-proof.
   argv.push("--stats", "--no-human-readable");
   if (plan.progress && atLeast(version, [3, 1, 0])) {
@@ -582,4 +650,232 @@ function rsyncFailure(
     );
   }
   return new CommandFailedError(argv, code, stderr.slice(-4_000));
+}
+
+/** What {@linkcode runRsyncOverConnection} needs of a connection: `SshConnection` has it. */
+export interface RawExecOpener {
+  /** Open an exec channel for a command already quoted for the remote shell. */
+  openRawExec(command: string, options?: RawExecOptions): Promise<RawExecChannel>;
+}
+
+/**
+ * Whether {@linkcode runRsyncOverConnection} can be used here: Linux (the
+ * relay needs `/proc`) and a local rsync of 3.2.4 or newer (`--stderr=all`).
+ *
+ * @returns True when the relay works with this machine's rsync.
+ * @throws {MissingProgramError} When rsync is not installed.
+ * @throws {PermissionError} When `--allow-run=rsync` is missing.
+ */
+export async function rsyncRelaySupported(): Promise<boolean> {
+  if (Deno.build.os !== "linux") return false;
+  return (await probeRsync()).protectsArgsByDefault;
+}
+
+/**
+ * Run rsync for a plan with its transport replaced by an exec channel of an
+ * open connection: no second ssh handshake, no `ssh` process, the host key
+ * the connection pinned, and the connection's authentication (passphrase keys
+ * need no agent). rsync runs a constant relay script as its remote shell (see
+ * {@linkcode buildRsyncRelayArgv}); this process moves bytes between rsync's
+ * pipes and the channel, with backpressure both ways. Errors are mapped as by
+ * {@linkcode runRsync}. Check {@linkcode rsyncRelaySupported} first.
+ *
+ * @param plan What to sync and where; `target` only names the operand and errors.
+ * @param connection The open connection (an `SshConnection`).
+ * @param options Progress callback, abort signal and logger.
+ * @returns Files sent, files deleted and bytes of file data moved.
+ * @throws {SshError} Stage `sync` when the connection is lost during the transfer or the
+ *   remote host has no rsync.
+ * @throws {WorkspaceError} When the receiving host's disk is full.
+ * @throws {CommandFailedError} When rsync failed for another reason (exit 24 counts as
+ *   success and is logged as a warning).
+ */
+export async function runRsyncOverConnection(
+  plan: RsyncPlan,
+  connection: RawExecOpener,
+  options: RunRsyncOptions = {},
+): Promise<SyncReport> {
+  options.signal?.throwIfAborted();
+  const caps = await probeRsync();
+  const argv = buildRsyncRelayArgv(plan, caps) as [string, ...string[]];
+  if (plan.direction === "pull") await Deno.mkdir(plan.source, { recursive: true });
+  options.logger?.debug(`$ ${shellQuote(argv)} (over the open connection)`);
+  const { code, remoteCode, stderr, lost } = await relay(argv, connection, options);
+  if (lost !== undefined) {
+    throw new SshError(
+      describeTarget(plan.target),
+      "sync",
+      `the connection was lost during the transfer (${
+        lostReason(lost)
+      }); check the network and the host, then sync again`,
+      { cause: lost },
+    );
+  }
+  const status = relayExitCode(code, remoteCode);
+  if (status === 0) return { method: "rsync", ...parseRsyncStats(stderr) };
+  if (status === RSYNC_VANISHED) {
+    options.logger?.warn("rsync: some source files vanished during the transfer");
+    return { method: "rsync", ...parseRsyncStats(stderr) };
+  }
+  throw rsyncFailure(plan, argv, status, stderr);
+}
+
+/** The bare reason of a failed channel: an `SshError` carries it as its cause. */
+function lostReason(lost: unknown): string {
+  if (lost instanceof SshError && lost.cause instanceof Error) return lost.cause.message;
+  return lost instanceof Error ? lost.message : String(lost);
+}
+
+/**
+ * rsync's status as it would be over ssh: rsync reports its remote shell's
+ * status when the remote side could not start (127: no rsync there) or when it
+ * has nothing worse itself. The relay script always exits 0, so the remote
+ * status is folded in here.
+ */
+function relayExitCode(local: number, remote: number | undefined): number {
+  if (remote === undefined || remote === 0) return local;
+  if (remote === REMOTE_COMMAND_NOT_FOUND || local === 0) return remote;
+  return local;
+}
+
+/** rsync's exit code, the remote one, both stderrs (rsync's first), why the channel failed. */
+interface RelayOutcome {
+  code: number;
+  remoteCode?: number;
+  stderr: string;
+  lost?: unknown;
+}
+
+async function relay(
+  argv: readonly [string, ...string[]],
+  connection: RawExecOpener,
+  options: RunRsyncOptions,
+): Promise<RelayOutcome> {
+  // RSYNC_OLD_ARGS in the user's environment would turn remote-path escaping off.
+  const child = await spawnPiped(argv, { env: { RSYNC_OLD_ARGS: "0" } });
+  let stopReason: unknown;
+  let cancelKill = () => {};
+  let lingerTimer: ReturnType<typeof setTimeout> | undefined;
+  // The channel's own signal: the caller's abort, or rsync gone while the channel lingers.
+  const channelAbort = new AbortController();
+  const onAbort = () => {
+    if (stopReason !== undefined) return;
+    stopReason = options.signal?.reason ?? new DOMException("Aborted", "AbortError");
+    channelAbort.abort(stopReason);
+    cancelKill = terminate(child);
+  };
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  let lingered = false;
+  const exited = child.status.then((status) => {
+    lingerTimer = setTimeout(() => {
+      lingered = true;
+      channelAbort.abort(new Error("rsync exited before the remote side"));
+    }, RELAY_LINGER_MS);
+    return status;
+  });
+
+  const stderrDone = collectText(child.stderr, options.onProgress);
+  let remoteErr: Promise<string> = Promise.resolve("");
+  const toRsync = child.stdin.getWriter();
+  const fromRsync = child.stdout.getReader();
+  let lost: unknown;
+  let remoteCode: number | undefined;
+  let upstream: Promise<void> = Promise.resolve();
+  try {
+    // The remote command, up to the first NUL; what follows is already data for the remote side.
+    let head = new Uint8Array(0);
+    let nul = -1;
+    while (nul < 0) {
+      const { done, value } = await fromRsync.read();
+      if (done) break;
+      const joined = new Uint8Array(head.length + value.length);
+      joined.set(head);
+      joined.set(value, head.length);
+      head = joined;
+      nul = head.indexOf(0);
+    }
+    if (nul >= 0 && stopReason === undefined) {
+      const command = new TextDecoder().decode(head.subarray(0, nul));
+      const rest = head.subarray(nul + 1);
+      let remote: RawExecChannel | undefined;
+      try {
+        remote = await connection.openRawExec(command, { signal: channelAbort.signal });
+      } catch (error) {
+        lost = error;
+      }
+      if (remote !== undefined) {
+        const channel = remote;
+        remoteErr = collectText(channel.stderr);
+        upstream = (async () => {
+          const writer = channel.stdin.getWriter();
+          // Once the channel is gone (its exit status says why) keep draining rsync's output:
+          // an rsync blocked on a full pipe would never read the EOF that ends it.
+          let sending = true;
+          const send = async (chunk: Uint8Array) => {
+            if (!sending) return;
+            await writer.write(chunk).catch(() => sending = false);
+          };
+          if (rest.length > 0) await send(rest);
+          for (;;) {
+            const next = await fromRsync.read().catch(() => undefined);
+            if (next === undefined || next.done) break;
+            await send(next.value);
+          }
+          if (sending) await writer.close().catch(() => {});
+        })();
+        const downstream = channel.stdout
+          .pipeTo(new WritableStream({ write: (chunk) => toRsync.write(chunk) }))
+          .catch(() => {
+            // rsync stopped reading (it exited): its status says why.
+          });
+        try {
+          remoteCode = await channel.exit;
+          await downstream;
+        } catch (error) {
+          lost = error;
+        }
+      }
+    }
+  } finally {
+    // EOF on rsync's stdin ends the relay script, as ssh ends when the remote side has. On a
+    // failure a write may still be pending on a pipe rsync no longer reads: drop it, do not wait.
+    if (lost === undefined && stopReason === undefined) await toRsync.close().catch(() => {});
+    else await toRsync.abort().catch(() => {});
+  }
+  const status = await exited;
+  cancelKill();
+  clearTimeout(lingerTimer);
+  options.signal?.removeEventListener("abort", onAbort);
+  await fromRsync.cancel().catch(() => {});
+  await upstream;
+  const stderr = (await stderrDone) + (await remoteErr);
+  if (stopReason !== undefined) throw stopReason;
+  const code = status.signal ? signalExitCode(status.signal) : status.code;
+  // A channel closed because rsync had already gone is not a lost connection: rsync's own
+  // status and stderr say what happened.
+  return { code, remoteCode, stderr, lost: lingered ? undefined : lost };
+}
+
+/** Read a stream to text, passing `--info=progress2` lines to `onProgress` on the way. */
+async function collectText(
+  stream: ReadableStream<Uint8Array>,
+  onProgress?: (progress: SyncProgress) => void,
+): Promise<string> {
+  const decoder = new TextDecoder();
+  let text = "";
+  let pending = "";
+  for await (const chunk of stream) {
+    const piece = decoder.decode(chunk, { stream: true });
+    text += piece;
+    if (onProgress) {
+      pending += piece;
+      const lines = pending.split(/[\r\n]/);
+      pending = lines.pop() ?? "";
+      for (const line of lines) {
+        const progress = parseProgressLine(line);
+        if (progress) onProgress(progress);
+      }
+    }
+  }
+  return text + decoder.decode();
 }

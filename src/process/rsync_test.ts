@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { SandboxerError } from "../core/errors.ts";
 import {
   buildRsyncArgv,
+  buildRsyncRelayArgv,
   parseProgressLine,
   parseRsyncStats,
   parseRsyncVersion,
@@ -283,4 +284,25 @@ Deno.test("buildRsyncArgv()'s -e survives the real rsync splitter and ssh's opti
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("buildRsyncRelayArgv() runs the constant relay as -e and keeps stdout free", () => {
+  const argv = buildRsyncRelayArgv(plan({ progress: true }), MODERN);
+  assert.equal(argv[1], "-e");
+  // The script is one single-quoted word (it has no single quote of its own to escape).
+  assert.match(argv[2], /^sh -c '[^']*' relay$/s);
+  assert.ok(argv.includes("--stderr=all"));
+  assert.ok(argv.includes("--blocking-io"));
+  assert.ok(argv.includes("--stats"));
+  assert.ok(!argv.includes("--protect-args"));
+  assert.ok(!argv.some((a) => a.includes("ssh -F")));
+  assert.deepEqual(argv.slice(-2), ["/src/app/", "dev@10.0.0.5:/build/sbx-1/"]);
+});
+
+Deno.test("buildRsyncRelayArgv() refuses rsync before 3.2.4 and an option-like host", () => {
+  assert.throws(() => buildRsyncRelayArgv(plan(), OLD), SandboxerError);
+  assert.throws(
+    () => buildRsyncRelayArgv(plan({ target: { ...plan().target, host: "-oProxy" } }), MODERN),
+    TypeError,
+  );
 });

@@ -113,6 +113,47 @@ function kill(child: Deno.ChildProcess, signal: Deno.Signal): void {
 }
 
 /**
+ * Stop a child: SIGTERM now, SIGKILL if it is still there after a grace period.
+ *
+ * @param child The running child.
+ * @returns Cancels the pending SIGKILL (call it once the child has exited).
+ */
+export function terminate(child: Deno.ChildProcess): () => void {
+  kill(child, "SIGTERM");
+  const timer = setTimeout(() => kill(child, "SIGKILL"), KILL_GRACE_MS);
+  return () => clearTimeout(timer);
+}
+
+/**
+ * Start a program with all three stdio streams piped, for callers that speak
+ * a protocol with it (the rsync relay) instead of collecting its output.
+ * Stopping it and reading every stream are the caller's job.
+ *
+ * @param argv The program and its arguments.
+ * @param options Environment (added to the inherited one).
+ * @returns The running child.
+ * @throws {MissingProgramError} When the program is not installed.
+ * @throws {PermissionError} When `--allow-run` does not cover the program.
+ */
+export async function spawnPiped(
+  argv: readonly [string, ...string[]],
+  options: { env?: Record<string, string> } = {},
+): Promise<Deno.ChildProcess> {
+  const [program, ...args] = argv;
+  try {
+    return new Deno.Command(program, {
+      args,
+      env: options.env,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  } catch (error) {
+    throw await spawnError(program, undefined, error);
+  }
+}
+
+/**
  * Run a program to completion and capture its output.
  *
  * @param argv The program and its arguments.
@@ -143,12 +184,11 @@ export async function run(
 
   let stopReason: unknown;
   let timer: ReturnType<typeof setTimeout> | undefined;
-  let killTimer: ReturnType<typeof setTimeout> | undefined;
+  let cancelKill = () => {};
   const stop = (reason: unknown) => {
     if (stopReason !== undefined) return;
     stopReason = reason;
-    kill(child, "SIGTERM");
-    killTimer = setTimeout(() => kill(child, "SIGKILL"), KILL_GRACE_MS);
+    cancelKill = terminate(child);
   };
   const onAbort = () => stop(options.signal?.reason ?? new DOMException("Aborted", "AbortError"));
   options.signal?.addEventListener("abort", onAbort, { once: true });
@@ -181,7 +221,7 @@ export async function run(
     return signal ? { code, stdout, stderr, signal } : { code, stdout, stderr };
   } finally {
     clearTimeout(timer);
-    clearTimeout(killTimer);
+    cancelKill();
     options.signal?.removeEventListener("abort", onAbort);
   }
 }

@@ -152,6 +152,32 @@ export interface SshRunResult extends SshExecResult {
   stderr: string;
 }
 
+/** Options for {@linkcode SshConnection.openRawExec}. */
+export interface RawExecOptions {
+  /** Aborting it kills the command (signal KILL), closes the channel and rejects `exit`. */
+  signal?: AbortSignal;
+}
+
+/**
+ * An exec channel as byte streams, from {@linkcode SshConnection.openRawExec}.
+ * Both output streams must be read (or cancelled): a stream nobody reads
+ * stops the channel's flow window, and so the other stream too.
+ */
+export interface RawExecChannel {
+  /** The command's stdin; `close()` sends EOF, `abort()` closes the channel. */
+  stdin: WritableStream<Uint8Array>;
+  /** The command's stdout. */
+  stdout: ReadableStream<Uint8Array>;
+  /** The command's stderr. */
+  stderr: ReadableStream<Uint8Array>;
+  /**
+   * The exit status (128+N for signal N) once the channel has closed; rejects
+   * with an {@linkcode SshError} when the connection is lost first, or with the
+   * signal's reason on abort.
+   */
+  exit: Promise<number>;
+}
+
 /** File metadata from SFTP. */
 export interface SftpStat {
   /** Size in bytes. */
@@ -1028,6 +1054,145 @@ export class SshConnection implements AsyncDisposable {
       });
       channel.end(io.stdin === undefined ? undefined : Buffer.from(io.stdin));
     });
+  }
+
+  /**
+   * Open an exec channel for a command string that is ALREADY quoted for the
+   * remote shell, and hand back its streams (with backpressure both ways).
+   *
+   * The string is sent verbatim: nothing here quotes it. It exists for rsync,
+   * which quotes its own `rsync --server …` command; callers must only pass
+   * strings produced by such a program, never anything built from user data —
+   * everything sandboxer builds itself goes through {@linkcode exec} and its
+   * one quoter. The channel holds one of the connection's channel slots until
+   * it closes.
+   *
+   * @param command The remote command line, passed to the remote shell as is.
+   * @param options Abort signal.
+   * @returns stdin, stdout, stderr and the exit status.
+   * @throws {SshError} When the connection is closed or no session can be opened.
+   */
+  async openRawExec(command: string, options: RawExecOptions = {}): Promise<RawExecChannel> {
+    const signal = options.signal;
+    signal?.throwIfAborted();
+    const release = await this.#channels.acquire(signal);
+    try {
+      return await this.#openChannel<ClientChannel, RawExecChannel>(
+        "exec",
+        (callback) => this.#client.exec(command, callback),
+        (channel) => this.#rawStreams(channel, release, signal),
+        signal,
+      );
+    } catch (error) {
+      release();
+      throw error;
+    }
+  }
+
+  #rawStreams(
+    channel: ClientChannel,
+    release: () => void,
+    signal: AbortSignal | undefined,
+  ): RawExecChannel {
+    let closed = false;
+    let code: number | undefined;
+    let failure: unknown;
+    let settleExit!: (code: number) => void;
+    let failExit!: (error: unknown) => void;
+    const exit = new Promise<number>((resolve, reject) => {
+      settleExit = resolve;
+      failExit = reject;
+    });
+    // The caller may only look at `exit` after its streams are done.
+    exit.catch(() => {});
+    const onAbort = () => {
+      failure ??= signal?.reason ?? new DOMException("Aborted", "AbortError");
+      sendSignal(channel, "KILL");
+      channel.close();
+    };
+    const lost = () =>
+      new SshError(
+        describe(this.target),
+        "exec",
+        this.#closed
+          ? `the connection was lost while the command ran (${this.#closeReason}); check the network and run it again`
+          : "the server closed the session without an exit status",
+        // The bare reason, for callers that word the error themselves (the rsync relay).
+        { cause: new Error(this.#closed ? this.#closeReason : "no exit status") },
+      );
+
+    // Output flows into a ReadableStream; the channel pauses while its queue is full and
+    // resumes when the reader pulls, so a slow reader holds back the remote side.
+    const readable = (source: ClientChannel | ClientChannel["stderr"]) => {
+      let discard = false;
+      let ended = false;
+      return new ReadableStream<Uint8Array>({
+        start(controller) {
+          source.on("data", (chunk: Buffer) => {
+            if (discard || ended) return;
+            controller.enqueue(new Uint8Array(chunk));
+            if ((controller.desiredSize ?? 0) <= 0) source.pause();
+          });
+          source.once("end", () => {
+            if (ended) return;
+            ended = true;
+            if (!discard) controller.close();
+          });
+        },
+        pull() {
+          source.resume();
+        },
+        cancel() {
+          discard = true;
+          source.resume();
+        },
+      }, new CountQueuingStrategy({ highWaterMark: 8 }));
+    };
+    const stdout = readable(channel);
+    const stderr = readable(channel.stderr);
+
+    const stdin = new WritableStream<Uint8Array>({
+      write: (chunk) => {
+        if (closed) throw failure ?? lost();
+        // A copy: the caller may reuse its buffer once the write resolves.
+        if (channel.write(Buffer.from(chunk))) return;
+        return new Promise<void>((resolve) => {
+          const done = () => {
+            channel.off("drain", done);
+            channel.off("close", done);
+            resolve();
+          };
+          channel.on("drain", done);
+          channel.on("close", done);
+        });
+      },
+      close: () => {
+        if (!closed) channel.end();
+      },
+      abort: () => {
+        if (!closed) channel.close();
+      },
+    });
+
+    channel.on("exit", (exitCode: number | null, exitSignal?: string) => {
+      code = typeof exitCode === "number" ? exitCode : signalExitCode(exitSignal ?? "");
+    });
+    channel.on("error", (error: unknown) => {
+      failure ??= new SshError(describe(this.target), "exec", errorMessage(error), {
+        cause: error,
+      });
+    });
+    channel.on("close", () => {
+      closed = true;
+      signal?.removeEventListener("abort", onAbort);
+      release();
+      if (failure !== undefined) failExit(failure);
+      else if (code !== undefined) settleExit(code);
+      else failExit(lost());
+    });
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener("abort", onAbort, { once: true });
+    return { stdin, stdout, stderr, exit };
   }
 
   /**

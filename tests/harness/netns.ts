@@ -333,7 +333,12 @@ export async function startNetnsHost(options: NetnsHostOptions = {}): Promise<Ne
         return file;
       },
       cut: async () => void await ok("ip", ["-n", ns, "link", "set", "veth0", "down"]),
-      restore: async () => void await ok("ip", ["-n", ns, "link", "set", "veth0", "up"]),
+      async restore() {
+        await ok("ip", ["-n", ns, "link", "set", "veth0", "up"]);
+        // ARP probes sent while the link was down are lost: an entry still resolving would
+        // fail the next connect with EHOSTUNREACH once its probes run out. Start afresh.
+        await ok("ip", ["neigh", "flush", "dev", rootLink]);
+      },
       async killSshd() {
         // A child forked between listing and killing would escape one pass: repeat until the
         // namespace is empty.

@@ -10,7 +10,12 @@
 import { ExtensionError, HostKeyError, WorkspaceError } from "../../core/errors.ts";
 import type { TargetScan, WorkspaceMarker } from "../../core/gc_target.ts";
 import { optionalEnv } from "../../core/permissions.ts";
-import { runRsync } from "../../process/rsync.ts";
+import {
+  type RsyncPlan,
+  rsyncRelaySupported,
+  runRsync,
+  runRsyncOverConnection,
+} from "../../process/rsync.ts";
 import { type SshConnection, SshPool, type SshTarget, sshTargetKey } from "../../transport/ssh.ts";
 import { SandboxExtension } from "../base.ts";
 import type { CreateContext, ExecIO, ExtensionOptions, SyncOptions, SyncReport } from "../types.ts";
@@ -121,10 +126,12 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
 
   /**
    * rsync a local directory into the workspace (archive mode, `--delete`
-   * inside the workspace only, `.gitignore` and excludes honoured). When rsync
-   * cannot be used — the remote has none, or the key needs a passphrase and
-   * no ssh-agent could give it to rsync's `ssh` — the same tree is sent over
-   * SFTP instead, with a warning.
+   * inside the workspace only, `.gitignore` and excludes honoured). On Linux
+   * with rsync 3.2.4+ rsync runs over the pooled connection (no second
+   * handshake); elsewhere over its own `ssh`. When rsync cannot be used — the
+   * remote has none, or (external `ssh` only) the key needs a passphrase and
+   * no ssh-agent could give it to `ssh` — the same tree is sent over SFTP
+   * instead, with a warning.
    *
    * @param handle The stored handle.
    * @param from Local directory.
@@ -137,7 +144,8 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
     // The marker is ours, not the repo's: never send over it or delete it.
     const exclude = [...(options.exclude ?? []), `/${MARKER_FILE}`];
     const gitignore = options.gitignore ?? true;
-    const whyNotRsync = await this.#whyNotRsync(handle, connection);
+    const relay = await rsyncRelaySupported();
+    const whyNotRsync = await this.#whyNotRsync(handle, connection, relay);
     if (whyNotRsync !== undefined) {
       this.logger.warn(`${whyNotRsync}; syncing over SFTP (slower, no delta transfer)`);
       return await sftpSync(
@@ -147,7 +155,7 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
       );
     }
     const target = targetFromHandle(handle);
-    return await runRsync({
+    const plan: RsyncPlan = {
       source: from,
       target: {
         host: target.host,
@@ -165,7 +173,15 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
       gitignore,
       delete: true,
       progress: options.onProgress !== undefined,
-    }, { onProgress: options.onProgress, signal: options.signal, logger: this.logger });
+    };
+    const runOptions = {
+      onProgress: options.onProgress,
+      signal: options.signal,
+      logger: this.logger,
+    };
+    return relay
+      ? await runRsyncOverConnection(plan, connection, runOptions)
+      : await runRsync(plan, runOptions);
   }
 
   /**
@@ -184,7 +200,7 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
     options: { signal?: AbortSignal },
   ): Promise<void> {
     const workspace = checkWorkspacePath(handle.workspace);
-    await runRsync({
+    const plan: RsyncPlan = {
       source: localDir,
       target: targetFromHandle(handle),
       remoteDir: pathInWorkspace(workspace, remotePath),
@@ -194,7 +210,13 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
       progress: false,
       direction: "pull",
       remoteEntry: true,
-    }, { signal: options.signal, logger: this.logger });
+    };
+    const runOptions = { signal: options.signal, logger: this.logger };
+    if (await rsyncRelaySupported()) {
+      await runRsyncOverConnection(plan, await this.connect(handle, options.signal), runOptions);
+    } else {
+      await runRsync(plan, runOptions);
+    }
   }
 
   /**
@@ -296,9 +318,16 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
   }
 
   /** Why rsync cannot be used for this handle, or undefined when it can. */
-  async #whyNotRsync(handle: Handle, connection: SshConnection): Promise<string | undefined> {
-    // rsync runs the external ssh in batch mode: it cannot be handed a key's passphrase.
-    if (handle.passphrase_env && handle.identity_file && !optionalEnv("SSH_AUTH_SOCK")) {
+  async #whyNotRsync(
+    handle: Handle,
+    connection: SshConnection,
+    relay: boolean,
+  ): Promise<string | undefined> {
+    // The external ssh runs in batch mode: it cannot be handed a key's passphrase. The relay
+    // uses the pooled connection, which is already authenticated.
+    if (
+      !relay && handle.passphrase_env && handle.identity_file && !optionalEnv("SSH_AUTH_SOCK")
+    ) {
       return `the key ${handle.identity_file} needs a passphrase and no ssh-agent is running (SSH_AUTH_SOCK is unset), so rsync's ssh cannot use it`;
     }
     if (!(await this.#remoteHasRsync(connection))) {
