@@ -518,9 +518,9 @@ if (groups.has("sync")) {
   );
   raw.sync = samples;
   const plain = { plainLabel: "`rsync -a` over ssh", target: 0.6 };
-  rows.push(row(samples, "first sync — CLI process (rsync today)", "cli", "rsync", plain));
+  rows.push(row(samples, "first sync — CLI process (sandboxer sync)", "cli", "rsync", plain));
   rows.push(
-    row(samples, "first sync — SDK, warm Manager (rsync today)", "sdk warm", "rsync", plain),
+    row(samples, "first sync — SDK, warm Manager (sandboxer sync)", "sdk warm", "rsync", plain),
   );
   rows.push(
     row(samples, "first sync — PROTO tar stream, CLI-like process", "tar cli", "rsync", plain),
