@@ -269,7 +269,7 @@ Deno.test(
     child.kill("SIGKILL");
     await child.status;
     await reader.cancel();
-    assert.equal((await pidsMentioning(config)).length, 1, "orphaned sshd should still run");
+    assert.ok((await pidsMentioning(config)).length >= 1, "orphaned sshd should still run");
     await reapStaleSshds();
     assert.deepEqual(await pidsMentioning(config), []);
     assert.equal(await exists(dir), false);
