@@ -216,6 +216,10 @@ export class Manager implements AsyncDisposable {
     this.#logger.debug(`recorded sandbox ${id} in ${this.journal.dir}`);
     await using _heartbeat = await this.journal.heartbeat(id);
     let handle: SandboxHandle | null = null;
+    const handleFields = (next: SandboxHandle) => ({
+      handle: next,
+      workspace: extension.workspaceOf(next) ?? null,
+    });
     let created = false;
     let started = performance.now();
     const phaseDone = (phase: string) => {
@@ -233,16 +237,13 @@ export class Manager implements AsyncDisposable {
         signal: options.signal,
         recordHandle: async (next) => {
           handle = next;
-          await this.journal.update(id, {
-            handle: next,
-            workspace: extension.workspaceOf(next) ?? null,
-          });
+          await this.journal.update(id, handleFields(next));
         },
         step: async (step) => {
           await this.journal.update(id, { step });
         },
       });
-      await this.journal.update(id, { handle, workspace: extension.workspaceOf(handle) ?? null });
+      await this.journal.update(id, handleFields(handle));
       created = true;
       phaseDone("create");
       if (repo !== undefined) {
@@ -259,7 +260,7 @@ export class Manager implements AsyncDisposable {
       await this.journal.update(id, {
         status: "failed",
         error: oneLine(error),
-        ...(handle ? { handle, workspace: extension.workspaceOf(handle) ?? null } : {}),
+        ...(handle ? handleFields(handle) : {}),
       });
       // A half-made sandbox is rolled back at once; one that failed later (sync, setup) is kept
       // for inspection until `destroy`.

@@ -16,7 +16,7 @@ import {
   runRsync,
   runRsyncOverConnection,
 } from "../../process/rsync.ts";
-import { type SshConnection, SshPool, type SshTarget, sshTargetKey } from "../../transport/ssh.ts";
+import { type SshConnection, SshPool, sshTargetKey } from "../../transport/ssh.ts";
 import { SandboxExtension } from "../base.ts";
 import type { CreateContext, ExecIO, ExtensionOptions, SyncOptions, SyncReport } from "../types.ts";
 import { splitUserHost, type SshWorkspaceHandle, targetFromHandle } from "./handle.ts";
@@ -154,34 +154,19 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
         { onProgress: options.onProgress, signal: options.signal, logger: this.logger },
       );
     }
-    const target = targetFromHandle(handle);
-    const plan: RsyncPlan = {
-      source: from,
-      target: {
-        host: target.host,
-        port: target.port,
-        user: target.user,
-        identityFile: target.identityFile,
-        knownHostsFile: target.knownHostsFile,
-        agent: target.agent,
-        connectTimeoutMs: target.connectTimeoutMs,
-        keepaliveIntervalMs: target.keepaliveIntervalMs,
-        jump: target.jump,
+    return await this.#rsync(
+      {
+        source: from,
+        target: targetFromHandle(handle),
+        remoteDir: workspace,
+        exclude,
+        gitignore,
+        delete: true,
+        progress: options.onProgress !== undefined,
       },
-      remoteDir: workspace,
-      exclude,
-      gitignore,
-      delete: true,
-      progress: options.onProgress !== undefined,
-    };
-    const runOptions = {
-      onProgress: options.onProgress,
-      signal: options.signal,
-      logger: this.logger,
-    };
-    return relay
-      ? await runRsyncOverConnection(plan, connection, runOptions)
-      : await runRsync(plan, runOptions);
+      relay ? connection : undefined,
+      options,
+    );
   }
 
   /**
@@ -200,23 +185,38 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
     options: { signal?: AbortSignal },
   ): Promise<void> {
     const workspace = checkWorkspacePath(handle.workspace);
-    const plan: RsyncPlan = {
-      source: localDir,
-      target: targetFromHandle(handle),
-      remoteDir: pathInWorkspace(workspace, remotePath),
-      exclude: [],
-      gitignore: false,
-      delete: false,
-      progress: false,
-      direction: "pull",
-      remoteEntry: true,
+    const relay = await rsyncRelaySupported();
+    await this.#rsync(
+      {
+        source: localDir,
+        target: targetFromHandle(handle),
+        remoteDir: pathInWorkspace(workspace, remotePath),
+        exclude: [],
+        gitignore: false,
+        delete: false,
+        progress: false,
+        direction: "pull",
+        remoteEntry: true,
+      },
+      relay ? await this.connect(handle, options.signal) : undefined,
+      options,
+    );
+  }
+
+  /** rsync over `connection` when given (the relay), else over rsync's own `ssh`. */
+  #rsync(
+    plan: RsyncPlan,
+    connection: SshConnection | undefined,
+    options: Pick<SyncOptions, "onProgress" | "signal">,
+  ): Promise<SyncReport> {
+    const runOptions = {
+      onProgress: options.onProgress,
+      signal: options.signal,
+      logger: this.logger,
     };
-    const runOptions = { signal: options.signal, logger: this.logger };
-    if (await rsyncRelaySupported()) {
-      await runRsyncOverConnection(plan, await this.connect(handle, options.signal), runOptions);
-    } else {
-      await runRsync(plan, runOptions);
-    }
+    return connection
+      ? runRsyncOverConnection(plan, connection, runOptions)
+      : runRsync(plan, runOptions);
   }
 
   /**
@@ -304,17 +304,6 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
   /** Close the pooled SSH connections. */
   override async close(): Promise<void> {
     await this.#pool.closeAll();
-  }
-
-  /**
-   * The pooled connection for an explicit target (used before a handle exists).
-   *
-   * @param target Where to connect.
-   * @param signal Abort signal.
-   * @returns The connection.
-   */
-  protected connectTarget(target: SshTarget, signal?: AbortSignal): Promise<SshConnection> {
-    return this.#pool.get(target, { signal });
   }
 
   /** Why rsync cannot be used for this handle, or undefined when it can. */
