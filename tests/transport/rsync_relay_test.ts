@@ -11,8 +11,9 @@ import {
   rsyncRelaySupported,
   runRsyncOverConnection,
 } from "../../src/process/rsync.ts";
-import { connectSsh, type SshConnection, type SshTarget } from "../../src/transport/ssh.ts";
+import { connectSsh, type SshTarget } from "../../src/transport/ssh.ts";
 import { shellQuote } from "../../src/transport/quote.ts";
+import { listRemote, ODD_NAMES, writeTree } from "./tree_fixture.ts";
 
 const unavailable = (await sshdUnavailableReason()) ??
   (await rsyncRelaySupported() ? undefined : "no rsync relay here (Linux and rsync 3.2.4+)");
@@ -30,22 +31,6 @@ function targetOf(sshd: TestSshd): SshTarget {
     knownHostsFile: sshd.knownHostsFile,
     connectTimeoutMs: 5_000,
   };
-}
-
-async function listRemote(conn: SshConnection, dir: string): Promise<string[]> {
-  const { stdout, code } = await conn.run(["find", ".", "-mindepth", "1", "-printf", "%P\\0"], {
-    cwd: dir,
-  });
-  assert.equal(code, 0);
-  return stdout.split("\0").slice(0, -1).sort();
-}
-
-async function writeTree(root: string, files: Record<string, string>): Promise<void> {
-  for (const [path, content] of Object.entries(files)) {
-    const slash = path.lastIndexOf("/");
-    if (slash > 0) await Deno.mkdir(`${root}/${path.slice(0, slash)}`, { recursive: true });
-    await Deno.writeTextFile(`${root}/${path}`, content);
-  }
 }
 
 /** Local processes whose command line mentions `needle` (this test process excluded). */
@@ -150,15 +135,9 @@ Deno.test({
     try {
       assert.equal((await conn.run(["mkdir", "-p", "--", remote])).code, 0);
       await writeTree(local, {
-        "a file with spaces.txt": "1",
-        "it's $(weird) ; & | `name`": "2",
-        'dir with space/nested "quoted".txt': "3",
-        "-dash-leading": "4",
-        "héllo 漢.txt": "5",
+        ...ODD_NAMES,
         "new\nline": "6",
         ".gitignore": "ignored.log\n",
-        "ignored.log": "x",
-        "secret.env": "TOKEN=x",
       });
 
       await t.step("push keeps hostile names literal, honours filters, reports", async () => {

@@ -14,14 +14,9 @@ import {
 import { HostKeyError, PermissionError, SshError, TimeoutError } from "../../src/core/errors.ts";
 import type { Logger } from "../../src/extensions/types.ts";
 import { runRsync } from "../../src/process/rsync.ts";
-import {
-  connectSsh,
-  isPreAuthDrop,
-  type SshConnection,
-  SshPool,
-  type SshTarget,
-} from "../../src/transport/ssh.ts";
+import { connectSsh, isPreAuthDrop, SshPool, type SshTarget } from "../../src/transport/ssh.ts";
 import { HOSTILE_WORDS, hostileStrings } from "./hostile_strings.ts";
+import { listRemote, ODD_NAMES, writeTree } from "./tree_fixture.ts";
 
 const unavailable = await sshdUnavailableReason();
 if (unavailable) {
@@ -685,22 +680,6 @@ async function hostileKeyCopies(
   return { identityFile, knownHostsFile };
 }
 
-async function listRemote(conn: SshConnection, dir: string): Promise<string[]> {
-  const { stdout, code } = await conn.run(["find", ".", "-mindepth", "1", "-printf", "%P\\0"], {
-    cwd: dir,
-  });
-  assert.equal(code, 0);
-  return stdout.split("\0").slice(0, -1).sort();
-}
-
-async function writeTree(root: string, files: Record<string, string>): Promise<void> {
-  for (const [path, content] of Object.entries(files)) {
-    const slash = path.lastIndexOf("/");
-    if (slash > 0) await Deno.mkdir(`${root}/${path.slice(0, slash)}`, { recursive: true });
-    await Deno.writeTextFile(`${root}/${path}`, content);
-  }
-}
-
 Deno.test({
   name: "runRsync() against a real sshd",
   ignore,
@@ -724,15 +703,9 @@ Deno.test({
     try {
       assert.equal((await conn.run(["mkdir", "-p", "--", remote])).code, 0);
       await writeTree(local, {
-        "a file with spaces.txt": "1",
-        "it's $(weird) ; & | `name`": "2",
-        'dir with space/nested "quoted".txt': "3",
-        "-dash-leading": "4",
-        "héllo 漢.txt": "5",
+        ...ODD_NAMES,
         ".gitignore": "ignored.log\nbuild/\n",
-        "ignored.log": "x",
         "build/out.o": "x",
-        "secret.env": "TOKEN=x",
       });
 
       await t.step("push honours .gitignore and excludes and keeps odd names literal", async () => {
