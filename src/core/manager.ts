@@ -586,6 +586,7 @@ export class Manager implements AsyncDisposable {
     const report = await extension.sync(handle, repo, {
       exclude: settings.exclude,
       gitignore: settings.gitignore,
+      includeGit: settings.includeGit ?? false,
       onProgress: options.onProgress,
       signal: options.signal,
     });

@@ -77,7 +77,11 @@ export interface RsyncPlan {
   exclude: readonly string[];
   /** Honour `.gitignore` files found in the tree (`--filter=':- .gitignore'`). */
   gitignore: boolean;
-
+  /**
+   * Filter arguments that choose the files instead of `gitignore` (from
+   * `selectFiles()` in git_selection.ts: git's own listing in a work tree).
+   */
+  selection?: readonly string[];
   /** Delete files in the receiving directory that the sender does not have. */
   delete: boolean;
   /** Ask rsync for overall progress. */
@@ -303,16 +307,20 @@ function localOperand(path: string): string {
 }
 
 /**
- * The filter arguments of a plan (`.gitignore` merge, then the excludes), in
- * the order rsync applies them. Shared with the SFTP fallback, which asks the
- * local rsync which files to send so both paths select exactly the same tree.
+ * The filter arguments of a plan (its file selection — git's listing, or the
+ * `.gitignore` merge — then the excludes), in the order rsync applies them.
+ * Shared with the SFTP fallback, which asks the local rsync which files to
+ * send so both paths select exactly the same tree.
  *
- * @param plan Whether to honour `.gitignore`, and the exclude patterns.
+ * @param plan The selection (or whether to honour `.gitignore`), and the exclude patterns.
  * @returns The arguments, e.g. `["--filter=:- .gitignore", "--exclude=*.o"]`.
  */
-export function rsyncFilterArgs(plan: Pick<RsyncPlan, "gitignore" | "exclude">): string[] {
+export function rsyncFilterArgs(
+  plan: Pick<RsyncPlan, "gitignore" | "exclude" | "selection">,
+): string[] {
   const args: string[] = [];
-  if (plan.gitignore) args.push("--filter=:- .gitignore");
+  if (plan.selection !== undefined) args.push(...plan.selection);
+  else if (plan.gitignore) args.push("--filter=:- .gitignore");
   for (const pattern of plan.exclude) args.push(`--exclude=${pattern}`);
   return args;
 }

@@ -29,6 +29,7 @@ import {
 } from "./remote_scripts.ts";
 import { scanMarkedWorkspaces } from "./reap.ts";
 import { sftpSync } from "./sftp_sync.ts";
+import { selectFiles } from "../../process/git_selection.ts";
 import { pinnedKnownHostsFile } from "../../transport/known_hosts.ts";
 import { checkWorkspacePath } from "./workspace_path.ts";
 
@@ -124,7 +125,9 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
 
   /**
    * rsync a local directory into the workspace (archive mode, `--delete`
-   * inside the workspace only, `.gitignore` and excludes honoured). On Linux
+   * inside the workspace only, excludes honoured; in a git work tree exactly
+   * the files git lists, elsewhere `.gitignore` files as rsync reads them, see
+   * git_selection.ts). On Linux
    * with rsync 3.2.4+ rsync runs over the pooled connection (no second
    * handshake); elsewhere over its own `ssh`. When rsync cannot be used — the
    * remote has none, or (external `ssh` only) the key needs a passphrase and
@@ -142,6 +145,12 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
     // The marker is ours, not the repo's: never send over it or delete it.
     const exclude = [...(options.exclude ?? []), `/${MARKER_FILE}`];
     const gitignore = options.gitignore ?? true;
+    await using selection = await selectFiles(from, {
+      gitignore,
+      includeGit: options.includeGit ?? false,
+      signal: options.signal,
+    });
+    if (selection.notice !== undefined) this.logger.info(`sync: ${selection.notice}`);
     const relay = await rsyncRelaySupported();
     const whyNotRsync = await this.#whyNotRsync(handle, connection, relay);
     if (whyNotRsync !== undefined) {
@@ -153,6 +162,7 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
           workspace,
           exclude,
           gitignore,
+          selection: selection.filterArgs,
           protect: [MARKER_FILE],
         },
         { onProgress: options.onProgress, signal: options.signal, logger: this.logger },
@@ -166,6 +176,7 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
         remoteDir: workspace,
         exclude,
         gitignore,
+        selection: selection.filterArgs,
         delete: true,
         progress: options.onProgress !== undefined,
       },
