@@ -560,7 +560,12 @@ export class Manager implements AsyncDisposable {
   /** Record the accepted key as the new pin once a command has reached the host with it. */
   async #keepPin(record: SandboxRecord, handle: SandboxHandle): Promise<void> {
     if (handle === record.handle) return;
-    await this.journal.update(record.id, { handle });
+    const pin = (handle as JsonObject).host_key_fingerprint;
+    // Only the pin changes: the rest of the handle is whatever the journal holds now.
+    await this.journal.update(record.id, (current) => ({
+      ...current,
+      handle: current.handle ? { ...current.handle, host_key_fingerprint: pin } : current.handle,
+    }));
     this.#logger.warn(
       `pinned host key ${
         (handle as JsonObject).host_key_fingerprint
