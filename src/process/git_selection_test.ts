@@ -145,7 +145,7 @@ Deno.test("selectFiles() leaves .git out unless asked, and ignores nothing witho
 Deno.test("selectFiles() outside a work tree keeps rsync's .gitignore reading, with a notice", async () => {
   await withTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/.gitignore`, "*.log\n");
-    const selection = await selectFiles(dir, { gitignore: true });
+    await using selection = await selectFiles(dir, { gitignore: true });
     assert.equal(selection.mode, "gitignore");
     assert.deepEqual(selection.filterArgs, ["--filter=:- .gitignore", "--exclude=.git"]);
     assert.match(
@@ -159,7 +159,7 @@ Deno.test("selectFiles() outside a work tree keeps rsync's .gitignore reading, w
 Deno.test("selectFiles() of a directory git ignores as a whole falls back, with a notice", async () => {
   await withTempDir(async (dir) => {
     const repo = await makeGitCorpus(`${dir}/corpus`);
-    const selection = await selectFiles(`${repo}/dist-newstyle`, { gitignore: true });
+    await using selection = await selectFiles(`${repo}/dist-newstyle`, { gitignore: true });
     assert.equal(selection.mode, "gitignore");
     assert.match(selection.notice ?? "", /is itself ignored by its git repository/);
   });
@@ -171,7 +171,7 @@ Deno.test("selectFiles() without git on PATH falls back, with a notice", async (
     const path = Deno.env.get("PATH");
     Deno.env.set("PATH", `${dir}/empty-bin`);
     try {
-      const selection = await selectFiles(repo, { gitignore: true });
+      await using selection = await selectFiles(repo, { gitignore: true });
       assert.equal(selection.mode, "gitignore");
       assert.match(selection.notice ?? "", /^git is not installed/);
     } finally {
@@ -187,7 +187,7 @@ Deno.test({
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "sbx-gitsel-perm-" });
     try {
-      const selection = await selectFiles(dir, { gitignore: true });
+      await using selection = await selectFiles(dir, { gitignore: true });
       assert.equal(selection.mode, "gitignore");
       assert.match(selection.notice ?? "", /--allow-run/);
     } finally {
