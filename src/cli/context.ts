@@ -15,6 +15,8 @@ export interface GlobalFlags {
   debug?: boolean;
   /** Trust an unknown SSH host key and record it. */
   acceptNewHostKey?: boolean;
+  /** Accept (and pin) this host key in place of the one a sandbox pinned at create. */
+  acceptHostKey?: string;
 }
 
 /** Shared state of one CLI invocation. */
@@ -60,6 +62,7 @@ export class CliContext implements AsyncDisposable {
       Manager.open({
         logger: this.logger,
         acceptNewHostKey: this.flags.acceptNewHostKey ?? false,
+        acceptHostKey: this.flags.acceptHostKey,
       })
     );
     return this.#manager;
@@ -67,6 +70,7 @@ export class CliContext implements AsyncDisposable {
 
   /** Close the manager's connections. */
   async [Symbol.asyncDispose](): Promise<void> {
-    if (this.#manager) await (await this.#manager).close().catch(() => {});
+    // A manager that failed to open (a bad global flag) has nothing to close.
+    if (this.#manager) await this.#manager.then((m) => m.close()).catch(() => {});
   }
 }

@@ -48,6 +48,10 @@ export async function runCli(
     .version(VERSION, "-V, --version", "print the version")
     .option("--debug", "show debug output and stack traces")
     .option("--accept-new-host-key", "trust an unknown SSH host key and add it to known_hosts")
+    .option(
+      "--accept-host-key <fingerprint>",
+      "accept and pin this host key (SHA256:…) in place of the one a sandbox pinned at create",
+    )
     .enablePositionalOptions()
     .showHelpAfterError("(run with --help for usage)");
   await using ctx = new CliContext(output, () => program.opts(), signal);

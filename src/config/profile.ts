@@ -32,6 +32,7 @@ const PROFILE_SCHEMA: ConfigSchema = {
   "sync.source": { type: "string", min: 1 },
   "sync.exclude": { type: "string[]", default: [] },
   "sync.gitignore": { type: "boolean", default: true },
+  "sync.include_git": { type: "boolean", default: false, description: "send .git too" },
   setup: { type: "string[]", default: [] },
   env: { type: "string[]", default: [], description: "NAME=value pairs for setup and exec" },
   ttl: { type: "duration", min: 1 },
@@ -209,6 +210,7 @@ export function parseProfile(
     sync: {
       exclude: (sync.exclude ?? []) as string[],
       gitignore: (sync.gitignore ?? true) as boolean,
+      includeGit: (sync.include_git ?? false) as boolean,
     },
     setup: valid.setup as string[],
     env,

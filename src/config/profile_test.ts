@@ -67,6 +67,7 @@ Deno.test("parseProfile() splits sandboxer's fields from the extension's", () =>
     source: "/home/ana/src/app",
     exclude: ["node_modules", ".cache"],
     gitignore: true,
+    includeGit: false,
   });
   assert.deepEqual(profile.setup, ["make deps"]);
   assert.equal(profile.ttlSeconds, 28_800);
@@ -75,7 +76,7 @@ Deno.test("parseProfile() splits sandboxer's fields from the extension's", () =>
 
 Deno.test("parseProfile() fills defaults for the optional sections", () => {
   const profile = parseProfile("p/min.yml", "id: profile.min\nextension: ext.compose\n");
-  assert.deepEqual(profile.sync, { exclude: [], gitignore: true });
+  assert.deepEqual(profile.sync, { exclude: [], gitignore: true, includeGit: false });
   assert.deepEqual(profile.setup, []);
   assert.equal(profile.ttlSeconds, undefined);
   assert.equal(profile.description, undefined);

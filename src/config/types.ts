@@ -109,8 +109,10 @@ export interface SyncSettings {
   source?: string;
   /** rsync exclude patterns. */
   exclude: string[];
-  /** Honour `.gitignore` files. */
+  /** Leave out what git ignores (in a git work tree), else what `.gitignore` files name. */
   gitignore: boolean;
+  /** Send `.git` directories too (`sync.include_git`); absent in records made before it existed. */
+  includeGit?: boolean;
 }
 
 /** A validated profile. */

@@ -406,8 +406,26 @@ export class SshError extends SandboxerError {
   }
 }
 
+/** Which host-key check refused a server, see {@linkcode HostKeyError}. */
+export type HostKeyProblem = "unknown" | "mismatch" | "revoked" | "pinned";
+
+/** Details of a {@linkcode HostKeyError} beyond the host and the offered key. */
+export interface HostKeyErrorDetails {
+  /** `revoked`: the known_hosts line of the `@revoked` entry. */
+  line?: number;
+  /** `pinned`: the fingerprint pinned when the sandbox was created. */
+  pinned?: string;
+  /** `pinned`: known_hosts refuses the offered key too (`unknown` or `mismatch`). */
+  knownHostsToo?: "unknown" | "mismatch";
+  /** `pinned`: the command that re-pins, e.g. `sandboxer --accept-host-key SHA256:… destroy ID`. */
+  repin?: string;
+}
+
 /**
- * The server's host key is unknown or does not match known_hosts.
+ * The server's host key was refused before authentication: it is not in
+ * known_hosts (`unknown`), known_hosts holds other keys for the host
+ * (`mismatch`), an `@revoked` line names it (`revoked`), or it is not the key
+ * pinned when the sandbox was created (`pinned`).
  *
  * @example
  * ```ts
@@ -421,32 +439,77 @@ export class HostKeyError extends SandboxerError {
   readonly host: string;
   /** SHA256 fingerprint of the key the server offered. */
   readonly fingerprint: string;
-  /** Whether the host was unknown or its key changed. */
-  readonly reason: "unknown" | "mismatch";
+  /** Which check refused the key. */
+  readonly reason: HostKeyProblem;
+  /** The fingerprint pinned at create, for `pinned`. */
+  readonly pinned?: string;
+  /** For `pinned`: known_hosts refuses the offered key too. */
+  readonly knownHostsToo?: "unknown" | "mismatch";
   /**
    * Create it.
    *
    * @param host Host as written in known_hosts.
    * @param fingerprint Offered key's fingerprint.
-   * @param reason Unknown host, or a changed key.
+   * @param reason Which check refused the key.
    * @param knownHosts The known_hosts file consulted.
+   * @param details The revocation's line, or the pin and how to re-pin.
    */
   constructor(
     host: string,
     fingerprint: string,
-    reason: "unknown" | "mismatch",
+    reason: HostKeyProblem,
     knownHosts: string,
+    details: HostKeyErrorDetails = {},
   ) {
-    super(
-      "HOST_KEY",
-      reason === "unknown"
-        ? `Host key of ${host} is not in ${knownHosts} (offered ${fingerprint}); verify the fingerprint, then add it with "ssh-keyscan" or rerun with --accept-new-host-key`
-        : `Host key of ${host} does not match ${knownHosts} (offered ${fingerprint}): the server changed or someone is intercepting; if the change is expected remove the old entry with "ssh-keygen -R '${host}' -f ${knownHosts}"`,
-    );
+    super("HOST_KEY", hostKeyMessage(host, fingerprint, reason, knownHosts, details));
     this.host = host;
     this.fingerprint = fingerprint;
     this.reason = reason;
+    if (details.pinned !== undefined) this.pinned = details.pinned;
+    if (details.knownHostsToo !== undefined) this.knownHostsToo = details.knownHostsToo;
   }
+}
+
+function hostKeyMessage(
+  host: string,
+  fingerprint: string,
+  reason: HostKeyProblem,
+  knownHosts: string,
+  details: HostKeyErrorDetails,
+): string {
+  const file = shellWord(knownHosts);
+  const removeOld = `ssh-keygen -R ${shellWord(host)} -f ${file}`;
+  // "[h]:p" is how known_hosts names a host on a port other than 22.
+  const bracketed = /^\[(.+)\]:(\d+)$/.exec(host);
+  const addNew = bracketed
+    ? `ssh-keyscan -p ${bracketed[2]} ${shellWord(bracketed[1])} >> ${file}`
+    : `ssh-keyscan ${shellWord(host)} >> ${file}`;
+  switch (reason) {
+    case "unknown":
+      return `Host key of ${host} is not in ${knownHosts} (offered ${fingerprint}); verify the fingerprint, then add it with "ssh-keyscan" or rerun with --accept-new-host-key`;
+    case "mismatch":
+      return `Host key of ${host} does not match ${knownHosts} (offered ${fingerprint}): the server changed or someone is intercepting; if the change is expected remove the old entry with "${removeOld}"`;
+    case "revoked":
+      return `Host key ${fingerprint} of ${host} is marked @revoked in ${knownHosts}${
+        details.line === undefined ? "" : ` (line ${details.line})`
+      }: sandboxer never connects to a server with a revoked key; have the host's administrator install a new host key and add that to ${knownHosts}, or delete the @revoked line if it is a mistake`;
+    case "pinned": {
+      const pinned = details.pinned ?? "another key";
+      const also = details.knownHostsToo === undefined
+        ? ""
+        : details.knownHostsToo === "unknown"
+        ? `, add it to ${knownHosts} ("${addNew}")`
+        : `, replace the old key in ${knownHosts} ("${removeOld}", then "${addNew}")`;
+      const repin = details.repin ??
+        `run the command again with --accept-host-key ${fingerprint} right after "sandboxer"`;
+      return `Host key of ${host} is not the one pinned when the sandbox was created (pinned ${pinned}, offered ${fingerprint}); nothing was sent: the host was rebuilt or re-keyed, or someone is intercepting; if the change is expected, confirm ${fingerprint} with the host's administrator${also}, then ${repin}`;
+    }
+  }
+}
+
+/** A word for a POSIX shell: as is when plainly safe, else in single quotes. */
+function shellWord(word: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'"'"'`)}'`;
 }
 
 /**

@@ -49,6 +49,13 @@ export interface ManagerOptions {
   logger?: Logger;
   /** Trust unknown SSH host keys on first use (and record them). Default false. */
   acceptNewHostKey?: boolean;
+  /**
+   * A host key fingerprint (`SHA256:…`) to accept in place of the one a
+   * sandbox pinned at create, for a host that was rebuilt or re-keyed; the
+   * server must offer exactly this key, and it becomes the new pin once a
+   * command on the sandbox succeeds.
+   */
+  acceptHostKey?: string;
   /** How to read the environment. Default: only variables the process may read. */
   env?: EnvReader;
   /** Built-in directories, for tests. */
@@ -113,6 +120,7 @@ export class Manager implements AsyncDisposable {
   readonly profilePath: readonly string[];
   #logger: Logger;
   #acceptNewHostKey: boolean;
+  #acceptHostKey: string | undefined;
   #home: string | undefined;
   #extensions = new Map<string, SandboxExtension<unknown>>();
 
@@ -127,6 +135,17 @@ export class Manager implements AsyncDisposable {
     this.profilePath = profilePath;
     this.#logger = options.logger ?? silentLogger;
     this.#acceptNewHostKey = options.acceptNewHostKey ?? false;
+    if (
+      options.acceptHostKey !== undefined &&
+      !/^SHA256:[A-Za-z0-9+/]{43}$/.test(options.acceptHostKey)
+    ) {
+      throw new UsageError(
+        `Cannot use --accept-host-key ${
+          JSON.stringify(options.acceptHostKey)
+        }: give the fingerprint as the error message or "ssh-keygen -l" prints it (SHA256: and 43 characters)`,
+      );
+    }
+    this.#acceptHostKey = options.acceptHostKey;
     this.#home = (options.env ?? optionalEnv)("HOME");
   }
 
@@ -321,7 +340,9 @@ export class Manager implements AsyncDisposable {
       throw new UsageError("Cannot exec: no command given; add -- CMD [ARGS...]");
     }
     const { record, extension, handle } = await this.#ready(id, "run commands in");
-    return await extension.exec(handle, withEnv(record.env, argv), io);
+    const code = await extension.exec(handle, withEnv(record.env, argv), io);
+    await this.#keepPin(record, handle);
+    return code;
   }
 
   /**
@@ -345,7 +366,9 @@ export class Manager implements AsyncDisposable {
       record.extension,
       withRepo(record.permissions ?? "none", repo),
     );
-    return await this.#sync(extension, id, handle, repo, settings, options);
+    const report = await this.#sync(extension, id, handle, repo, settings, options);
+    await this.#keepPin(record, handle);
+    return report;
   }
 
   /**
@@ -372,6 +395,7 @@ export class Manager implements AsyncDisposable {
     }
     await Deno.mkdir(localDir, { recursive: true });
     await extension.fetch(handle, remotePath, localDir, options);
+    await this.#keepPin(record, handle);
   }
 
   /**
@@ -399,7 +423,7 @@ export class Manager implements AsyncDisposable {
     if (record.handle) {
       try {
         const extension = this.#extension(record.extension, record.permissions ?? "none");
-        await extension.destroy(record.handle);
+        await extension.destroy(this.#withAcceptedKey(record.handle));
       } catch (error) {
         await this.journal.update(id, { status: "failed", step: "destroy", error: oneLine(error) });
         throw error;
@@ -521,8 +545,32 @@ export class Manager implements AsyncDisposable {
     return {
       record,
       extension: this.#extension(record.extension, record.permissions ?? "none"),
-      handle: record.handle,
+      handle: this.#withAcceptedKey(record.handle),
     };
+  }
+
+  /** The handle with `--accept-host-key` as its pin, when it pinned another key. */
+  #withAcceptedKey(handle: SandboxHandle): SandboxHandle {
+    const accepted = this.#acceptHostKey;
+    const pinned = (handle as JsonObject).host_key_fingerprint;
+    if (accepted === undefined || typeof pinned !== "string" || pinned === accepted) return handle;
+    return { ...handle, host_key_fingerprint: accepted };
+  }
+
+  /** Record the accepted key as the new pin once a command has reached the host with it. */
+  async #keepPin(record: SandboxRecord, handle: SandboxHandle): Promise<void> {
+    if (handle === record.handle) return;
+    const pin = (handle as JsonObject).host_key_fingerprint;
+    // Only the pin changes: the rest of the handle is whatever the journal holds now.
+    await this.journal.update(record.id, (current) => ({
+      ...current,
+      handle: current.handle ? { ...current.handle, host_key_fingerprint: pin } : current.handle,
+    }));
+    this.#logger.warn(
+      `pinned host key ${
+        (handle as JsonObject).host_key_fingerprint
+      } for sandbox ${record.id} (was ${(record.handle as JsonObject).host_key_fingerprint})`,
+    );
   }
 
   async #sync(
@@ -543,6 +591,7 @@ export class Manager implements AsyncDisposable {
     const report = await extension.sync(handle, repo, {
       exclude: settings.exclude,
       gitignore: settings.gitignore,
+      includeGit: settings.includeGit ?? false,
       onProgress: options.onProgress,
       signal: options.signal,
     });

@@ -50,8 +50,13 @@ export interface SyncProgress {
 export interface SyncOptions {
   /** Extra exclude patterns (rsync syntax). */
   exclude?: readonly string[];
-  /** Honour `.gitignore` files. @default {true} */
+  /**
+   * Leave out what is ignored: in a git work tree exactly what git ignores,
+   * elsewhere what `.gitignore` files name. @default {true}
+   */
   gitignore?: boolean;
+  /** Send `.git` directories too. @default {false} */
+  includeGit?: boolean;
   /** Called as the transfer progresses. */
   onProgress?: (progress: SyncProgress) => void;
   /** Aborting it stops the transfer. */

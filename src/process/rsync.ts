@@ -5,8 +5,9 @@
  * Safety properties of the argv (each is unit-tested):
  * - the `-e` value is built by {@linkcode shellQuote} (single quotes and
  *   `'"'"'`, which rsync's `-e` splitter understands), with strict host key
- *   checking against the given known_hosts file, batch mode (never a prompt),
- *   and `-F` so the user's `~/.ssh/config` cannot change the connection;
+ *   checking against the given known_hosts file only (the system-wide one is
+ *   off, and ssh never adds keys), batch mode (never a prompt), and `-F` so
+ *   the user's `~/.ssh/config` cannot change the connection;
  * - key and known_hosts paths go in `-o Key="value"` form with `%` doubled (ssh
  *   expands `%` tokens and splits unquoted values on spaces);
  * - operands follow `--`, the local one is absolute or `./`-prefixed, both end
@@ -23,7 +24,13 @@
  * @module
  */
 
-import { CommandFailedError, SandboxerError, SshError, WorkspaceError } from "../core/errors.ts";
+import {
+  CommandFailedError,
+  HostKeyError,
+  SandboxerError,
+  SshError,
+  WorkspaceError,
+} from "../core/errors.ts";
 import type { Logger, SyncProgress, SyncReport } from "../extensions/types.ts";
 import { retry } from "../core/async.ts";
 import { shellQuote } from "../transport/quote.ts";
@@ -43,6 +50,11 @@ export interface RsyncTarget {
   identityFile?: string;
   /** Absolute path of the known_hosts file to check the host key against. */
   knownHostsFile: string;
+  /**
+   * The fingerprint `knownHostsFile` was written to hold alone (the pin from
+   * create); only named in the error when ssh refuses the server's key.
+   */
+  pinnedHostKey?: string;
   /** SSH_AUTH_SOCK path to hand to ssh (needed for encrypted keys: ssh cannot prompt). */
   agent?: string;
   /** Bound on TCP connect. @default {15000} */
@@ -65,6 +77,11 @@ export interface RsyncPlan {
   exclude: readonly string[];
   /** Honour `.gitignore` files found in the tree (`--filter=':- .gitignore'`). */
   gitignore: boolean;
+  /**
+   * Filter arguments that choose the files instead of `gitignore` (from
+   * `selectFiles()` in git_selection.ts: git's own listing in a work tree).
+   */
+  selection?: readonly string[];
   /** Delete files in the receiving directory that the sender does not have. */
   delete: boolean;
   /** Ask rsync for overall progress. */
@@ -249,6 +266,14 @@ function sshArgv(target: RsyncTarget, sshConfigFile: string | undefined): string
     "StrictHostKeyChecking=yes",
     "-o",
     `UserKnownHostsFile=${sshOptionValue(target.knownHostsFile)}`,
+    // Only that file decides: a key in /etc/ssh/ssh_known_hosts must not widen a pin, and ssh
+    // must not learn keys (UpdateHostKeys) or check the address separately (CheckHostIP).
+    "-o",
+    "GlobalKnownHostsFile=/dev/null",
+    "-o",
+    "CheckHostIP=no",
+    "-o",
+    "UpdateHostKeys=no",
     "-o",
     `ConnectTimeout=${seconds(target.connectTimeoutMs, 15_000)}`,
     "-o",
@@ -282,16 +307,20 @@ function localOperand(path: string): string {
 }
 
 /**
- * The filter arguments of a plan (`.gitignore` merge, then the excludes), in
- * the order rsync applies them. Shared with the SFTP fallback, which asks the
- * local rsync which files to send so both paths select exactly the same tree.
+ * The filter arguments of a plan (its file selection — git's listing, or the
+ * `.gitignore` merge — then the excludes), in the order rsync applies them.
+ * Shared with the SFTP fallback, which asks the local rsync which files to
+ * send so both paths select exactly the same tree.
  *
- * @param plan Whether to honour `.gitignore`, and the exclude patterns.
+ * @param plan The selection (or whether to honour `.gitignore`), and the exclude patterns.
  * @returns The arguments, e.g. `["--filter=:- .gitignore", "--exclude=*.o"]`.
  */
-export function rsyncFilterArgs(plan: Pick<RsyncPlan, "gitignore" | "exclude">): string[] {
+export function rsyncFilterArgs(
+  plan: Pick<RsyncPlan, "gitignore" | "exclude" | "selection">,
+): string[] {
   const args: string[] = [];
-  if (plan.gitignore) args.push("--filter=:- .gitignore");
+  if (plan.selection !== undefined) args.push(...plan.selection);
+  else if (plan.gitignore) args.push("--filter=:- .gitignore");
   for (const pattern of plan.exclude) args.push(`--exclude=${pattern}`);
   return args;
 }
@@ -632,6 +661,16 @@ function rsyncFailure(
     return error;
   }
   if (/Host key verification failed/.test(stderr)) {
+    const pinned = plan.target.pinnedHostKey;
+    // ssh prints the offered key's fingerprint in its "has changed" banner.
+    const offered = /SHA256:[A-Za-z0-9+/]{43}/.exec(stderr)?.[0];
+    if (pinned !== undefined) {
+      const host = plan.target.host.replace(/[A-Z]+/g, (upper) => upper.toLowerCase());
+      const name = plan.target.port === 22 ? host : `[${host}]:${plan.target.port}`;
+      return new HostKeyError(name, offered ?? "an unknown key", "pinned", "known_hosts", {
+        pinned,
+      });
+    }
     return new SshError(
       where,
       "connect",

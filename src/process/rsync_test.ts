@@ -35,6 +35,7 @@ function plan(overrides: Partial<RsyncPlan> = {}): RsyncPlan {
 const SSH_E = "ssh -F /dev/null -p 12222 -o 'IdentityFile=\"/keys/id_ed25519\"' " +
   "-o IdentitiesOnly=yes -o BatchMode=yes " +
   `-o StrictHostKeyChecking=yes -o 'UserKnownHostsFile="/state/known_hosts"' ` +
+  "-o GlobalKnownHostsFile=/dev/null -o CheckHostIP=no -o UpdateHostKeys=no " +
   "-o ConnectTimeout=15 -o ServerAliveInterval=5 -o ServerAliveCountMax=3";
 
 Deno.test("buildRsyncArgv() builds a full push", () => {
@@ -112,6 +113,7 @@ Deno.test("buildRsyncArgv() quotes hostile paths for ssh and rsync's -e splitter
     "ssh -F '/cfg/ssh config' -p 22 -o 'IdentityFile=\"/k e y/id%%h\"' " +
       "-o IdentitiesOnly=yes -o BatchMode=yes " +
       `-o StrictHostKeyChecking=yes -o 'UserKnownHostsFile="/it'"'"'s \\"q\\"/k\\\\h"' ` +
+      "-o GlobalKnownHostsFile=/dev/null -o CheckHostIP=no -o UpdateHostKeys=no " +
       "-o ConnectTimeout=2 -o ServerAliveInterval=5 -o ServerAliveCountMax=3",
   );
   assert.equal(argv.at(-1), "dev@[::1]:/build/sbx-1/");
@@ -139,6 +141,7 @@ Deno.test("buildRsyncArgv() hops through a jump host with its own key and known_
   const proxy = "ssh -F /dev/null -p 2200 -o 'IdentityFile=\"/k/j%%%%\"' " +
     "-o IdentitiesOnly=yes -o BatchMode=yes " +
     `-o StrictHostKeyChecking=yes -o 'UserKnownHostsFile="/state/kh"' ` +
+    "-o GlobalKnownHostsFile=/dev/null -o CheckHostIP=no -o UpdateHostKeys=no " +
     "-o ConnectTimeout=15 -o ServerAliveInterval=5 -o ServerAliveCountMax=3 " +
     "-W '[%h]:%p' -l j -- bastion";
   assert.ok(argv[2].endsWith(` -o 'ProxyCommand=${proxy.replaceAll("'", `'"'"'`)}'`), argv[2]);

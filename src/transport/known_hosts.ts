@@ -1,12 +1,18 @@
 /**
  * OpenSSH `known_hosts` files: parse, look up, fingerprint, append.
  *
- * Supported: plain host names and comma lists, `*`/`?` wildcards and `!`
- * negation, the `[host]:port` form for ports other than 22, hashed
- * `|1|salt|hmac` entries (as `ssh-keygen -H` writes them), comments and blank
- * lines, and the `@revoked` marker (a revoked key is always refused).
- * `@cert-authority` lines are ignored: sandboxer does not accept host
- * certificates. Malformed lines are skipped, as OpenSSH does.
+ * Lines are read and host patterns matched by the rules of OpenSSH's
+ * `hostfile.c` and `match.c` (checked against `ssh-keygen -F` in the tests),
+ * with no regular expression built from the file: comma lists of patterns with
+ * `*` and `?` wildcards and `!` negation (a negated match rules the line out),
+ * ASCII case folding of host and pattern, every other character literal
+ * (brackets, hyphens, dots, plus signs...), the `[host]:port` form for ports
+ * other than 22, hashed `|1|salt|hmac` entries (as `ssh-keygen -H` writes
+ * them), comments and blank lines, and the `@revoked` and `@cert-authority`
+ * markers. A revoked key is always refused; `@cert-authority` lines are read
+ * but never trust a plain key (sandboxer does not accept host certificates).
+ * Lines OpenSSH would skip (an unknown marker, an unknown key type, a key that
+ * does not decode, a missing field) are skipped.
  *
  * @module
  */
@@ -27,6 +33,8 @@ export interface KnownHostsEntry {
   keyType: string;
   /** The key blob, base64 as written. */
   keyBase64: string;
+  /** The key blob, decoded; its first string is the key's own type. */
+  keyBlob: Uint8Array;
 }
 
 /** Result of {@linkcode checkHostKey}. */
@@ -69,9 +77,14 @@ export interface KnownHostLine {
   keyBase64: string;
 }
 
+/** ASCII-only lowercasing, as C's tolower() in OpenSSH: other characters stay as they are. */
+function asciiLower(text: string): string {
+  return text.replace(/[A-Z]+/g, (upper) => upper.toLowerCase());
+}
+
 /**
- * The name OpenSSH looks up in known_hosts: the lowercased host for port 22,
- * else `[host]:port`.
+ * The name OpenSSH looks up in known_hosts: the host (ASCII letters
+ * lowercased) for port 22, else `[host]:port`.
  *
  * @param host Host name or address.
  * @param port TCP port.
@@ -84,8 +97,115 @@ export interface KnownHostLine {
  * ```
  */
 export function knownHostsName(host: string, port: number): string {
-  const name = host.toLowerCase();
+  const name = asciiLower(host);
   return port === 22 ? name : `[${name}]:${port}`;
+}
+
+/**
+ * Key type names OpenSSH accepts in a known_hosts line, with the type the key
+ * blob itself must name (OpenSSH's full names, case-sensitive).
+ */
+const KEY_TYPE_NAMES: ReadonlyMap<string, string> = new Map([
+  ["ssh-ed25519", "ssh-ed25519"],
+  ["ssh-ed25519-cert-v01@openssh.com", "ssh-ed25519-cert-v01@openssh.com"],
+  ["sk-ssh-ed25519@openssh.com", "sk-ssh-ed25519@openssh.com"],
+  ["sk-ssh-ed25519-cert-v01@openssh.com", "sk-ssh-ed25519-cert-v01@openssh.com"],
+  ["ecdsa-sha2-nistp256", "ecdsa-sha2-nistp256"],
+  ["ecdsa-sha2-nistp384", "ecdsa-sha2-nistp384"],
+  ["ecdsa-sha2-nistp521", "ecdsa-sha2-nistp521"],
+  ["ecdsa-sha2-nistp256-cert-v01@openssh.com", "ecdsa-sha2-nistp256-cert-v01@openssh.com"],
+  ["ecdsa-sha2-nistp384-cert-v01@openssh.com", "ecdsa-sha2-nistp384-cert-v01@openssh.com"],
+  ["ecdsa-sha2-nistp521-cert-v01@openssh.com", "ecdsa-sha2-nistp521-cert-v01@openssh.com"],
+  ["sk-ecdsa-sha2-nistp256@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com"],
+  [
+    "sk-ecdsa-sha2-nistp256-cert-v01@openssh.com",
+    "sk-ecdsa-sha2-nistp256-cert-v01@openssh.com",
+  ],
+  ["ssh-rsa", "ssh-rsa"],
+  ["rsa-sha2-256", "ssh-rsa"],
+  ["rsa-sha2-512", "ssh-rsa"],
+  ["ssh-rsa-cert-v01@openssh.com", "ssh-rsa-cert-v01@openssh.com"],
+  ["rsa-sha2-256-cert-v01@openssh.com", "ssh-rsa-cert-v01@openssh.com"],
+  ["rsa-sha2-512-cert-v01@openssh.com", "ssh-rsa-cert-v01@openssh.com"],
+  ["ssh-dss", "ssh-dss"],
+  ["ssh-dss-cert-v01@openssh.com", "ssh-dss-cert-v01@openssh.com"],
+]);
+
+/** OpenSSH's short names (matched without case), with the blob types each stands for. */
+const KEY_TYPE_SHORT_NAMES: ReadonlyMap<string, readonly string[]> = new Map([
+  ["ed25519", ["ssh-ed25519"]],
+  ["ed25519-cert", ["ssh-ed25519-cert-v01@openssh.com"]],
+  ["ed25519-sk", ["sk-ssh-ed25519@openssh.com"]],
+  ["ed25519-sk-cert", ["sk-ssh-ed25519-cert-v01@openssh.com"]],
+  // "ECDSA" names no curve, and OpenSSH then refuses every ECDSA key's curve.
+  ["ecdsa", []],
+  ["ecdsa-cert", []],
+  ["ecdsa-sk", ["sk-ecdsa-sha2-nistp256@openssh.com"]],
+  ["ecdsa-sk-cert", ["sk-ecdsa-sha2-nistp256-cert-v01@openssh.com"]],
+  ["rsa", ["ssh-rsa"]],
+  ["rsa-cert", ["ssh-rsa-cert-v01@openssh.com"]],
+  ["dsa", ["ssh-dss"]],
+  ["dsa-cert", ["ssh-dss-cert-v01@openssh.com"]],
+]);
+
+/** Whether a key written with type name `written` may hold a blob of type `blobType`. */
+function keyTypeFits(written: string, blobType: string): boolean {
+  const full = KEY_TYPE_NAMES.get(written);
+  if (full !== undefined) return full === blobType;
+  return KEY_TYPE_SHORT_NAMES.get(asciiLower(written))?.includes(blobType) ?? false;
+}
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** Decode base64 as OpenSSH does: padded, no stray characters; undefined when it is not. */
+function decodeBase64(text: string): Uint8Array | undefined {
+  if (text.length % 4 !== 0 || !BASE64.test(text)) return undefined;
+  const bytes = new Uint8Array(Buffer.from(text, "base64"));
+  // Non-zero bits after the last byte (a second spelling of the same bytes) are refused too.
+  return Buffer.from(bytes).toString("base64") === text ? bytes : undefined;
+}
+
+function isBlank(char: string | undefined): boolean {
+  return char === " " || char === "\t";
+}
+
+/** Index of the first space or tab at or after `from`, or the length. */
+function fieldEnd(text: string, from: number): number {
+  let i = from;
+  while (i < text.length && !isBlank(text[i])) i++;
+  return i;
+}
+
+function skipBlanks(text: string, from: number): number {
+  let i = from;
+  while (isBlank(text[i])) i++;
+  return i;
+}
+
+/**
+ * Read a line's marker as OpenSSH's `check_markers` does: `@` words ended by
+ * the first space of the line (else its first tab); one marker at most.
+ * Returns the marker (`null` for none) and where the host field starts, or
+ * `undefined` when the line is to be skipped.
+ */
+function readMarker(
+  line: string,
+  from: number,
+): { marker: KnownHostsEntry["marker"] | null; rest: number } | undefined {
+  let cp = from;
+  let marker: KnownHostsEntry["marker"] | null = null;
+  while (line[cp] === "@") {
+    if (marker !== null) return undefined;
+    let end = line.indexOf(" ", cp);
+    if (end < 0) end = line.indexOf("\t", cp);
+    if (end < 0 || end <= cp + 1 || end - cp >= 32) return undefined;
+    const word = line.slice(cp, end);
+    if (word === "@cert-authority") marker = "cert-authority";
+    else if (word === "@revoked") marker = "revoked";
+    else return undefined;
+    cp = skipBlanks(line, end);
+  }
+  return { marker, rest: cp };
 }
 
 /**
@@ -97,51 +217,135 @@ export function knownHostsName(host: string, port: number): string {
  * @example
  * ```ts
  * import { parseKnownHosts } from "./known_hosts.ts";
- * const [entry] = parseKnownHosts("# c\n[h]:2222 ssh-ed25519 AAAA\n");
+ * const key = "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
+ * const [entry] = parseKnownHosts(`# c\n[h]:2222 ssh-ed25519 ${key}\n`);
  * console.log(entry.line, entry.hosts); // 2 [h]:2222
  * ```
  */
 export function parseKnownHosts(text: string): KnownHostsEntry[] {
   const entries: KnownHostsEntry[] = [];
+  // OpenSSH strips only the "\n": a "\r" stays in the line (harmless after the key).
   const lines = text.split("\n");
   for (let i = 0; i < lines.length; i++) {
-    const trimmed = lines[i].trim();
-    if (trimmed === "" || trimmed.startsWith("#")) continue;
-    const fields = trimmed.split(/[ \t]+/);
-    let marker: KnownHostsEntry["marker"];
-    if (fields[0].startsWith("@")) {
-      const name = fields.shift();
-      if (name === "@revoked") marker = "revoked";
-      else if (name === "@cert-authority") marker = "cert-authority";
-      else continue;
-    }
-    if (fields.length < 3) continue;
-    const [hosts, keyType, keyBase64] = fields;
-    entries.push({ line: i + 1, marker, hosts, keyType, keyBase64 });
+    const line = lines[i];
+    const start = skipBlanks(line, 0);
+    if (start === line.length || line[start] === "#") continue;
+    const read = readMarker(line, start);
+    if (read === undefined) continue;
+    const hostsEnd = fieldEnd(line, read.rest);
+    const hosts = line.slice(read.rest, hostsEnd);
+    const typeStart = skipBlanks(line, hostsEnd);
+    if (typeStart === line.length || line[typeStart] === "#") continue;
+    const typeEnd = fieldEnd(line, typeStart);
+    const keyType = line.slice(typeStart, typeEnd);
+    const keyStart = skipBlanks(line, typeEnd);
+    const keyBase64 = line.slice(keyStart, fieldEnd(line, keyStart)).replace(/\r$/, "");
+    const keyBlob = decodeBase64(keyBase64);
+    if (keyBlob === undefined || !keyTypeFits(keyType, blobTypeOrEmpty(keyBlob))) continue;
+    const entry: KnownHostsEntry = { line: i + 1, hosts, keyType, keyBase64, keyBlob };
+    if (read.marker !== null) entry.marker = read.marker;
+    entries.push(entry);
   }
   return entries;
 }
 
-/** Glob match with `*` and `?`, as OpenSSH's match_pattern. */
-function globMatch(pattern: string, name: string): boolean {
-  let source = "^";
-  for (const char of pattern) {
-    if (char === "*") source += ".*";
-    else if (char === "?") source += ".";
-    else source += char.replace(/[.+^${}()|[\]\\/-]/g, "\\$&");
+function blobTypeOrEmpty(keyBlob: Uint8Array): string {
+  try {
+    return keyBlobType(keyBlob);
+  } catch {
+    return "";
   }
-  return new RegExp(source + "$", "su").test(name);
 }
 
+const encoder = new TextEncoder();
+/** Longest subpattern OpenSSH's match_pattern_list copies (its buffer is 1024 bytes). */
+const MAX_SUBPATTERN = 1023;
+const STAR = 0x2a;
+const QUESTION = 0x3f;
+
+/**
+ * OpenSSH's match_pattern: `*` matches any run of bytes (also none), `?` any
+ * one byte, everything else itself. Iterative, with one backtracking point,
+ * which gives the same answers as OpenSSH's recursion for these two wildcards.
+ */
+function matchPattern(s: Uint8Array, pattern: Uint8Array): boolean {
+  let si = 0;
+  let pi = 0;
+  let starPi = -1;
+  let starSi = 0;
+  while (si < s.length) {
+    if (pi < pattern.length && pattern[pi] === STAR) {
+      starPi = pi++;
+      starSi = si;
+    } else if (pi < pattern.length && (pattern[pi] === QUESTION || pattern[pi] === s[si])) {
+      pi++;
+      si++;
+    } else if (starPi >= 0) {
+      pi = starPi + 1;
+      si = ++starSi;
+    } else {
+      return false;
+    }
+  }
+  while (pi < pattern.length && pattern[pi] === STAR) pi++;
+  return pi === pattern.length;
+}
+
+/**
+ * Match a host name against a comma-separated pattern list exactly as
+ * OpenSSH's `match_hostname` does: both sides lowercased (ASCII), each
+ * subpattern optionally negated with a leading `!`, `*` and `?` wildcards,
+ * every other character literal. A subpattern of 1023 bytes or more makes the
+ * whole list fail, as in OpenSSH.
+ *
+ * @param name The host name as looked up (see {@linkcode knownHostsName}).
+ * @param patterns The comma-separated list.
+ * @returns 1 for a match, -1 when a negated subpattern matches, 0 otherwise.
+ *
+ * @example
+ * ```ts
+ * import { matchHostPatterns } from "./known_hosts.ts";
+ * console.log(matchHostPatterns("build-vm", "*-vm,!test-vm")); // 1
+ * console.log(matchHostPatterns("test-vm", "*-vm,!test-vm")); // -1
+ * ```
+ */
+export function matchHostPatterns(name: string, patterns: string): 1 | 0 | -1 {
+  const host = encoder.encode(asciiLower(name));
+  const list = encoder.encode(patterns);
+  let positive = false;
+  let i = 0;
+  while (i < list.length) {
+    const negated = list[i] === 0x21; // "!"
+    if (negated) i++;
+    const start = i;
+    while (i < list.length && i - start < MAX_SUBPATTERN && list[i] !== 0x2c) i++;
+    if (i - start >= MAX_SUBPATTERN) return 0;
+    const sub = list.slice(start, i);
+    for (let j = 0; j < sub.length; j++) {
+      if (sub[j] >= 0x41 && sub[j] <= 0x5a) sub[j] += 0x20;
+    }
+    if (i < list.length && list[i] === 0x2c) i++;
+    if (matchPattern(host, sub)) {
+      if (negated) return -1;
+      positive = true;
+    }
+  }
+  return positive ? 1 : 0;
+}
+
+/**
+ * Whether a hashed host field (`|1|base64 salt|base64 HMAC-SHA1`) names
+ * `name`. Like OpenSSH, the field must be exactly what hashing `name` with its
+ * salt gives, canonical base64 included; any other `|…` field names no host.
+ */
 function hashedMatch(field: string, name: string): boolean {
-  const parts = field.split("|");
-  // "|1|salt|hash" splits to ["", "1", salt, hash].
-  if (parts.length !== 4 || parts[1] !== "1") return false;
-  const salt = Buffer.from(parts[2], "base64");
-  const expected = Buffer.from(parts[3], "base64");
-  if (salt.length !== 20 || expected.length !== 20) return false;
-  const actual = createHmac("sha1", salt).update(name).digest();
-  return actual.equals(expected);
+  if (!field.startsWith("|1|")) return false;
+  const end = field.indexOf("|", 3);
+  if (end <= 3 || end - 3 > 1024) return false;
+  const salt = decodeBase64(field.slice(3, end));
+  if (salt === undefined || salt.length !== 20) return false;
+  const mac = createHmac("sha1", salt).update(encoder.encode(name)).digest();
+  return field === `|1|${Buffer.from(salt).toString("base64")}|${mac.toString("base64")}`;
 }
 
 /**
@@ -149,33 +353,25 @@ function hashedMatch(field: string, name: string): boolean {
  *
  * @param entry A parsed entry.
  * @param name The lookup name.
- * @returns True when a pattern matches and no negated pattern does.
+ * @returns True when a pattern matches and no negated pattern does, or the hashed field is `name`'s.
  */
-export function entryMatchesHost(entry: KnownHostsEntry, name: string): boolean {
+export function entryMatchesHost(entry: Pick<KnownHostsEntry, "hosts">, name: string): boolean {
   if (entry.hosts.startsWith("|")) return hashedMatch(entry.hosts, name);
-  let matched = false;
-  for (const raw of entry.hosts.split(",")) {
-    const negated = raw.startsWith("!");
-    const pattern = (negated ? raw.slice(1) : raw).toLowerCase();
-    if (!globMatch(pattern, name)) continue;
-    if (negated) return false;
-    matched = true;
-  }
-  return matched;
+  return matchHostPatterns(name, entry.hosts) === 1;
 }
 
-function sameKey(entry: KnownHostsEntry, keyType: string, keyBlob: Uint8Array): boolean {
-  if (entry.keyType !== keyType) return false;
-  return Buffer.from(entry.keyBase64, "base64").equals(Buffer.from(keyBlob));
+function sameKey(entry: KnownHostsEntry, keyBlob: Uint8Array): boolean {
+  return Buffer.from(entry.keyBlob).equals(Buffer.from(keyBlob));
 }
 
 /**
  * Decide on an offered key from already-parsed entries (the pure part of
  * {@linkcode checkHostKey}).
  *
- * A host known with keys of other types counts as `mismatch`, not `unknown`:
- * the connection prefers the known key types, so a server that no longer
- * offers any of them has changed, and trust-on-first-use must not kick in.
+ * A host known with keys of other types counts as `mismatch`, not `unknown`,
+ * as in OpenSSH (`HOST_CHANGED`): the connection prefers the known key types,
+ * so a server that no longer offers any of them has changed, and
+ * trust-on-first-use must not kick in.
  *
  * @param entries Parsed known_hosts entries.
  * @param query Host, port and the offered key.
@@ -187,12 +383,10 @@ export function matchHostKey(
 ): HostKeyCheck {
   const name = knownHostsName(query.host, query.port);
   const forHost = entries.filter((e) => e.marker !== "cert-authority" && entryMatchesHost(e, name));
-  const revoked = forHost.find((e) =>
-    e.marker === "revoked" && sameKey(e, query.keyType, query.keyBlob)
-  );
+  const revoked = forHost.find((e) => e.marker === "revoked" && sameKey(e, query.keyBlob));
   if (revoked) return { status: "revoked", entryLine: revoked.line };
   const plain = forHost.filter((e) => e.marker === undefined);
-  const match = plain.find((e) => sameKey(e, query.keyType, query.keyBlob));
+  const match = plain.find((e) => sameKey(e, query.keyBlob));
   if (match) return { status: "match", entryLine: match.line };
   if (plain.length > 0) return { status: "mismatch", entryLine: plain[0].line };
   return { status: "unknown" };
@@ -233,7 +427,7 @@ export function knownKeyTypes(
 ): string[] {
   const name = knownHostsName(host, port);
   const types = entries.filter((e) => e.marker === undefined && entryMatchesHost(e, name))
-    .map((e) => e.keyType);
+    .map((e) => keyBlobType(e.keyBlob));
   return [...new Set(types)];
 }
 
@@ -331,4 +525,53 @@ export async function appendKnownHost(entry: KnownHostLine): Promise<void> {
     }
     throw error;
   }
+}
+
+/** A temporary known_hosts file from {@linkcode pinnedKnownHostsFile}; dispose it to remove it. */
+export interface PinnedKnownHosts extends AsyncDisposable {
+  /** Path of the file (mode 0600, in the temp directory). */
+  readonly path: string;
+}
+
+/**
+ * Write a temporary known_hosts file that holds exactly one key for one host:
+ * given to an external `ssh` (with `GlobalKnownHostsFile=/dev/null`), it
+ * accepts that key and no other, whatever the user's known_hosts holds.
+ *
+ * @param entry The host, port and the key (type and base64 blob) to accept.
+ * @returns The file; remove it with `await using` or its dispose method.
+ * @throws {PermissionError} When `--allow-write` does not cover the temp directory.
+ *
+ * @example
+ * ```ts ignore
+ * import { pinnedKnownHostsFile } from "./known_hosts.ts";
+ * await using pinned = await pinnedKnownHostsFile({ host, port, keyType, keyBase64 });
+ * // ssh -o UserKnownHostsFile=<pinned.path> -o GlobalKnownHostsFile=/dev/null …
+ * ```
+ */
+export async function pinnedKnownHostsFile(
+  entry: Omit<KnownHostLine, "file">,
+): Promise<PinnedKnownHosts> {
+  if (/\s/.test(entry.keyType) || decodeBase64(entry.keyBase64) === undefined) {
+    throw new TypeError("Cannot write a pinned known_hosts file: the key is malformed");
+  }
+  let path: string;
+  try {
+    path = await Deno.makeTempFile({ prefix: "sbx-pinned-known-hosts-" });
+    await Deno.writeTextFile(
+      path,
+      `${knownHostsName(entry.host, entry.port)} ${entry.keyType} ${entry.keyBase64}\n`,
+    );
+  } catch (error) {
+    if (error instanceof Deno.errors.NotCapable) {
+      throw new PermissionError("write", "the temp directory", "--allow-write", { cause: error });
+    }
+    throw error;
+  }
+  return {
+    path,
+    async [Symbol.asyncDispose]() {
+      await Deno.remove(path).catch(() => {});
+    },
+  };
 }

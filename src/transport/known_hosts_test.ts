@@ -9,6 +9,7 @@ import {
   knownHostsName,
   knownKeyTypes,
   matchHostKey,
+  matchHostPatterns,
   parseKnownHosts,
 } from "./known_hosts.ts";
 
@@ -58,40 +59,48 @@ Deno.test("knownHostsName() uses [host]:port only off port 22", () => {
   assert.equal(knownHostsName("10.0.0.5", 12222), "[10.0.0.5]:12222");
 });
 
-Deno.test("parseKnownHosts() skips comments, blanks and malformed lines and reads markers", () => {
-  const text = [
-    "# comment",
-    "",
-    "   ",
-    "a.example ssh-ed25519 AAAA comment here",
-    "@revoked * ssh-rsa BBBB",
-    "@cert-authority *.example ssh-ed25519 CCCC",
-    "@bogus x ssh-ed25519 DDDD",
-    "only-two-fields ssh-ed25519",
-    "b.example,c.example\tecdsa-sha2-nistp256 EEEE\r",
-  ].join("\n");
-  assert.deepEqual(parseKnownHosts(text), [
-    { line: 4, marker: undefined, hosts: "a.example", keyType: "ssh-ed25519", keyBase64: "AAAA" },
-    { line: 5, marker: "revoked", hosts: "*", keyType: "ssh-rsa", keyBase64: "BBBB" },
-    {
-      line: 6,
-      marker: "cert-authority",
-      hosts: "*.example",
-      keyType: "ssh-ed25519",
-      keyBase64: "CCCC",
-    },
-    {
-      line: 9,
-      marker: undefined,
-      hosts: "b.example,c.example",
-      keyType: "ecdsa-sha2-nistp256",
-      keyBase64: "EEEE",
-    },
-  ]);
+Deno.test("parseKnownHosts() skips comments, blanks and malformed lines and reads markers", async () => {
+  await withTempDir(async (dir) => {
+    const ed = await makeKey(dir, "ed25519", "ed");
+    const ec = await makeKey(dir, "ecdsa", "ec");
+    const key = `${ed.type} ${ed.base64}`;
+    const text = [
+      "# comment",
+      "",
+      "   ",
+      `a.example ${key} comment here`,
+      `@revoked * ${key}`,
+      `@cert-authority *.example ${key}`,
+      `@bogus x ${key}`,
+      "only-two-fields ssh-ed25519",
+      `b.example,c.example\t${ec.type} ${ec.base64}\r`,
+      `wrong-type ssh-rsa ${ed.base64}`,
+      `not-base64 ssh-ed25519 ${ed.base64.slice(1)}`,
+      `unknown-type ssh-foo ${ed.base64}`,
+      ` \t indented ${key}`,
+      `@revoked @revoked twice ${key}`,
+      `hash-key # ${key}`,
+      `short-name ED25519 ${ed.base64}`,
+      `rsa-name rsa-sha2-512 ${ed.base64}`,
+    ].join("\n");
+    const seen = parseKnownHosts(text).map((e) => [e.line, e.marker ?? null, e.hosts, e.keyType]);
+    assert.deepEqual(seen, [
+      [4, null, "a.example", "ssh-ed25519"],
+      [5, "revoked", "*", "ssh-ed25519"],
+      [6, "cert-authority", "*.example", "ssh-ed25519"],
+      [9, null, "b.example,c.example", "ecdsa-sha2-nistp256"],
+      [13, null, "indented", "ssh-ed25519"],
+      [16, null, "short-name", "ED25519"],
+    ]);
+    const [first] = parseKnownHosts(text);
+    assert.equal(first.keyBase64, ed.base64);
+    assert.deepEqual(first.keyBlob, ed.blob);
+    assert.equal(parseKnownHosts(text)[3].keyBase64, ec.base64, "a trailing CR is not the key's");
+  });
 });
 
-Deno.test("entryMatchesHost() handles lists, wildcards, negation and ports", () => {
-  const entry = (hosts: string) => parseKnownHosts(`${hosts} ssh-ed25519 AAAA`)[0];
+Deno.test("entryMatchesHost() handles lists, wildcards, negation, ports and any character", () => {
+  const entry = (hosts: string) => ({ hosts });
   assert.ok(entryMatchesHost(entry("a,b,c"), "b"));
   assert.ok(!entryMatchesHost(entry("a,b,c"), "d"));
   assert.ok(entryMatchesHost(entry("*.example.com"), "x.example.com"));
@@ -102,8 +111,31 @@ Deno.test("entryMatchesHost() handles lists, wildcards, negation and ports", () 
   assert.ok(!entryMatchesHost(entry("10.0.0.5"), "[10.0.0.5]:2222"));
   assert.ok(!entryMatchesHost(entry("[10.0.0.5]:2222"), "10.0.0.5"));
   assert.ok(entryMatchesHost(entry("HOST.Example"), "host.example"));
-  // Regex metacharacters in a pattern are literal.
+  assert.ok(entryMatchesHost(entry("host.example"), "HOST.Example"));
+  // Regex metacharacters are literal; a hyphen once broke every connection ("Invalid regular
+  // expression"); the pattern list is never turned into a regular expression.
   assert.ok(!entryMatchesHost(entry("a.b"), "axb"));
+  assert.ok(entryMatchesHost(entry("build-vm"), "build-vm"));
+  assert.ok(entryMatchesHost(entry("[build-vm]:2222,a+b,(x)|y,^$\\d{2}"), "a+b"));
+  assert.ok(entryMatchesHost(entry("^$\\d{2}"), "^$\\d{2}"));
+  assert.ok(entryMatchesHost(entry("host_[1]"), "host_[1]"));
+  // A "!" inside a subpattern is literal; only a leading one negates.
+  assert.ok(entryMatchesHost(entry("a!b"), "a!b"));
+  // Only ASCII letters fold, as C's tolower() does.
+  assert.ok(!entryMatchesHost(entry("\u00c9t\u00e9"), "\u00e9t\u00e9"));
+});
+
+Deno.test("matchHostPatterns() follows OpenSSH match_pattern_list to the letter", () => {
+  assert.equal(matchHostPatterns("x", "x,!x"), -1, "a negated match wins over a positive one");
+  assert.equal(matchHostPatterns("x", "!y"), 0, "a negation alone never matches");
+  assert.equal(matchHostPatterns("", ""), 0);
+  assert.equal(matchHostPatterns("a", "a,,"), 1);
+  assert.equal(matchHostPatterns("ab", "*?*b"), 1);
+  assert.equal(matchHostPatterns("b", "*?*b"), 0);
+  assert.equal(matchHostPatterns("aaaaaaaaaaaaaaaaaaaaaaaaaaaaab", "*a*a*a*a*a*a*a*b"), 1);
+  // A subpattern of 1023 bytes or more makes the whole list fail, even after a match.
+  assert.equal(matchHostPatterns("x", `x,${"y".repeat(1022)}`), 1);
+  assert.equal(matchHostPatterns("x", `x,${"y".repeat(1023)}`), 0);
 });
 
 Deno.test("fingerprintSha256() equals ssh-keygen -lf for ed25519, rsa and ecdsa", async () => {

@@ -98,6 +98,12 @@ export interface SshTarget {
   knownHostsFile: string;
   /** Trust-on-first-use: append an unknown host key (and log its fingerprint) instead of refusing. */
   acceptNewHostKey?: boolean;
+  /**
+   * SHA256 fingerprint (`SHA256:…`) the host key must have as well, such as
+   * the one pinned when a sandbox was created. Checked with known_hosts,
+   * before authentication: a different key is refused with nothing sent.
+   */
+  pinnedHostKey?: string;
   /** Bound on TCP connect + handshake + authentication. @default {15000} */
   connectTimeoutMs?: number;
   /** Keepalive interval; 3 unanswered probes end the connection; 0 turns it off. @default {5000} */
@@ -450,6 +456,13 @@ async function loadPrivateKey(target: SshTarget, logger?: Logger): Promise<Buffe
   );
 }
 
+/** A host key that passed verification. */
+interface VerifiedHostKey {
+  type: string;
+  base64: string;
+  fingerprint: string;
+}
+
 /** Put the key types known_hosts has for the host first, so the server offers one we can check. */
 function preferredHostKeyAlgorithms(knownTypes: readonly string[]): string[] {
   const preferred: string[] = [];
@@ -661,6 +674,8 @@ export class SshConnection implements AsyncDisposable {
   readonly target: SshTarget;
   /** SHA256 fingerprint of the verified host key, as `ssh-keygen -l` prints it. */
   readonly hostKeyFingerprint: string;
+  /** The verified host key as known_hosts writes it: its type and base64 blob. */
+  readonly hostKey: { readonly type: string; readonly base64: string };
   #client: Ssh2Client;
   #ownedJump: SshConnection | undefined;
   #logger: Logger | undefined;
@@ -672,13 +687,14 @@ export class SshConnection implements AsyncDisposable {
   private constructor(
     client: Ssh2Client,
     target: SshTarget,
-    fingerprint: string,
+    hostKey: VerifiedHostKey,
     ownedJump: SshConnection | undefined,
     logger: Logger | undefined,
   ) {
     this.#client = client;
     this.target = target;
-    this.hostKeyFingerprint = fingerprint;
+    this.hostKeyFingerprint = hostKey.fingerprint;
+    this.hostKey = { type: hostKey.type, base64: hostKey.base64 };
     this.#ownedJump = ownedJump;
     this.#logger = logger;
     client.on("error", (error: unknown) => {
@@ -735,12 +751,14 @@ export class SshConnection implements AsyncDisposable {
 
     const client = new Client();
     let failure: Error | undefined;
-    let fingerprint = "";
+    let hostKey: VerifiedHostKey | undefined;
     let handshakeDone = false;
 
+    // ssh2 calls this during key exchange, before any authentication request is sent: a key
+    // refused here means the server never sees the user's key or name.
     const hostVerifier = (key: Buffer, verify: (ok: boolean) => void): void => {
       const blob = new Uint8Array(key);
-      fingerprint = fingerprintSha256(blob);
+      const fingerprint = fingerprintSha256(blob);
       let keyType: string;
       try {
         keyType = keyBlobType(blob);
@@ -750,6 +768,7 @@ export class SshConnection implements AsyncDisposable {
         });
         return verify(false);
       }
+      const offered = { type: keyType, base64: Buffer.from(blob).toString("base64"), fingerprint };
       const check = matchHostKey(known, {
         host: target.host,
         port: target.port,
@@ -757,40 +776,50 @@ export class SshConnection implements AsyncDisposable {
         keyBlob: blob,
       });
       const name = knownHostsName(target.host, target.port);
-      if (check.status === "match") return verify(true);
+      const refuse = (error: Error) => {
+        failure = error;
+        verify(false);
+      };
+      if (check.status === "revoked") {
+        return refuse(
+          new HostKeyError(name, fingerprint, "revoked", target.knownHostsFile, {
+            line: check.entryLine,
+          }),
+        );
+      }
+      // The pin comes before trust-on-first-use: a key that is not the pinned one is never
+      // appended to known_hosts.
+      if (target.pinnedHostKey !== undefined && fingerprint !== target.pinnedHostKey) {
+        return refuse(
+          new HostKeyError(name, fingerprint, "pinned", target.knownHostsFile, {
+            pinned: target.pinnedHostKey,
+            knownHostsToo: check.status === "match" ? undefined : check.status,
+          }),
+        );
+      }
+      if (check.status === "match") {
+        hostKey = offered;
+        return verify(true);
+      }
       if (check.status === "unknown" && target.acceptNewHostKey) {
-        const keyBase64 = Buffer.from(blob).toString("base64");
         appendKnownHost({
           file: target.knownHostsFile,
           host: target.host,
           port: target.port,
           keyType,
-          keyBase64,
+          keyBase64: offered.base64,
         })
           .then(() => {
             logger?.warn(
               `Permanently added ${name} (${keyType} ${fingerprint}) to ${target.knownHostsFile}`,
             );
+            hostKey = offered;
             verify(true);
           })
-          .catch((error) => {
-            failure = error instanceof Error ? error : new Error(String(error));
-            verify(false);
-          });
+          .catch((error) => refuse(error instanceof Error ? error : new Error(String(error))));
         return;
       }
-      failure = new HostKeyError(
-        name,
-        fingerprint,
-        check.status === "unknown" ? "unknown" : "mismatch",
-        target.knownHostsFile,
-      );
-      if (check.status === "revoked") {
-        logger?.error(
-          `Host key ${fingerprint} of ${name} is marked @revoked in ${target.knownHostsFile}`,
-        );
-      }
-      verify(false);
+      refuse(new HostKeyError(name, fingerprint, check.status, target.knownHostsFile));
     };
 
     const config: ConnectConfig = {
@@ -870,12 +899,18 @@ export class SshConnection implements AsyncDisposable {
       await ownedJump?.close();
       throw error;
     }
+    if (hostKey === undefined) {
+      // ssh2 verifies before "ready"; reaching here without a verified key would be a bug.
+      client.destroy();
+      await ownedJump?.close();
+      throw new Error(`connected to ${where} without a verified host key`);
+    }
     logger?.debug(
       `connected to ${where} in ${
         Math.round(performance.now() - started)
-      } ms (host key ${fingerprint})`,
+      } ms (host key ${hostKey.fingerprint})`,
     );
-    return new SshConnection(client, target, fingerprint, ownedJump, logger);
+    return new SshConnection(client, target, hostKey, ownedJump, logger);
   }
 
   /** Whether the connection has closed (by {@linkcode close}, the server, or a dead peer). */
@@ -1265,7 +1300,8 @@ export class SshConnection implements AsyncDisposable {
  * @param target Where and how to connect.
  * @param options Abort signal, logger, and an optional open jump connection.
  * @returns The open connection.
- * @throws {HostKeyError} When the host key is unknown (without `acceptNewHostKey`), changed or revoked.
+ * @throws {HostKeyError} When the host key is unknown (without `acceptNewHostKey`), changed,
+ *   revoked, or not `pinnedHostKey`; always before authentication.
  * @throws {SshError} When the host cannot be reached or authentication fails.
  * @throws {TimeoutError} When connect + handshake + auth exceed `connectTimeoutMs`.
  * @throws {PermissionError} When `--allow-net` or `--allow-read` is missing.
@@ -1275,6 +1311,23 @@ export function connectSsh(
   options: ConnectSshOptions = {},
 ): Promise<SshConnection> {
   return SshConnection.connect(target, options);
+}
+
+/**
+ * A pooled connection verified for one target serves another only when its
+ * key is that target's pin too; otherwise refuse, as a new connection would
+ * have before authenticating (the pooled one stays open for its own users).
+ */
+function checkPin(connection: SshConnection, target: SshTarget): SshConnection {
+  const pinned = target.pinnedHostKey;
+  if (pinned === undefined || connection.hostKeyFingerprint === pinned) return connection;
+  throw new HostKeyError(
+    knownHostsName(target.host, target.port),
+    connection.hostKeyFingerprint,
+    "pinned",
+    target.knownHostsFile,
+    { pinned },
+  );
 }
 
 /** Options for {@linkcode SshPool}. */
@@ -1336,7 +1389,7 @@ export class SshPool implements AsyncDisposable {
     const pending = this.#connections.get(key);
     if (pending !== undefined) {
       const connection = await pending;
-      if (!connection.closed) return connection;
+      if (!connection.closed) return checkPin(connection, target);
       if (this.#connections.get(key) === pending) this.#connections.delete(key);
       return this.get(target, options);
     }

@@ -315,7 +315,7 @@ Deno.test({
         await Deno.writeTextFile(file, `${known}@revoked * ${sshd.hostPublicKeyLine}\n`);
         await assert.rejects(
           connectSsh(targetOf(sshd, { knownHostsFile: file })),
-          (error: unknown) => error instanceof HostKeyError && error.reason === "mismatch",
+          (error: unknown) => error instanceof HostKeyError && error.reason === "revoked",
         );
       });
 

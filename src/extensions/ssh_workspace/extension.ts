@@ -29,6 +29,8 @@ import {
 } from "./remote_scripts.ts";
 import { scanMarkedWorkspaces } from "./reap.ts";
 import { sftpSync } from "./sftp_sync.ts";
+import { selectFiles } from "../../process/git_selection.ts";
+import { pinnedKnownHostsFile } from "../../transport/known_hosts.ts";
 import { checkWorkspacePath } from "./workspace_path.ts";
 
 /** Base class of backends whose sandboxes are workspace directories reached over SSH. */
@@ -48,30 +50,27 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
   }
 
   /**
-   * The pooled connection for a handle, checking that the host key is the
-   * one seen when the sandbox was made.
+   * The pooled connection for a handle. The host key must be the one seen
+   * when the sandbox was made (`host_key_fingerprint`): the transport checks
+   * that pin with known_hosts, before authenticating.
    *
    * @param handle The stored handle.
    * @param signal Abort signal.
    * @param acceptNewHostKey Trust an unknown host key (only while creating).
    * @returns The connection.
+   * @throws {HostKeyError} When the key is refused; for the pin, with the command that re-pins.
    */
   protected async connect(
     handle: Handle,
     signal?: AbortSignal,
     acceptNewHostKey = false,
   ): Promise<SshConnection> {
-    const connection = await this.#pool.get(targetFromHandle(handle, acceptNewHostKey), { signal });
-    const pinned = handle.host_key_fingerprint;
-    if (pinned && connection.hostKeyFingerprint !== pinned) {
-      throw new HostKeyError(
-        `${handle.vm_target}:${handle.ssh_port}`,
-        connection.hostKeyFingerprint,
-        "mismatch",
-        handle.known_hosts,
-      );
+    try {
+      return await this.#pool.get(targetFromHandle(handle, acceptNewHostKey), { signal });
+    } catch (error) {
+      if (!(error instanceof HostKeyError) || error.reason !== "pinned") throw error;
+      throw repinError(error, handle);
     }
-    return connection;
   }
 
   /**
@@ -126,7 +125,9 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
 
   /**
    * rsync a local directory into the workspace (archive mode, `--delete`
-   * inside the workspace only, `.gitignore` and excludes honoured). On Linux
+   * inside the workspace only, excludes honoured; in a git work tree exactly
+   * the files git lists, elsewhere `.gitignore` files as rsync reads them, see
+   * git_selection.ts). On Linux
    * with rsync 3.2.4+ rsync runs over the pooled connection (no second
    * handshake); elsewhere over its own `ssh`. When rsync cannot be used — the
    * remote has none, or (external `ssh` only) the key needs a passphrase and
@@ -144,27 +145,43 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
     // The marker is ours, not the repo's: never send over it or delete it.
     const exclude = [...(options.exclude ?? []), `/${MARKER_FILE}`];
     const gitignore = options.gitignore ?? true;
+    await using selection = await selectFiles(from, {
+      gitignore,
+      includeGit: options.includeGit ?? false,
+      signal: options.signal,
+    });
+    if (selection.notice !== undefined) this.logger.info(`sync: ${selection.notice}`);
     const relay = await rsyncRelaySupported();
     const whyNotRsync = await this.#whyNotRsync(handle, connection, relay);
     if (whyNotRsync !== undefined) {
       this.logger.warn(`${whyNotRsync}; syncing over SFTP (slower, no delta transfer)`);
       return await sftpSync(
         connection,
-        { source: from, workspace, exclude, gitignore, protect: [MARKER_FILE] },
+        {
+          source: from,
+          workspace,
+          exclude,
+          gitignore,
+          selection: selection.filterArgs,
+          protect: [MARKER_FILE],
+        },
         { onProgress: options.onProgress, signal: options.signal, logger: this.logger },
       );
     }
     return await this.#rsync(
+      handle,
       {
         source: from,
         target: targetFromHandle(handle),
         remoteDir: workspace,
         exclude,
         gitignore,
+        selection: selection.filterArgs,
         delete: true,
         progress: options.onProgress !== undefined,
       },
-      relay ? connection : undefined,
+      connection,
+      relay,
       options,
     );
   }
@@ -186,7 +203,11 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
   ): Promise<void> {
     const workspace = checkWorkspacePath(handle.workspace);
     const relay = await rsyncRelaySupported();
+    // Connected first even for rsync's own ssh: the connection verifies the pin, and its key is
+    // the only one that ssh is then given to accept.
+    const connection = await this.connect(handle, options.signal);
     await this.#rsync(
+      handle,
       {
         source: localDir,
         target: targetFromHandle(handle),
@@ -198,15 +219,21 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
         direction: "pull",
         remoteEntry: true,
       },
-      relay ? await this.connect(handle, options.signal) : undefined,
+      connection,
+      relay,
       options,
     );
   }
 
-  /** rsync over `connection` when given (the relay), else over rsync's own `ssh`. */
-  #rsync(
+  /**
+   * rsync over `connection` (the relay), or over rsync's own `ssh` with a
+   * known_hosts file that holds only the key `connection` verified (the pin).
+   */
+  async #rsync(
+    handle: Handle,
     plan: RsyncPlan,
-    connection: SshConnection | undefined,
+    connection: SshConnection,
+    relay: boolean,
     options: Pick<SyncOptions, "onProgress" | "signal">,
   ): Promise<SyncReport> {
     const runOptions = {
@@ -214,9 +241,24 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
       signal: options.signal,
       logger: this.logger,
     };
-    return connection
-      ? runRsyncOverConnection(plan, connection, runOptions)
-      : runRsync(plan, runOptions);
+    if (relay) return await runRsyncOverConnection(plan, connection, runOptions);
+    await using pinned = await pinnedKnownHostsFile({
+      host: plan.target.host,
+      port: plan.target.port,
+      keyType: connection.hostKey.type,
+      keyBase64: connection.hostKey.base64,
+    });
+    const target = {
+      ...plan.target,
+      knownHostsFile: pinned.path,
+      pinnedHostKey: connection.hostKeyFingerprint,
+    };
+    try {
+      return await runRsync({ ...plan, target }, runOptions);
+    } catch (error) {
+      if (!(error instanceof HostKeyError) || error.reason !== "pinned") throw error;
+      throw repinError(error, handle);
+    }
   }
 
   /**
@@ -335,6 +377,18 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
     }
     return known;
   }
+}
+
+/** The pin error again, with the command that pins the offered key for this sandbox. */
+function repinError(error: HostKeyError, handle: SshWorkspaceHandle): HostKeyError {
+  const id = handle.workspace.slice(handle.workspace.lastIndexOf("/sbx-") + 5);
+  const flag = `--accept-host-key ${error.fingerprint}`;
+  return new HostKeyError(error.host, error.fingerprint, "pinned", handle.known_hosts, {
+    pinned: error.pinned,
+    knownHostsToo: error.knownHostsToo,
+    repin:
+      `run the command again with ${flag} right after "sandboxer" (e.g. "sandboxer ${flag} destroy ${id}"); that key is then pinned`,
+  });
 }
 
 /**

@@ -59,7 +59,8 @@ export function passphraseFrom(name: string | null): string | undefined {
 }
 
 /**
- * The connection target a handle describes.
+ * The connection target a handle describes, pinned to the host key
+ * recorded at create (when there is one).
  *
  * @param handle The stored handle.
  * @param acceptNewHostKey Trust an unknown host key (only at create).
@@ -78,6 +79,8 @@ export function targetFromHandle(handle: SshWorkspaceHandle, acceptNewHostKey = 
     keepaliveIntervalMs: handle.keepalive_interval_ms,
   };
   const target: SshTarget = { host, port: handle.ssh_port, user, ...common };
+  // Checked before authentication; the jump host has no pin of its own.
+  if (handle.host_key_fingerprint) target.pinnedHostKey = handle.host_key_fingerprint;
   if (handle.jump) {
     const match = /^(.+)@(.+):(\d+)$/.exec(handle.jump);
     if (match) target.jump = { user: match[1], host: match[2], port: Number(match[3]), ...common };

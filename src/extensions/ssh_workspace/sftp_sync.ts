@@ -10,7 +10,8 @@
  * real content (the receiving side's `.gitignore` is what protects a
  * remote-only build directory from `--delete`). The LOCAL rsync then runs
  * `--dry-run --delete` from the source into that skeleton with the same
- * filter arguments as a real sync ({@linkcode rsyncFilterArgs}) and itemizes
+ * filter arguments as a real sync ({@linkcode rsyncFilterArgs}: git's own
+ * file listing in a work tree, see git_selection.ts) and itemizes
  * what it would delete, create, send and chmod. Those items are replayed over
  * one SFTP session.
  *
@@ -41,6 +42,8 @@ export interface SftpSyncPlan {
   exclude: readonly string[];
   /** Honour `.gitignore` files, on both sides, as rsync's `:- .gitignore` filter does. */
   gitignore: boolean;
+  /** The file selection's rsync filter arguments (git's listing), used instead of `gitignore`. */
+  selection?: readonly string[];
   /** Top-level names in the workspace that are never written or deleted (the marker). */
   protect: readonly string[];
 }
