@@ -137,3 +137,31 @@ export async function listDir(path: string): Promise<string[]> {
   for await (const entry of Deno.readDir(path)) names.push(entry.name);
   return names.sort();
 }
+
+/**
+ * Make the heartbeats of sandbox `id` stale — owner (`<id>.<token>.alive`, or the older
+ * `<id>.alive`) and in-use (`<id>.<token>.inuse`) files — by setting their mtime an hour back,
+ * as a process killed or stopped long ago would leave them. Tests use this instead of sleeping
+ * past the staleness limit. Only call it for processes that are dead or stopped (SIGSTOP): a
+ * live one refreshes its files within a second.
+ *
+ * @param stateDir SANDBOXER_HOME.
+ * @param id The sandbox id.
+ * @param kinds Which heartbeats: owner (`alive`), in-use (`inuse`), or both.
+ * @returns How many files were changed.
+ */
+export async function makeHeartbeatsStale(
+  stateDir: string,
+  id: string,
+  kinds: readonly ("alive" | "inuse")[] = ["alive", "inuse"],
+): Promise<number> {
+  const past = new Date(Date.now() - 3600_000);
+  let changed = 0;
+  for await (const entry of Deno.readDir(`${stateDir}/sandboxes`)) {
+    const match = /^([a-z0-9-]+)(?:\.[0-9a-f]+)?\.(alive|inuse)$/.exec(entry.name);
+    if (!match || match[1] !== id || !kinds.includes(match[2] as "alive" | "inuse")) continue;
+    await Deno.utime(`${stateDir}/sandboxes/${entry.name}`, past, past);
+    changed++;
+  }
+  return changed;
+}
