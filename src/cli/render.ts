@@ -10,13 +10,15 @@
 import type { SandboxRecord } from "../core/journal.ts";
 import type { JsonObject } from "../config/types.ts";
 import { escapeControl, table } from "./output.ts";
+import { RESERVED_ENV } from "../extensions/compose_ssh/environment.ts";
 
 /** What a masked secret value prints as. */
 export const MASK = "***";
 
 /**
- * A record as sandboxer prints it: values of the profile's `env:` and of a
- * compose handle's `compose_env` replaced by `***` (the names stay). The
+ * A record as sandboxer prints it: values of the profile's `env:` and of the
+ * profile's `compose.env` (in a compose handle's `compose_env`; the variables
+ * sandboxer sets itself stay) replaced by `***`, the names kept. The
  * journal itself keeps the values (mode 0600), since every command needs them.
  *
  * @param record The record as stored.
@@ -27,8 +29,11 @@ export function publicRecord(record: SandboxRecord): SandboxRecord {
   if (record.env) shown.env = record.env.map(maskEntry);
   const composeEnv = record.handle?.compose_env;
   if (record.handle && composeEnv && typeof composeEnv === "object" && !Array.isArray(composeEnv)) {
+    // The variables sandboxer sets itself (ports, key paths) are no secret; the profile's are.
     const masked: JsonObject = {};
-    for (const name of Object.keys(composeEnv)) masked[name] = MASK;
+    for (const [name, value] of Object.entries(composeEnv)) {
+      masked[name] = RESERVED_ENV.includes(name) ? value : MASK;
+    }
     shown.handle = { ...record.handle, compose_env: masked };
   }
   return shown;

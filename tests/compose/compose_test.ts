@@ -316,7 +316,8 @@ compose:
       const [program, ...rest] = engine.composeCommand;
       const down = await new Deno.Command(program, {
         args: [...rest, "-p", "sbx-byhand", "-f", box.handle.compose_file, "down", "-t", "1"],
-        env: { ...engine.env, ...box.handle.compose_env },
+        // The CLI prints compose.env values as ***: the journal record holds them.
+        env: { ...engine.env, ...(await record("byhand")).handle.compose_env },
         stdout: "null",
         stderr: "piped",
       }).output();
