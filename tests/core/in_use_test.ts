@@ -133,3 +133,30 @@ Deno.test("destroy --force and gc of an expired sandbox go ahead while an exec r
     "forced.json",
   ]);
 });
+
+Deno.test("sync marks the sandbox in use while it transfers (SDK)", async () => {
+  await using vm = await startTestVm();
+  const profile = await vm.profile("p");
+  const { Manager } = await import("../../mod.ts");
+  await using manager = await Manager.open({
+    stateDir: vm.env.SANDBOXER_HOME,
+    env: () => undefined,
+  });
+  await manager.create({ profile, name: "syncing" });
+  const repo = `${vm.dir}/repo`;
+  await Deno.mkdir(repo);
+  await Deno.writeFile(`${repo}/blob.bin`, new Uint8Array(4 * 1024 * 1024));
+  const seen: Promise<string[]>[] = [];
+  await manager.sync("syncing", {
+    repo,
+    // Called while rsync runs: who uses the sandbox at that moment?
+    onProgress: () => {
+      seen.push(manager.journal.users("syncing").then((users) => users.map((u) => u.what)));
+    },
+  });
+  const during = await Promise.all(seen);
+  assert.ok(during.length > 0, "no progress reported");
+  assert.ok(during.some((users) => users.includes("sync")), JSON.stringify(during));
+  assert.deepEqual(await manager.journal.users("syncing"), [], "the mark ends with the sync");
+  await manager.destroy("syncing");
+});
