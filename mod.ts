@@ -31,10 +31,17 @@ export {
   type ManagerSyncOptions,
 } from "./src/core/manager.ts";
 export {
+  HEARTBEAT_STALE_MS,
   Journal,
+  type JournalListOptions,
+  type JournalOptions,
+  type JournalUpdateOptions,
   randomId,
+  type SandboxInUse,
+  type SandboxOwner,
   type SandboxRecord,
   type SandboxStatus,
+  type SandboxUse,
   validateId,
 } from "./src/core/journal.ts";
 export type {

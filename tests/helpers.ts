@@ -137,3 +137,59 @@ export async function listDir(path: string): Promise<string[]> {
   for await (const entry of Deno.readDir(path)) names.push(entry.name);
   return names.sort();
 }
+
+/** Which heartbeat files: owner (`<id>.<token>.alive`, or the older `<id>.alive`), in-use (`<id>.<token>.inuse`). */
+export type HeartbeatKind = "alive" | "inuse";
+
+/**
+ * Make the heartbeats of sandbox `id` stale by setting their mtime an hour back, as a process
+ * killed or stopped long ago would leave them. Tests use this instead of sleeping past the
+ * staleness limit. Only call it for processes that are dead or stopped (SIGSTOP): a live one
+ * refreshes its files within a second.
+ *
+ * @param stateDir SANDBOXER_HOME.
+ * @param id The sandbox id.
+ * @param kinds Which heartbeats: owner (`alive`), in-use (`inuse`), or both.
+ * @returns How many files were changed.
+ */
+export function makeHeartbeatsStale(
+  stateDir: string,
+  id: string,
+  kinds: readonly HeartbeatKind[] = ["alive", "inuse"],
+): Promise<number> {
+  return setHeartbeatTimes(stateDir, id, new Date(Date.now() - 3600_000), kinds);
+}
+
+/**
+ * Make the heartbeats of sandbox `id` look fresh for the next minute (mtime a minute ahead), as
+ * if their dead process were still at work, however slow the machine is: for tests of what a
+ * live owner's heartbeat protects.
+ *
+ * @param stateDir SANDBOXER_HOME.
+ * @param id The sandbox id.
+ * @param kinds Which heartbeats.
+ * @returns How many files were changed.
+ */
+export function makeHeartbeatsFresh(
+  stateDir: string,
+  id: string,
+  kinds: readonly HeartbeatKind[] = ["alive", "inuse"],
+): Promise<number> {
+  return setHeartbeatTimes(stateDir, id, new Date(Date.now() + 60_000), kinds);
+}
+
+async function setHeartbeatTimes(
+  stateDir: string,
+  id: string,
+  time: Date,
+  kinds: readonly HeartbeatKind[],
+): Promise<number> {
+  let changed = 0;
+  for await (const entry of Deno.readDir(`${stateDir}/sandboxes`)) {
+    const match = /^([a-z0-9-]+)(?:\.[0-9a-f]+)?\.(alive|inuse)$/.exec(entry.name);
+    if (!match || match[1] !== id || !kinds.includes(match[2] as HeartbeatKind)) continue;
+    await Deno.utime(`${stateDir}/sandboxes/${entry.name}`, time, time);
+    changed++;
+  }
+  return changed;
+}

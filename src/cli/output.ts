@@ -39,6 +39,32 @@ export const processOutput: Output = {
   },
 };
 
+const NAMED_ESCAPES: Readonly<Record<string, string>> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+
+/**
+ * Escape C0 controls, DEL and C1 controls (U+0000–U+001F, U+007F–U+009F) as
+ * `\n`, `\r`, `\t` or `\xNN`, so text from a remote host or an extension
+ * cannot move the cursor, change colours or retitle the terminal, and an
+ * error stays one line. The one escaping function for human output; JSON
+ * output keeps exact values instead (see `json()`).
+ *
+ * @param text Any text.
+ * @returns The text with every control character escaped.
+ *
+ * @example
+ * ```ts
+ * import { escapeControl } from "./output.ts";
+ * console.log(escapeControl("/build/sbx-a\x1b]0;pwned\x07")); // /build/sbx-a\x1b]0;pwned\x07
+ * ```
+ */
+export function escapeControl(text: string): string {
+  return text.replace(
+    // deno-lint-ignore no-control-regex
+    /[\u0000-\u001f\u007f-\u009f]/g,
+    (c) => NAMED_ESCAPES[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
+}
+
 /**
  * A logger that writes `sandboxer: …` lines to stderr.
  *
@@ -47,8 +73,11 @@ export const processOutput: Output = {
  * @returns The logger.
  */
 export function stderrLogger(output: Output, debug: boolean): Logger {
+  // Messages carry text from extensions and remote hosts: no terminal controls get through.
   const line = (prefix: string) => (message: string) => {
-    for (const part of message.split("\n")) output.err(`sandboxer: ${prefix}${part}\n`);
+    for (const part of message.split("\n")) {
+      output.err(`sandboxer: ${prefix}${escapeControl(part)}\n`);
+    }
   };
   return {
     debug: debug ? line("debug: ") : () => {},
@@ -79,5 +108,9 @@ export function table(headers: readonly string[], rows: readonly (readonly strin
  * @returns The text.
  */
 export function json(value: unknown): string {
-  return JSON.stringify(value, null, 2) + "\n";
+  // JSON.stringify escapes C0 but passes DEL and C1 through raw; escape them too (same value).
+  return JSON.stringify(value, null, 2).replace(
+    /[\u007f-\u009f]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  ) + "\n";
 }

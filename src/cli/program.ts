@@ -5,10 +5,10 @@
  */
 
 import { Command, CommanderError } from "@commander-js/extra-typings";
-import { SandboxerError, UsageError } from "../core/errors.ts";
+import { localFileErrorFrom, SandboxerError, UsageError } from "../core/errors.ts";
 import { permissionErrorFrom } from "../core/permissions.ts";
 import { CliContext } from "./context.ts";
-import type { Output } from "./output.ts";
+import { escapeControl, type Output } from "./output.ts";
 import { VERSION } from "./version.ts";
 import { createCommand } from "./commands/create.ts";
 import { listCommand } from "./commands/list.ts";
@@ -29,6 +29,16 @@ export const EXIT_FAILURE = 1;
 export const EXIT_INTERRUPTED = 130;
 /** Exit code for bugs. */
 export const EXIT_INTERNAL = 70;
+/**
+ * Exit code of `exec` and `run` when sandboxer itself failed (usage, sandbox not found or not
+ * ready, cannot connect, workspace refused, run's create/sync/setup, an artifact copy), so a
+ * script can tell it from the remote command's own code, which passes through (docker's
+ * convention).
+ */
+export const EXIT_SANDBOXER_FAILED = 125;
+
+/** Verbs whose exit code is the remote command's; their own failures exit 125. */
+const PASS_THROUGH_VERBS = new Set(["exec", "run"]);
 
 /**
  * Run the CLI with `args` and return the exit code. Never exits the process.
@@ -76,7 +86,13 @@ export async function runCli(
     await program.parseAsync(args as string[], { from: "user" });
     return ctx.exitCode;
   } catch (error) {
-    return reportError(error, output, args.includes("--debug"));
+    const code = reportError(error, output, args.includes("--debug"));
+    // Global options take no value, so the verb is the first word that is not an option.
+    const verb = args.find((arg) => !arg.startsWith("-"));
+    if (verb !== undefined && PASS_THROUGH_VERBS.has(verb) && code !== 0) {
+      return code === EXIT_INTERRUPTED ? code : EXIT_SANDBOXER_FAILED;
+    }
+    return code;
   }
 }
 
@@ -109,24 +125,27 @@ export function reportError(error: unknown, output: Output, debug: boolean): num
     return EXIT_INTERRUPTED;
   }
   if (error instanceof Deno.errors.NotCapable) error = permissionErrorFrom(error);
+  // A directory where a file belongs, a full disk: the machine's or the settings' problem.
+  error = localFileErrorFrom(error) ?? error;
   if (error instanceof Deno.errors.PermissionDenied) {
     // The operating system, not Deno, refused: no flag helps, the file's owner or mode does.
     output.err(
       `sandboxer: error: ${
-        error.message.split("\n")[0]
+        escapeControl(error.message.split("\n")[0])
       }: the operating system denied access; check the owner and mode of that path, or run as a user who may use it\n`,
     );
     if (debug) printDebug(error, output);
     return EXIT_FAILURE;
   }
   if (error instanceof SandboxerError) {
-    output.err(`sandboxer: error: ${error.message}\n`);
+    // Messages carry text from extensions and remote hosts: one line, no terminal controls.
+    output.err(`sandboxer: error: ${escapeControl(error.message)}\n`);
     if (debug) printDebug(error, output);
     return error instanceof UsageError ? EXIT_USAGE : EXIT_FAILURE;
   }
   const message = error instanceof Error ? error.message : String(error);
   output.err(
-    `sandboxer: internal error: ${message.split("\n")[0]}${
+    `sandboxer: internal error: ${escapeControl(message.split("\n")[0])}${
       debug ? "" : " (rerun with --debug for the stack trace, and please report it)"
     }\n`,
   );

@@ -1,11 +1,48 @@
 /**
- * How records and reports look on the terminal.
+ * How records and reports look on the terminal. Text that comes from
+ * extensions or remote hosts (workspace paths, error messages, handle fields)
+ * goes through `escapeControl()` (output.ts) before it reaches a terminal, and
+ * secret values are masked by {@linkcode publicRecord} in every output.
  *
  * @module
  */
 
 import type { SandboxRecord } from "../core/journal.ts";
-import { table } from "./output.ts";
+import type { JsonObject } from "../config/types.ts";
+import { escapeControl, table } from "./output.ts";
+import { RESERVED_ENV } from "../extensions/compose_ssh/environment.ts";
+
+/** What a masked secret value prints as. */
+export const MASK = "***";
+
+/**
+ * A record as sandboxer prints it: values of the profile's `env:` and of the
+ * profile's `compose.env` (in a compose handle's `compose_env`; the variables
+ * sandboxer sets itself stay) replaced by `***`, the names kept. The
+ * journal itself keeps the values (mode 0600), since every command needs them.
+ *
+ * @param record The record as stored.
+ * @returns A copy safe to print.
+ */
+export function publicRecord(record: SandboxRecord): SandboxRecord {
+  const shown: SandboxRecord = { ...record };
+  if (record.env) shown.env = record.env.map(maskEntry);
+  const composeEnv = record.handle?.compose_env;
+  if (record.handle && composeEnv && typeof composeEnv === "object" && !Array.isArray(composeEnv)) {
+    // The variables sandboxer sets itself (ports, key paths) are no secret; the profile's are.
+    const masked: JsonObject = {};
+    for (const [name, value] of Object.entries(composeEnv)) {
+      masked[name] = RESERVED_ENV.includes(name) ? value : MASK;
+    }
+    shown.handle = { ...record.handle, compose_env: masked };
+  }
+  return shown;
+}
+
+function maskEntry(entry: string): string {
+  const equals = entry.indexOf("=");
+  return equals < 0 ? MASK : `${entry.slice(0, equals)}=${MASK}`;
+}
 
 /**
  * A text table of sandboxes.
@@ -17,36 +54,42 @@ export function recordsTable(records: readonly SandboxRecord[]): string {
   if (records.length === 0) return "No sandboxes.\n";
   return table(
     ["ID", "STATUS", "PROFILE", "EXTENSION", "WORKSPACE", "EXPIRES"],
-    records.map((r) => [
-      r.id,
-      r.status === "failed" && r.step ? `failed (${r.step})` : r.status,
-      r.profile,
-      r.extension,
-      r.workspace ?? "-",
-      r.expires_at ?? "never",
-    ]),
+    records.map((r) =>
+      [
+        r.id,
+        r.status === "failed" && r.step ? `failed (${r.step})` : r.status,
+        r.profile,
+        r.extension,
+        r.workspace ?? "-",
+        r.expires_at ?? "never",
+      ].map(escapeControl)
+    ),
   );
 }
 
 /**
- * Every field of one sandbox as `key: value` lines.
+ * Every field of one sandbox as `key: value` lines, secrets masked and
+ * control characters escaped.
  *
  * @param record The record.
  * @returns The text.
  */
 export function recordDetails(record: SandboxRecord): string {
+  const shown = publicRecord(record);
   const lines = [
-    ["id", record.id],
-    ["status", record.status],
-    ["step", record.step ?? "-"],
-    ["error", record.error ?? "-"],
-    ["profile", `${record.profile} (${record.profile_file})`],
-    ["extension", record.extension],
-    ["workspace", record.workspace ?? "-"],
-    ["created", record.created_at],
-    ["expires", record.expires_at ?? "never"],
-    ["owner", `${record.owner.user}@${record.owner.host} pid ${record.owner.pid}`],
-    ["handle", JSON.stringify(record.handle)],
+    ["id", shown.id],
+    ["status", shown.status],
+    ["step", shown.step ?? "-"],
+    ["error", shown.error ?? "-"],
+    ["profile", `${shown.profile} (${shown.profile_file})`],
+    ["extension", shown.extension],
+    ["workspace", shown.workspace ?? "-"],
+    ["created", shown.created_at],
+    ["expires", shown.expires_at ?? "never"],
+    ["owner", `${shown.owner.user}@${shown.owner.host} pid ${shown.owner.pid}`],
+    ["env", shown.env?.length ? shown.env.join(" ") : "-"],
+    ["handle", JSON.stringify(shown.handle)],
   ];
-  return lines.map(([k, v]) => `${(k + ":").padEnd(11)}${v}`).join("\n") + "\n";
+  if (shown.ephemeral) lines.splice(9, 0, ["run", "yes: destroyed when its run ends"]);
+  return lines.map(([k, v]) => `${(k + ":").padEnd(11)}${escapeControl(v)}`).join("\n") + "\n";
 }

@@ -95,3 +95,6 @@ export function formatDuration(seconds: number): string {
   }
   return seconds < 0 ? `-${text}` : text;
 }
+
+/** The longest ttl sandboxer accepts (365 days), in seconds: enough for any build, and far from a date overflow. */
+export const MAX_TTL_SECONDS: number = 365 * 86_400;

@@ -36,7 +36,8 @@ const FORBIDDEN_SEGMENTS = new Set(["__proto__", "constructor", "prototype"]);
  * @returns The new data and which fields were overridden.
  * @throws {UsageError} for an override without `=`, with an empty path or
  * segment, whose path runs through a value that is not a mapping, or whose
- * flow value (`[…]`, `{…}`, quoted) is not valid YAML.
+ * flow value (`[…]`, `{…}`, quoted) is not valid YAML, or whose value is YAML's
+ * null (`~`, `null`): on the command line that would silently mean the default.
  *
  * @example
  * ```ts
@@ -122,6 +123,15 @@ function parseValue(override: string, written: string): JsonValue {
     }
     return text;
   }
-  if (!flow && value !== null && typeof value === "object") return text;
+  if (value === null) {
+    // In a file `root: ~` leaves a field at its default; on the command line that is never what
+    // was meant (`--set workspace.root=~` silently gave /build), so say so instead.
+    throw new UsageError(
+      `Cannot use --set ${override}: YAML reads ${
+        JSON.stringify(text)
+      } as no value, which would leave the field at its default; write the value itself (a path may start with ~/), or "${text}" in quotes for that text`,
+    );
+  }
+  if (!flow && typeof value === "object") return text;
   return value as JsonValue;
 }

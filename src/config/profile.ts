@@ -13,6 +13,7 @@ import { EXTENSION_ID_PATTERN } from "./registration.ts";
 import { describeValue, expandHome, type SharedConfigSource, validateConfig } from "./schema.ts";
 import type { ConfigSchema, JsonObject, Profile } from "./types.ts";
 import { parseYamlDocument, withOverrides } from "./yaml_source.ts";
+import { MAX_TTL_SECONDS } from "./duration.ts";
 
 /** Top-level profile keys that belong to sandboxer; every other key is the extension's. */
 export const PROFILE_KEYS: readonly string[] = [
@@ -35,7 +36,7 @@ const PROFILE_SCHEMA: ConfigSchema = {
   "sync.include_git": { type: "boolean", default: false, description: "send .git too" },
   setup: { type: "string[]", default: [] },
   env: { type: "string[]", default: [], description: "NAME=value pairs for setup and exec" },
-  ttl: { type: "duration", min: 1 },
+  ttl: { type: "duration", min: 1, max: MAX_TTL_SECONDS },
 };
 
 const ENV_ENTRY = /^[A-Za-z_][A-Za-z0-9_]*=/;

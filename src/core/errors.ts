@@ -148,6 +148,8 @@ export class ProfileNotFoundError extends SandboxerError {
 export class ExtensionError extends SandboxerError {
   /** The extension id concerned. */
   readonly extensionId: string;
+  /** The problem alone, without the `Extension "<id>"` prefix. */
+  readonly problem: string;
   /**
    * Create it.
    *
@@ -158,6 +160,7 @@ export class ExtensionError extends SandboxerError {
   constructor(extensionId: string, problem: string, options?: ErrorOptions) {
     super("EXTENSION", `Extension "${extensionId}" ${problem}`, options);
     this.extensionId = extensionId;
+    this.problem = problem;
   }
 }
 
@@ -253,6 +256,150 @@ export class SandboxStateError extends SandboxerError {
   constructor(id: string, problem: string) {
     super("SANDBOX_STATE", `Sandbox "${id}" ${problem}`);
   }
+}
+
+/**
+ * Another process is working on or in the sandbox: an `exec`, `sync` or
+ * artifact copy runs in it, or a live `create`, `destroy` or `run` owns it.
+ * `destroy` refuses it unless given `--force` (or waits with `--wait`).
+ *
+ * @example
+ * ```ts
+ * import { SandboxInUseError } from "./errors.ts";
+ * const error = new SandboxInUseError("x", "is in use by exec (process 42 on h)");
+ * console.log(error.code); // "SANDBOX_IN_USE"
+ * ```
+ */
+export class SandboxInUseError extends SandboxerError {
+  /** The sandbox id. */
+  readonly id: string;
+  /** Who is at work on or in it, as a phrase after the id (`is in use by exec (…)`). */
+  readonly busy: string;
+  /**
+   * Create it.
+   *
+   * @param id The sandbox id.
+   * @param busy Who is at work on or in it: `is in use by exec (process 42 on h)`.
+   * @param fix What to do about it.
+   */
+  constructor(
+    id: string,
+    busy: string,
+    fix = "wait for it (destroy --wait), or pass --force",
+  ) {
+    super("SANDBOX_IN_USE", `Sandbox "${id}" ${busy}; ${fix}`);
+    this.id = id;
+    this.busy = busy;
+  }
+}
+
+/**
+ * This process no longer owns the sandbox's record: while it was stopped or
+ * slow, `gc` or `destroy --force` took the sandbox over (and maybe a new
+ * sandbox reused the id). The process changes and removes nothing more.
+ *
+ * @example
+ * ```ts
+ * import { OwnershipLostError } from "./errors.ts";
+ * console.log(new OwnershipLostError("x", "was taken over").code); // "OWNERSHIP_LOST"
+ * ```
+ */
+export class OwnershipLostError extends SandboxerError {
+  /** The sandbox id. */
+  readonly id: string;
+  /**
+   * Create it.
+   *
+   * @param id The sandbox id.
+   * @param problem Who took it over, and what to do.
+   * @param options Standard error options.
+   */
+  constructor(id: string, problem: string, options?: ErrorOptions) {
+    super("OWNERSHIP_LOST", `Sandbox "${id}" ${problem}`, options);
+    this.id = id;
+  }
+}
+
+/**
+ * The state directory cannot be used: it is a file, its disk is full, it is
+ * read-only.
+ *
+ * @example
+ * ```ts
+ * import { StateDirError } from "./errors.ts";
+ * console.log(new StateDirError("/s", "is a file").message); // State directory /s is a file
+ * ```
+ */
+export class StateDirError extends SandboxerError {
+  /** The state directory. */
+  readonly path: string;
+  /**
+   * Create it.
+   *
+   * @param path The state directory.
+   * @param problem What is wrong and how to fix it.
+   * @param options Standard error options.
+   */
+  constructor(path: string, problem: string, options?: ErrorOptions) {
+    super("STATE_DIR", `State directory ${path} ${problem}`, options);
+    this.path = path;
+  }
+}
+
+/**
+ * A local file or directory sandboxer was pointed at cannot be used: a
+ * directory where a file belongs (a known_hosts or key path), a file where a
+ * directory belongs, a full or read-only disk.
+ *
+ * @example
+ * ```ts
+ * import { LocalFileError } from "./errors.ts";
+ * console.log(new LocalFileError("/k", "it is a directory, not a file").message);
+ * ```
+ */
+export class LocalFileError extends SandboxerError {
+  /** The path concerned. */
+  readonly path: string;
+  /**
+   * Create it.
+   *
+   * @param path The path concerned.
+   * @param problem What is wrong and how to fix it.
+   * @param options Standard error options.
+   */
+  constructor(path: string, problem: string, options?: ErrorOptions) {
+    super("LOCAL_FILE", `Cannot use ${path}: ${problem}`, options);
+    this.path = path;
+  }
+}
+
+/** What the operating system's refusal means, and its fix, by errno name. */
+const OS_PROBLEMS: Readonly<Record<string, string>> = {
+  EISDIR: "it is a directory, not a file; point the setting that names it at a file",
+  ENOTDIR:
+    "a part of that path is a file, not a directory; point the setting that names it at a directory",
+  ENOSPC: "the disk is full (no space left on device); free some space and try again",
+  EDQUOT: "the disk quota is exceeded; free some space and try again",
+  EROFS: "the file system is read-only; use a writable location",
+  ENAMETOOLONG: "the path is too long; use a shorter one",
+  ELOOP: "it is a loop of symbolic links; fix the links",
+};
+
+/**
+ * Turn the operating system's refusal of a local file operation (a directory
+ * given for a file, a full disk) into a {@linkcode LocalFileError}: these are
+ * problems of the machine or its settings, not bugs.
+ *
+ * @param error What was caught.
+ * @returns The typed error, or undefined when `error` is not such a refusal.
+ */
+export function localFileErrorFrom(error: unknown): LocalFileError | undefined {
+  if (!(error instanceof Error)) return undefined;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code !== "string" || !Object.hasOwn(OS_PROBLEMS, code)) return undefined;
+  // Deno's message ends with the operation and the path: "…(os error 21): readfile '/x'".
+  const path = /: \w+ '(.*)'(?: -> '.*')?$/.exec(error.message)?.[1] ?? "a local path";
+  return new LocalFileError(path, OS_PROBLEMS[code], { cause: error });
 }
 
 /**

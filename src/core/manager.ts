@@ -8,7 +8,7 @@
  */
 
 import { listProfiles, loadProfile, profileSearchPath } from "../config/profile.ts";
-import type { ConfigError } from "../core/errors.ts";
+import { formatDuration } from "../config/duration.ts";
 import type { JsonObject, Profile, SyncSettings } from "../config/types.ts";
 import type { SandboxExtension } from "../extensions/base.ts";
 import { silentLogger } from "../extensions/base.ts";
@@ -20,8 +20,23 @@ import type {
   SyncProgress,
   SyncReport,
 } from "../extensions/types.ts";
-import { ExtensionError, SandboxStateError, SetupFailedError, UsageError } from "./errors.ts";
-import { Journal, randomId, type SandboxRecord, validateId } from "./journal.ts";
+import {
+  ConfigError,
+  ExtensionError,
+  type JournalError,
+  OwnershipLostError,
+  SandboxInUseError,
+  SetupFailedError,
+  UsageError,
+} from "./errors.ts";
+import {
+  Journal,
+  randomId,
+  type SandboxInUse,
+  type SandboxRecord,
+  type SandboxUse,
+  validateId,
+} from "./journal.ts";
 import { gcTarget, type GcTargetOptions, type GcTargetReport } from "./gc_target.ts";
 import {
   BUILTIN_EXTENSIONS_DIR,
@@ -84,6 +99,19 @@ export interface CreateOptions {
   onPhase?: (phase: string, ms: number) => void;
   /** Aborting stops creation; the record is left `failed` for `destroy`. */
   signal?: AbortSignal;
+  /**
+   * Called once this create has written the sandbox's record (and so owns
+   * it). A create refused before that (a bad profile, an id in use) never
+   * calls it: what `run` uses to tear down only what its own create made.
+   */
+  onRecorded?: (record: SandboxRecord) => void;
+  /**
+   * Mark the sandbox as living only as long as this process: `gc` destroys it
+   * once this process's owner heartbeat ({@linkcode Journal.heartbeat}) goes
+   * stale, even when it is `ready`. What `run` uses; hold the heartbeat for
+   * as long as the sandbox should live.
+   */
+  ephemeral?: boolean;
 }
 
 /** Options for {@linkcode Manager.sync}. */
@@ -98,8 +126,22 @@ export interface ManagerSyncOptions {
 
 /** Options for {@linkcode Manager.destroy}. */
 export interface DestroyOptions {
-  /** Destroy even while another live process is still creating it. */
+  /**
+   * Destroy even while another live process creates it, runs a command or
+   * syncs in it, or runs it (`sandboxer run`). Its remote processes are ended.
+   */
   force?: boolean;
+  /**
+   * Instead of refusing a sandbox in use, wait up to this many milliseconds
+   * for it to be free, then destroy it.
+   */
+  waitMs?: number;
+  /** Called once when `waitMs` makes it wait, with why (the refusal's text). */
+  onWait?: (why: string) => void;
+  /** Destroy only if this manager's process still owns the record (what `run` does). */
+  onlyOwn?: boolean;
+  /** Aborting stops the wait. */
+  signal?: AbortSignal;
 }
 
 /** What {@linkcode Manager.gc} did. */
@@ -123,6 +165,7 @@ export class Manager implements AsyncDisposable {
   #acceptHostKey: string | undefined;
   #home: string | undefined;
   #extensions = new Map<string, SandboxExtension<unknown>>();
+  #warned = new Set<string>();
 
   private constructor(
     journal: Journal,
@@ -168,7 +211,9 @@ export class Manager implements AsyncDisposable {
       }),
       ...(options.profileDirs ?? []),
     ];
-    const journal = new Journal(options.stateDir ?? defaultStateDir(env));
+    const journal = new Journal(options.stateDir ?? defaultStateDir(env), {
+      identity: currentIdentity(env),
+    });
     return new Manager(journal, registry, profilePath, options);
   }
 
@@ -189,7 +234,18 @@ export class Manager implements AsyncDisposable {
       overrides,
       cwd: Deno.cwd(),
     });
-    const registration = this.registry.get(loaded.extension);
+    let registration;
+    try {
+      registration = this.registry.get(loaded.extension);
+    } catch (error) {
+      if (!(error instanceof ExtensionError)) throw error;
+      // Like every other profile error: the file, line and field to fix.
+      throw new ConfigError(
+        loaded.source.locate("extension"),
+        `${JSON.stringify(loaded.extension)} ${error.problem}`,
+        { cause: error },
+      );
+    }
     const extension = this.#extension(loaded.extension);
     const config = await extension.loadConfig(loaded.config, loaded.source, registration.config);
     return { profile: loaded, config };
@@ -214,7 +270,9 @@ export class Manager implements AsyncDisposable {
     const ttl = options.ttlSeconds ?? profile.ttlSeconds;
     const now = new Date();
     const expiresAt = ttl === undefined ? null : new Date(now.getTime() + ttl * 1000).toISOString();
-    await this.journal.insert({
+    // The heartbeat first: from the moment the record exists, its owner is visibly alive.
+    await using _heartbeat = await this.journal.heartbeat(id);
+    const recorded = await this.journal.insert({
       id,
       status: "creating",
       profile: profile.id,
@@ -227,13 +285,17 @@ export class Manager implements AsyncDisposable {
       expires_at: expiresAt,
       step: "create",
       error: null,
-      owner: currentOwner(),
+      owner: this.journal.owner,
       sync: profile.sync,
       env: profile.env,
       permissions: grants === "none" ? null : grants,
+      ...(options.ephemeral ? { ephemeral: true } : {}),
     });
+    options.onRecorded?.(recorded);
     this.#logger.debug(`recorded sandbox ${id} in ${this.journal.dir}`);
-    await using _heartbeat = await this.journal.heartbeat(id);
+    // Every write below checks that this process still owns a `creating` record: a create that
+    // was stopped past the heartbeat limit and finished by gc must not write `ready` over it.
+    const creating = { expect: ["creating"] } as const;
     let handle: SandboxHandle | null = null;
     const handleFields = (next: SandboxHandle) => ({
       handle: next,
@@ -255,18 +317,18 @@ export class Manager implements AsyncDisposable {
         expiresAt: expiresAt ?? undefined,
         signal: options.signal,
         recordHandle: async (next) => {
+          await this.journal.update(id, handleFields(next), creating);
           handle = next;
-          await this.journal.update(id, handleFields(next));
         },
         step: async (step) => {
-          await this.journal.update(id, { step });
+          await this.journal.update(id, { step }, creating);
         },
       });
-      await this.journal.update(id, handleFields(handle));
+      await this.journal.update(id, handleFields(handle), creating);
       created = true;
       phaseDone("create");
       if (repo !== undefined) {
-        await this.journal.update(id, { step: "sync" });
+        await this.journal.update(id, { step: "sync" }, creating);
         await this.#sync(extension, id, handle, repo, profile.sync, options);
         phaseDone("sync");
       }
@@ -274,13 +336,22 @@ export class Manager implements AsyncDisposable {
         await this.#setup(extension, id, handle, profile, options);
         phaseDone("setup");
       }
-      return await this.journal.update(id, { status: "ready", step: null });
+      return await this.journal.update(id, { status: "ready", step: null }, creating);
     } catch (error) {
-      await this.journal.update(id, {
-        status: "failed",
-        error: oneLine(error),
-        ...(handle ? handleFields(handle) : {}),
-      });
+      // Taken over while this process was stopped or slow: the new owner finishes the sandbox.
+      if (error instanceof OwnershipLostError) throw error;
+      try {
+        await this.journal.update(id, {
+          status: "failed",
+          error: oneLine(error),
+          ...(handle ? handleFields(handle) : {}),
+        }, creating);
+      } catch (lost) {
+        if (lost instanceof OwnershipLostError) {
+          throw new OwnershipLostError(id, lostProblem(lost), { cause: error });
+        }
+        throw lost;
+      }
       // A half-made sandbox is rolled back at once; one that failed later (sync, setup) is kept
       // for inspection until `destroy`.
       if (!created && handle) await this.#rollBack(extension, id, handle);
@@ -294,10 +365,18 @@ export class Manager implements AsyncDisposable {
     handle: SandboxHandle,
   ): Promise<void> {
     try {
-      await extension.destroy(handle);
-      await this.journal.update(id, { status: "destroyed" });
+      // Still ours? A `destroy` may have taken the failed record over; then it removes it.
+      await this.journal.update(id, { status: "destroying" }, { expect: ["failed"] });
+      try {
+        await extension.destroy(handle);
+      } catch (error) {
+        await this.journal.update(id, { status: "failed" }, { expect: ["destroying"] });
+        throw error;
+      }
+      await this.journal.update(id, { status: "destroyed" }, { expect: ["destroying"] });
       this.#logger.info(`rolled back the half-made sandbox ${id}`);
     } catch (error) {
+      if (error instanceof OwnershipLostError) return;
       this.#logger.warn(
         `could not roll back the half-made sandbox ${id} (${
           oneLine(error)
@@ -307,13 +386,14 @@ export class Manager implements AsyncDisposable {
   }
 
   /**
-   * Every record in the journal, oldest first.
+   * Every record in the journal, oldest first. A corrupt record file is
+   * reported through the logger (one line: the file and the fix) and left out.
    *
    * @param options `all` includes destroyed sandboxes.
    * @returns The records.
    */
   async list(options: { all?: boolean } = {}): Promise<SandboxRecord[]> {
-    const records = await this.journal.list();
+    const records = await this.#records();
     return options.all ? records : records.filter((r) => r.status !== "destroyed");
   }
 
@@ -322,13 +402,15 @@ export class Manager implements AsyncDisposable {
    *
    * @param id The sandbox id.
    * @returns The record.
+   * @throws {JournalError} when its file is corrupt (the message says what is wrong).
    */
   show(id: string): Promise<SandboxRecord> {
     return this.journal.get(id);
   }
 
   /**
-   * Run a command in a ready sandbox's workspace.
+   * Run a command in a ready sandbox's workspace. The sandbox is marked in
+   * use while the command runs, so `destroy` (without `--force`) refuses it.
    *
    * @param id The sandbox id.
    * @param argv Program and arguments, kept literal.
@@ -339,40 +421,44 @@ export class Manager implements AsyncDisposable {
     if (argv.length === 0) {
       throw new UsageError("Cannot exec: no command given; add -- CMD [ARGS...]");
     }
-    const { record, extension, handle } = await this.#ready(id, "run commands in");
+    checkProgram(argv[0]);
+    await using use = await this.#use(id, "exec", "run commands in");
+    const { record, extension, handle } = use;
     const code = await extension.exec(handle, withEnv(record.env, argv), io);
     await this.#keepPin(record, handle);
     return code;
   }
 
   /**
-   * Sync a local directory into a ready sandbox's workspace.
+   * Sync a local directory into a ready sandbox's workspace, marking it in
+   * use meanwhile.
    *
    * @param id The sandbox id.
    * @param options The directory (default: the profile's `sync.source`) and progress.
    * @returns What was transferred.
    */
   async sync(id: string, options: ManagerSyncOptions = {}): Promise<SyncReport> {
-    const { record, handle } = await this.#ready(id, "sync into");
-    const settings = record.sync;
-    const repo = options.repo ?? settings.source;
+    const record = await this.journal.get(id);
+    const repo = options.repo ?? record.sync.source;
     if (repo === undefined) {
       throw new UsageError(
         `Cannot sync sandbox "${id}": no directory given; pass --repo DIR or set sync.source in the profile`,
       );
     }
     await assertDirectory(repo, "--repo");
+    await using use = await this.#use(id, "sync", "sync into");
     const extension = this.#extension(
-      record.extension,
-      withRepo(record.permissions ?? "none", repo),
+      use.record.extension,
+      withRepo(use.record.permissions ?? "none", repo),
     );
-    const report = await this.#sync(extension, id, handle, repo, settings, options);
-    await this.#keepPin(record, handle);
+    const report = await this.#sync(extension, id, use.handle, repo, use.record.sync, options);
+    await this.#keepPin(use.record, use.handle);
     return report;
   }
 
   /**
-   * Copy a path from a ready sandbox's workspace to a local directory.
+   * Copy a path from a ready sandbox's workspace to a local directory,
+   * marking it in use meanwhile.
    *
    * @param id The sandbox id.
    * @param remotePath Path relative to the workspace, or absolute inside it.
@@ -385,7 +471,8 @@ export class Manager implements AsyncDisposable {
     localDir: string,
     options: { signal?: AbortSignal } = {},
   ): Promise<void> {
-    const { record, handle } = await this.#ready(id, "copy files from");
+    await using use = await this.#use(id, "fetch", "copy files from");
+    const { record, handle } = use;
     const grants = record.permissions
       ? withGrants(record.permissions, { read: [localDir], write: [localDir] })
       : "none";
@@ -400,40 +487,48 @@ export class Manager implements AsyncDisposable {
 
   /**
    * Tear a sandbox down from its stored handle. Idempotent: a destroyed
-   * sandbox is left alone and returned as is.
+   * sandbox is left alone and returned as is. A sandbox another live process
+   * is creating, destroying or running (`sandboxer run`), or one an exec or
+   * sync is using, is refused unless `force` is given — or waited for with
+   * `waitMs`.
    *
    * @param id The sandbox id.
-   * @param options `force` destroys even while another live process is creating it.
+   * @param options `force`, `waitMs`, `onlyOwn` and an abort signal.
    * @returns The `destroyed` record.
+   * @throws {SandboxInUseError} when another process is at work on or in it.
+   * @throws {OwnershipLostError} with `onlyOwn`, when another process owns it now.
    */
   async destroy(id: string, options: DestroyOptions = {}): Promise<SandboxRecord> {
-    const record = await this.journal.get(id);
-    if (record.status === "destroyed") return record;
-    if (
-      (record.status === "creating" || record.status === "destroying") && !options.force &&
-      await this.journal.heartbeatFresh(id)
-    ) {
-      throw new SandboxStateError(
-        id,
-        `is still ${record.status} in process ${record.owner.pid}; wait for it, or pass --force`,
-      );
-    }
-    await using _heartbeat = await this.journal.heartbeat(id);
-    await this.journal.update(id, { status: "destroying", step: "destroy" });
-    if (record.handle) {
+    const deadline = Date.now() + (options.waitMs ?? 0);
+    let waited = false;
+    for (;;) {
       try {
-        const extension = this.#extension(record.extension, record.permissions ?? "none");
-        await extension.destroy(this.#withAcceptedKey(record.handle));
+        return await this.#destroy(id, async (record) => {
+          if (options.onlyOwn && record.owner?.token !== this.journal.token) {
+            throw new OwnershipLostError(id, lostProblem(record));
+          }
+          if (!options.force) await this.#assertFree(record);
+          return "destroy";
+        });
       } catch (error) {
-        await this.journal.update(id, { status: "failed", step: "destroy", error: oneLine(error) });
-        throw error;
+        if (!(error instanceof SandboxInUseError) || options.waitMs === undefined) throw error;
+        if (Date.now() >= deadline) {
+          throw new SandboxInUseError(
+            id,
+            `${error.busy}, still after waiting ${formatDuration(options.waitMs / 1000)}`,
+            "wait longer (--wait 30m), or pass --force",
+          );
+        }
+        if (!waited) options.onWait?.(error.busy);
+        waited = true;
+        await delay(WAIT_POLL_MS, options.signal);
       }
     }
-    return await this.journal.update(id, { status: "destroyed", step: null, error: null });
   }
 
   /**
-   * Destroy expired sandboxes and those whose creator or destroyer died.
+   * Destroy expired sandboxes and those whose creator, destroyer or `run`
+   * died. An expired sandbox is destroyed even while an exec or sync uses it.
    *
    * @param options `now` for tests.
    * @returns What was destroyed and what could not be.
@@ -441,14 +536,26 @@ export class Manager implements AsyncDisposable {
   async gc(options: { now?: Date } = {}): Promise<GcReport> {
     const now = options.now ?? new Date();
     const report: GcReport = { destroyed: [], failed: [] };
-    for (const record of await this.journal.list()) {
-      const reason = gcReason(record, now, await this.journal.heartbeatFresh(record.id));
-      if (!reason) continue;
+    // Anything destroyed sandboxes left in the state directory (locks, stale heartbeats).
+    await this.journal.prune().catch((error) => {
+      this.#logger.warn(`could not tidy the state directory: ${oneLine(error)}`);
+    });
+    for (const listed of await this.#records()) {
+      if (listed.status === "destroyed") continue;
+      let reason: string | undefined;
       try {
-        await this.destroy(record.id);
-        report.destroyed.push({ id: record.id, reason });
+        // Decided again under the record's lock: it may have changed since it was listed.
+        const record = await this.#destroy(listed.id, async (record) => {
+          reason = await this.#gcReason(record, now);
+          return reason === undefined ? "skip" : "destroy";
+        });
+        if (reason !== undefined && record.status === "destroyed") {
+          report.destroyed.push({ id: listed.id, reason });
+        }
       } catch (error) {
-        report.failed.push({ id: record.id, reason, error: oneLine(error) });
+        if (reason !== undefined) {
+          report.failed.push({ id: listed.id, reason, error: oneLine(error) });
+        }
       }
     }
     return report;
@@ -475,7 +582,7 @@ export class Manager implements AsyncDisposable {
       );
     }
     return await gcTarget({
-      journal: this.journal,
+      journal: { list: () => this.#records() },
       extension: { listMarkedWorkspaces: list, removeMarkedWorkspace: remove },
       config,
       now: options.now,
@@ -527,25 +634,21 @@ export class Manager implements AsyncDisposable {
     return resolvePermissions(registration.permissions, values);
   }
 
-  async #ready(
+  /** Mark a ready sandbox in use for the duration of an exec, sync or copy. */
+  async #use(
     id: string,
+    what: string,
     verb: string,
   ): Promise<
-    { record: SandboxRecord; extension: SandboxExtension<unknown>; handle: SandboxHandle }
+    SandboxInUse & { extension: SandboxExtension<unknown>; handle: SandboxHandle }
   > {
-    const record = await this.journal.get(id);
-    if (record.status !== "ready" || !record.handle) {
-      throw new SandboxStateError(
-        id,
-        `is ${record.status}, so sandboxer cannot ${verb} it; ${
-          record.status === "failed" ? `it failed: ${record.error}; destroy it` : "create a new one"
-        }`,
-      );
-    }
+    const use = await this.journal.use(id, what, verb);
+    const record = use.record;
     return {
       record,
       extension: this.#extension(record.extension, record.permissions ?? "none"),
-      handle: this.#withAcceptedKey(record.handle),
+      handle: this.#withAcceptedKey(record.handle as SandboxHandle),
+      [Symbol.asyncDispose]: () => use[Symbol.asyncDispose](),
     };
   }
 
@@ -561,9 +664,9 @@ export class Manager implements AsyncDisposable {
   async #keepPin(record: SandboxRecord, handle: SandboxHandle): Promise<void> {
     if (handle === record.handle) return;
     const pin = (handle as JsonObject).host_key_fingerprint;
-    // Only the pin changes: the rest of the handle is whatever the journal holds now.
-    await this.journal.update(record.id, (current) => ({
-      ...current,
+    // Only the pin changes, whoever owns the record: the rest of the handle is whatever the
+    // journal holds now.
+    await this.journal.amend(record.id, (current) => ({
       handle: current.handle ? { ...current.handle, host_key_fingerprint: pin } : current.handle,
     }));
     this.#logger.warn(
@@ -571,6 +674,99 @@ export class Manager implements AsyncDisposable {
         (handle as JsonObject).host_key_fingerprint
       } for sandbox ${record.id} (was ${(record.handle as JsonObject).host_key_fingerprint})`,
     );
+  }
+
+  /**
+   * Take a record over for destruction if `decide` says so (under its lock),
+   * then remove the sandbox from its handle. The heartbeat is this
+   * process's own; another owner's (a live creator under `--force`) stays.
+   */
+  async #destroy(
+    id: string,
+    decide: (record: SandboxRecord) => Promise<"destroy" | "skip">,
+  ): Promise<SandboxRecord> {
+    await using _heartbeat = await this.journal.heartbeat(id);
+    const { record, claimed } = await this.journal.claim(id, async (record) => {
+      if (record.status === "destroyed") return undefined;
+      if (await decide(record) === "skip") return undefined;
+      return { status: "destroying", step: "destroy" };
+    });
+    if (!claimed) return record;
+    const destroying = { expect: ["destroying"] } as const;
+    if (record.handle) {
+      try {
+        const extension = this.#extension(record.extension, record.permissions ?? "none");
+        await extension.destroy(this.#withAcceptedKey(record.handle));
+      } catch (error) {
+        await this.journal.update(
+          id,
+          { status: "failed", step: "destroy", error: oneLine(error) },
+          destroying,
+        );
+        throw error;
+      }
+    }
+    return await this.journal.update(
+      id,
+      { status: "destroyed", step: null, error: null, ephemeral: false },
+      destroying,
+    );
+  }
+
+  /** Refuse a sandbox that another live process works on or in. */
+  async #assertFree(record: SandboxRecord): Promise<void> {
+    const id = record.id;
+    const mine = record.owner?.token === this.journal.token;
+    if (!mine && await this.journal.ownerAlive(record)) {
+      const who = `process ${record.owner.pid} on ${record.owner.host}`;
+      if (record.status === "creating" || record.status === "destroying") {
+        throw new SandboxInUseError(id, `is still ${record.status} in ${who}`);
+      }
+      if (record.ephemeral) {
+        throw new SandboxInUseError(
+          id,
+          `belongs to a running "sandboxer run" (${who}), which destroys it when it ends`,
+        );
+      }
+    }
+    const users = await this.journal.users(id);
+    if (users.length) {
+      throw new SandboxInUseError(
+        id,
+        `is in use by ${describeUsers(users)}`,
+        "wait for it (destroy --wait), or pass --force to end it now",
+      );
+    }
+  }
+
+  /** Why `gc` should destroy this record now, or undefined. */
+  async #gcReason(record: SandboxRecord, now: Date): Promise<string | undefined> {
+    if (record.status === "destroyed") return undefined;
+    const inProgress = record.status === "creating" || record.status === "destroying";
+    if ((inProgress || record.ephemeral) && await this.journal.ownerAlive(record)) {
+      // A live creator, destroyer or run finishes (or tears down) the sandbox itself.
+      return undefined;
+    }
+    const who = `process ${record.owner?.pid} on ${record.owner?.host}`;
+    if (record.ephemeral) {
+      return `its run (${who}) stopped without tearing it down`;
+    }
+    if (record.expires_at && Date.parse(record.expires_at) <= now.getTime()) {
+      return `expired at ${record.expires_at}`;
+    }
+    if (inProgress) return `stuck in ${record.status}: ${who} stopped working on it`;
+    return undefined;
+  }
+
+  /** The journal's records; a corrupt one is reported once (file and fix) and left out. */
+  async #records(): Promise<SandboxRecord[]> {
+    return await this.journal.list({
+      onCorrupt: (error: JournalError) => {
+        if (this.#warned.has(error.message)) return;
+        this.#warned.add(error.message);
+        this.#logger.warn(error.message);
+      },
+    });
   }
 
   async #sync(
@@ -653,37 +849,62 @@ async function assertDirectory(path: string, flag: string): Promise<void> {
   if (!info.isDirectory) throw new UsageError(`Cannot use ${flag} ${path}: not a directory`);
 }
 
-function currentOwner(): SandboxRecord["owner"] {
+/** Host and user recorded as a record's owner (for people; liveness is the heartbeat's job). */
+function currentIdentity(env: EnvReader): { host: string; user: string } {
   let host = "unknown";
   try {
     host = Deno.hostname();
   } catch {
-    // hostname needs --allow-sys=hostname; the owner check then compares pids only.
+    // hostname needs --allow-sys=hostname; the record then says "unknown".
   }
-  return { pid: Deno.pid, host, user: optionalEnv("USER") ?? "unknown" };
+  return { host, user: env("USER") ?? "unknown" };
 }
 
-function gcReason(record: SandboxRecord, now: Date, ownerWorking: boolean): string | undefined {
-  if (record.status === "destroyed") return undefined;
-  const inProgress = record.status === "creating" || record.status === "destroying";
-  if (inProgress && ownerWorking) return undefined;
-  if (record.expires_at && Date.parse(record.expires_at) <= now.getTime()) {
-    return `expired at ${record.expires_at}`;
+/** How often `destroy --wait` looks again. */
+const WAIT_POLL_MS = 200;
+
+function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    signal?.throwIfAborted();
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+function describeUsers(users: readonly SandboxUse[]): string {
+  const [first, ...rest] = users;
+  return `${first.what} (process ${first.pid} on ${first.host})${
+    rest.length ? ` and ${rest.length} more` : ""
+  }`;
+}
+
+function lostProblem(from: OwnershipLostError | SandboxRecord): string {
+  if (from instanceof OwnershipLostError) return from.message.replace(/^Sandbox "[^"]*" /, "");
+  return `was taken over by process ${from.owner?.pid} on ${from.owner?.host} and is ${from.status} now; this process changed and removed nothing more — see "sandboxer show ${from.id}"`;
+}
+
+/** A program name starting with "-" would be read as an option (of env, exec, or the shell). */
+function checkProgram(program: string): void {
+  if (program.startsWith("-")) {
+    throw new UsageError(
+      `Cannot run ${
+        JSON.stringify(program)
+      }: a program name may not start with "-"; write ./${program} or its full path`,
+    );
   }
-  if (inProgress) {
-    return `stuck in ${record.status}: process ${record.owner.pid} on ${record.owner.host} stopped working on it`;
-  }
-  return undefined;
 }
 
 /** Prefix `env NAME=value…` so the profile's environment reaches every command on any backend. */
 function withEnv(env: readonly string[] | undefined, argv: readonly string[]): readonly string[] {
   if (!env?.length) return argv;
-  if (argv[0]?.startsWith("-")) {
-    throw new UsageError(
-      `Cannot run ${JSON.stringify(argv[0])}: a program name may not start with "-"`,
-    );
-  }
+  checkProgram(argv[0]);
   return ["env", ...env, ...argv];
 }
 

@@ -79,7 +79,12 @@ export async function runInSandbox(
   const phase = timer(options.onPhase);
   let exitCode: number | undefined;
   let failure: unknown;
+  // Set only by this run's own create: a failed create (say, "already in use") must never lead
+  // to destroying a sandbox someone else made.
   let recorded = false;
+  // One owner heartbeat for the whole run (setup, sync, command, artifacts, destroy): the record
+  // is ephemeral, so once this process dies `gc` finishes it like a crashed create.
+  await using _heartbeat = await manager.journal.heartbeat(id);
   try {
     await manager.create({
       profile: options.profile,
@@ -91,8 +96,8 @@ export async function runInSandbox(
       onProgress: options.onProgress,
       onPhase: options.onPhase,
       signal: options.signal,
-    }).finally(async () => {
-      recorded = await manager.show(id).then(() => true, () => false);
+      ephemeral: true,
+      onRecorded: () => recorded = true,
     });
     phase.reset();
     exitCode = await manager.exec(id, options.command, { ...options.io, signal: options.signal });
@@ -115,7 +120,9 @@ export async function runInSandbox(
   if (recorded && !keep) {
     phase.reset();
     try {
-      await manager.destroy(id, { force: true });
+      // Only while the record is still this run's: if gc took it over (this process was
+      // stopped), it is gone or, with the same id, someone else's now.
+      await manager.destroy(id, { force: true, onlyOwn: true });
       phase.done("destroy");
     } catch (error) {
       if (failure === undefined) failure = error;
@@ -124,6 +131,10 @@ export async function runInSandbox(
         );}
     }
   } else if (recorded) {
+    // A kept sandbox outlives this run: gc must not take it for the leftover of a dead run.
+    await manager.journal.update(id, { ephemeral: false }).catch((error) => {
+      logger.warn(`could not mark ${id} as kept: ${messageOf(error)}`);
+    });
     logger.info(`kept sandbox ${id}; destroy it with "sandboxer destroy ${id}"`);
   }
   if (failure !== undefined) throw failure;

@@ -2,7 +2,6 @@
 // real Docker engine from tests/harness/docker.ts. One engine for the whole file, shared by the
 // steps of one Deno.test (the harness owns a child process for its lifetime).
 import assert from "node:assert/strict";
-import { HEARTBEAT_STALE_MS } from "../../src/core/journal.ts";
 import {
   dockerCli,
   type DockerResult,
@@ -10,7 +9,14 @@ import {
   projectLeftovers,
   startDocker,
 } from "../harness/docker.ts";
-import { denoDir, runSandboxer, sandboxerTaskArgv, tempDir, writeProfile } from "../helpers.ts";
+import {
+  denoDir,
+  makeHeartbeatsStale,
+  runSandboxer,
+  sandboxerTaskArgv,
+  tempDir,
+  writeProfile,
+} from "../helpers.ts";
 
 const decoder = new TextDecoder();
 const NEVER_READY_MARKER = "sbx-never-ready-marker";
@@ -190,8 +196,8 @@ ready_timeout: 120s
       assert.equal(left.status, "creating");
       assert.equal(left.handle.project, "sbx-killed");
       assert.ok(await exists(`${state}/keys/killed`));
-      // The dead creator's heartbeat protects the record for a moment; then destroy may finish it.
-      await new Promise((resolve) => setTimeout(resolve, HEARTBEAT_STALE_MS));
+      // The dead creator's heartbeat protects the record until it is stale (aged here, no sleep).
+      assert.ok(await makeHeartbeatsStale(state, "killed") >= 1, "no heartbeat to age");
       ok(await cli("destroy", "killed"), "destroy after kill");
       assert.deepEqual(await projectLeftovers(engine, "sbx-killed"), []);
       assert.equal(await exists(`${state}/keys/killed`), false, "key dir removed");
@@ -310,7 +316,8 @@ compose:
       const [program, ...rest] = engine.composeCommand;
       const down = await new Deno.Command(program, {
         args: [...rest, "-p", "sbx-byhand", "-f", box.handle.compose_file, "down", "-t", "1"],
-        env: { ...engine.env, ...box.handle.compose_env },
+        // The CLI prints compose.env values as ***: the journal record holds them.
+        env: { ...engine.env, ...(await record("byhand")).handle.compose_env },
         stdout: "null",
         stderr: "piped",
       }).output();

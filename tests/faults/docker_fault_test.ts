@@ -38,7 +38,13 @@ function ok(result: Result, what: string): Result {
  * trace (JS or Python) or a raw docker CLI dump.
  */
 function oneErrorLine(result: Result, what: string): string {
-  assert.equal(result.code, 1, `${what}: expected exit 1, got ${result.code}:\n${result.stderr}`);
+  // exec exits 125 for sandboxer's own failures, every other verb 1.
+  const expected = what === "exec" ? 125 : 1;
+  assert.equal(
+    result.code,
+    expected,
+    `${what}: expected exit ${expected}, got ${result.code}:\n${result.stderr}`,
+  );
   const lines = result.stderr.split("\n").filter((line) => line.trim() !== "");
   for (const line of lines) assert.match(line, /^sandboxer: /, `${what}: stray line in:\n${line}`);
   const errors = lines.filter((line) => line.startsWith("sandboxer: error: "));

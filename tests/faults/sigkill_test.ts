@@ -1,16 +1,15 @@
 // The sandboxer process itself is SIGKILLed at each step of create (create, connect, workspace,
 // sync, setup). Each time the journal must hold the record, still `creating` at that step and
-// with the handle once one was recorded; after the heartbeats go stale one `gc` must finish all
-// of them, removing every workspace and nothing else.
+// with the handle once one was recorded; once their heartbeats are stale (aged by setting the
+// files' mtime, no sleeping) one `gc` must finish all of them, removing every workspace and nothing else.
 //
 // To land inside a step: `create` is held by pointing target.ssh_config at a FIFO nobody writes
 // (vm-packer reads it right after the record is written); `connect` and `workspace` are
 // stretched to seconds by an 8 kbit/s link; `sync` moves 1 MiB over a 256 kbit/s link (~30 s);
 // `setup` sleeps.
 import assert from "node:assert/strict";
-import { HEARTBEAT_STALE_MS } from "../../src/core/journal.ts";
 import { startNetnsHost } from "../harness/netns.ts";
-import { runSandboxer } from "../helpers.ts";
+import { makeHeartbeatsStale, runSandboxer } from "../helpers.ts";
 import {
   FAST,
   faultTest,
@@ -77,7 +76,9 @@ faultTest(
         await sleep(100);
       }
       assert.deepEqual(await processesMentioning(`${host.root}/sbx-`), []);
-      await sleep(HEARTBEAT_STALE_MS + 500);
+      for (const plan of plans) {
+        assert.ok(await makeHeartbeatsStale(state, `killed-at-${plan.step}`) >= 1, plan.step);
+      }
       const result = await runSandboxer(["gc", "--json"], host.env);
       assert.equal(result.code, 0, result.stderr);
       const report = JSON.parse(result.stdout);

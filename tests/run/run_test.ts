@@ -109,11 +109,11 @@ Deno.test("run: Ctrl-C (SIGINT) during the command tears the sandbox down and ex
   assert.doesNotMatch(new TextDecoder().decode(ps.stdout), /sleep 60/);
 });
 
-Deno.test("run: a bad profile fails before anything is made", async () => {
+Deno.test("run: a bad profile fails with 125 (sandboxer's own failure) before anything is made", async () => {
   await using vm = await startTestVm();
   const profile = await vm.profile("bad", "ttl: never");
   const result = await runSandboxer(["run", "-p", profile, "--", "true"], vm.env);
-  assert.equal(result.code, 1);
+  assert.equal(result.code, 125);
   assert.match(result.stderr, /bad\.yaml:\d+:\d+: ttl:/);
   assert.deepEqual(listRoot(vm.root), []);
 });

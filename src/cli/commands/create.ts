@@ -1,8 +1,9 @@
 import { Command } from "@commander-js/extra-typings";
-import { parseDuration } from "../../config/duration.ts";
+import { formatDuration, MAX_TTL_SECONDS, parseDuration } from "../../config/duration.ts";
 import { UsageError } from "../../core/errors.ts";
 import type { CliContext } from "../context.ts";
-import { json } from "../output.ts";
+import { escapeControl, json } from "../output.ts";
+import { publicRecord } from "../render.ts";
 import { progressPrinter } from "./progress.ts";
 
 /**
@@ -34,10 +35,10 @@ export function createCommand(ctx: CliContext) {
         signal: ctx.signal,
       });
       if (options.json) {
-        ctx.output.out(json(record));
+        ctx.output.out(json(publicRecord(record)));
       } else {
         ctx.logger.info(
-          `created ${record.id} (${record.workspace ?? "no workspace"}) in ${
+          `created ${record.id} (${escapeControl(record.workspace ?? "no workspace")}) in ${
             Math.round(performance.now() - started)
           } ms`,
         );
@@ -46,13 +47,22 @@ export function createCommand(ctx: CliContext) {
     });
 }
 
-/** Parse a `--ttl` value into seconds. */
+/** Parse a `--ttl` value into seconds (at most {@linkcode MAX_TTL_SECONDS}). */
 export function ttlSeconds(value: string): number {
+  let seconds: number;
   try {
-    return parseDuration(value);
+    seconds = parseDuration(value);
   } catch {
     throw new UsageError(`Cannot use --ttl ${value}: write a duration such as 90s, 30m, 8h or 2d`);
   }
+  if (seconds < 1 || seconds > MAX_TTL_SECONDS) {
+    throw new UsageError(
+      `Cannot use --ttl ${value}: a ttl must be from 1s to ${
+        formatDuration(MAX_TTL_SECONDS)
+      } (365 days); to keep a sandbox longer, leave the ttl out of the profile and --ttl`,
+    );
+  }
+  return seconds;
 }
 
 /** Commander helper to collect a repeatable option. */

@@ -1,6 +1,12 @@
 import { Command } from "@commander-js/extra-typings";
+import { formatDuration, parseDuration } from "../../config/duration.ts";
+import { UsageError } from "../../core/errors.ts";
 import type { CliContext } from "../context.ts";
 import { json } from "../output.ts";
+import { publicRecord } from "../render.ts";
+
+/** How long `destroy --wait` waits when no duration is given. */
+const DEFAULT_WAIT_SECONDS = 600;
 
 /**
  * `sandboxer destroy`.
@@ -12,17 +18,48 @@ export function destroyCommand(ctx: CliContext) {
   return new Command("destroy")
     .description("Tear a sandbox down from its stored handle (idempotent)")
     .argument("<id>", "sandbox id")
-    .option("--force", "destroy even while another process is still creating it")
+    .option(
+      "--force",
+      "destroy even while another process creates, runs or uses it (an exec or sync); its remote processes are ended",
+    )
+    .option(
+      "--wait [duration]",
+      "if the sandbox is in use, wait for it to be free (default 10m), then destroy it",
+    )
     .option("--json", "print the final record as JSON")
     .action(async (id, options) => {
+      if (options.force && options.wait !== undefined) {
+        throw new UsageError("Cannot use --force with --wait: pick one");
+      }
+      const waitMs = options.wait === undefined
+        ? undefined
+        : (options.wait === true ? DEFAULT_WAIT_SECONDS : waitSeconds(options.wait)) * 1000;
       const manager = await ctx.manager();
       const before = await manager.show(id);
-      const record = await manager.destroy(id, { force: options.force });
-      if (options.json) ctx.output.out(json(record));
+      const record = await manager.destroy(id, {
+        force: options.force,
+        waitMs,
+        onWait: (busy) =>
+          ctx.logger.info(
+            `${id} ${busy}; waiting up to ${
+              formatDuration((waitMs ?? 0) / 1000)
+            } for it to be free`,
+          ),
+        signal: ctx.signal,
+      });
+      if (options.json) ctx.output.out(json(publicRecord(record)));
       else {
         ctx.logger.info(
           before.status === "destroyed" ? `${id} was already destroyed` : `destroyed ${id}`,
         );
       }
     });
+}
+
+function waitSeconds(value: string): number {
+  try {
+    return parseDuration(value);
+  } catch {
+    throw new UsageError(`Cannot use --wait ${value}: write a duration such as 90s, 30m or 2h`);
+  }
 }

@@ -2,7 +2,7 @@ import { Command } from "@commander-js/extra-typings";
 import { UsageError } from "../../core/errors.ts";
 import type { GcTargetReport } from "../../core/gc_target.ts";
 import type { CliContext } from "../context.ts";
-import { json } from "../output.ts";
+import { escapeControl, json } from "../output.ts";
 import { collect } from "./create.ts";
 
 /**
@@ -36,8 +36,8 @@ export function gcCommand(ctx: CliContext) {
       if (report.failed.length) ctx.exitCode = 1;
       // In text mode the local part is printed before the scan, which may fail on its own.
       if (!options.json) {
-        for (const d of report.destroyed) ctx.output.out(`destroyed ${d.id}: ${d.reason}\n`);
-        for (const f of report.failed) ctx.output.out(`could not destroy ${f.id}: ${f.error}\n`);
+        for (const d of report.destroyed) line(ctx, `destroyed ${d.id}: ${d.reason}`);
+        for (const f of report.failed) line(ctx, `could not destroy ${f.id}: ${f.error}`);
         if (options.target === undefined && !report.destroyed.length && !report.failed.length) {
           ctx.output.out("Nothing to collect.\n");
         }
@@ -56,21 +56,26 @@ export function gcCommand(ctx: CliContext) {
     });
 }
 
+/** One line of the human report: paths, reasons and errors come from the remote host. */
+function line(ctx: CliContext, text: string): void {
+  ctx.output.out(`${escapeControl(text)}\n`);
+}
+
 function printTarget(ctx: CliContext, report: GcTargetReport): void {
   const where = `${report.target}:${report.root}`;
   for (const r of report.removed) {
-    ctx.output.out(`removed ${r.workspace} on ${report.target}: ${r.reason}${madeBy(r.creator)}\n`);
+    line(ctx, `removed ${r.workspace} on ${report.target}: ${r.reason}${madeBy(r.creator)}`);
   }
   for (const f of report.failed) {
-    ctx.output.out(`could not remove ${f.workspace} on ${report.target}: ${f.error}\n`);
+    line(ctx, `could not remove ${f.workspace} on ${report.target}: ${f.error}`);
   }
-  for (const k of report.kept) ctx.output.out(`kept ${k.workspace}: ${k.reason}\n`);
-  for (const i of report.ignored) ctx.output.out(`left alone ${i.workspace}: ${i.reason}\n`);
+  for (const k of report.kept) line(ctx, `kept ${k.workspace}: ${k.reason}`);
+  for (const i of report.ignored) line(ctx, `left alone ${i.workspace}: ${i.reason}`);
   const total = report.removed.length + report.failed.length + report.kept.length +
     report.ignored.length;
-  if (total === 0) ctx.output.out(`No sbx-* workspaces in ${where}.\n`);
+  if (total === 0) line(ctx, `No sbx-* workspaces in ${where}.`);
   else if (!report.removed.length && !report.failed.length) {
-    ctx.output.out(`Nothing to remove in ${where}.\n`);
+    line(ctx, `Nothing to remove in ${where}.`);
   }
 }
 

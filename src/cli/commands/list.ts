@@ -1,7 +1,7 @@
 import { Command } from "@commander-js/extra-typings";
 import type { CliContext } from "../context.ts";
 import { json } from "../output.ts";
-import { recordsTable } from "../render.ts";
+import { publicRecord, recordsTable } from "../render.ts";
 
 /**
  * `sandboxer list`.
@@ -16,6 +16,6 @@ export function listCommand(ctx: CliContext) {
     .option("--json", "print a JSON array")
     .action(async (options) => {
       const records = await (await ctx.manager()).list({ all: options.all });
-      ctx.output.out(options.json ? json(records) : recordsTable(records));
+      ctx.output.out(options.json ? json(records.map(publicRecord)) : recordsTable(records));
     });
 }

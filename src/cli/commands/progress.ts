@@ -1,5 +1,5 @@
 import type { SyncProgress } from "../../extensions/types.ts";
-import type { Output } from "../output.ts";
+import { escapeControl, type Output } from "../output.ts";
 
 /**
  * A sync progress display on stderr, only when stderr is a terminal.
@@ -16,7 +16,8 @@ export function progressPrinter(output: Output): ((p: SyncProgress) => void) | u
     last = now;
     const percent = progress.percent === undefined ? "" : `${progress.percent}% `;
     const mib = (progress.bytes / 1048576).toFixed(1);
-    output.err(`\r\x1b[Ksync: ${percent}${mib} MiB ${progress.file ?? ""}`.slice(0, 120));
+    const file = escapeControl(progress.file ?? "");
+    output.err(`\r\x1b[Ksync: ${percent}${mib} MiB ${file}`.slice(0, 120));
     if (progress.percent === 100) output.err("\n");
   };
 }

@@ -55,6 +55,7 @@ export function runCommand(ctx: CliContext) {
       }).finally(() => {
         if (phases.length) ctx.logger.info(`phases: ${phases.join(" · ")}`);
       });
-      ctx.exitCode = result.exitCode ?? 1;
+      // A command that never ran is sandboxer's failure, not the command's.
+      ctx.exitCode = result.exitCode ?? 125;
     });
 }

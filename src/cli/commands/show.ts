@@ -1,7 +1,7 @@
 import { Command } from "@commander-js/extra-typings";
 import type { CliContext } from "../context.ts";
 import { json } from "../output.ts";
-import { recordDetails } from "../render.ts";
+import { publicRecord, recordDetails } from "../render.ts";
 
 /**
  * `sandboxer show`.
@@ -16,6 +16,6 @@ export function showCommand(ctx: CliContext) {
     .option("--json", "print a JSON object")
     .action(async (id, options) => {
       const record = await (await ctx.manager()).show(id);
-      ctx.output.out(options.json ? json(record) : recordDetails(record));
+      ctx.output.out(options.json ? json(publicRecord(record)) : recordDetails(record));
     });
 }
