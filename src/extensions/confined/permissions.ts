@@ -167,7 +167,11 @@ function checkNet(
   if (hostField !== undefined && !HOST_NAME.test(host) && !IPV6_BRACKETED.test(host)) {
     refuse(
       hostField,
-      `would make the host ${JSON.stringify(host)}, which is not one host name or IP address`,
+      host.includes(":")
+        ? `would make the host ${
+          JSON.stringify(host)
+        }, whose ":" Deno would read as a port (an IPv6 address needs [brackets])`
+        : `would make the host ${JSON.stringify(host)}, which is not one host name or IP address`,
       host.includes(":")
         ? "give a host name or IPv4 address without a port, or an IPv6 address in [brackets]"
         : FIX.net,

@@ -147,7 +147,12 @@ export function kindOf(value: unknown): string {
   if (Array.isArray(value)) return "an array";
   if (value instanceof Uint8Array) return "bytes";
   const type = typeof value;
-  if (type === "object") return "an object";
+  if (type === "object") {
+    const name = Object.getPrototypeOf(value)?.constructor?.name;
+    return typeof name === "string" && /^[A-Z]\w{0,40}$/.test(name) && name !== "Object"
+      ? `a ${name}`
+      : "an object";
+  }
   if (type === "number") return Number.isInteger(value) ? `the number ${value}` : "a number";
   return `a ${type}`;
 }
