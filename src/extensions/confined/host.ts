@@ -77,6 +77,7 @@ export class ConfinedExtension extends SandboxExtension<unknown, SandboxHandle> 
   #worker: Worker | undefined;
   #ready: Promise<void> | undefined;
   #booting: { resolve: () => void; reject: (error: Error) => void } | undefined;
+  #stopped: Error | undefined;
   #pending = new Map<number, Pending>();
   #nextId = 1;
 
@@ -353,6 +354,7 @@ export class ConfinedExtension extends SandboxExtension<unknown, SandboxHandle> 
 
   /** End the worker and fail whatever waits on it; the next call starts a fresh one. */
   #stop(error: Error): void {
+    this.#stopped = error;
     const worker = this.#worker;
     this.#worker = undefined;
     this.#ready = undefined;
@@ -367,6 +369,10 @@ export class ConfinedExtension extends SandboxExtension<unknown, SandboxHandle> 
 
   async #call(method: Method, args: unknown[], hooks: Hooks, source?: SourceTable) {
     await this.#start();
+    if (!this.#worker) {
+      // It was stopped (a crash, a bad message) between loading and this call.
+      throw this.#stopped ?? new ExtensionError(this.id, `stopped before ${method}() could run`);
+    }
     const id = this.#nextId++;
     const onAbort = () => this.#post({ type: "abort", id });
     hooks.signal?.addEventListener("abort", onAbort, { once: true });

@@ -222,14 +222,25 @@ function pathProblem(path: string, options: ResolveOptions): string | undefined 
     return `would make ${JSON.stringify(path)}, which climbs out with ".."`;
   }
   const full = normalize(resolve(options.cwd ?? Deno.cwd(), path));
-  if (full === "/") return "would grant the whole file system";
   const home = options.home ? normalize(resolve(options.home)) : undefined;
-  if (home && (home === full || home.startsWith(`${full}${sep}`))) {
-    return full === home
-      ? "would grant your whole home directory"
-      : `would grant ${full}, which holds your home directory`;
+  const broad = (at: string, via = "") => {
+    if (at === "/") return `would grant the whole file system${via}`;
+    if (home && (home === at || home.startsWith(`${at}${sep}`))) {
+      return at === home
+        ? `would grant your whole home directory${via}`
+        : `would grant ${at}, which holds your home directory${via}`;
+    }
+    return undefined;
+  };
+  // Deno checks the path as written, so a link (/proc/self/root, ~/all -> /) grants its target.
+  let real: string | undefined;
+  try {
+    real = Deno.realPathSync(full);
+  } catch {
+    // Not there yet (a file the extension will create), or not ours to look at.
   }
-  return undefined;
+  return broad(full) ??
+    (real && real !== full ? broad(real, ` (${full} leads to ${real})`) : undefined);
 }
 
 function substitute(template: string, values: JsonObject): string {

@@ -153,6 +153,27 @@ for (const [name, change, field, reason] of WIDENING) {
   });
 }
 
+Deno.test("resolvePermissions() refuses a path that is a link to the root or to home", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.symlink("/", `${dir}/all`);
+    await Deno.symlink(dir, `${dir}/me`);
+    for (
+      const [value, home, reason] of [
+        [`${dir}/all`, "/home/me", `whole file system (${dir}/all leads to /)`],
+        [`${dir}/me`, dir, `whole home directory (${dir}/me leads to ${dir})`],
+      ]
+    ) {
+      assert.throws(
+        () => resolvePermissions({ read: ["{key}"] }, { key: value }, { source, home }),
+        (error: unknown) => error instanceof ConfigError && error.message.includes(reason),
+      );
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("extensionCode() grants the module directory's regular files, not links or dot-files", async () => {
   const dir = await Deno.realPath(await Deno.makeTempDir());
   try {
