@@ -102,6 +102,28 @@ Deno.test("an extension whose module host sandboxer may not import from gets a r
   );
 });
 
+Deno.test("a registration whose own permission entry Deno cannot parse is a one-line error", async () => {
+  await using tmp = await tempDir();
+  await Deno.mkdir(`${tmp.path}/ext`);
+  const yaml = await Deno.readTextFile(`${SSH_DIR}/ext.ssh-dir.yaml`);
+  await Deno.writeTextFile(
+    `${tmp.path}/ext/ext.ssh-dir.yaml`,
+    yaml.replace('net: ["{target.host}:{target.port}"]', 'net: ["*:22"]')
+      .replace("module: ./ssh_dir.ts", `module: ${SSH_DIR}/ssh_dir.ts`),
+  );
+  const profile = await sshDirProfile(tmp.path, "build.example.com");
+  const result = await runSandboxer(["create", "-p", profile], {
+    SANDBOXER_HOME: `${tmp.path}/state`,
+    SANDBOXER_EXTENSION_PATH: `${tmp.path}/ext`,
+    HOME: tmp.path,
+  });
+  assert.equal(result.code, 1, result.stderr);
+  assert.equal(
+    result.stderr.trim(),
+    `sandboxer: error: Extension "ext.ssh-dir" declares permissions Deno cannot grant (invalid host '*': invalid char found in FQDN); fix "permissions" in ${tmp.path}/ext/ext.ssh-dir.yaml`,
+  );
+});
+
 Deno.test("permissionErrorFrom() says what Deno said when it names no permission", () => {
   const error = permissionErrorFrom(
     new Deno.errors.NotCapable("Can't escalate parent thread permissions"),

@@ -326,6 +326,17 @@ export class ConfinedExtension extends SandboxExtension<unknown, SandboxHandle> 
 
   /** `new Worker()` refused: the worker would hold more than sandboxer does. */
   #escalation(error: unknown, permissions: Deno.PermissionOptionsObject): unknown {
+    if (error instanceof URIError || error instanceof TypeError) {
+      // An entry Deno cannot parse, written literally in the registration (values from a
+      // profile were checked already).
+      return new ExtensionError(
+        this.id,
+        `declares permissions Deno cannot grant (${
+          firstLine(error.message)
+        }); fix "permissions" in ${this.#registration.file}`,
+        { cause: error },
+      );
+    }
     if (!(error instanceof Deno.errors.NotCapable)) return error;
     const asked = Object.entries(permissions)
       .filter(([, value]) => value !== false)
