@@ -620,6 +620,7 @@ export class Manager implements AsyncDisposable {
         logger: this.#logger,
         acceptNewHostKey: this.#acceptNewHostKey,
         home: this.#home,
+        stateDir: this.journal.dir,
       }, grants);
       this.#extensions.set(key, extension);
     }
@@ -631,7 +632,10 @@ export class Manager implements AsyncDisposable {
     const registration = this.registry.get(profile.extension);
     if (registration.builtin) return "none";
     const values = { ...(config as JsonObject), sync: { ...profile.sync } } as JsonObject;
-    return resolvePermissions(registration.permissions, values);
+    return resolvePermissions(registration.permissions, values, {
+      source: profile.source,
+      home: this.#home,
+    });
   }
 
   /** Mark a ready sandbox in use for the duration of an exec, sync or copy. */

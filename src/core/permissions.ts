@@ -39,8 +39,16 @@ export function mapPermissionError(
  */
 export function permissionErrorFrom(error: Deno.errors.NotCapable): PermissionError {
   const match = /Requires (\w+) access to "?([^",]+)"?/.exec(error.message);
-  const permission = match?.[1] ?? "unknown";
-  const what = match?.[2] ?? "a resource";
+  if (!match) {
+    // Deno names no permission in some refusals ("Can't escalate parent thread permissions").
+    return new PermissionError(
+      "some",
+      `a resource Deno did not name (Deno said: "${error.message.split("\n")[0]}")`,
+      "the --allow-* flag that grants it (see docs/permissions.md)",
+      { cause: error },
+    );
+  }
+  const [, permission, what] = match;
   return new PermissionError(permission, what, `--allow-${permission}=${what}`, { cause: error });
 }
 

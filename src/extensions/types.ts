@@ -111,4 +111,9 @@ export interface ExtensionOptions {
   acceptNewHostKey?: boolean;
   /** The user's home directory, for `~/` in config paths (a confined extension cannot read $HOME). */
   home?: string;
+  /**
+   * sandboxer's state directory. A confined extension whose module directory
+   * holds it is refused: its code could read every journal record.
+   */
+  stateDir?: string;
 }

@@ -19,7 +19,9 @@ async function envFor(dir: string): Promise<Record<string, string>> {
     SANDBOXER_HOME: `${dir}/state`,
     SANDBOXER_PROFILE_PATH: dir,
     SANDBOXER_EXTENSION_PATH: FIXTURE_EXTENSIONS,
-    HOME: dir,
+    // Not `dir` nor inside it: the profiles' workspace root is `dir`, and a confined extension
+    // may not be granted the home directory or one of its ancestors.
+    HOME: "/nonexistent",
   };
 }
 

@@ -95,6 +95,9 @@ Deno.test("the CLI reports an undeclared read in one line naming the permission"
   assert.equal(result.code, 1);
   const lines = result.stderr.trim().split("\n").filter((l) => l.includes("error:"));
   assert.equal(lines.length, 1, result.stderr);
-  assert.match(lines[0], /Missing permission: read access to .*secret\.txt by extension ext\.nosy/);
+  assert.match(
+    lines[0],
+    /Missing permission: read access to .*secret\.txt" by extension ext\.nosy/,
+  );
   assert.deepEqual(await listDir(`${tmp.path}/ws`), []);
 });

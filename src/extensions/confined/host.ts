@@ -6,6 +6,7 @@
  * @module
  */
 
+import { fileURLToPath, pathToFileURL } from "node:url";
 import {
   ConfigError,
   type ConfigLocation,
@@ -30,8 +31,23 @@ import type {
   SyncProgress,
   SyncReport,
 } from "../types.ts";
-import type { FromWorker, SourceTable, ToWorker, WireError } from "./protocol.ts";
-import { grantable, type ResolvedPermissions, workerPermissions } from "./permissions.ts";
+import {
+  checkFromWorker,
+  checkResult,
+  type FromWorker,
+  type Method,
+  ProtocolViolation,
+  type SourceTable,
+  type ToWorker,
+  type WireError,
+} from "./protocol.ts";
+import {
+  type ExtensionCode,
+  extensionCode,
+  grantable,
+  type ResolvedPermissions,
+  workerPermissions,
+} from "./permissions.ts";
 
 interface Hooks {
   recordHandle?: (handle: SandboxHandle) => Promise<void>;
@@ -43,6 +59,7 @@ interface Hooks {
 }
 
 interface Pending {
+  method: Method;
   resolve: (value: unknown) => void;
   reject: (error: Error) => void;
   hooks: Hooks;
@@ -56,8 +73,11 @@ export class ConfinedExtension extends SandboxExtension<unknown, SandboxHandle> 
   #grants: ResolvedPermissions | "none";
   #withheld: ResolvedPermissions | undefined;
   #workspaces = new Map<string, string | null>();
+  #code: ExtensionCode | undefined;
   #worker: Worker | undefined;
   #ready: Promise<void> | undefined;
+  #booting: { resolve: () => void; reject: (error: Error) => void } | undefined;
+  #stopped: Error | undefined;
   #pending = new Map<number, Pending>();
   #nextId = 1;
 
@@ -204,23 +224,20 @@ export class ConfinedExtension extends SandboxExtension<unknown, SandboxHandle> 
     } catch {
       // The worker is stopped below either way.
     }
-    this.#worker.terminate();
-    this.#worker = undefined;
-    this.#ready = undefined;
-    for (const pending of this.#pending.values()) {
-      pending.reject(new ExtensionError(this.id, "was closed while a call was running"));
-    }
-    this.#pending.clear();
+    this.#stop(new ExtensionError(this.id, "was closed while a call was running"));
   }
 
   #start(): Promise<void> {
-    if (this.#ready) return this.#ready;
-    // --no-prompt matters: a narrowed worker could otherwise prompt past its ceiling on a TTY.
-    const bootstrap = [
-      `import { serve } from ${JSON.stringify(new URL("./worker_main.ts", import.meta.url).href)};`,
-      `import * as extension from ${JSON.stringify(this.#registration.moduleUrl)};`,
-      "serve(extension);",
-    ].join("\n");
+    this.#ready ??= this.#boot();
+    return this.#ready;
+  }
+
+  async #boot(): Promise<void> {
+    const code = await extensionCode(this.id, this.#registration.moduleUrl, {
+      home: this.options.home,
+      stateDir: this.options.stateDir,
+    });
+    this.#code = code;
     let grants = this.#grants;
     if (grants !== "none") {
       const { granted, withheld } = grantable(grants);
@@ -236,58 +253,143 @@ export class ConfinedExtension extends SandboxExtension<unknown, SandboxHandle> 
         }
       }
     }
-    const worker = new Worker(`data:text/javascript;base64,${btoa(bootstrap)}`, {
-      type: "module",
-      name: this.id,
-      deno: { permissions: workerPermissions(grants, this.#registration.moduleUrl) },
-    });
+    this.#checkHeld(code);
+    const permissions = workerPermissions(grants, code);
+    let worker: Worker;
+    try {
+      // --no-prompt matters: a narrowed worker could otherwise prompt past its ceiling on a TTY.
+      worker = new Worker(await entryUrl(), {
+        type: "module",
+        name: this.id,
+        deno: { permissions },
+      });
+    } catch (error) {
+      throw this.#escalation(error, permissions);
+    }
     this.#worker = worker;
-    this.#ready = new Promise<void>((resolve, reject) => {
-      worker.onmessage = (event: MessageEvent<FromWorker>) => {
-        const message = event.data;
-        if (message.type === "ready") {
-          if (message.extensionId !== this.id) {
-            reject(
-              new ExtensionError(
-                this.id,
-                `class "${this.#registration.export}" says its id is "${message.extensionId}"; make it match ${this.#registration.file}`,
-              ),
-            );
-          } else resolve();
-        } else if (message.type === "initError") {
-          reject(this.#fromWire(message.error, "cannot be loaded"));
-        } else {
-          this.#onMessage(message);
-        }
-      };
-      worker.onerror = (event) => {
-        event.preventDefault();
-        const error = new ExtensionError(this.id, `crashed: ${event.message}`);
-        reject(error);
-        for (const pending of this.#pending.values()) pending.reject(error);
-        this.#pending.clear();
-      };
+    const ready = new Promise<void>((resolve, reject) => {
+      this.#booting = { resolve, reject };
     });
+    worker.onmessage = (event: MessageEvent<unknown>) => {
+      if (this.#worker !== worker) return;
+      try {
+        this.#onMessage(checkFromWorker(event.data));
+      } catch (error) {
+        this.#stop(this.#broken(error));
+      }
+    };
+    worker.onmessageerror = () => {
+      if (this.#worker === worker) {
+        this.#stop(this.#broken(new ProtocolViolation("a message could not be read")));
+      }
+    };
+    worker.onerror = (event) => {
+      event.preventDefault();
+      if (this.#worker === worker) {
+        this.#stop(new ExtensionError(this.id, `crashed: ${firstLine(String(event.message))}`));
+      }
+    };
     worker.postMessage(
       {
         type: "init",
-        moduleUrl: this.#registration.moduleUrl,
+        moduleUrl: code.url,
         exportName: this.#registration.export,
         acceptNewHostKey: this.options.acceptNewHostKey ?? false,
         home: this.options.home,
       } satisfies ToWorker,
     );
-    return this.#ready;
+    await ready;
   }
 
-  async #call(method: string, args: unknown[], hooks: Hooks, source?: SourceTable) {
+  /** The worker's code files and module host must be within what sandboxer itself holds. */
+  #checkHeld(code: ExtensionCode): void {
+    if (code.remoteHost) {
+      const host = code.remoteHost;
+      if (Deno.permissions.querySync({ name: "import", host }).state !== "granted") {
+        throw new PermissionError(
+          "import",
+          `${host}, where extension ${this.id} has its module, which sandboxer itself was not given`,
+          `--allow-import=${host} on sandboxer's own command line, or install the extension locally`,
+        );
+      }
+    }
+    if (
+      code.dir && Deno.permissions.querySync({ name: "read", path: code.dir }).state !== "granted"
+    ) {
+      throw new PermissionError(
+        "read",
+        `${code.dir}, where extension ${this.id} has its code, which sandboxer itself was not given`,
+        `--allow-read=${code.dir} on sandboxer's own command line`,
+      );
+    }
+  }
+
+  /** `new Worker()` refused: the worker would hold more than sandboxer does. */
+  #escalation(error: unknown, permissions: Deno.PermissionOptionsObject): unknown {
+    if (error instanceof URIError || error instanceof TypeError) {
+      // An entry Deno cannot parse, written literally in the registration (values from a
+      // profile were checked already).
+      return new ExtensionError(
+        this.id,
+        `declares permissions Deno cannot grant (${
+          firstLine(error.message)
+        }); fix "permissions" in ${this.#registration.file}`,
+        { cause: error },
+      );
+    }
+    if (!(error instanceof Deno.errors.NotCapable)) return error;
+    const asked = Object.entries(permissions)
+      .filter(([, value]) => value !== false)
+      .map(([kind]) => kind);
+    return new PermissionError(
+      asked.join("/") || "some",
+      `what extension ${this.id} declares, more than sandboxer itself was given (Deno: ${
+        firstLine(error.message)
+      })`,
+      `the matching --allow-* flags on sandboxer's own command line, or fewer permissions in ${this.#registration.file}`,
+      { cause: error },
+    );
+  }
+
+  /** The one-line error for a worker that broke the protocol. */
+  #broken(error: unknown): Error {
+    const reason = error instanceof ProtocolViolation
+      ? error.message
+      : `handling its message failed: ${firstLine(String((error as Error)?.message ?? error))}`;
+    return new ExtensionError(
+      this.id,
+      `sent a malformed message (${reason}) and was stopped; report this to its author`,
+      { cause: error },
+    );
+  }
+
+  /** End the worker and fail whatever waits on it; the next call starts a fresh one. */
+  #stop(error: Error): void {
+    this.#stopped = error;
+    const worker = this.#worker;
+    this.#worker = undefined;
+    this.#ready = undefined;
+    worker?.terminate();
+    const booting = this.#booting;
+    this.#booting = undefined;
+    booting?.reject(error);
+    const pending = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const call of pending) call.reject(error);
+  }
+
+  async #call(method: Method, args: unknown[], hooks: Hooks, source?: SourceTable) {
     await this.#start();
+    if (!this.#worker) {
+      // It was stopped (a crash, a bad message) between loading and this call.
+      throw this.#stopped ?? new ExtensionError(this.id, `stopped before ${method}() could run`);
+    }
     const id = this.#nextId++;
     const onAbort = () => this.#post({ type: "abort", id });
     hooks.signal?.addEventListener("abort", onAbort, { once: true });
     try {
       return await new Promise<unknown>((resolve, reject) => {
-        this.#pending.set(id, { resolve, reject, hooks });
+        this.#pending.set(id, { method, resolve, reject, hooks });
         this.#post({ type: "call", id, method, args, source });
       });
     } finally {
@@ -299,36 +401,76 @@ export class ConfinedExtension extends SandboxExtension<unknown, SandboxHandle> 
     this.#worker?.postMessage(message);
   }
 
+  /** Act on a checked message; throws {@linkcode ProtocolViolation} for one that does not fit. */
   #onMessage(message: FromWorker): void {
-    switch (message.type) {
-      case "log":
-        this.logger[message.level](`${this.id}: ${message.message}`);
-        return;
-      case "result":
-      case "error": {
-        const pending = this.#pending.get(message.id);
-        this.#pending.delete(message.id);
-        if (!pending) return;
-        if (message.type === "result") pending.resolve(message.value);
-        else pending.reject(this.#fromWire(message.error, "failed"));
-        return;
+    if (message.type === "log") {
+      this.logger[message.level](`${this.id}: ${message.message}`);
+      return;
+    }
+    if (message.type === "crashed") {
+      this.#stop(new ExtensionError(this.id, `crashed: ${firstLine(message.error.message)}`));
+      return;
+    }
+    if (message.type === "ready" || message.type === "initError") {
+      const booting = this.#booting;
+      if (!booting) throw new ProtocolViolation(`"${message.type}" after the extension was loaded`);
+      this.#booting = undefined;
+      if (message.type === "initError") {
+        const error = this.#fromWire(message.error, "cannot be loaded");
+        this.#stop(error);
+        booting.reject(error);
+      } else if (message.extensionId !== this.id) {
+        const error = new ExtensionError(
+          this.id,
+          `class "${this.#registration.export}" says its id is ${
+            JSON.stringify(message.extensionId)
+          }; make it match ${this.#registration.file}`,
+        );
+        this.#stop(error);
+        booting.reject(error);
+      } else booting.resolve();
+      return;
+    }
+    if (this.#booting) {
+      throw new ProtocolViolation(`"${message.type}" before the extension was loaded`);
+    }
+    const pending = this.#pending.get(message.id);
+    if (!pending) {
+      throw new ProtocolViolation(`"${message.type}" for call ${message.id}, which is not running`);
+    }
+    const only = (method: Method) => {
+      if (pending.method !== method) {
+        throw new ProtocolViolation(`"${message.type}" during ${pending.method}()`);
       }
+    };
+    switch (message.type) {
+      case "result":
+        pending.resolve(checkResult(pending.method, message.value));
+        this.#pending.delete(message.id);
+        return;
+      case "error":
+        this.#pending.delete(message.id);
+        pending.reject(this.#fromWire(message.error, "failed", pending.hooks.signal));
+        return;
       case "stdout":
       case "stderr":
-        this.#pending.get(message.id)?.hooks[message.type]?.(message.chunk);
+        only("exec");
+        pending.hooks[message.type]?.(message.chunk);
         return;
       case "progress":
-        this.#pending.get(message.id)?.hooks.progress?.(message.progress as SyncProgress);
+        only("sync");
+        pending.hooks.progress?.(message.progress as SyncProgress);
         return;
       case "recordHandle":
       case "step": {
-        const hooks = this.#pending.get(message.id)?.hooks;
+        only("create");
+        const { hooks } = pending;
         if (message.type === "recordHandle") {
           this.#workspaces.set(JSON.stringify(message.handle), message.workspace);
         }
         const work = message.type === "recordHandle"
-          ? hooks?.recordHandle?.(message.handle as SandboxHandle)
-          : hooks?.step?.(message.name);
+          ? hooks.recordHandle?.(message.handle as SandboxHandle)
+          : hooks.step?.(message.name);
         Promise.resolve(work).then(
           () => this.#post({ type: "ack", id: message.ackId }),
           (error) =>
@@ -343,41 +485,107 @@ export class ConfinedExtension extends SandboxExtension<unknown, SandboxHandle> 
     }
   }
 
-  #fromWire(error: WireError, verb: string): Error {
+  #fromWire(error: WireError, verb: string, signal?: AbortSignal): Error {
+    const message = firstLine(error.message);
+    const denied = /^Requires (\w+) access to "([^"]+)"/.exec(message);
+    if (denied && (error.name === "NotCapable" || error.name === "TypeError")) {
+      return this.#denied(denied[1], denied[2], error.name === "TypeError");
+    }
     if (error.name === "NotCapable") {
-      const match = /Requires (\w+) access to "?([^",]+)"?/.exec(error.message);
-      const kind = match?.[1] ?? "some";
-      const what = match?.[2] ?? "a resource";
-      const withheld = Object.values(this.#withheld ?? {}).some((list) => list.includes(what));
-      if (withheld) {
-        return new PermissionError(
-          kind,
-          `${what}, which extension ${this.id} declares but sandboxer itself was not given`,
-          `--allow-${kind}=${what} on sandboxer's own command line`,
-        );
-      }
-      return new PermissionError(
-        kind,
-        `${what} by extension ${this.id}, which its registration does not declare`,
-        `permissions.${kind}: ["${what}"] in ${this.#registration.file} (only if the extension really needs it)`,
+      return new ExtensionError(
+        this.id,
+        `${verb}: it asked for a permission its registration does not declare (Deno: ${message}); fix the extension or its registration ${this.#registration.file}`,
       );
     }
-    if (error.name === "AbortError") return new DOMException(error.message, "AbortError");
+    if (error.name === "AbortError" && signal?.aborted) {
+      return new DOMException(message, "AbortError");
+    }
     if (error.name === "ConfigError" && error.location) {
       const prefix = `${formatLocation(error.location)}: `;
-      const problem = error.message.startsWith(prefix)
-        ? error.message.slice(prefix.length)
-        : error.message;
+      const problem = message.startsWith(prefix) ? message.slice(prefix.length) : message;
       return new ConfigError(error.location, problem);
     }
     if (error.code) {
       // The class itself cannot cross the thread boundary; its name and stable code do.
-      const rebuilt = new SandboxerError(error.code, error.message);
+      const rebuilt = new SandboxerError(error.code, message);
       rebuilt.name = error.name;
       return rebuilt;
     }
-    return new ExtensionError(this.id, `${verb}: ${error.message}`);
+    return new ExtensionError(this.id, `${verb}: ${message}`);
   }
+
+  /** A refused operation; `loading` when Deno refused to load a module (an import). */
+  #denied(kind: string, what: string, loading: boolean): Error {
+    const withheld = Object.values(this.#withheld ?? {}).some((list) => list.includes(what));
+    if (withheld) {
+      return new PermissionError(
+        kind,
+        `${what}, which extension ${this.id} declares but sandboxer itself was not given`,
+        `--allow-${kind}=${what} on sandboxer's own command line`,
+      );
+    }
+    const fix =
+      `permissions.${kind}: ["${what}"] in ${this.#registration.file} (only if the extension really needs it)`;
+    if (loading && kind === "read") {
+      const dir = this.#code?.dir;
+      if (what.endsWith("/mod.ts") && what !== SDK_PATH) {
+        return new ExtensionError(
+          this.id,
+          `imports ${what}, which is neither in its module directory nor the SDK of the sandboxer that runs it; import the SDK from ${SDK_PATH}`,
+        );
+      }
+      if (dir && what.startsWith(`${dir}/`)) {
+        return new PermissionError(
+          kind,
+          `"${what}" by extension ${this.id}, whose code imports it: symbolic links and dot-files in its module directory are never granted`,
+          `a regular file in place of it (a link could point anywhere)`,
+        );
+      }
+      return new PermissionError(
+        kind,
+        `"${what}" by extension ${this.id}, whose code imports it from outside its module directory${
+          dir ? ` ${dir}` : ""
+        }`,
+        fix,
+      );
+    }
+    if (loading && kind === "import") {
+      return new PermissionError(
+        kind,
+        `${what} by extension ${this.id}, whose code imports a module from there`,
+        `a copy of that module in the extension's own directory (an extension's code loads only its own files, sandboxer's SDK and npm: packages)`,
+      );
+    }
+    return new PermissionError(
+      kind,
+      `${
+        kind === "read" || kind === "write" ? JSON.stringify(what) : what
+      } by extension ${this.id}, which its registration does not declare`,
+      fix,
+    );
+  }
+}
+
+/** The worker's entry, by its canonical path so the SDK URLs it loads match an extension's. */
+async function entryUrl(): Promise<URL> {
+  const url = new URL("./worker_main.ts", import.meta.url);
+  if (url.protocol !== "file:") return url;
+  try {
+    return pathToFileURL(await Deno.realPath(fileURLToPath(url)));
+  } catch {
+    return url;
+  }
+}
+
+/** sandboxer's SDK module as the worker entry imports it. */
+const SDK_PATH = (() => {
+  const url = new URL("../../../mod.ts", import.meta.url);
+  return url.protocol === "file:" ? fileURLToPath(url) : url.href;
+})();
+
+function firstLine(text: string): string {
+  const line = text.split("\n", 1)[0].trim();
+  return line.length > 2000 ? `${line.slice(0, 2000)}…` : line;
 }
 
 /** Every located field of the raw config (and the schema's), for errors raised in the worker. */

@@ -1,21 +1,39 @@
 /**
- * The body of a confined extension's worker, which runs with only the
- * permissions the extension's registration declared. The host starts the
- * worker from a tiny generated module that statically imports this one and
- * the extension's module (static imports are read with the host's
- * permission, so the worker needs no read access to code), then calls
- * {@linkcode serve}. Callbacks (recordHandle, step, output) become messages;
- * recordHandle waits for the host's acknowledgement so the handle is in the
- * journal before the extension's next side effect.
+ * The entry module of a confined extension's worker, which runs with only
+ * the permissions the extension's registration declares plus read access to
+ * the regular files of the extension's own module directory.
+ *
+ * How its code is kept from reading files by importing them: Deno loads the
+ * statically visible imports of a worker's entry with the parent's
+ * permission and no read check, but checks every file of a module graph
+ * loaded by a specifier computed at run time against the worker's own
+ * grants. So this entry statically imports sandboxer's SDK (`mod.ts`, with
+ * the npm packages it uses) and nothing of the extension; the extension is
+ * loaded by the URL the host sends, and its imports of the SDK by that same
+ * URL find the modules already loaded. Any other file its code imports —
+ * statically, by a literal `import()`, as text or JSON — must be in its
+ * grants, or the load fails with "Requires read access".
+ *
+ * Callbacks (recordHandle, step, output) become messages; recordHandle waits
+ * for the host's acknowledgement so the handle is in the journal before the
+ * extension's next side effect. This is an entry point, like `main.ts`: no
+ * module imports it.
  *
  * @module
  */
 
+import "../../../mod.ts";
 import type { ConfigLocation } from "../../core/errors.ts";
 import type { ConfigSource } from "../../config/types.ts";
 import type { SandboxExtension } from "../base.ts";
 import type { CreateContext, Logger } from "../types.ts";
-import { type FromWorker, type SourceTable, toWire, type ToWorker } from "./protocol.ts";
+import {
+  type FromWorker,
+  type Method,
+  type SourceTable,
+  toWire,
+  type ToWorker,
+} from "./protocol.ts";
 
 let extension: SandboxExtension<unknown> | undefined;
 const aborts = new Map<number, AbortController>();
@@ -26,18 +44,35 @@ let nextAck = 1;
 const worker = globalThis as unknown as {
   postMessage(message: unknown, transfer?: Transferable[]): void;
   onmessage: ((event: MessageEvent<ToWorker>) => void) | null;
+  close: () => void;
 };
+const post = worker.postMessage.bind(worker);
 
 function send(message: FromWorker, transfer: Transferable[] = []): void {
-  worker.postMessage(message, transfer);
+  post(message, transfer);
 }
 
 const logger: Logger = {
-  debug: (message) => send({ type: "log", level: "debug", message }),
-  info: (message) => send({ type: "log", level: "info", message }),
-  warn: (message) => send({ type: "log", level: "warn", message }),
-  error: (message) => send({ type: "log", level: "error", message }),
+  debug: (message) => send({ type: "log", level: "debug", message: String(message) }),
+  info: (message) => send({ type: "log", level: "info", message: String(message) }),
+  warn: (message) => send({ type: "log", level: "warn", message: String(message) }),
+  error: (message) => send({ type: "log", level: "error", message: String(message) }),
 };
+
+/**
+ * Ending the worker from inside would leave the host waiting for an answer
+ * that never comes (and a journal record in `creating`): make both ways an
+ * error the call reports instead.
+ */
+function forbidExit(): void {
+  const refuse = (what: string) => () => {
+    throw new Error(
+      `${what} is not available to a confined extension; return or throw from the call instead`,
+    );
+  };
+  (Deno as { exit: unknown }).exit = refuse("Deno.exit()");
+  worker.close = refuse("close()");
+}
 
 function waitAck(make: (ackId: number) => FromWorker): Promise<void> {
   const ackId = nextAck++;
@@ -65,7 +100,12 @@ function sourceFrom(table: SourceTable): ConfigSource {
   };
 }
 
-async function call(id: number, method: string, args: unknown[], table?: SourceTable) {
+async function call(
+  id: number,
+  method: Method,
+  args: unknown[],
+  table?: SourceTable,
+): Promise<unknown> {
   if (!extension) throw new Error("extension not initialised");
   const controller = new AbortController();
   aborts.set(id, controller);
@@ -115,15 +155,18 @@ async function call(id: number, method: string, args: unknown[], table?: SourceT
       }
       case "fetch":
         if (!extension.fetch) throw new Error("this extension has no fetch()");
-        return await extension.fetch(args[0] as never, args[1] as string, args[2] as string, {
+        await extension.fetch(args[0] as never, args[1] as string, args[2] as string, {
           signal,
         });
+        return null;
       case "destroy":
-        return await extension.destroy(args[0] as never);
+        await extension.destroy(args[0] as never);
+        return null;
       case "workspaceOf":
         return extension.workspaceOf(args[0] as never) ?? null;
       case "close":
-        return await extension.close();
+        await extension.close();
+        return null;
       default:
         throw new Error(`unknown method ${method}`);
     }
@@ -132,19 +175,14 @@ async function call(id: number, method: string, args: unknown[], table?: SourceT
   }
 }
 
-/**
- * Answer the host's messages for the extension class exported by `module`.
- *
- * @param module The extension module's namespace.
- */
-export function serve(module: Record<string, unknown>): void {
-  worker.onmessage = (event) => void handle(module, event.data);
-}
-
-async function handle(module: Record<string, unknown>, message: ToWorker): Promise<void> {
+async function handle(message: ToWorker): Promise<void> {
   switch (message.type) {
     case "init":
       try {
+        forbidExit();
+        // A computed specifier: Deno checks the extension's whole module graph against this
+        // worker's grants. Never import the extension statically or by a literal here.
+        const module: Record<string, unknown> = await import(message.moduleUrl);
         const Class = module[message.exportName];
         if (typeof Class !== "function") {
           throw new Error(`the module has no exported class "${message.exportName}"`);
@@ -186,3 +224,15 @@ async function handle(module: Record<string, unknown>, message: ToWorker): Promi
     }
   }
 }
+
+// An error nothing caught ends the extension: say so in one message instead of letting Deno
+// print a stack trace over sandboxer's output.
+globalThis.addEventListener("error", (event) => {
+  event.preventDefault();
+  send({ type: "crashed", error: toWire(event.error ?? event.message) });
+});
+globalThis.addEventListener("unhandledrejection", (event) => {
+  event.preventDefault();
+  send({ type: "crashed", error: toWire(event.reason) });
+});
+worker.onmessage = (event) => void handle(event.data);
