@@ -46,6 +46,7 @@ export type {
 export { SandboxExtension, silentLogger } from "./src/extensions/base.ts";
 export type {
   CreateContext,
+  DestroyContext,
   ExecIO,
   ExtensionOptions,
   Logger,

@@ -275,7 +275,7 @@ export class Manager implements AsyncDisposable {
     handle: SandboxHandle,
   ): Promise<void> {
     try {
-      await extension.destroy(handle);
+      await extension.destroy(handle, { id });
       await this.journal.update(id, { status: "destroyed" });
       this.#logger.info(`rolled back the half-made sandbox ${id}`);
     } catch (error) {
@@ -399,7 +399,7 @@ export class Manager implements AsyncDisposable {
     if (record.handle) {
       try {
         const extension = this.#extension(record.extension, record.permissions ?? "none");
-        await extension.destroy(record.handle);
+        await extension.destroy(record.handle, { id });
       } catch (error) {
         await this.journal.update(id, { status: "failed", step: "destroy", error: oneLine(error) });
         throw error;
@@ -623,6 +623,10 @@ function gcReason(record: SandboxRecord, now: Date, ownerWorking: boolean): stri
   }
   if (inProgress) {
     return `stuck in ${record.status}: process ${record.owner.pid} on ${record.owner.host} stopped working on it`;
+  }
+  // A teardown that failed may have left a half-removed workspace: try it again.
+  if (record.status === "failed" && record.step === "destroy") {
+    return `its destroy failed (${record.error ?? "no detail"}); trying again`;
   }
   return undefined;
 }
