@@ -140,6 +140,8 @@ export interface IsolatedHostOptions {
   without?: readonly string[];
   /** Extra sshd_config lines. */
   sshdConfig?: readonly string[];
+  /** More public key lines to authorise for the login user (e.g. another host's client key). */
+  authorize?: readonly string[];
 }
 
 interface Result {
@@ -389,7 +391,11 @@ export async function startIsolatedHost(options: IsolatedHostOptions = {}): Prom
       "-f",
       identityFile,
     ]);
-    await Deno.copyFile(`${identityFile}.pub`, `${rootfs}/etc/ssh/sbx_authorized_keys`);
+    await Deno.writeTextFile(
+      `${rootfs}/etc/ssh/sbx_authorized_keys`,
+      [await Deno.readTextFile(`${identityFile}.pub`), ...(options.authorize ?? [])]
+        .map((line) => line.trim()).join("\n") + "\n",
+    );
     await Deno.chmod(`${rootfs}/etc/ssh/sbx_authorized_keys`, 0o644);
     const hostPublicKey = (await Deno.readTextFile(`${rootfs}/etc/ssh/ssh_host_ed25519_key.pub`))
       .trim().split(/\s+/).slice(0, 2).join(" ");
@@ -510,6 +516,7 @@ export async function startIsolatedHost(options: IsolatedHostOptions = {}): Prom
 
     const env = { SANDBOXER_HOME: `${dir}/state`, HOME: dir, DENO_DIR: await denoDir() };
     const path = (p: string) => `${rootfs}${p}`;
+    const init = child;
     const host: IsolatedHost = {
       ns,
       host: subnet.address,
@@ -600,8 +607,11 @@ export async function startIsolatedHost(options: IsolatedHostOptions = {}): Prom
         const listed = await sh("ip", ["netns", "pids", ns]);
         const found: HostProcess[] = [];
         for (const pid of listed.stdout.split("\n").filter(Boolean).map(Number)) {
+          // The unshare that started the host is in its network namespace, but not one of its
+          // processes.
+          if (pid === init.pid) continue;
           const ps = await sh("ps", ["-o", "stat=,args=", "-ww", "-p", String(pid)]);
-          const match = /^\s*(\S+)\s(.*)$/.exec(ps.stdout.trim());
+          const match = /^(\S+)\s+(.*)$/.exec(ps.stdout.trim());
           if (!match || match[1].startsWith("Z")) continue;
           // Deno reads /proc only with --allow-all; cat may.
           const environ = await sh("cat", [`/proc/${pid}/environ`]);
