@@ -318,3 +318,87 @@ isolatedTest(
     assert.deepEqual(await workOnHost(host), []);
   },
 );
+
+isolatedTest(
+  "race: a workspace swapped for a symlink after the check is still not written through",
+  async (t) => {
+    await using full = await startIsolatedHost();
+    await using bare = await startIsolatedHost({ without: ["rsync"] });
+    const swap = 'cd "$1" && mv sbx-swap moved && ln -s "$HOME/important" sbx-swap';
+    const important = async (host: IsolatedHost) => {
+      const result = await host.ssh([
+        "sh",
+        "-c",
+        'mkdir -p "$HOME/important" && echo draft > "$HOME/important/thesis.tex"',
+      ]);
+      assert.equal(result.code, 0, result.stderr);
+    };
+    const untouched = async (host: IsolatedHost) => {
+      const listed = await host.ssh([
+        "sh",
+        "-c",
+        'ls -A "$HOME/important"; cat "$HOME/important/thesis.tex"',
+      ]);
+      assert.equal(listed.stdout, "thesis.tex\ndraft\n", "the link's target was written through");
+    };
+
+    await t.step("rsync: held after its check, then the path is swapped", async () => {
+      const rsync = await gate(full, "rsync");
+      const repo = await writeFiles(`${full.dir}/repo`, { "new.txt": "new\n" });
+      await createOk(full, ["--profile", await full.profile("p"), "--name", "swap"]);
+      await important(full);
+      await rsync.close();
+      const sync = await spawnCli(["sync", "swap", "--repo", repo], full.env);
+      await rsync.waitUntilHeld();
+      const swapped = await full.ssh(["sh", "-c", swap, "sh", full.root]);
+      assert.equal(swapped.code, 0, swapped.stderr);
+      await rsync.open();
+      const done = await sync.done;
+      assert.equal(done.code, 0, done.stderr);
+      await untouched(full);
+      // It went where the check pointed: the real directory, wherever it is now.
+      assert.equal(await Deno.readTextFile(full.path(`${full.root}/moved/new.txt`)), "new\n");
+    });
+
+    await t.step(
+      "SFTP: held before its first write (local listing), then the path is swapped",
+      async () => {
+        // The SFTP sync asks the local rsync for its plan: hold that, here, with a FIFO of our own.
+        const bin = `${bare.dir}/bin`;
+        await Deno.mkdir(bin);
+        const fifo = `${bin}/fifo`;
+        assert.equal((await new Deno.Command("mkfifo", { args: [fifo] }).output()).code, 0);
+        const real = new TextDecoder().decode(
+          (await new Deno.Command("sh", { args: ["-c", "command -v rsync"], stdout: "piped" })
+            .output())
+            .stdout,
+        ).trim();
+        await Deno.writeTextFile(
+          `${bin}/rsync`,
+          `#!/bin/sh\ncase " $* " in *" --dry-run "*) touch "${bin}/held"; cat "${fifo}" > /dev/null ;; esac\nexec ${real} "$@"\n`,
+          { mode: 0o755 },
+        );
+        const repo = await writeFiles(`${bare.dir}/repo`, { "new.txt": "new\n" });
+        await createOk(bare, ["--profile", await bare.profile("p"), "--name", "swap"]);
+        await important(bare);
+        const sync = await spawnCli(["sync", "swap", "--repo", repo], {
+          ...bare.env,
+          PATH: `${bin}:${Deno.env.get("PATH")}`,
+        });
+        await until(
+          "the SFTP sync to plan",
+          async () => (await Deno.stat(`${bin}/held`).then(() => true, () => undefined)),
+        );
+        const swapped = await bare.ssh(["sh", "-c", swap, "sh", bare.root]);
+        assert.equal(swapped.code, 0, swapped.stderr);
+        const file = await Deno.open(fifo, { read: true, write: true });
+        file.close();
+        const done = await sync.done;
+        assert.equal(done.code, 0, done.stderr);
+        assert.match(done.stderr, /syncing over SFTP/);
+        await untouched(bare);
+        assert.equal(await Deno.readTextFile(bare.path(`${bare.root}/moved/new.txt`)), "new\n");
+      },
+    );
+  },
+);

@@ -223,6 +223,9 @@ export async function snapshotTree(
       } else if (info.isDirectory) {
         out[path] = `dir ${mode(info)}`;
         await walk(path);
+      } else if (!info.isFile) {
+        // A FIFO or device: reading it could block.
+        out[path] = `special ${mode(info)}`;
       } else if (options.skip?.includes(path)) {
         out[path] = "file (not compared)";
       } else {

@@ -5,6 +5,11 @@
 // passes exit codes, signals, streams and stdin through unchanged.
 import assert from "node:assert/strict";
 import { Manager } from "../../mod.ts";
+import {
+  REFUSAL_PREFIX,
+  WORKSPACE_RSYNC,
+} from "../../src/extensions/ssh_workspace/remote_scripts.ts";
+import { runRsync } from "../../src/process/rsync.ts";
 import { type IsolatedHost, isolatedTest, startIsolatedHost } from "../harness/isolated_host.ts";
 import { createOk } from "../harness/test_vm.ts";
 
@@ -215,5 +220,88 @@ isolatedTest(
       // What the command did to its own workspace is left for a human: a symlink and the moved one.
       assert.deepEqual(await host.rootEntries(), ["sbx-swapper", "sbx-swapper.moved"]);
     });
+  },
+);
+
+isolatedTest(
+  "a workspace root with spaces, quotes, $ and [brackets] works for every verb",
+  async () => {
+    await using host = await startIsolatedHost();
+    const root = `${host.root}/odd [1] 'q' $x`;
+    await Deno.mkdir(host.path(root));
+    await host.chown(root);
+    const profile = await host.profile("odd", { root, extra: ["setup:", "  - mkdir -p dist"] });
+    const repo = await repoWith(host, { "a.txt": "a\n" });
+    const { workspace } = await createOk(host, [
+      "--profile",
+      profile,
+      "--name",
+      "odd",
+      "--repo",
+      repo,
+    ]);
+    assert.equal(workspace, `${root}/sbx-odd`);
+    assert.equal(await readHost(host, `${workspace}/a.txt`), "a\n");
+    await Deno.writeTextFile(`${repo}/b.txt`, "b\n");
+    const sync = await host.cli(["sync", "odd", "--repo", repo]);
+    assert.equal(sync.code, 0, sync.stderr);
+    const pwd = await host.cli(["exec", "odd", "--", "pwd"]);
+    assert.equal(pwd.stdout, `${workspace}\n`, pwd.stderr);
+    const destroyed = await host.cli(["destroy", "odd"]);
+    assert.equal(destroyed.code, 0, destroyed.stderr);
+    assert.deepEqual(await onHost(host, 'ls -A "$1"', root), "");
+  },
+);
+
+isolatedTest(
+  "rsync's own ssh (the path off Linux) goes through the same workspace check",
+  async () => {
+    await using host = await startIsolatedHost();
+    const { workspace, handle } = await createOk(host, ["--profile", await host.profile("p")]);
+    const ws = workspace as string;
+    const id = ws.slice(ws.lastIndexOf("/sbx-") + 5);
+    const repo = await repoWith(host, { "pushed.txt": "pushed\n" });
+    const refusal = (stderr: string) => {
+      const line = stderr.split("\n").find((l) => l.startsWith(REFUSAL_PREFIX));
+      return line ? new Error(line) : undefined;
+    };
+    const plan = {
+      source: repo,
+      target: {
+        host: host.host,
+        port: host.port,
+        user: host.user,
+        identityFile: host.identityFile,
+        knownHostsFile: host.knownHostsFile,
+      },
+      remoteDir: ".",
+      exclude: ["/.sandboxer.json"],
+      gitignore: false,
+      delete: true,
+      progress: false,
+      rsyncPath: ["sh", "-c", WORKSPACE_RSYNC, "sh", ws, id, handle?.nonce as string, "rsync"],
+    };
+    const report = await runRsync(plan, { explainFailure: refusal });
+    assert.equal(report.files, 1);
+    assert.equal(await readHost(host, `${ws}/pushed.txt`), "pushed\n");
+    const pulled = `${host.dir}/pulled`;
+    await runRsync(
+      { ...plan, source: pulled, remoteDir: "./pushed.txt", direction: "pull", remoteEntry: true },
+      { explainFailure: refusal },
+    );
+    assert.equal(await Deno.readTextFile(`${pulled}/pushed.txt`), "pushed\n");
+
+    await onHost(
+      host,
+      'mkdir "$HOME/important" && cd "$1" && mv "$2" moved && ln -s "$HOME/important" "$2"',
+      host.root,
+      `sbx-${id}`,
+    );
+    await assert.rejects(
+      runRsync(plan, { explainFailure: refusal }),
+      /sandboxer-workspace-check: 93 .* is a symlink, not a workspace sandboxer made/,
+    );
+    assert.equal(await onHost(host, 'ls -A "$HOME/important"'), "");
+    await onHost(host, 'cd "$1" && rm "$2" && mv moved "$2"', host.root, `sbx-${id}`);
   },
 );

@@ -129,6 +129,45 @@ const TAMPERINGS: Tampering[] = [
     undo: restoreMarker,
   },
   {
+    name: "the marker is a symlink to a good marker",
+    tamper: (host, id) =>
+      onHost(
+        host,
+        'mv "$1/$2/.sandboxer.json" "$1/$2.keep" && ln -s "$1/$2.keep" "$1/$2/.sandboxer.json"',
+        host.root,
+        `sbx-${id}`,
+      ).then(() => {}),
+    code: 1,
+    message: /its \.sandboxer\.json is not a regular file/,
+    undo: restoreMarker,
+  },
+  {
+    name: "the marker is a FIFO (nothing blocks on it)",
+    tamper: (host, id) =>
+      onHost(
+        host,
+        'mv "$1/$2/.sandboxer.json" "$1/$2.keep" && mkfifo "$1/$2/.sandboxer.json"',
+        host.root,
+        `sbx-${id}`,
+      ).then(() => {}),
+    code: 1,
+    message: /its \.sandboxer\.json is not a regular file/,
+    undo: restoreMarker,
+  },
+  {
+    name: "the marker is huge and not ours",
+    tamper: (host, id) =>
+      onHost(
+        host,
+        'mv "$1/$2/.sandboxer.json" "$1/$2.keep" && head -c 8388608 /dev/zero | tr "\\0" " " > "$1/$2/.sandboxer.json"',
+        host.root,
+        `sbx-${id}`,
+      ).then(() => {}),
+    code: 1,
+    message: /its \.sandboxer\.json names another sandbox/,
+    undo: restoreMarker,
+  },
+  {
     name: "the record's handle points at another sandbox's workspace (nonce copied too)",
     tamper: async (host, id) => {
       const victim = await host.show("victim");
@@ -139,7 +178,7 @@ const TAMPERINGS: Tampering[] = [
       });
     },
     code: 1,
-    message: /is not <root>\/sbx-t4, the workspace of sandbox t4/,
+    message: /is not <root>\/sbx-t7, the workspace of sandbox t7/,
     undo: async (host, id) => {
       await editRecord(host, id, (record) => {
         record.workspace = `${host.root}/sbx-${id}`;
