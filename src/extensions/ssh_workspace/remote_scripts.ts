@@ -89,18 +89,22 @@ export function tombstoneName(id: string, nonce: string): string {
  * - `ours`: check the marker in the current directory.
  * - `lock`: take `flock` on the current directory as fd 9 (waiting with a
  *   note on stderr); a host without flock(1) syncs unserialised.
+ * - `read_marker`: the marker's first line into `head`, with the `read`
+ *   builtin: no process, so the per-command check costs no more than the one
+ *   `sh` it runs in. A hostile host could make that read slow with a huge
+ *   one-line marker (it reads a byte per system call); removal, which must
+ *   never hang, redefines it with `head -c`.
  */
 const FUNCTIONS = `
 root=\${ws%/*} name=sbx-$id
 m=${MARKER_FILE}
+read_marker() { head=; IFS= read -r head < "$m" || [ -n "$head" ]; }
 ours() {
   if [ -L "$m" ] || { [ -e "$m" ] && [ ! -f "$m" ]; }; then
     why="its $m is not a regular file"; return ${SCRIPT_EXIT.notOurs}
   fi
   if [ ! -e "$m" ]; then why="it has no $m marker"; return ${SCRIPT_EXIT.noMarker}; fi
-  if ! head=$(head -c 200 -- "$m" 2>&1); then
-    why="its $m cannot be read ($head)"; return ${SCRIPT_EXIT.checkFailed}
-  fi
+  if ! read_marker; then why="its $m cannot be read"; return ${SCRIPT_EXIT.checkFailed}; fi
   if [ -n "$nonce" ]; then
     case $head in "{\\"id\\":\\"$id\\",\\"nonce\\":\\"$nonce\\","*) return 0 ;; esac
   else
@@ -220,6 +224,7 @@ exec cat >/dev/null
  */
 export const REMOVE_WORKSPACE = `ws=$1 id=$2 nonce=$3
 ${FUNCTIONS}
+read_marker() { head=$(head -c 200 -- "$m" 2>/dev/null); }
 tomb=.sbx-$id.tomb-\${nonce:-legacy}
 mark=${PROCESS_MARK}=$id:$nonce
 if [ "\${ws##*/}" != "$name" ] || [ -z "$root" ]; then echo "$ws is not <root>/$name" >&2; exit ${SCRIPT_EXIT.notOurs}; fi

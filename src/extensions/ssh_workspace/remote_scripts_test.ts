@@ -154,7 +154,7 @@ const REFUSALS: {
   },
   {
     name: "the marker is huge and not ours",
-    damage: (f) => Deno.writeTextFile(`${f.ws}/${MARKER_FILE}`, " ".repeat(8 << 20)),
+    damage: (f) => Deno.writeTextFile(`${f.ws}/${MARKER_FILE}`, " ".repeat(1 << 20)),
     code: SCRIPT_EXIT.notOurs,
     removal: SCRIPT_EXIT.notOurs,
   },
