@@ -70,6 +70,8 @@ export interface RsyncPlan {
    * Default: `rsync` from the remote PATH.
    */
   rsyncPath?: readonly string[];
+  /** How errors name the remote directory (default `remoteDir`; useful when that is relative). */
+  remoteLabel?: string;
   /** Exclude patterns (rsync syntax), each passed as `--exclude=<p>`. */
   exclude: readonly string[];
   /** Honour `.gitignore` files found in the tree (`--filter=':- .gitignore'`). */
@@ -625,7 +627,7 @@ function rsyncFailure(
       l.startsWith("rsync:") && !l.startsWith("rsync error:")
     ).at(-1);
     return new WorkspaceError(
-      plan.remoteDir,
+      plan.remoteLabel ?? plan.remoteDir,
       enospc
         ? `could not be written on ${where}: the disk is full (${
           enospc[0]

@@ -223,6 +223,7 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
         source: from,
         target: targetFromHandle(handle),
         remoteDir: ".",
+        remoteLabel: ref.workspace,
         exclude,
         gitignore,
         delete: true,
@@ -320,6 +321,7 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
     options: { signal?: AbortSignal },
   ): Promise<void> {
     const ref = workspaceRef(handle);
+    const relative = pathInWorkspace(ref.workspace, remotePath);
     const relay = await rsyncRelaySupported();
     await this.#rsync(
       handle,
@@ -327,7 +329,8 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
       {
         source: localDir,
         target: targetFromHandle(handle),
-        remoteDir: pathInWorkspace(ref.workspace, remotePath),
+        remoteDir: relative,
+        remoteLabel: `${ref.workspace}/${relative.slice(2)}`,
         exclude: [],
         gitignore: false,
         delete: false,
