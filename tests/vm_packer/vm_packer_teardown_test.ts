@@ -315,3 +315,38 @@ isolatedTest(
     });
   },
 );
+
+isolatedTest("teardown never enters a file system mounted inside the workspace", async () => {
+  await using host = await startIsolatedHost();
+  const { workspace, handle } = await createOk(host, [
+    "--profile",
+    await host.profile("p"),
+    "--name",
+    "mnt",
+  ]);
+  // As a build's FUSE mount would: another file system inside the workspace, in the host's view.
+  const init = (await host.processes()).find((p) => p.args.includes("[listener]"));
+  assert.ok(init, "the host's sshd");
+  const inHost = async (...argv: string[]) => {
+    const out = await new Deno.Command("nsenter", {
+      args: ["-t", String(init.pid), "-m", "-r", "--", ...argv],
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  };
+  await onHost(host, 'mkdir "$1/mnt"', workspace as string);
+  await inHost("mount", "-t", "tmpfs", "-o", "mode=0777", "tmpfs", `${workspace}/mnt`);
+  await onHost(host, 'echo elsewhere > "$1/mnt/data"', workspace as string);
+
+  const refused = await host.cli(["destroy", "mnt"]);
+  assert.equal(refused.code, 1, refused.stderr);
+  assert.match(refused.stderr, /could not empty .*a mount point/);
+  const tomb = `${host.root}/.sbx-mnt.tomb-${handle?.nonce}`;
+  assert.equal(await onHost(host, 'cat "$1/mnt/data"', tomb), "elsewhere\n");
+  assert.ok(await readHost(host, `${tomb}/${MARKER}`), "the tombstone keeps its marker");
+
+  await inHost("umount", `${tomb}/mnt`);
+  const again = await host.cli(["destroy", "mnt"]);
+  assert.equal(again.code, 0, again.stderr);
+  assert.deepEqual(await host.rootEntries(), []);
+});

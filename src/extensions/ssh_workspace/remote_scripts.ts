@@ -219,8 +219,10 @@ exec cat >/dev/null
  * the same name (left alone; nothing of ours is there), and a refusal code
  * for anything else that is not provably ours (symlink, another id, no
  * marker): sandboxer never deletes those. An empty directory without a
- * marker is removed with `rmdir` (nothing to lose). `rm -rf` never follows
- * symlinks; read-only directories inside are made owner-writable first.
+ * marker is removed with `rmdir` (nothing to lose). The deletion (`find
+ * -xdev -depth -delete`) never follows symlinks and never enters another
+ * file system mounted inside; read-only directories inside are made
+ * owner-writable first.
  */
 export const REMOVE_WORKSPACE = `ws=$1 id=$2 nonce=$3
 ${FUNCTIONS}
@@ -281,13 +283,16 @@ finish() {
   cd -P -- "$rp"
   end_processes
   cd -P -- "$tomb" && [ "$PWD" = "$rp/$tomb" ] || exit ${SCRIPT_EXIT.removeFailed}
+  # -xdev: a file system mounted inside (a FUSE mount the build made) is never descended into;
+  # its mount point stays, and so does the tombstone, for a human to unmount.
   for pass in 1 2 3; do
-    find . -mindepth 1 -maxdepth 1 ! -name "$m" -exec rm -rf -- {} + 2>/dev/null
+    find . -xdev -mindepth 1 -type d ! -perm -u+rwx -exec chmod u+rwx {} + 2>/dev/null
+    find . -xdev -depth -mindepth 1 ! -path "./$m" -delete 2>/dev/null
     [ "$(ls -A)" = "$m" ] && break
-    find . -mindepth 1 -type d ! -perm -u+rwx -exec chmod u+rwx {} + 2>/dev/null
   done
   if [ "$(ls -A)" != "$m" ]; then
-    echo "could not empty $rp/$tomb: $(ls -A | head -n 3 | tr '\\n' ' ')" >&2; exit ${SCRIPT_EXIT.removeFailed}
+    echo "could not empty $rp/$tomb (a mount point, or files appearing): $(ls -A | head -n 3 | tr '\\n' ' ')" >&2
+    exit ${SCRIPT_EXIT.removeFailed}
   fi
   rm -f -- "$m" && cd -P -- "$rp" && rmdir -- "$tomb" || exit ${SCRIPT_EXIT.removeFailed}
 }
