@@ -674,7 +674,7 @@ function workspaceScriptError(
     case SCRIPT_EXIT.removeFailed:
       return new WorkspaceError(
         workspace,
-        `was only partly removed (${detail}); its tombstone keeps the marker, so run destroy or gc again to finish`,
+        `was only partly removed (${detail}); its tombstone keeps the marker: unmount anything mounted inside it, then run destroy or gc again to finish`,
       );
     default:
       return new WorkspaceError(
