@@ -134,7 +134,7 @@ isolatedTest("race: destroy during a sync leaves nothing on the host; the sync f
   assert.equal(synced.stderr.trim().split("\n").length, 1, synced.stderr);
   assert.match(
     synced.stderr,
-    /sbx-big was removed on sbx@[\d.]+:22 while sandboxer was about to sync into it/,
+    /sbx-big was removed on sbx@[\d.]+:22 during an attempt to sync into it/,
   );
   assert.deepEqual(await host.rootEntries(), [], "no workspace, no tombstone");
   assert.deepEqual(await workOnHost(host), [], "no process of the sandbox");
@@ -400,5 +400,48 @@ isolatedTest(
         assert.equal(await Deno.readTextFile(bare.path(`${bare.root}/moved/new.txt`)), "new\n");
       },
     );
+  },
+);
+
+isolatedTest(
+  "race: destroy during an SFTP sync ends its lock holder; the sync stops, nothing leaks",
+  async () => {
+    await using bare = await startIsolatedHost({ without: ["rsync"] });
+    // Hold the SFTP sync at its local plan (after the holder checked and locked the workspace).
+    const bin = `${bare.dir}/bin`;
+    await Deno.mkdir(bin);
+    const fifo = `${bin}/fifo`;
+    assert.equal((await new Deno.Command("mkfifo", { args: [fifo] }).output()).code, 0);
+    const real = new TextDecoder().decode(
+      (await new Deno.Command("sh", { args: ["-c", "command -v rsync"], stdout: "piped" }).output())
+        .stdout,
+    ).trim();
+    await Deno.writeTextFile(
+      `${bin}/rsync`,
+      `#!/bin/sh\ncase " $* " in *" --dry-run "*) touch "${bin}/held"; cat "${fifo}" > /dev/null ;; esac\nexec ${real} "$@"\n`,
+      { mode: 0o755 },
+    );
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 50; i++) files[`f${i}.txt`] = `${i}\n`;
+    const repo = await writeFiles(`${bare.dir}/repo`, files);
+    await createOk(bare, ["--profile", await bare.profile("p"), "--name", "sftp"]);
+    const sync = await spawnCli(["sync", "sftp", "--repo", repo], {
+      ...bare.env,
+      PATH: `${bin}:${Deno.env.get("PATH")}`,
+    });
+    await until(
+      "the SFTP sync to plan",
+      async () => (await Deno.stat(`${bin}/held`).then(() => true, () => undefined)),
+    );
+    assert.ok((await workOnHost(bare)).some((args) => args === "cat"), "the lock holder runs");
+    const destroyed = await bare.cli(["destroy", "--force", "sftp"]);
+    assert.equal(destroyed.code, 0, destroyed.stderr);
+    const file = await Deno.open(fifo, { read: true, write: true });
+    file.close();
+    const done = await within("the sync to end", sync.done);
+    assert.equal(done.code, 1, done.stderr);
+    assert.match(done.stderr, /sbx-sftp was removed on \S+ during the sync/);
+    assert.deepEqual(await bare.rootEntries(), []);
+    assert.deepEqual(await workOnHost(bare), []);
   },
 );

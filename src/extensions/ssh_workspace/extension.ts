@@ -274,18 +274,18 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
       throw refusalFromStderr(ref, await stderr, "sync into") ??
         workspaceRefusal(ref, code, (await stderr).trim(), "sync into");
     }
-    const session = await connection.sftp();
-    const base = `/proc/${pid}/cwd`;
-    const viaProc = await session.stat(base).then((s) => s?.isDirectory === true, () => false)
-      .finally(() => session.close());
-    if (!viaProc) {
-      this.logger.debug(`no /proc on ${ref.where}: SFTP writes go to ${ref.workspace} by path`);
-    }
     const gone = new AbortController();
     let finished = false;
     holder.exit.then(() => finished || gone.abort(), () => finished || gone.abort());
     const signal = options.signal ? AbortSignal.any([options.signal, gone.signal]) : gone.signal;
     try {
+      const base = `/proc/${pid}/cwd`;
+      const session = await connection.sftp();
+      const viaProc = await session.stat(base).then((s) => s?.isDirectory === true, () => false)
+        .finally(() => session.close());
+      if (!viaProc) {
+        this.logger.debug(`no /proc on ${ref.where}: SFTP writes go to ${ref.workspace} by path`);
+      }
       return await sftpSync(
         connection,
         { ...plan, workspace: viaProc ? base : ref.workspace },
@@ -295,7 +295,8 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
       if (gone.signal.aborted && !options.signal?.aborted) {
         throw new WorkspaceGoneError(
           ref.workspace,
-          `was removed on ${ref.where} during the sync (sandboxer's lock holder ended); destroy this sandbox and create a new one`,
+          `was removed on ${ref.where} during the sync (sandboxer's lock holder there was ended); nothing was recreated — create a new sandbox`,
+          { cause: error },
         );
       }
       throw error;
@@ -404,7 +405,7 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
       }
       return new WorkspaceGoneError(
         ref.workspace,
-        `was removed on ${ref.where} while sandboxer was about to ${verb} it (${gate.reason}); nothing was recreated — create a new sandbox`,
+        `was removed on ${ref.where} during an attempt to ${verb} it (${gate.reason}); nothing was recreated — create a new sandbox`,
         { cause },
       );
     } catch {
