@@ -53,6 +53,7 @@ export type {
 export { SandboxExtension, silentLogger } from "./src/extensions/base.ts";
 export type {
   CreateContext,
+  DestroyContext,
   ExecIO,
   ExtensionOptions,
   Logger,

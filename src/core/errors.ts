@@ -711,6 +711,30 @@ export class WorkspaceError extends SandboxerError {
 }
 
 /**
+ * The sandbox's workspace is no longer on the host: it was removed there (or
+ * while the command ran), or its path now holds another sandbox of the same
+ * name. Nothing was written: sandboxer never recreates a workspace.
+ *
+ * @example
+ * ```ts
+ * import { WorkspaceGoneError } from "./errors.ts";
+ * console.log(new WorkspaceGoneError("/build/sbx-1", "is gone").code); // "WORKSPACE_GONE"
+ * ```
+ */
+export class WorkspaceGoneError extends SandboxerError {
+  /**
+   * Create it.
+   *
+   * @param path The workspace path concerned.
+   * @param problem What happened and how to go on.
+   * @param options Standard error options (`cause`).
+   */
+  constructor(path: string, problem: string, options?: ErrorOptions) {
+    super("WORKSPACE_GONE", `Workspace ${path} ${problem}`, options);
+  }
+}
+
+/**
  * A profile `setup` command exited non-zero; the sandbox is left `failed`
  * with its handle so `destroy` can clean it.
  *

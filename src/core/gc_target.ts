@@ -6,14 +6,20 @@
  * extension lists the marked workspaces (`<root>/sbx-<id>/.sandboxer.json`)
  * on the profile's target, and each one is:
  *
- * - left to the plain `gc` when this machine's journal has that id in a
- *   state other than `destroyed` (its record knows more than the marker);
- * - kept when it has no expiry, or has not expired yet;
+ * - left to the plain `gc` when this machine's journal has that sandbox (the
+ *   same id and, when both are known, the same creation nonce) in a state
+ *   other than `destroyed`: its record knows more than the marker;
+ * - kept when its marker has no creation nonce (made by a sandboxer before
+ *   nonces: only a destroy of its own record removes it), when it has no
+ *   expiry, or has not expired yet;
  * - otherwise removed — by the extension's removal script, which re-checks on
- *   the host that the marker still names that id.
+ *   the host, in the same step as the removal, that the marker still holds
+ *   the id and nonce listed.
  *
- * Directories without a readable marker naming them are reported and never
- * touched.
+ * A tombstone (`<root>/.sbx-<id>.tomb-<nonce>`, a removal that was cut short)
+ * whose marker holds its id and nonce is always finished, unless this
+ * machine's journal still has that sandbox. Directories without a readable
+ * marker naming them are reported and never touched.
  *
  * @module
  */
@@ -24,8 +30,12 @@ import type { Journal } from "./journal.ts";
 export interface WorkspaceMarker {
   /** The sandbox id (from the directory name; the marker names the same id). */
   id: string;
-  /** `<root>/sbx-<id>`. */
+  /** `<root>/sbx-<id>`, or the tombstone `<root>/.sbx-<id>.tomb-<nonce>`. */
   workspace: string;
+  /** The creation nonce, per the marker; null for a marker made before nonces. */
+  nonce: string | null;
+  /** A half-removed workspace (renamed for removal, then cut short). */
+  tombstone: boolean;
   /** The profile it was made from, per the marker. */
   profile: string | null;
   /** `user@host` of the machine that made it, per the marker. */
@@ -103,9 +113,11 @@ export interface GcTargetInput<Config> {
 export async function gcTarget<Config>(input: GcTargetInput<Config>): Promise<GcTargetReport> {
   const now = (input.now ?? new Date()).getTime();
   const scan = await input.extension.listMarkedWorkspaces(input.config, { signal: input.signal });
-  const local = new Map<string, string>();
+  const local = new Map<string, { status: string; nonce: unknown }>();
   for (const record of await input.journal.list()) {
-    if (record.status !== "destroyed") local.set(record.id, record.status);
+    if (record.status !== "destroyed") {
+      local.set(record.id, { status: record.status, nonce: record.handle?.["nonce"] });
+    }
   }
   const report: GcTargetReport = {
     target: scan.target,
@@ -116,12 +128,28 @@ export async function gcTarget<Config>(input: GcTargetInput<Config>): Promise<Gc
     ignored: scan.ignored,
   };
   for (const marker of scan.markers) {
-    const status = local.get(marker.id);
-    if (status !== undefined) {
+    const mine = local.get(marker.id);
+    // Another machine's sandbox of the same name is not this journal's to wait for.
+    const sameSandbox = mine !== undefined &&
+      (typeof mine.nonce !== "string" || marker.nonce === null || mine.nonce === marker.nonce);
+    if (mine !== undefined && sameSandbox) {
       report.kept.push({
         ...marker,
-        reason: `this machine's journal has it (${status}); plain gc and destroy handle it`,
+        reason: `this machine's journal has it (${mine.status}); plain gc and destroy handle it`,
       });
+      continue;
+    }
+    if (marker.nonce === null) {
+      report.kept.push({
+        ...marker,
+        reason:
+          "its marker has no creation nonce (made by an older sandboxer); only a destroy of its own record removes it",
+      });
+      continue;
+    }
+    if (marker.tombstone) {
+      input.signal?.throwIfAborted();
+      await remove(input, marker, "a removal that was cut short (tombstone)", report);
       continue;
     }
     if (marker.expires_at === null) {
@@ -133,16 +161,24 @@ export async function gcTarget<Config>(input: GcTargetInput<Config>): Promise<Gc
       continue;
     }
     input.signal?.throwIfAborted();
-    const reason = `expired at ${marker.expires_at}`;
-    try {
-      await input.extension.removeMarkedWorkspace(input.config, marker, { signal: input.signal });
-      report.removed.push({ ...marker, reason });
-    } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      report.failed.push({ ...marker, reason, error: message.split("\n")[0] });
-    }
+    await remove(input, marker, `expired at ${marker.expires_at}`, report);
   }
   return report;
+}
+
+async function remove<Config>(
+  input: GcTargetInput<Config>,
+  marker: WorkspaceMarker,
+  reason: string,
+  report: GcTargetReport,
+): Promise<void> {
+  try {
+    await input.extension.removeMarkedWorkspace(input.config, marker, { signal: input.signal });
+    report.removed.push({ ...marker, reason });
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    report.failed.push({ ...marker, reason, error: message.split("\n")[0] });
+  }
 }
 
 /** Options for `Manager.gcTarget`. */

@@ -368,7 +368,7 @@ export class Manager implements AsyncDisposable {
       // Still ours? A `destroy` may have taken the failed record over; then it removes it.
       await this.journal.update(id, { status: "destroying" }, { expect: ["failed"] });
       try {
-        await extension.destroy(handle);
+        await extension.destroy(handle, { id });
       } catch (error) {
         await this.journal.update(id, { status: "failed" }, { expect: ["destroying"] });
         throw error;
@@ -700,7 +700,7 @@ export class Manager implements AsyncDisposable {
     if (record.handle) {
       try {
         const extension = this.#extension(record.extension, record.permissions ?? "none");
-        await extension.destroy(this.#withAcceptedKey(record.handle));
+        await extension.destroy(this.#withAcceptedKey(record.handle), { id });
       } catch (error) {
         await this.journal.update(
           id,
@@ -759,6 +759,10 @@ export class Manager implements AsyncDisposable {
       return `expired at ${record.expires_at}`;
     }
     if (inProgress) return `stuck in ${record.status}: ${who} stopped working on it`;
+    // A teardown that failed may have left a half-removed workspace (a tombstone): try again.
+    if (record.status === "failed" && record.step === "destroy") {
+      return `its destroy failed (${record.error ?? "no detail"}); trying again`;
+    }
     return undefined;
   }
 

@@ -10,6 +10,7 @@ import type { ConfigSchema, ConfigSource, JsonObject } from "../config/types.ts"
 import type { TargetScan, WorkspaceMarker } from "../core/gc_target.ts";
 import type {
   CreateContext,
+  DestroyContext,
   ExecIO,
   ExtensionOptions,
   Logger,
@@ -164,8 +165,9 @@ export abstract class SandboxExtension<
    * second call, or a call for a sandbox that was never fully made, succeeds.
    *
    * @param handle The stored handle.
+   * @param context The id of the record the handle belongs to (the manager always gives it).
    */
-  abstract destroy(handle: Handle): Promise<void>;
+  abstract destroy(handle: Handle, context?: DestroyContext): Promise<void>;
 
   /**
    * List the marked workspaces on the target a profile's config points at,

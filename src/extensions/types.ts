@@ -103,6 +103,17 @@ export interface CreateContext<Config> {
   readonly signal?: AbortSignal;
 }
 
+/** What {@linkcode SandboxExtension.destroy} is told besides the handle. */
+export interface DestroyContext {
+  /**
+   * The id of the record the handle was read from. An extension that derives
+   * what it removes from the handle (a workspace path) refuses a handle that
+   * does not belong to this id, so a hand-edited record cannot aim a teardown
+   * at another sandbox.
+   */
+  readonly id: string;
+}
+
 /** Options every extension constructor accepts. */
 export interface ExtensionOptions {
   /** Where the extension logs. Default: nowhere. */

@@ -71,8 +71,19 @@ export interface RsyncPlan {
   source: string;
   /** The remote machine. */
   target: RsyncTarget;
-  /** Absolute remote directory (the workspace itself, or a directory in it). */
+  /**
+   * The remote directory: absolute, or `.` / `./a/b` relative to the
+   * directory the remote command runs in (see `rsyncPath`).
+   */
   remoteDir: string;
+  /**
+   * The remote command that starts rsync, as an argv quoted here with the one
+   * quoter and passed as `--rsync-path`; rsync appends `--server …` to it.
+   * Default: `rsync` from the remote PATH.
+   */
+  rsyncPath?: readonly string[];
+  /** How errors name the remote directory (default `remoteDir`; useful when that is relative). */
+  remoteLabel?: string;
   /** Exclude patterns (rsync syntax), each passed as `--exclude=<p>`. */
   exclude: readonly string[];
   /** Honour `.gitignore` files found in the tree (`--filter=':- .gitignore'`). */
@@ -113,6 +124,12 @@ export interface RunRsyncOptions {
   signal?: AbortSignal;
   /** Where to log the command and warnings. */
   logger?: Logger;
+  /**
+   * Turn a failure the remote command explained on stderr (such as a
+   * workspace wrapper's refusal) into its own error; undefined leaves it to
+   * the usual mapping.
+   */
+  explainFailure?: (stderr: string) => Error | undefined;
 }
 
 /** Exit code rsync uses when source files vanished during the transfer. */
@@ -297,6 +314,24 @@ function sshArgv(target: RsyncTarget, sshConfigFile: string | undefined): string
   return argv;
 }
 
+/** The remote directory without trailing slashes, after refusing anything but a plain path. */
+function checkRemoteDir(dir: string): string {
+  const remoteDir = dir.replace(/\/+$/, "");
+  const relative = remoteDir === "." || remoteDir.startsWith("./");
+  const rest = relative ? remoteDir.slice(1) : remoteDir;
+  if (
+    (!relative && !remoteDir.startsWith("/")) || dir.includes("\0") ||
+    (!relative && remoteDir === "") || /\/\/|(^|\/)\.\.?(\/|$)/.test(rest)
+  ) {
+    throw new TypeError(
+      `Cannot build rsync arguments: remoteDir ${
+        JSON.stringify(dir)
+      } must be a normalised directory below /, or . or ./path`,
+    );
+  }
+  return remoteDir;
+}
+
 function remoteHost(host: string): string {
   return host.includes(":") ? `[${host}]` : host;
 }
@@ -398,15 +433,7 @@ function buildArgv(
       `Cannot sync with rsync ${caps.version}: sandboxer needs rsync 3.0 or newer (macOS ships openrsync/2.6.9); install rsync 3.x`,
     );
   }
-  checkAbsolute("remoteDir", plan.remoteDir);
-  const remoteDir = plan.remoteDir.replace(/\/+$/, "");
-  if (remoteDir === "" || /(^|\/)\.\.?(\/|$)/.test(remoteDir)) {
-    throw new TypeError(
-      `Cannot build rsync arguments: remoteDir ${
-        JSON.stringify(plan.remoteDir)
-      } must be a normalised directory below /`,
-    );
-  }
+  const remoteDir = checkRemoteDir(plan.remoteDir);
   // rsync expands these on the remote side even in protected arguments.
   if (/[*?[\]\\]/.test(remoteDir) || /\p{Cc}/u.test(remoteDir)) {
     throw new TypeError(
@@ -418,6 +445,8 @@ function buildArgv(
 
   const argv = ["rsync", "-e", rsh, "--archive"];
   if (!caps.protectsArgsByDefault) argv.push("--protect-args");
+  // rsync passes this to the remote shell as it is: it is built by the one quoter.
+  if (plan.rsyncPath) argv.push(`--rsync-path=${shellQuote(plan.rsyncPath)}`);
   if (plan.delete) argv.push("--delete");
   argv.push(...rsyncFilterArgs(plan));
   // In relay mode stdout is the transport: every message, stats and progress included, to stderr.
@@ -593,7 +622,8 @@ async function runRsyncOnce(plan: RsyncPlan, options: RunRsyncOptions): Promise<
     options.logger?.warn("rsync: some source files vanished during the transfer");
     return { method: "rsync", ...parseRsyncStats(result.stdout) };
   }
-  throw rsyncFailure(plan, argv, result.code, result.stderr);
+  throw options.explainFailure?.(result.stderr) ??
+    rsyncFailure(plan, argv, result.code, result.stderr);
 }
 
 /** Tell ssh's failures (connect, host key, auth, no remote rsync) from rsync's own. */
@@ -626,7 +656,7 @@ function rsyncFailure(
       l.startsWith("rsync:") && !l.startsWith("rsync error:")
     ).at(-1);
     return new WorkspaceError(
-      plan.remoteDir,
+      plan.remoteLabel ?? plan.remoteDir,
       enospc
         ? `could not be written on ${where}: the disk is full (${
           enospc[0]
@@ -756,7 +786,7 @@ export async function runRsyncOverConnection(
     options.logger?.warn("rsync: some source files vanished during the transfer");
     return { method: "rsync", ...parseRsyncStats(stderr) };
   }
-  throw rsyncFailure(plan, argv, status, stderr);
+  throw options.explainFailure?.(stderr) ?? rsyncFailure(plan, argv, status, stderr);
 }
 
 /** The bare reason of a failed channel: an `SshError` carries it as its cause. */

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { SandboxerError } from "../core/errors.ts";
+import { shellQuote } from "../transport/quote.ts";
 import {
   buildRsyncArgv,
   buildRsyncRelayArgv,
@@ -156,6 +157,13 @@ Deno.test("buildRsyncArgv() refuses unsafe targets and remote paths", () => {
     { remoteDir: "/build/*" },
     { remoteDir: "/build/a[1]" },
     { remoteDir: "/build/a\nb" },
+    { remoteDir: ".." },
+    { remoteDir: "./../etc" },
+    { remoteDir: "./a/../../b" },
+    { remoteDir: ".//a" },
+    { remoteDir: "./a/./b" },
+    { remoteDir: "./*" },
+    { remoteDir: ".hidden" },
     { target: { host: "-oProxyCommand=x", port: 22, user: "u", knownHostsFile: "/k" } },
     { target: { host: "h", port: 22, user: "u@x", knownHostsFile: "/k" } },
     { target: { host: "h", port: 22, user: "u", knownHostsFile: "relative/kh" } },
@@ -182,6 +190,53 @@ Deno.test("buildRsyncArgv() refuses unsafe targets and remote paths", () => {
       TypeError,
       JSON.stringify(overrides),
     );
+  }
+});
+
+Deno.test("buildRsyncArgv() runs the remote rsync through rsyncPath, in ./ paths", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "sbx-rsync-path-" });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/ssh`,
+      '#!/bin/sh\nprintf "%s\\0" "$@" > "$SBX_ARGV_OUT"\nexit 255\n',
+      { mode: 0o755 },
+    );
+    // What a workspace wrapper gets: hostile words stay words, then rsync's own.
+    const wrapper = ["sh", "-c", 'printf "%s\\0" "$@"', "sh", "/b/sbx 1", "$(x) 'q'", "rsync"];
+    for (const [remoteDir, last] of [[".", "./"], ["./dist/a b.tar", "./dist/a b.tar"]]) {
+      const argv = buildRsyncArgv(
+        plan({
+          source: dir,
+          remoteDir,
+          rsyncPath: wrapper,
+          direction: remoteDir === "." ? "push" : "pull",
+          remoteEntry: true,
+        }),
+        MODERN,
+      );
+      assert.ok(argv.includes(`--rsync-path=${shellQuote(wrapper)}`), JSON.stringify(argv));
+      await new Deno.Command(argv[0], {
+        args: argv.slice(1),
+        env: {
+          PATH: `${dir}:${Deno.env.get("PATH")}`,
+          SBX_ARGV_OUT: `${dir}/argv`,
+          RSYNC_OLD_ARGS: "0",
+        },
+        stdout: "null",
+        stderr: "null",
+      }).output();
+      const seen = (await Deno.readTextFile(`${dir}/argv`)).split("\0").slice(0, -1);
+      // ssh joins the words after the host for the remote shell, as a real remote sh reads them.
+      const command = seen.slice(seen.indexOf("10.0.0.5") + 1).join(" ");
+      const remote = await new Deno.Command("sh", { args: ["-c", command], stdout: "piped" })
+        .output();
+      const words = new TextDecoder().decode(remote.stdout).split("\0").slice(0, -1);
+      assert.deepEqual(words.slice(0, 4), ["/b/sbx 1", "$(x) 'q'", "rsync", "--server"]);
+      assert.equal(words.at(-1), last);
+      assert.equal(words.at(-2), ".");
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
 

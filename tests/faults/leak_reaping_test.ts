@@ -2,11 +2,12 @@
 // this machine's journal does not know (here: made with another state directory, as another
 // machine would) and removes the expired ones; it keeps unexpired ones, ones without expiry and
 // ones this machine is still working on, and never touches anything that is not a marked
-// workspace — unmarked directories, foreign or unreadable markers, symlinks.
+// workspace — unmarked directories, foreign or unreadable markers, symlinks. The host is an
+// isolated one (tests/harness/isolated_host.ts): what is removed is read from its file system.
 import assert from "node:assert/strict";
-import { startNetnsHost } from "../harness/netns.ts";
+import { isolatedTest, startIsolatedHost } from "../harness/isolated_host.ts";
 import { runSandboxer } from "../helpers.ts";
-import { FAST, faultTest, sleep, snapshot, spawnCli, waitForRecord } from "./fault_helpers.ts";
+import { FAST, sleep, snapshot, spawnCli, waitForRecord } from "./fault_helpers.ts";
 
 interface Entry {
   id?: string;
@@ -17,15 +18,17 @@ interface Entry {
 
 const names = (entries: Entry[]) => entries.map((e) => e.workspace.replace(/.*\//, "")).sort();
 
-faultTest(
+isolatedTest(
   "faults: gc --target removes expired marked workspaces no record knows, nothing else",
   async (t) => {
-    await using host = await startNetnsHost();
+    await using host = await startIsolatedHost();
     const profile = await host.profile("p");
-    const slow = await host.profile("slow", ["setup:", "  - sleep 30"]);
+    const slow = await host.profile("slow", { extra: ["setup:", "  - sleep 30"] });
     const here = host.env;
     const elsewhere = { ...host.env, SANDBOXER_HOME: `${host.dir}/other-machine` };
-    const root = host.root;
+    // The host's files, seen from here.
+    const root = host.path(host.root);
+    const outside = host.path(`${host.homeDir}/outside`);
 
     const create = async (env: Record<string, string>, id: string, ...args: string[]) => {
       const result = await runSandboxer(
@@ -55,18 +58,18 @@ faultTest(
     await Deno.writeTextFile(`${root}/sbx-foreign/.sandboxer.json`, marker("someone-else"));
     await Deno.mkdir(`${root}/sbx-garbled`);
     await Deno.writeTextFile(`${root}/sbx-garbled/.sandboxer.json`, "{not json\n");
-    await Deno.mkdir(`${host.dir}/outside`);
-    await Deno.writeTextFile(`${host.dir}/outside/.sandboxer.json`, marker("link"));
-    await Deno.symlink(`${host.dir}/outside`, `${root}/sbx-link`);
+    await Deno.mkdir(outside);
+    await Deno.writeTextFile(`${outside}/.sandboxer.json`, marker("link"));
+    await Deno.symlink(`${host.homeDir}/outside`, `${root}/sbx-link`);
     await Deno.mkdir(`${root}/sbx-markerlink`);
-    await Deno.writeTextFile(`${host.dir}/outside/m.json`, marker("markerlink"));
-    await Deno.symlink(`${host.dir}/outside/m.json`, `${root}/sbx-markerlink/.sandboxer.json`);
+    await Deno.writeTextFile(`${outside}/m.json`, marker("markerlink"));
+    await Deno.symlink(`${host.homeDir}/outside/m.json`, `${root}/sbx-markerlink/.sandboxer.json`);
     await Deno.mkdir(`${root}/keepme`);
     await Deno.writeTextFile(`${root}/keepme/.sandboxer.json`, marker("keepme"));
     await sleep(1_200);
 
     const before = await snapshot(root, (name) => name === "sbx-old1" || name === "sbx-old2");
-    const outside = await snapshot(`${host.dir}/outside`);
+    const outsideBefore = await snapshot(outside);
 
     await t.step(
       "--json: removes old1 and old2 only, and says why for everything else",
@@ -79,8 +82,8 @@ faultTest(
         const report = JSON.parse(result.stdout);
         assert.deepEqual(report.destroyed, [], "plain gc leaves the live sandbox alone");
         const target = report.target;
-        assert.equal(target.root, root);
-        assert.match(target.target, /^sbxtest@10\.213\.\d+\.\d+:\d+$/);
+        assert.equal(target.root, host.root);
+        assert.match(target.target, /^sbx@10\.214\.\d+\.\d+:22$/);
         assert.deepEqual(names(target.removed), ["sbx-old1", "sbx-old2"]);
         for (const r of target.removed) {
           assert.match(r.reason, /^expired at /);
@@ -103,7 +106,7 @@ faultTest(
         assert.equal(await Deno.lstat(`${root}/sbx-old1`).catch(() => undefined), undefined);
         assert.equal(await Deno.lstat(`${root}/sbx-old2`).catch(() => undefined), undefined);
         assert.deepEqual(await snapshot(root), before, "nothing else in the root changed");
-        assert.deepEqual(await snapshot(`${host.dir}/outside`), outside, "symlinks not followed");
+        assert.deepEqual(await snapshot(outside), outsideBefore, "symlinks not followed");
       },
     );
 

@@ -779,9 +779,34 @@ async function importCachedRootfs(
   checkImport(await output, streamError);
 }
 
-/** debootstrap a rootfs, then `tar -C ROOTFS -c .` into `docker import -` and the cache file. */
+/**
+ * The cached debootstrap rootfs tarball (see "Caching" above), built if it is missing: the tree
+ * the ssh image is imported from, for harnesses that run sshd in a chroot of their own
+ * (tests/harness/isolated_host.ts). Needs root and debootstrap only when it has to build.
+ *
+ * @returns The tarball's path.
+ */
+export async function ensureRootfsTarball(): Promise<string> {
+  const cacheFile = rootfsCacheFile();
+  await Deno.mkdir(cacheFile.slice(0, cacheFile.lastIndexOf("/")) || "/", { recursive: true });
+  const lock = await Deno.open(`${cacheFile}.lock`, { create: true, write: true });
+  try {
+    await lock.lock(true);
+    if (!(await isFile(cacheFile))) {
+      await buildRootfsAndImport(undefined, cacheFile, await Deno.readFile(ENTRYPOINT_SOURCE));
+    }
+    return cacheFile;
+  } finally {
+    lock.close();
+  }
+}
+
+/**
+ * debootstrap a rootfs, then `tar -C ROOTFS -c .` into the cache file and, given an engine,
+ * into its `docker import -` too.
+ */
 async function buildRootfsAndImport(
-  docker: TestDocker,
+  docker: TestDocker | undefined,
   cacheFile: string,
   entrypoint: Uint8Array,
 ): Promise<void> {
@@ -791,7 +816,9 @@ async function buildRootfsAndImport(
   const rootfs = `${work}/rootfs`;
   const partial = `${cacheFile}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
   note(
-    `building ${docker.sshImage}: debootstrap ${SUITE} from ${mirror} (30–90 s; ` +
+    `building ${
+      docker?.sshImage ?? "the test rootfs"
+    }: debootstrap ${SUITE} from ${mirror} (30–90 s; ` +
       `the rootfs is then cached in ${cacheFile})`,
   );
   try {
@@ -859,9 +886,9 @@ async function trimRootfs(rootfs: string): Promise<void> {
   }
 }
 
-/** Pipes tar's stdout into both `docker import -` (stdin) and `partial`, with backpressure. */
+/** Pipes tar's stdout into `partial` and, given an engine, `docker import -` too, with backpressure. */
 async function tarIntoImportAndFile(
-  docker: TestDocker,
+  docker: TestDocker | undefined,
   rootfs: string,
   partial: string,
 ): Promise<void> {
@@ -872,17 +899,17 @@ async function tarIntoImportAndFile(
     stderr: "piped",
   }).spawn();
   const tarStderr = new Response(tar.stderr).text();
-  const importer = spawnImport(docker);
-  const importOutput = importer.output();
+  const importer = docker ? spawnImport(docker) : undefined;
+  const importOutput = importer?.output();
   const file = await Deno.open(partial, { write: true, createNew: true });
-  const toImport = importer.stdin.getWriter();
+  const toImport = importer?.stdin.getWriter();
   const toFile = file.writable.getWriter();
   let streamError: unknown;
   try {
     for await (const chunk of tar.stdout) {
-      await Promise.all([toImport.write(chunk), toFile.write(chunk)]);
+      await Promise.all([toImport?.write(chunk), toFile.write(chunk)]);
     }
-    await toImport.close();
+    await toImport?.close();
     await toFile.close(); // closes the file
   } catch (error) {
     streamError = error;
@@ -891,12 +918,13 @@ async function tarIntoImportAndFile(
     } catch {
       // already exited
     }
-    await toImport.abort().catch(() => {});
+    await toImport?.abort().catch(() => {});
     await toFile.abort().catch(() => {});
   }
   const tarStatus = await tar.status;
   const tarMessage = (await tarStderr).trim();
-  checkImport(await importOutput, streamError);
+  if (importOutput) checkImport(await importOutput, streamError);
+  else if (streamError !== undefined) throw streamError;
   if (!tarStatus.success) throw new Error(`tar -C ${rootfs} -c . failed: ${tarMessage}`);
 }
 

@@ -139,14 +139,22 @@ function hex(bytes: number): string {
     .map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** A /30 in 10.213.0.0/16 that no address or route on this machine uses yet. */
-async function freeSubnet(): Promise<{ base: string; rootAddress: string; address: string }> {
+/**
+ * A /30 in `<net>.0.0/16` that no address or route on this machine uses yet (in the root
+ * namespace; isolated_host.ts uses another /16, so its links never clash with these).
+ *
+ * @param net The first two octets, e.g. "10.213".
+ * @returns The subnet, its first address (the root side) and its second (the host side).
+ */
+export async function freeSubnet(
+  net = "10.213",
+): Promise<{ base: string; rootAddress: string; address: string }> {
   const used = await ok("ip", ["-4", "-o", "addr", "show"]) + await ok("ip", ["-4", "route"]);
   for (let attempt = 0; attempt < 50; attempt++) {
     const [x, y] = crypto.getRandomValues(new Uint8Array(2));
     const quad = (y % 64) * 4;
-    const base = `10.213.${x}.${quad}`;
-    const prefix = `10.213.${x}.`;
+    const base = `${net}.${x}.${quad}`;
+    const prefix = `${net}.${x}.`;
     const clash = [quad, quad + 1, quad + 2, quad + 3].some((n) =>
       new RegExp(`\\b${prefix.replaceAll(".", "\\.")}${n}\\b`).test(used)
     );
@@ -154,11 +162,16 @@ async function freeSubnet(): Promise<{ base: string; rootAddress: string; addres
       return { base, rootAddress: `${prefix}${quad + 1}`, address: `${prefix}${quad + 2}` };
     }
   }
-  throw new Error("no free /30 in 10.213.0.0/16 for a test namespace");
+  throw new Error(`no free /30 in ${net}.0.0/16 for a test namespace`);
 }
 
-/** When a live process started (undefined for none, or a zombie: a killed test may linger as one). */
-async function processStart(pid: number): Promise<string | undefined> {
+/**
+ * When a live process started (undefined for none, or a zombie: a killed test may linger as one).
+ *
+ * @param pid The process.
+ * @returns Its start time as `ps` prints it.
+ */
+export async function processStart(pid: number): Promise<string | undefined> {
   const result = await sh("ps", ["-p", String(pid), "-o", "stat=,lstart="]);
   const match = /^\s*(\S+)\s+(.+?)\s*$/.exec(result.stdout);
   return result.code === 0 && match && !match[1].startsWith("Z") ? match[2] : undefined;

@@ -146,11 +146,14 @@ export async function startTestVm(options: StartSshdOptions = {}): Promise<TestV
 /**
  * Create a sandbox and return its record, failing the test on any error.
  *
- * @param vm The fixture.
+ * @param vm The fixture (a TestVm, or anything with its `cli`, such as an isolated host).
  * @param args Arguments after `create` (at least `--profile`).
  * @returns The `ready` record.
  */
-export async function createOk(vm: TestVm, args: readonly string[]): Promise<RecordJson> {
+export async function createOk(
+  vm: Pick<TestVm, "cli">,
+  args: readonly string[],
+): Promise<RecordJson> {
   const result = await vm.cli(["create", ...args, "--json"]);
   assert.equal(result.code, 0, `create failed: ${result.stderr}`);
   const record: RecordJson = JSON.parse(result.stdout);
@@ -220,6 +223,9 @@ export async function snapshotTree(
       } else if (info.isDirectory) {
         out[path] = `dir ${mode(info)}`;
         await walk(path);
+      } else if (!info.isFile) {
+        // A FIFO or device: reading it could block.
+        out[path] = `special ${mode(info)}`;
       } else if (options.skip?.includes(path)) {
         out[path] = "file (not compared)";
       } else {

@@ -16,6 +16,7 @@ import type { Logger } from "../../src/extensions/types.ts";
 import { runRsync } from "../../src/process/rsync.ts";
 import { connectSsh, isPreAuthDrop, SshPool, type SshTarget } from "../../src/transport/ssh.ts";
 import { HOSTILE_WORDS, hostileStrings } from "./hostile_strings.ts";
+import { isolatedTest, startIsolatedHost } from "../harness/isolated_host.ts";
 import { listRemote, ODD_NAMES, writeTree } from "./tree_fixture.ts";
 
 const unavailable = await sshdUnavailableReason();
@@ -24,7 +25,10 @@ if (unavailable) {
 }
 const ignore = unavailable !== undefined;
 
-function targetOf(sshd: TestSshd, overrides: Partial<SshTarget> = {}): SshTarget {
+/** The fields of a test server a target needs (a TestSshd, or an isolated host). */
+type ServerFields = Pick<TestSshd, "host" | "port" | "user" | "identityFile" | "knownHostsFile">;
+
+function targetOf(sshd: ServerFields, overrides: Partial<SshTarget> = {}): SshTarget {
   return {
     host: sshd.host,
     port: sshd.port,
@@ -669,11 +673,11 @@ Deno.test({
  * (spaces, a quote, "%" and a "%h" token), for the rsync tests.
  */
 async function hostileKeyCopies(
-  sshd: TestSshd,
+  sshd: ServerFields,
   dir: string,
 ): Promise<{ identityFile: string; knownHostsFile: string }> {
-  const knownHostsFile = `${dir}/known hosts ${sshd.port}`;
-  const identityFile = `${dir}/id %h key ${sshd.port}`;
+  const knownHostsFile = `${dir}/known hosts ${sshd.host} ${sshd.port}`;
+  const identityFile = `${dir}/id %h key ${sshd.host} ${sshd.port}`;
   await Deno.copyFile(sshd.knownHostsFile, knownHostsFile);
   await Deno.copyFile(sshd.identityFile, identityFile);
   await Deno.chmod(identityFile, 0o600);
@@ -789,71 +793,77 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: "jump hosts: ssh2 ProxyJump and rsync ProxyCommand",
-  ignore,
-  async fn(t) {
-    await using bastion = await startSshd();
-    await using inner = await startSshd();
-    const target = targetOf(inner, { jump: targetOf(bastion) });
+// The target is an isolated host behind another one: it is reachable only through the jump host,
+// so a connection that skipped the hop could not succeed.
+isolatedTest("jump hosts: ssh2 ProxyJump and rsync ProxyCommand", async (t) => {
+  await using bastion = await startIsolatedHost();
+  await using inner = await startIsolatedHost({ behind: bastion });
+  const target = targetOf(inner, { jump: targetOf(bastion) });
 
-    await t.step("connectSsh() tunnels through the jump host and verifies both keys", async () => {
-      await using conn = await connectSsh(target);
-      assert.equal(conn.hostKeyFingerprint, inner.hostKeyFingerprint);
-      assert.equal((await conn.run(["echo", "inside"])).stdout, "inside\n");
-      await conn.close();
-      // The jump connection was owned and is gone too.
-      await eventually(async () => {
-        const log = await bastion.log();
-        return /Disconnected from user|Received disconnect/.test(log);
+  await t.step("connectSsh() tunnels through the jump host and verifies both keys", async () => {
+    await using conn = await connectSsh(target);
+    assert.equal(conn.hostKeyFingerprint, inner.hostKeyFingerprint);
+    assert.equal((await conn.run(["echo", "inside"])).stdout, "inside\n");
+    await conn.close();
+    // The jump connection was owned and is gone too.
+    await eventually(async () => {
+      const log = await bastion.log();
+      return /Disconnected from user|Received disconnect/.test(log);
+    });
+  });
+
+  await t.step("a wrong key for the target behind the jump is refused", async () => {
+    const wrong = await wrongKnownHostsFile(inner.dir, inner.host, inner.port);
+    await assert.rejects(
+      connectSsh({ ...target, knownHostsFile: wrong }),
+      (error: unknown) => error instanceof HostKeyError && error.reason === "mismatch",
+    );
+  });
+
+  await t.step("the pool shares the jump connection", async () => {
+    await using pool = new SshPool();
+    const conn = await pool.get(target);
+    const jump = await pool.get(target.jump!);
+    assert.equal(pool.size, 2);
+    assert.equal((await conn.run(["true"])).code, 0);
+    assert.equal((await jump.run(["true"])).code, 0);
+  });
+
+  await t.step("rsync pushes through the jump host, both hops with odd key paths", async () => {
+    await using conn = await connectSsh(target);
+    const local = await Deno.makeTempDir({ prefix: "sbx-jump-" });
+    const remote = `${inner.homeDir}/sbx jump push`;
+    assert.equal(
+      await Deno.connect({ hostname: inner.host, port: inner.port }).then(
+        (c) => c.close(),
+        () => "unreachable",
+      ),
+      "unreachable",
+      "the target must not be reachable without the hop",
+    );
+    const keys = await Deno.makeTempDir({ prefix: "sbx jump keys it's 100% " });
+    const hostileTarget = targetOf(inner, {
+      ...await hostileKeyCopies(inner, keys),
+      jump: targetOf(bastion, await hostileKeyCopies(bastion, keys)),
+    });
+    try {
+      await Deno.writeTextFile(`${local}/via jump.txt`, "hop");
+      await conn.run(["mkdir", "-p", "--", remote]);
+      const report = await runRsync({
+        source: local,
+        target: hostileTarget,
+        remoteDir: remote,
+        exclude: [],
+        gitignore: false,
+        delete: true,
+        progress: false,
       });
-    });
-
-    await t.step("a wrong key for the target behind the jump is refused", async () => {
-      const wrong = await wrongKnownHostsFile(inner.dir, inner.host, inner.port);
-      await assert.rejects(
-        connectSsh({ ...target, knownHostsFile: wrong }),
-        (error: unknown) => error instanceof HostKeyError && error.reason === "mismatch",
-      );
-    });
-
-    await t.step("the pool shares the jump connection", async () => {
-      await using pool = new SshPool();
-      const conn = await pool.get(target);
-      const jump = await pool.get(target.jump!);
-      assert.equal(pool.size, 2);
-      assert.equal((await conn.run(["true"])).code, 0);
-      assert.equal((await jump.run(["true"])).code, 0);
-    });
-
-    await t.step("rsync pushes through the jump host, both hops with odd key paths", async () => {
-      await using conn = await connectSsh(target);
-      const local = await Deno.makeTempDir({ prefix: "sbx-jump-" });
-      const remote = `${inner.homeDir}/sbx jump push`;
-      const keys = await Deno.makeTempDir({ prefix: "sbx jump keys it's 100% " });
-      const hostileTarget = targetOf(inner, {
-        ...await hostileKeyCopies(inner, keys),
-        jump: targetOf(bastion, await hostileKeyCopies(bastion, keys)),
-      });
-      try {
-        await Deno.writeTextFile(`${local}/via jump.txt`, "hop");
-        await conn.run(["mkdir", "-p", "--", remote]);
-        const report = await runRsync({
-          source: local,
-          target: hostileTarget,
-          remoteDir: remote,
-          exclude: [],
-          gitignore: false,
-          delete: true,
-          progress: false,
-        });
-        assert.equal(report.files, 1);
-        assert.equal((await conn.run(["cat", "--", `${remote}/via jump.txt`])).stdout, "hop");
-      } finally {
-        await conn.run(["rm", "-rf", "--", remote]);
-        await Deno.remove(local, { recursive: true });
-        await Deno.remove(keys, { recursive: true });
-      }
-    });
-  },
+      assert.equal(report.files, 1);
+      assert.equal((await conn.run(["cat", "--", `${remote}/via jump.txt`])).stdout, "hop");
+    } finally {
+      await conn.run(["rm", "-rf", "--", remote]);
+      await Deno.remove(local, { recursive: true });
+      await Deno.remove(keys, { recursive: true });
+    }
+  });
 });

@@ -1,7 +1,9 @@
 // ext.vm-packer through the real CLI against a real sshd: exec (exit codes, signals, literal
 // argv, working directory, separate streams), destroy (the workspace only, idempotent, from the
-// handle alone), profile validation, failing setup, --set overrides and ssh config aliases.
+// handle alone, on an isolated host), profile validation, failing setup, --set overrides and ssh
+// config aliases.
 import assert from "node:assert/strict";
+import { isolatedTest, startIsolatedHost } from "../harness/isolated_host.ts";
 import { createOk, exists, startTestVm } from "../harness/test_vm.ts";
 
 Deno.test("vm-packer exec: exit codes, signals, literal argv, cwd and separate streams", async (t) => {
@@ -61,39 +63,46 @@ Deno.test("vm-packer exec: exit codes, signals, literal argv, cwd and separate s
   });
 });
 
-Deno.test("vm-packer destroy removes the workspace only, twice, and from the handle alone", async () => {
-  await using vm = await startTestVm();
-  const profile = await vm.profile("destroy");
-  const { id, workspace } = await createOk(vm, ["--profile", profile]);
-  assert.ok(workspace);
+isolatedTest(
+  "vm-packer destroy removes the workspace only, twice, and from the handle alone",
+  async () => {
+    // A host of its own: what is removed is asserted there, and nothing may happen here.
+    await using host = await startIsolatedHost();
+    const profile = await host.profile("destroy");
+    const { id, workspace } = await createOk(host, ["--profile", profile]);
+    assert.ok(workspace);
 
-  // Writable by the login user, so a teardown that followed the link could delete them.
-  const outside = `${vm.dir}/outside`;
-  await Deno.mkdir(outside);
-  await Deno.writeTextFile(`${outside}/precious.txt`, "keep me\n");
-  const sibling = `${vm.root}/sibling`;
-  await Deno.mkdir(sibling);
-  await Deno.writeTextFile(`${sibling}/also-precious.txt`, "keep me too\n");
-  await vm.chown(outside);
-  await vm.chown(sibling);
-  const link = await vm.cli(["exec", id, "--", "ln", "-s", outside, "escape"]);
-  assert.equal(link.code, 0, link.stderr);
-  assert.equal(await Deno.readLink(`${workspace}/escape`), outside);
+    // Writable by the login user, so a teardown that followed the link could delete them.
+    const outside = `${host.homeDir}/outside`;
+    await Deno.mkdir(host.path(outside));
+    await Deno.writeTextFile(host.path(`${outside}/precious.txt`), "keep me\n");
+    const sibling = `${host.root}/sibling`;
+    await Deno.mkdir(host.path(sibling));
+    await Deno.writeTextFile(host.path(`${sibling}/also-precious.txt`), "keep me too\n");
+    await host.chown(outside);
+    await host.chown(sibling);
+    const link = await host.cli(["exec", id, "--", "ln", "-s", outside, "escape"]);
+    assert.equal(link.code, 0, link.stderr);
+    assert.equal(await Deno.readLink(host.path(`${workspace}/escape`)), outside);
 
-  // Only the stored handle is left to go by.
-  await Deno.remove(profile);
-  const first = await vm.cli(["destroy", id]);
-  assert.equal(first.code, 0, first.stderr);
-  assert.equal(await exists(workspace), false, "the workspace is gone");
-  assert.equal(await Deno.readTextFile(`${outside}/precious.txt`), "keep me\n");
-  assert.equal(await Deno.readTextFile(`${sibling}/also-precious.txt`), "keep me too\n");
-  assert.deepEqual(await vm.rootEntries(), ["sibling"]);
-  assert.equal((await vm.show(id)).status, "destroyed");
+    // Only the stored handle is left to go by.
+    await Deno.remove(profile);
+    const first = await host.cli(["destroy", id]);
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(await exists(host.path(workspace)), false, "the workspace is gone");
+    assert.equal(await Deno.readTextFile(host.path(`${outside}/precious.txt`)), "keep me\n");
+    assert.equal(
+      await Deno.readTextFile(host.path(`${sibling}/also-precious.txt`)),
+      "keep me too\n",
+    );
+    assert.deepEqual(await host.rootEntries(), ["sibling"]);
+    assert.equal((await host.show(id)).status, "destroyed");
 
-  const second = await vm.cli(["destroy", id]);
-  assert.equal(second.code, 0, second.stderr);
-  assert.equal((await vm.show(id)).status, "destroyed");
-});
+    const second = await host.cli(["destroy", id]);
+    assert.equal(second.code, 0, second.stderr);
+    assert.equal((await host.show(id)).status, "destroyed");
+  },
+);
 
 Deno.test("vm-packer profiles: bad workspace roots, ports and keys name file, line and field", async (t) => {
   await using vm = await startTestVm();

@@ -1,37 +1,15 @@
-// The SFTP fallback of ext.vm-packer sync, through the real CLI against real sshds: a host whose
-// login user finds no rsync gets the same tree over SFTP as a host with rsync gets from rsync
+// The SFTP fallback of ext.vm-packer sync, through the real CLI against real sshds: a host without
+// rsync (an isolated host whose rootfs lacks it) gets the same tree over SFTP as a host with rsync
+// gets from rsync
 // (filters, odd names, modes, symlinks, type changes, protected remote files, deletions that
 // never follow symlinks); a passphrase key without ssh-agent syncs over SFTP too.
 import assert from "node:assert/strict";
-import { createOk, exists, snapshotTree, startTestVm, type TestVm } from "../harness/test_vm.ts";
+import { type IsolatedHost, isolatedTest, startIsolatedHost } from "../harness/isolated_host.ts";
+import { createOk, exists, snapshotTree, startTestVm } from "../harness/test_vm.ts";
 
 const ODD = "a b $(x) 'q'.txt";
 const MARKER = ".sandboxer.json";
 const FALLBACK_WARNING = "syncing over SFTP (slower, no delta transfer)";
-
-/** A directory of links to the few programs sandboxer's remote scripts use, but not rsync. */
-async function binWithoutRsync(): Promise<string> {
-  const bin = await Deno.makeTempDir({ prefix: "sbx-norsync-bin-" });
-  await Deno.chmod(bin, 0o755);
-  for (
-    const program of [
-      "sh",
-      "mkdir",
-      "rm",
-      "ls",
-      "grep",
-      "printf",
-      "find",
-      "cat",
-      "ln",
-      "id",
-      "chmod",
-    ]
-  ) {
-    await Deno.symlink(`/usr/bin/${program}`, `${bin}/${program}`);
-  }
-  return bin;
-}
 
 /** The source tree, first version: every kind of entry and name the sync must carry. */
 async function writeSourceV1(repo: string, outsideTarget: string): Promise<void> {
@@ -94,32 +72,37 @@ async function writeSourceV2(repo: string): Promise<void> {
  * What happens on the host between syncs: build output (gitignored, so protected), junk (not
  * ignored, so deleted), and symlinks that a careless deletion or write would follow.
  */
-async function changeWorkspace(vm: TestVm, workspace: string, outside: string): Promise<void> {
-  await Deno.mkdir(`${workspace}/build`, { recursive: true });
-  await Deno.writeTextFile(`${workspace}/build/out.o`, "build output\n");
-  await Deno.writeTextFile(`${workspace}/debug.log`, "log\n");
-  await Deno.writeTextFile(`${workspace}/junk.txt`, "junk\n");
-  await Deno.mkdir(`${workspace}/rmme`);
-  await Deno.writeTextFile(`${workspace}/rmme/file`, "gone\n");
-  await Deno.symlink(outside, `${workspace}/rmme/link`);
-  await Deno.mkdir(`${workspace}/kept`);
-  await Deno.writeTextFile(`${workspace}/kept/keep.log`, "protected\n");
-  await Deno.writeTextFile(`${workspace}/kept/gone.txt`, "deleted\n");
-  await Deno.remove(`${workspace}/evil`, { recursive: true });
-  await Deno.symlink(outside, `${workspace}/evil`);
-  await vm.chown(workspace);
+async function changeWorkspace(
+  host: IsolatedHost,
+  workspace: string,
+  outside: string,
+): Promise<void> {
+  const at = (path: string) => host.path(`${workspace}/${path}`);
+  await Deno.mkdir(at("build"), { recursive: true });
+  await Deno.writeTextFile(at("build/out.o"), "build output\n");
+  await Deno.writeTextFile(at("debug.log"), "log\n");
+  await Deno.writeTextFile(at("junk.txt"), "junk\n");
+  await Deno.mkdir(at("rmme"));
+  await Deno.writeTextFile(at("rmme/file"), "gone\n");
+  await Deno.symlink(outside, at("rmme/link"));
+  await Deno.mkdir(at("kept"));
+  await Deno.writeTextFile(at("kept/keep.log"), "protected\n");
+  await Deno.writeTextFile(at("kept/gone.txt"), "deleted\n");
+  await Deno.remove(at("evil"), { recursive: true });
+  await Deno.symlink(outside, at("evil"));
+  await host.chown(workspace);
 }
 
 /** A directory outside every workspace, writable by the login user, that must never change. */
-async function outsideDir(vm: TestVm): Promise<string> {
-  const outside = `${vm.dir}/outside`;
-  await Deno.mkdir(outside);
-  await Deno.writeTextFile(`${outside}/precious.txt`, "keep me\n");
-  await vm.chown(outside);
+async function outsideDir(host: IsolatedHost): Promise<string> {
+  const outside = `${host.homeDir}/outside`;
+  await Deno.mkdir(host.path(outside));
+  await Deno.writeTextFile(host.path(`${outside}/precious.txt`), "keep me\n");
+  await host.chown(outside);
   return outside;
 }
 
-async function syncJson(vm: TestVm, id: string, repo: string) {
+async function syncJson(vm: Pick<IsolatedHost, "cli">, id: string, repo: string) {
   const result = await vm.cli(["sync", id, "--repo", repo, "--json"]);
   assert.equal(result.code, 0, result.stderr);
   return { report: JSON.parse(result.stdout), stderr: result.stderr };
@@ -127,11 +110,11 @@ async function syncJson(vm: TestVm, id: string, repo: string) {
 
 const SYNC_PROFILE = ["sync:", '  exclude: ["secret.env"]'];
 
-Deno.test("vm-packer sync falls back to SFTP without remote rsync and matches rsync's tree", async (t) => {
-  const bin = await binWithoutRsync();
-  try {
-    await using bare = await startTestVm({ extraConfig: [`SetEnv PATH=${bin}`] });
-    await using full = await startTestVm();
+isolatedTest(
+  "vm-packer sync falls back to SFTP without remote rsync and matches rsync's tree",
+  async (t) => {
+    await using bare = await startIsolatedHost({ without: ["rsync"] });
+    await using full = await startIsolatedHost();
     const repo = `${bare.dir}/repo`;
     await Deno.mkdir(repo);
     const outsideBare = await outsideDir(bare);
@@ -146,8 +129,8 @@ Deno.test("vm-packer sync falls back to SFTP without remote rsync and matches rs
       "--profile",
       await full.profile("full", { extra: SYNC_PROFILE }),
     ]);
-    const wsA = a.workspace as string;
-    const wsB = b.workspace as string;
+    const wsA = bare.path(a.workspace as string);
+    const wsB = full.path(b.workspace as string);
 
     await t.step("the bare host really has no rsync, the other one has", async () => {
       const missing = await bare.cli(["exec", a.id, "--", "sh", "-c", "command -v rsync"]);
@@ -159,7 +142,7 @@ Deno.test("vm-packer sync falls back to SFTP without remote rsync and matches rs
     await t.step("first sync: SFTP with a warning; same tree as rsync", async () => {
       const viaSftp = await syncJson(bare, a.id, repo);
       assert.ok(
-        viaSftp.stderr.includes(`rsync is not installed on 127.0.0.1; ${FALLBACK_WARNING}`),
+        viaSftp.stderr.includes(`rsync is not installed on ${bare.host}; ${FALLBACK_WARNING}`),
         viaSftp.stderr,
       );
       assert.equal(viaSftp.report.method, "sftp");
@@ -184,8 +167,8 @@ Deno.test("vm-packer sync falls back to SFTP without remote rsync and matches rs
 
     await t.step("second sync after local and remote changes: still the same tree", async () => {
       await writeSourceV2(repo);
-      await changeWorkspace(bare, wsA, outsideBare);
-      await changeWorkspace(full, wsB, outsideFull);
+      await changeWorkspace(bare, a.workspace as string, outsideBare);
+      await changeWorkspace(full, b.workspace as string, outsideFull);
 
       const viaSftp = await syncJson(bare, a.id, repo);
       assert.equal(viaSftp.report.method, "sftp");
@@ -209,7 +192,7 @@ Deno.test("vm-packer sync falls back to SFTP without remote rsync and matches rs
       assert.equal(treeA["link-rel"], "symlink -> ünï.txt");
       assert.equal(await Deno.readTextFile(`${wsA}/ro/f.txt`), "in a read-only dir, rewritten\n");
       assert.equal(JSON.parse(await Deno.readTextFile(`${wsA}/${MARKER}`)).id, a.id);
-      for (const outside of [outsideBare, outsideFull]) {
+      for (const outside of [bare.path(outsideBare), full.path(outsideFull)]) {
         const names = (await Array.fromAsync(Deno.readDir(outside))).map((e) => e.name);
         assert.deepEqual(names, ["precious.txt"], `${outside} was written through a symlink`);
         assert.equal(await Deno.readTextFile(`${outside}/precious.txt`), "keep me\n");
@@ -231,10 +214,8 @@ Deno.test("vm-packer sync falls back to SFTP without remote rsync and matches rs
       assert.equal(other.code, 0, other.stderr);
       assert.deepEqual(await full.rootEntries(), []);
     });
-  } finally {
-    await Deno.remove(bin, { recursive: true });
-  }
-});
+  },
+);
 
 // On Linux rsync runs over the pooled, already authenticated connection: the passphrase key
 // needs no agent and the sync stays rsync. Elsewhere rsync's own ssh cannot use it: SFTP.

@@ -25,7 +25,7 @@ import type { ConfigSchema, ConfigSource, JsonObject } from "../../config/types.
 import { SshWorkspaceExtension } from "../ssh_workspace/extension.ts";
 import type { SshWorkspaceHandle } from "../ssh_workspace/handle.ts";
 import { workspacePath, workspaceRootProblem } from "../ssh_workspace/workspace_path.ts";
-import type { CreateContext, ExtensionOptions } from "../types.ts";
+import type { CreateContext, DestroyContext, ExtensionOptions } from "../types.ts";
 import type { SshConnection } from "../../transport/ssh.ts";
 import {
   composeDown,
@@ -263,11 +263,12 @@ export class ComposeSshExtension extends SshWorkspaceExtension<ComposeSshConfig,
    * succeeds when the project is already gone.
    *
    * @param handle The stored handle.
+   * @param context The record's id; the handle's workspace must be that sandbox's.
    * @throws {DockerUnreachableError} when the Docker engine does not answer: nothing is removed,
    * the key directory included, so a later `destroy` can finish.
    * @throws {ComposeError} when docker cannot list or remove the project's objects.
    */
-  override async destroy(handle: ComposeSshHandle): Promise<void> {
+  override async destroy(handle: ComposeSshHandle, context?: DestroyContext): Promise<void> {
     const id = PROJECT_PATTERN.exec(handle.project)?.[1];
     if (id === undefined) {
       throw new ComposeError(
@@ -276,7 +277,7 @@ export class ComposeSshExtension extends SshWorkspaceExtension<ComposeSshConfig,
       );
     }
     try {
-      await this.#removeProject(handle);
+      await this.#removeProject(handle, context?.id ?? id);
     } catch (error) {
       if (!(error instanceof DockerUnreachableError)) throw error;
       throw new DockerUnreachableError(
@@ -327,12 +328,12 @@ export class ComposeSshExtension extends SshWorkspaceExtension<ComposeSshConfig,
   }
 
   /** compose down, then remove whatever still carries the project's label. */
-  async #removeProject(handle: ComposeSshHandle): Promise<void> {
+  async #removeProject(handle: ComposeSshHandle, id: string): Promise<void> {
     const env = dockerEnv(handle.docker_host);
     const left = await projectObjects(env, handle.project);
     const running = left.containers.some((c) => c.service === handle.service && c.running);
     // Only a bind-mounted workspace.root outlives the service; remove ours from it while we can.
-    if (running) await this.#removeWorkspaceQuietly(handle);
+    if (running) await this.#removeWorkspaceQuietly(handle, id);
     const anything = left.containers.length + left.networks.length + left.volumes.length > 0;
     // compose down needs the file; the label sweep below also covers a missing or broken one.
     if (anything && await exists(handle.compose_file)) {
@@ -524,7 +525,7 @@ export class ComposeSshExtension extends SshWorkspaceExtension<ComposeSshConfig,
     return new ServiceNotReadyError(handle.project, handle.service, problem, logs, { cause });
   }
 
-  async #removeWorkspaceQuietly(handle: ComposeSshHandle): Promise<void> {
+  async #removeWorkspaceQuietly(handle: ComposeSshHandle, id: string): Promise<void> {
     const quick = {
       ...handle,
       connect_timeout_ms: Math.min(handle.connect_timeout_ms, REMOVE_WORKSPACE_TIMEOUT_MS),
@@ -533,7 +534,7 @@ export class ComposeSshExtension extends SshWorkspaceExtension<ComposeSshConfig,
       await this.withTimeout(
         `remove ${handle.workspace}`,
         REMOVE_WORKSPACE_TIMEOUT_MS,
-        () => this.removeWorkspace(quick),
+        () => this.removeWorkspace(quick, id),
       );
     } catch (error) {
       this.logger.debug(`left ${handle.workspace} to compose down: ${message(error)}`);

@@ -7,7 +7,13 @@
  * @module
  */
 
-import { ExtensionError, HostKeyError, WorkspaceError } from "../../core/errors.ts";
+import {
+  ExtensionError,
+  HostKeyError,
+  UsageError,
+  WorkspaceError,
+  WorkspaceGoneError,
+} from "../../core/errors.ts";
 import type { TargetScan, WorkspaceMarker } from "../../core/gc_target.ts";
 import { optionalEnv } from "../../core/permissions.ts";
 import {
@@ -16,22 +22,59 @@ import {
   runRsync,
   runRsyncOverConnection,
 } from "../../process/rsync.ts";
+import { remoteCommand } from "../../transport/quote.ts";
 import { type SshConnection, SshPool, sshTargetKey } from "../../transport/ssh.ts";
 import { SandboxExtension } from "../base.ts";
-import type { CreateContext, ExecIO, ExtensionOptions, SyncOptions, SyncReport } from "../types.ts";
+import type {
+  CreateContext,
+  DestroyContext,
+  ExecIO,
+  ExtensionOptions,
+  SyncOptions,
+  SyncReport,
+} from "../types.ts";
 import { splitUserHost, type SshWorkspaceHandle, targetFromHandle } from "./handle.ts";
 import {
+  EXEC_REFUSED,
+  EXEC_STARTED,
   HAS_PROGRAM,
   MAKE_WORKSPACE,
   MARKER_FILE,
+  REFUSAL_PREFIX,
   REMOVE_WORKSPACE,
   SCRIPT_EXIT,
+  WORKSPACE_EXEC,
+  WORKSPACE_HOLD,
+  WORKSPACE_RSYNC,
 } from "./remote_scripts.ts";
 import { scanMarkedWorkspaces } from "./reap.ts";
-import { sftpSync } from "./sftp_sync.ts";
+import { sftpSync, type SftpSyncPlan } from "./sftp_sync.ts";
 import { selectFiles } from "../../process/git_selection.ts";
 import { pinnedKnownHostsFile } from "../../transport/known_hosts.ts";
-import { checkWorkspacePath } from "./workspace_path.ts";
+import { checkNonce, checkWorkspacePath, newNonce, pathInWorkspace } from "./workspace_path.ts";
+
+/** What the remote scripts are told about a workspace: path, id and creation nonce. */
+interface WorkspaceRef {
+  /** `<root>/sbx-<id>`. */
+  workspace: string;
+  /** The sandbox id. */
+  id: string;
+  /** The creation nonce, or `""` for a workspace made before nonces. */
+  nonce: string;
+  /** `user@host:port`, for messages. */
+  where: string;
+}
+
+/** The checked workspace of a handle (and, given the record's id, of that record only). */
+function workspaceRef(handle: SshWorkspaceHandle, recordId?: string): WorkspaceRef {
+  const { workspace, id } = checkWorkspacePath(handle.workspace, recordId);
+  return {
+    workspace,
+    id,
+    nonce: checkNonce(workspace, handle["nonce"]),
+    where: `${handle.vm_target}:${handle.ssh_port}`,
+  };
+}
 
 /** Base class of backends whose sandboxes are workspace directories reached over SSH. */
 export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceHandle>
@@ -82,18 +125,23 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
    * @returns The handle as recorded.
    */
   protected async makeWorkspace(ctx: CreateContext<Config>, handle: Handle): Promise<Handle> {
-    checkWorkspacePath(handle.workspace);
+    checkWorkspacePath(handle.workspace, ctx.id);
     await ctx.step("connect");
     const connection = await this.connect(
       handle,
       ctx.signal,
       this.options.acceptNewHostKey ?? false,
     );
-    const recorded = { ...handle, "host_key_fingerprint": connection.hostKeyFingerprint };
+    // The nonce is recorded before the workspace exists: whatever a crash leaves behind, only a
+    // directory whose marker holds it is ever this sandbox's to remove.
+    const nonce = newNonce();
+    const recorded = { ...handle, "host_key_fingerprint": connection.hostKeyFingerprint, nonce };
     await ctx.recordHandle(recorded);
     await ctx.step("workspace");
+    // id and nonce first: the remote scripts match the marker's exact beginning.
     const marker = JSON.stringify({
       id: ctx.id,
+      nonce,
       profile: ctx.profileId,
       creator: `${optionalUser()}@${localHost()}`,
       created_at: new Date().toISOString(),
@@ -118,8 +166,21 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
    * @returns The exit code (128+N for a remote signal N).
    */
   override async exec(handle: Handle, argv: readonly string[], io: ExecIO): Promise<number> {
+    if (argv.length === 0 || argv[0].startsWith("-")) {
+      throw new UsageError(
+        `Cannot run ${
+          JSON.stringify(argv[0] ?? "")
+        }: give a program name that does not start with "-" (e.g. ./${argv[0] ?? "prog"})`,
+      );
+    }
+    const ref = workspaceRef(handle);
     const connection = await this.connect(handle, io.signal);
-    const result = await connection.exec(argv, { ...io, cwd: handle.workspace });
+    const gate = new ExecGate(io.stdout);
+    const result = await connection.exec(
+      ["sh", "-c", WORKSPACE_EXEC, "sh", ref.workspace, ref.id, ref.nonce, ...argv],
+      { stdin: io.stdin, signal: io.signal, stderr: io.stderr, stdout: gate.write },
+    );
+    if (!gate.started) throw workspaceRefusal(ref, result.code, gate.reason, "run commands in");
     return result.code;
   }
 
@@ -140,8 +201,8 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
    * @returns What was transferred.
    */
   override async sync(handle: Handle, from: string, options: SyncOptions): Promise<SyncReport> {
+    const ref = workspaceRef(handle);
     const connection = await this.connect(handle, options.signal);
-    const workspace = checkWorkspacePath(handle.workspace);
     // The marker is ours, not the repo's: never send over it or delete it.
     const exclude = [...(options.exclude ?? []), `/${MARKER_FILE}`];
     const gitignore = options.gitignore ?? true;
@@ -155,25 +216,28 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
     const whyNotRsync = await this.#whyNotRsync(handle, connection, relay);
     if (whyNotRsync !== undefined) {
       this.logger.warn(`${whyNotRsync}; syncing over SFTP (slower, no delta transfer)`);
-      return await sftpSync(
+      return await this.#sftpSync(
         connection,
+        ref,
         {
           source: from,
-          workspace,
+          workspace: ref.workspace,
           exclude,
           gitignore,
           selection: selection.filterArgs,
           protect: [MARKER_FILE],
         },
-        { onProgress: options.onProgress, signal: options.signal, logger: this.logger },
+        options,
       );
     }
     return await this.#rsync(
       handle,
+      ref,
       {
         source: from,
         target: targetFromHandle(handle),
-        remoteDir: workspace,
+        remoteDir: ".",
+        remoteLabel: ref.workspace,
         exclude,
         gitignore,
         selection: selection.filterArgs,
@@ -183,7 +247,79 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
       connection,
       relay,
       options,
+      "sync into",
     );
+  }
+
+  /**
+   * The SFTP fallback, which cannot run a shell per file: a lock holder
+   * (WORKSPACE_HOLD) checks and locks the workspace and keeps it as its
+   * working directory; on Linux every SFTP path then goes through
+   * `/proc/<holder>/cwd/`, the checked directory itself, so a path swapped
+   * for a symlink meanwhile is never written through. Ending the holder
+   * (destroy does) ends the sync.
+   */
+  async #sftpSync(
+    connection: SshConnection,
+    ref: WorkspaceRef,
+    plan: SftpSyncPlan,
+    options: SyncOptions,
+  ): Promise<SyncReport> {
+    const holder = await connection.openRawExec(
+      remoteCommand(["sh", "-c", WORKSPACE_HOLD, "sh", ref.workspace, ref.id, ref.nonce]),
+      { signal: options.signal },
+    );
+    const stderr = new Response(holder.stderr).text().catch(() => "");
+    const reader = holder.stdout.getReader();
+    let ready = "";
+    while (!ready.includes("\n") && ready.length < 100) {
+      const next = await reader.read().catch(() => undefined);
+      if (!next || next.done) break;
+      ready += new TextDecoder().decode(next.value);
+    }
+    reader.releaseLock();
+    await holder.stdout.cancel().catch(() => {});
+    const pid = /^ready (\d+)\n/.exec(ready)?.[1];
+    const stdin = holder.stdin.getWriter();
+    const release = async () => {
+      await stdin.close().catch(() => {});
+      return await holder.exit.catch(() => -1);
+    };
+    if (pid === undefined) {
+      const code = await release();
+      throw refusalFromStderr(ref, await stderr, "sync into") ??
+        workspaceRefusal(ref, code, (await stderr).trim(), "sync into");
+    }
+    const gone = new AbortController();
+    let finished = false;
+    holder.exit.then(() => finished || gone.abort(), () => finished || gone.abort());
+    const signal = options.signal ? AbortSignal.any([options.signal, gone.signal]) : gone.signal;
+    try {
+      const base = `/proc/${pid}/cwd`;
+      const session = await connection.sftp();
+      const viaProc = await session.stat(base).then((s) => s?.isDirectory === true, () => false)
+        .finally(() => session.close());
+      if (!viaProc) {
+        this.logger.debug(`no /proc on ${ref.where}: SFTP writes go to ${ref.workspace} by path`);
+      }
+      return await sftpSync(
+        connection,
+        { ...plan, workspace: viaProc ? base : ref.workspace },
+        { onProgress: options.onProgress, signal, logger: this.logger },
+      );
+    } catch (error) {
+      if (gone.signal.aborted && !options.signal?.aborted) {
+        throw new WorkspaceGoneError(
+          ref.workspace,
+          `was removed on ${ref.where} during the sync (sandboxer's lock holder there was ended); nothing was recreated — create a new sandbox`,
+          { cause: error },
+        );
+      }
+      throw error;
+    } finally {
+      finished = true;
+      await release();
+    }
   }
 
   /**
@@ -201,17 +337,20 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
     localDir: string,
     options: { signal?: AbortSignal },
   ): Promise<void> {
-    const workspace = checkWorkspacePath(handle.workspace);
+    const ref = workspaceRef(handle);
+    const relative = pathInWorkspace(ref.workspace, remotePath);
     const relay = await rsyncRelaySupported();
     // Connected first even for rsync's own ssh: the connection verifies the pin, and its key is
     // the only one that ssh is then given to accept.
     const connection = await this.connect(handle, options.signal);
     await this.#rsync(
       handle,
+      ref,
       {
         source: localDir,
         target: targetFromHandle(handle),
-        remoteDir: pathInWorkspace(workspace, remotePath),
+        remoteDir: relative,
+        remoteLabel: `${ref.workspace}/${relative.slice(2)}`,
         exclude: [],
         gitignore: false,
         delete: false,
@@ -222,65 +361,140 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
       connection,
       relay,
       options,
+      "copy files from",
     );
   }
 
   /**
    * rsync over `connection` (the relay), or over rsync's own `ssh` with a
-   * known_hosts file that holds only the key `connection` verified (the pin).
+   * known_hosts file that holds only the key `connection` verified (the pin);
+   * either way the remote rsync starts through WORKSPACE_RSYNC, in the
+   * checked workspace, with paths relative to it.
    */
   async #rsync(
     handle: Handle,
+    ref: WorkspaceRef,
     plan: RsyncPlan,
     connection: SshConnection,
     relay: boolean,
     options: Pick<SyncOptions, "onProgress" | "signal">,
+    verb: string,
   ): Promise<SyncReport> {
+    const guarded: RsyncPlan = {
+      ...plan,
+      rsyncPath: ["sh", "-c", WORKSPACE_RSYNC, "sh", ref.workspace, ref.id, ref.nonce, "rsync"],
+    };
     const runOptions = {
       onProgress: options.onProgress,
       signal: options.signal,
       logger: this.logger,
-    };
-    if (relay) return await runRsyncOverConnection(plan, connection, runOptions);
-    await using pinned = await pinnedKnownHostsFile({
-      host: plan.target.host,
-      port: plan.target.port,
-      keyType: connection.hostKey.type,
-      keyBase64: connection.hostKey.base64,
-    });
-    const target = {
-      ...plan.target,
-      knownHostsFile: pinned.path,
-      pinnedHostKey: connection.hostKeyFingerprint,
+      explainFailure: (stderr: string) => refusalFromStderr(ref, stderr, verb),
     };
     try {
-      return await runRsync({ ...plan, target }, runOptions);
+      if (relay) return await runRsyncOverConnection(guarded, connection, runOptions);
+      await using pinned = await pinnedKnownHostsFile({
+        host: plan.target.host,
+        port: plan.target.port,
+        keyType: connection.hostKey.type,
+        keyBase64: connection.hostKey.base64,
+      });
+      const target = {
+        ...plan.target,
+        knownHostsFile: pinned.path,
+        pinnedHostKey: connection.hostKeyFingerprint,
+      };
+      return await runRsync({ ...guarded, target }, runOptions);
     } catch (error) {
-      if (!(error instanceof HostKeyError) || error.reason !== "pinned") throw error;
-      throw repinError(error, handle);
+      if (error instanceof HostKeyError && error.reason === "pinned") {
+        throw repinError(error, handle);
+      }
+      if (
+        error instanceof WorkspaceError || error instanceof WorkspaceGoneError ||
+        options.signal?.aborted
+      ) {
+        throw error;
+      }
+      // rsync only sees its server end (killed, connection closed): a destroy that ended the
+      // sandbox's processes looks like a network failure. Ask the host.
+      throw await this.#goneDuring(handle, ref, verb, error) ?? error;
+    }
+  }
+
+  /** The error to report when the workspace was removed while rsync ran in it, if it was. */
+  async #goneDuring(
+    handle: Handle,
+    ref: WorkspaceRef,
+    verb: string,
+    cause: unknown,
+  ): Promise<Error | undefined> {
+    try {
+      const connection = await this.connect(handle);
+      const gate = new ExecGate(undefined);
+      const result = await connection.exec(
+        ["sh", "-c", WORKSPACE_EXEC, "sh", ref.workspace, ref.id, ref.nonce, "true"],
+        { stdout: gate.write },
+      );
+      if (gate.started) return undefined;
+      if (result.code !== SCRIPT_EXIT.missing && result.code !== SCRIPT_EXIT.otherNonce) {
+        return undefined;
+      }
+      return new WorkspaceGoneError(
+        ref.workspace,
+        `was removed on ${ref.where} during an attempt to ${verb} it (${gate.reason}); nothing was recreated — create a new sandbox`,
+        { cause },
+      );
+    } catch {
+      return undefined;
     }
   }
 
   /**
-   * Remove the workspace, and only it. Idempotent.
+   * Remove the workspace, and only it, after ending the sandbox's processes
+   * on the host (REMOVE_WORKSPACE). Idempotent; finishes a removal that was
+   * cut short.
    *
    * @param handle The stored handle.
+   * @param recordId The id of the record the handle belongs to; the workspace must be `<root>/sbx-<it>`.
+   * @returns `"removed"` (or nothing was there), or `"foreign"` when the path holds another
+   *   sandbox of the same name, which is left alone.
+   * @throws {WorkspaceError} when what is there is not provably this sandbox's.
    */
-  protected async removeWorkspace(handle: Handle): Promise<void> {
-    const workspace = checkWorkspacePath(handle.workspace);
-    const id = workspace.slice(workspace.lastIndexOf("/sbx-") + 5);
+  protected async removeWorkspace(
+    handle: Handle,
+    recordId?: string,
+  ): Promise<"removed" | "foreign"> {
+    const ref = workspaceRef(handle, recordId);
     const connection = await this.connect(handle);
-    const result = await connection.run(["sh", "-c", REMOVE_WORKSPACE, "sh", workspace, id]);
-    if (result.code !== 0) throw workspaceScriptError(workspace, result, "remove");
+    const result = await connection.run([
+      "sh",
+      "-c",
+      REMOVE_WORKSPACE,
+      "sh",
+      ref.workspace,
+      ref.id,
+      ref.nonce,
+    ]);
+    for (const line of result.stderr.split("\n")) {
+      if (line.startsWith("sandboxer: ")) this.logger.warn(`${ref.where}: ${line.slice(11)}`);
+    }
+    if (result.code === 0) return "removed";
+    if (result.code === SCRIPT_EXIT.otherNonce) {
+      this.logger.warn(
+        `left ${ref.workspace} on ${ref.where} alone: it holds another sandbox named ${ref.id} (another creation nonce); this sandbox's own workspace is not there`,
+      );
+      return "foreign";
+    }
+    throw workspaceScriptError(ref.workspace, result, "remove");
   }
 
   /**
    * Tear down: remove the workspace. Subclasses that made more call this too.
    *
    * @param handle The stored handle.
+   * @param context The record's id; the handle's workspace must be that sandbox's.
    */
-  override async destroy(handle: Handle): Promise<void> {
-    await this.removeWorkspace(handle);
+  override async destroy(handle: Handle, context?: DestroyContext): Promise<void> {
+    await this.removeWorkspace(handle, context?.id);
   }
 
   /**
@@ -315,21 +529,38 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
   }
 
   /**
-   * Remove a marked workspace with the same script as `destroy`, which
-   * re-checks on the host that the marker names `marker.id`.
+   * Remove a marked workspace (or finish a tombstone) with the same script as
+   * `destroy`, which re-checks on the host, in the same step as the removal,
+   * that the marker still holds the id and nonce the scan listed.
    *
    * @param config The profile's parsed config.
    * @param marker The marker found by {@linkcode listMarkedWorkspaces}.
    */
   override async removeMarkedWorkspace(config: Config, marker: WorkspaceMarker): Promise<void> {
     const handle = await this.#handleForReaping(config, marker.id);
-    if (handle.workspace !== marker.workspace) {
+    const root = handle.workspace.slice(0, handle.workspace.lastIndexOf("/"));
+    if (
+      `${root}/${marker.workspace.slice(marker.workspace.lastIndexOf("/") + 1)}` !==
+        marker.workspace
+    ) {
       throw new WorkspaceError(
         marker.workspace,
-        `is not where this profile puts sandbox ${marker.id} (${handle.workspace}); scan with the profile that made it`,
+        `is not under this profile's workspace root ${root}; scan with the profile that made it`,
       );
     }
-    await this.removeWorkspace(handle);
+    if (!marker.nonce) {
+      throw new WorkspaceError(
+        marker.workspace,
+        "has a marker without a creation nonce (made by an older sandboxer); only a destroy of its own record removes it",
+      );
+    }
+    const outcome = await this.removeWorkspace({ ...handle, nonce: marker.nonce }, marker.id);
+    if (outcome === "foreign") {
+      throw new WorkspaceError(
+        marker.workspace,
+        "now holds another sandbox of the same name (its marker changed since the scan); left alone",
+      );
+    }
   }
 
   async #handleForReaping(config: Config, id: string): Promise<Handle> {
@@ -392,21 +623,77 @@ function repinError(error: HostKeyError, handle: SshWorkspaceHandle): HostKeyErr
 }
 
 /**
- * Resolve a path given relative to the workspace (or absolute inside it),
- * refusing anything that would leave it.
+ * Reads an exec wrapper's first stdout byte (EXEC_STARTED or EXEC_REFUSED)
+ * and passes everything after it on: the program's output is unchanged.
  */
-function pathInWorkspace(workspace: string, path: string): string {
-  const relative = path.startsWith(`${workspace}/`) ? path.slice(workspace.length + 1) : path;
-  const segments = relative.split("/").filter((s) => s !== "" && s !== ".");
-  if (relative.startsWith("/") || segments.length === 0 || segments.includes("..")) {
-    throw new WorkspaceError(
-      workspace,
-      `cannot serve ${
-        JSON.stringify(path)
-      }: give a path inside the workspace, relative to it (e.g. dist/app.tar)`,
-    );
+class ExecGate {
+  #out: ((chunk: Uint8Array) => void) | undefined;
+  #state: "waiting" | "started" | "refused" = "waiting";
+  #reason = "";
+
+  constructor(out: ((chunk: Uint8Array) => void) | undefined) {
+    this.#out = out;
   }
-  return `${workspace}/${segments.join("/")}`;
+
+  get started(): boolean {
+    return this.#state === "started";
+  }
+
+  get reason(): string {
+    return this.#reason.trim();
+  }
+
+  write = (chunk: Uint8Array): void => {
+    if (this.#state === "started") return this.#out?.(chunk);
+    if (chunk.length === 0) return;
+    if (this.#state === "waiting") {
+      if (chunk[0] === EXEC_STARTED) {
+        this.#state = "started";
+        if (chunk.length > 1) this.#out?.(chunk.subarray(1));
+        return;
+      }
+      this.#state = "refused";
+      if (chunk[0] === EXEC_REFUSED) chunk = chunk.subarray(1);
+    }
+    if (this.#reason.length < 2_000) this.#reason += new TextDecoder().decode(chunk);
+  };
+}
+
+/** A wrapper's REFUSAL_PREFIX line on stderr, as the error it stands for. */
+function refusalFromStderr(ref: WorkspaceRef, stderr: string, verb: string): Error | undefined {
+  const line = stderr.split("\n").find((l) => l.startsWith(REFUSAL_PREFIX));
+  const match = line ? /^(\d+) (.*)$/.exec(line.slice(REFUSAL_PREFIX.length)) : null;
+  return match ? workspaceRefusal(ref, Number(match[1]), match[2], verb) : undefined;
+}
+
+/** Why a workspace wrapper did not run the work. */
+function workspaceRefusal(ref: WorkspaceRef, code: number, why: string, verb: string): Error {
+  const reason = why.split("\n")[0] ?? "";
+  switch (code) {
+    case SCRIPT_EXIT.missing:
+      return new WorkspaceGoneError(
+        ref.workspace,
+        `no longer exists on ${ref.where} (${reason}), so sandboxer cannot ${verb} it and will not recreate it; destroy this sandbox and create a new one`,
+      );
+    case SCRIPT_EXIT.otherNonce:
+      return new WorkspaceGoneError(
+        ref.workspace,
+        `on ${ref.where} now holds another sandbox of the same name (${reason}), so this sandbox's workspace is gone; destroy this sandbox and create a new one`,
+      );
+    case SCRIPT_EXIT.notOurs:
+    case SCRIPT_EXIT.noMarker:
+      return new WorkspaceError(
+        ref.workspace,
+        `on ${ref.where} is not the workspace sandboxer made (${reason}), so sandboxer will not ${verb} it; inspect it on the host, then destroy this sandbox`,
+      );
+    default:
+      return new WorkspaceError(
+        ref.workspace,
+        `could not be checked on ${ref.where} before sandboxer would ${verb} it (exit ${code}${
+          reason ? `: ${reason}` : ""
+        }); check that the login user's shell is a POSIX sh`,
+      );
+  }
 }
 
 function workspaceScriptError(
@@ -431,6 +718,11 @@ function workspaceScriptError(
       return new WorkspaceError(
         workspace,
         `was not removed: ${detail}; inspect it by hand — sandboxer only deletes workspaces it made`,
+      );
+    case SCRIPT_EXIT.removeFailed:
+      return new WorkspaceError(
+        workspace,
+        `was only partly removed (${detail}); its tombstone keeps the marker: unmount anything mounted inside it, then run destroy or gc again to finish`,
       );
     default:
       return new WorkspaceError(

@@ -18,6 +18,12 @@ export type SshWorkspaceHandle = JsonObject & {
   ssh_port: number;
   /** `<root>/sbx-<id>` on the target. */
   workspace: string;
+  /**
+   * Random creation nonce (32 hex digits), also written into the workspace's
+   * marker: removal and every verb require both to match. Absent in handles
+   * recorded before nonces existed (and before the workspace step of create).
+   */
+  nonce?: string | null;
   /** SHA256 fingerprint of the host key seen at create; later connections must match it. */
   host_key_fingerprint: string | null;
   /** Private key file, or null for ssh-agent. */

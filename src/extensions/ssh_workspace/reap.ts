@@ -1,9 +1,10 @@
 /**
- * Leak reaping from the host side: list the `<root>/sbx-<id>/` workspaces on
- * a target together with their `.sandboxer.json` markers, so `sandboxer gc
- * --target` can find workspaces no local record knows (made from another
- * machine, or whose record was lost). Removal reuses REMOVE_WORKSPACE, which
- * re-checks the marker's id on the host.
+ * Leak reaping from the host side: list the `<root>/sbx-<id>/` workspaces
+ * (and `<root>/.sbx-<id>.tomb-<nonce>/` tombstones of removals that were cut
+ * short) on a target together with their `.sandboxer.json` markers, so
+ * `sandboxer gc --target` can find workspaces no local record knows (made
+ * from another machine, or whose record was lost). Removal reuses
+ * REMOVE_WORKSPACE, which re-checks the marker's id and nonce on the host.
  *
  * The listing is one constant remote script that gets the root as a
  * positional argument; it only reads. Entries whose name is not
@@ -30,6 +31,7 @@ const MARKER_READ_LIMIT = 4096;
  * - `U<TAB>name` — a directory without one (or whose marker is a symlink);
  * - `L<TAB>name` — a symlink; `F<TAB>name` — anything else.
  *
+ * Tombstones (`.sbx-<id>.tomb-<nonce>`) are listed the same way.
  * Exit 90 when ROOT is not a directory. Symlinks are never followed.
  */
 export const LIST_MARKED_WORKSPACES = `
@@ -37,9 +39,9 @@ root=$1
 if [ ! -d "$root" ]; then
   echo "workspace root $root does not exist or is not a directory" >&2; exit ${SCRIPT_EXIT.noRoot}
 fi
-for ws in "$root"/sbx-*; do
+for ws in "$root"/sbx-* "$root"/.sbx-*.tomb-*; do
   name=\${ws##*/}
-  case $name in sbx-|sbx-*[!a-z0-9-]*) continue ;; esac
+  case $name in sbx-|sbx-*[!a-z0-9-]*|.sbx-*[!a-z0-9.-]*) continue ;; esac
   if [ -L "$ws" ]; then printf 'L\\t%s\\n' "$name"; continue; fi
   [ -e "$ws" ] || continue
   if [ ! -d "$ws" ]; then printf 'F\\t%s\\n' "$name"; continue; fi
@@ -55,6 +57,8 @@ done
 `;
 
 const NAME = /^sbx-([a-z0-9][a-z0-9-]{0,62})$/;
+const TOMBSTONE = /^\.sbx-([a-z0-9][a-z0-9-]{0,62})\.tomb-([0-9a-f]{32}|legacy)$/;
+const NONCE = /^[0-9a-f]{32}$/;
 
 function optionalString(value: unknown): string | null {
   return typeof value === "string" ? value : null;
@@ -74,8 +78,9 @@ export function parseMarkedWorkspaces(output: string, root: string, target: stri
     if (line === "") continue;
     const [kind, name, ...rest] = line.split("\t");
     const match = NAME.exec(name ?? "");
-    if (!match) continue;
-    const id = match[1];
+    const tomb = TOMBSTONE.exec(name ?? "");
+    if (!match && !tomb) continue;
+    const id = match ? match[1] : (tomb as RegExpExecArray)[1];
     const workspace = `${root}/${name}`;
     if (kind === "L") {
       scan.ignored.push({ workspace, reason: "a symlink, not a workspace" });
@@ -86,7 +91,9 @@ export function parseMarkedWorkspaces(output: string, root: string, target: stri
     } else if (kind === "M") {
       const marker = parseMarker(rest.join(" "), id, workspace);
       if (typeof marker === "string") scan.ignored.push({ workspace, reason: marker });
-      else scan.markers.push(marker);
+      else if (tomb && marker.nonce !== (tomb[2] === "legacy" ? null : tomb[2])) {
+        scan.ignored.push({ workspace, reason: "a tombstone whose marker holds another nonce" });
+      } else scan.markers.push({ ...marker, tombstone: tomb !== null });
     }
   }
   return scan;
@@ -107,6 +114,10 @@ function parseMarker(text: string, id: string, workspace: string): WorkspaceMark
   if (fields.id !== id) {
     return `its ${MARKER_FILE} marker names another sandbox (${JSON.stringify(fields.id)})`;
   }
+  const nonce = fields.nonce;
+  if (nonce !== undefined && (typeof nonce !== "string" || !NONCE.test(nonce))) {
+    return `its ${MARKER_FILE} marker has an unreadable nonce`;
+  }
   const expires = fields.expires_at;
   if (expires !== null && expires !== undefined && typeof expires !== "string") {
     return `its ${MARKER_FILE} marker has an unreadable expires_at`;
@@ -117,6 +128,8 @@ function parseMarker(text: string, id: string, workspace: string): WorkspaceMark
   return {
     id,
     workspace,
+    nonce: typeof nonce === "string" ? nonce : null,
+    tombstone: false,
     profile: optionalString(fields.profile),
     creator: optionalString(fields.creator),
     created_at: optionalString(fields.created_at),

@@ -19,10 +19,28 @@ Deno.test("the listing finds marked workspaces and names every other sbx-* entry
   const root = await Deno.makeTempDir({ prefix: "sbx-reap-" });
   try {
     const expires = "2030-01-01T00:00:00.000Z";
+    const nonce = "0123456789abcdef0123456789abcdef";
     await Deno.mkdir(`${root}/sbx-good`);
     await Deno.writeTextFile(
       `${root}/sbx-good/.sandboxer.json`,
-      marker({ id: "good", profile: "profile.p", creator: "me@there", expires_at: expires }),
+      marker({ id: "good", nonce, profile: "profile.p", creator: "me@there", expires_at: expires }),
+    );
+    // Removals cut short: a tombstone with its marker, and tombstones that are not one.
+    await Deno.mkdir(`${root}/.sbx-half.tomb-${nonce}`);
+    await Deno.writeTextFile(
+      `${root}/.sbx-half.tomb-${nonce}/.sandboxer.json`,
+      marker({ id: "half", nonce, expires_at: null }),
+    );
+    await Deno.mkdir(`${root}/.sbx-swapped.tomb-${nonce}`);
+    await Deno.writeTextFile(
+      `${root}/.sbx-swapped.tomb-${nonce}/.sandboxer.json`,
+      marker({ id: "swapped", nonce: "f".repeat(32), expires_at: null }),
+    );
+    await Deno.mkdir(`${root}/.sbx-empty.tomb-${nonce}`);
+    await Deno.mkdir(`${root}/sbx-badnonce`);
+    await Deno.writeTextFile(
+      `${root}/sbx-badnonce/.sandboxer.json`,
+      marker({ id: "badnonce", nonce: "x; rm -rf /" }),
     );
     await Deno.mkdir(`${root}/sbx-noexpiry`);
     await Deno.writeTextFile(`${root}/sbx-noexpiry/.sandboxer.json`, marker({ id: "noexpiry" }));
@@ -58,14 +76,19 @@ Deno.test("the listing finds marked workspaces and names every other sbx-* entry
     const result = await list(root);
     assert.equal(result.code, 0, result.stderr);
     const scan = parseMarkedWorkspaces(result.stdout, root, "u@h:22");
-    assert.deepEqual(scan.markers.map((m) => [m.id, m.expires_at]), [
-      ["good", expires],
-      ["noexpiry", null],
-      ["pretty", null],
+    assert.deepEqual(scan.markers.map((m) => [m.id, m.expires_at, m.tombstone]), [
+      ["good", expires, false],
+      ["noexpiry", null, false],
+      ["pretty", null, false],
+      ["half", null, true],
     ]);
+    assert.equal(scan.markers[1].nonce, null, "a marker made before nonces");
+    assert.equal(scan.markers[3].workspace, `${root}/.sbx-half.tomb-${nonce}`);
     assert.deepEqual(scan.markers[0], {
       id: "good",
       workspace: `${root}/sbx-good`,
+      nonce,
+      tombstone: false,
       profile: "profile.p",
       creator: "me@there",
       created_at: null,
@@ -75,6 +98,9 @@ Deno.test("the listing finds marked workspaces and names every other sbx-* entry
       scan.ignored.map((i) => [i.workspace.slice(root.length + 1), i.reason]),
     );
     assert.deepEqual(ignored, {
+      [`.sbx-empty.tomb-${nonce}`]: "no .sandboxer.json marker",
+      [`.sbx-swapped.tomb-${nonce}`]: "a tombstone whose marker holds another nonce",
+      "sbx-badnonce": "its .sandboxer.json marker has an unreadable nonce",
       "sbx-badexpiry": 'its .sandboxer.json marker has an unreadable expires_at ("soon")',
       "sbx-file": "not a directory",
       "sbx-foreign": 'its .sandboxer.json marker names another sandbox ("other")',

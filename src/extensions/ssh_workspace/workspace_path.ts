@@ -100,20 +100,100 @@ export function workspacePath(root: string, id: string): string {
 
 /**
  * Check a workspace path read back from a stored handle before anything is
- * deleted: it must be `<acceptable root>/sbx-<valid id>`.
+ * deleted: it must be `<acceptable root>/sbx-<valid id>` — and, when the
+ * record's id is given, exactly `<root>/sbx-<that id>`, so a hand-edited
+ * record cannot point a teardown at another sandbox's workspace.
  *
  * @param workspace The stored path.
- * @returns The path.
+ * @param recordId The id of the record the handle was read from, when known.
+ * @returns The path and the sandbox id it names.
  * @throws {WorkspaceError} when it is anything else.
+ *
+ * @example
+ * ```ts
+ * import { checkWorkspacePath } from "./workspace_path.ts";
+ * console.log(checkWorkspacePath("/build/sbx-k3f9", "k3f9").id); // k3f9
+ * ```
  */
-export function checkWorkspacePath(workspace: string): string {
+export function checkWorkspacePath(
+  workspace: string,
+  recordId?: string,
+): { workspace: string; id: string } {
   const match = /^(.+)\/sbx-([a-z0-9][a-z0-9-]{0,62})$/.exec(workspace);
-  const problem = match ? workspaceRootProblem(match[1]) : "is not of the form <root>/sbx-<id>";
-  if (problem) {
+  let problem = match ? workspaceRootProblem(match[1]) : "is not of the form <root>/sbx-<id>";
+  if (!problem && match && recordId !== undefined && match[2] !== recordId) {
+    problem = `is not <root>/sbx-${recordId}, the workspace of sandbox ${recordId}`;
+  }
+  if (problem || !match) {
     throw new WorkspaceError(
       workspace,
       `in the stored handle ${problem}; sandboxer will not delete it — inspect the journal record`,
     );
   }
-  return workspace;
+  return { workspace, id: match[2] };
+}
+
+/** A creation nonce: 32 lowercase hex digits. */
+const NONCE = /^[0-9a-f]{32}$/;
+
+/**
+ * A fresh random creation nonce (128 bits), for the marker and the handle.
+ *
+ * @returns 32 lowercase hex digits.
+ */
+export function newNonce(): string {
+  return [...crypto.getRandomValues(new Uint8Array(16))]
+    .map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * Check the creation nonce of a stored handle.
+ *
+ * @param workspace The handle's workspace, for the error.
+ * @param nonce The stored value: absent or null for a handle recorded before nonces existed.
+ * @returns The nonce, or `""` for such an old handle.
+ * @throws {WorkspaceError} when it is anything but 32 lowercase hex digits.
+ */
+export function checkNonce(workspace: string, nonce: unknown): string {
+  if (nonce === undefined || nonce === null) return "";
+  if (typeof nonce === "string" && NONCE.test(nonce)) return nonce;
+  throw new WorkspaceError(
+    workspace,
+    `has a malformed creation nonce in the stored handle (${
+      JSON.stringify(nonce)
+    }); sandboxer will not touch it — inspect the journal record`,
+  );
+}
+
+/**
+ * Resolve a path given relative to the workspace (or absolute inside it),
+ * refusing anything that would leave it: absolute paths elsewhere, `..`
+ * segments, the workspace itself.
+ *
+ * @param workspace The workspace, `<root>/sbx-<id>`.
+ * @param path The path the user gave.
+ * @returns The path relative to the workspace, as `./a/b`.
+ * @throws {WorkspaceError} when the path is not inside the workspace.
+ *
+ * @example
+ * ```ts
+ * import { pathInWorkspace } from "./workspace_path.ts";
+ * console.log(pathInWorkspace("/build/sbx-1", "/build/sbx-1/dist//app.tar")); // ./dist/app.tar
+ * ```
+ */
+export function pathInWorkspace(workspace: string, path: string): string {
+  const relative = path.startsWith(`${workspace}/`) ? path.slice(workspace.length + 1) : path;
+  const segments = relative.split("/").filter((s) => s !== "" && s !== ".");
+  if (
+    relative.startsWith("/") || segments.length === 0 || segments.includes("..") ||
+    path.includes("\0")
+  ) {
+    throw new WorkspaceError(
+      workspace,
+      `cannot serve ${
+        JSON.stringify(path)
+      }: give a path inside the workspace, relative to it (e.g. dist/app.tar)`,
+    );
+  }
+  return `./${segments.join("/")}`;
 }
