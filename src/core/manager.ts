@@ -806,6 +806,7 @@ export class Manager implements AsyncDisposable {
         Math.round(performance.now() - started)
       } ms)`,
     );
+    if (report.notice !== undefined) this.#logger.info(`sync: ${report.notice}`);
     return report;
   }
 

@@ -73,6 +73,11 @@ export interface SyncReport {
   deleted: number;
   /** Bytes sent. */
   bytes: number;
+  /**
+   * A note on how the files were chosen (e.g. the source is not in a git
+   * work tree), shown after the sync succeeded so a failure stays one line.
+   */
+  notice?: string;
 }
 
 /** What {@linkcode SandboxExtension.create} is given. */

@@ -24,6 +24,12 @@ async function envFor(dir: string): Promise<Record<string, string>> {
   };
 }
 
+/** A workspace root beside the state dir, not holding it or HOME (such grants are refused). */
+async function wsRoot(dir: string): Promise<string> {
+  await Deno.mkdir(`${dir}/ws`, { recursive: true });
+  return `${dir}/ws`;
+}
+
 async function ok(args: string[], env: Record<string, string>): Promise<string> {
   const result = await runSandboxer(args, env);
   assert.equal(result.code, 0, `${args.join(" ")}: ${result.stderr}`);
@@ -32,7 +38,11 @@ async function ok(args: string[], env: Record<string, string>): Promise<string> 
 
 Deno.test("one corrupt record: list, list --all and gc warn once and go on; show and destroy say what is wrong", async () => {
   await using tmp = await tempDir();
-  await writeProfile(tmp.path, "local", `extension: ext.local-dir\nroot: ${tmp.path}\nttl: 1h\n`);
+  await writeProfile(
+    tmp.path,
+    "local",
+    `extension: ext.local-dir\nroot: ${await wsRoot(tmp.path)}\nttl: 1h\n`,
+  );
   const env = await envFor(tmp.path);
   await ok(["create", "-p", "local", "--name", "good"], env);
   const bad = `${tmp.path}/state/sandboxes/bad.json`;
@@ -64,7 +74,11 @@ Deno.test("one corrupt record: list, list --all and gc warn once and go on; show
 
 Deno.test("lock files and heartbeats go away with destroyed records, and gc tidies old ones", async () => {
   await using tmp = await tempDir();
-  await writeProfile(tmp.path, "local", `extension: ext.local-dir\nroot: ${tmp.path}\n`);
+  await writeProfile(
+    tmp.path,
+    "local",
+    `extension: ext.local-dir\nroot: ${await wsRoot(tmp.path)}\n`,
+  );
   const env = await envFor(tmp.path);
   const dir = `${tmp.path}/state/sandboxes`;
   await ok(["create", "-p", "local", "--name", "l1"], env);
@@ -96,7 +110,11 @@ Deno.test({
   ignore: needsRoot !== undefined,
   async fn() {
     await using tmp = await tempDir();
-    await writeProfile(tmp.path, "local", `extension: ext.local-dir\nroot: ${tmp.path}\n`);
+    await writeProfile(
+      tmp.path,
+      "local",
+      `extension: ext.local-dir\nroot: ${await wsRoot(tmp.path)}\n`,
+    );
     const env = await envFor(tmp.path);
     const state = env.SANDBOXER_HOME;
     await Deno.mkdir(state);
@@ -176,7 +194,9 @@ Deno.test("secrets: env values are not printed by show, list or --json; records 
   await writeProfile(
     tmp.path,
     "local",
-    `extension: ext.local-dir\nroot: ${tmp.path}\nenv:\n  - API_TOKEN=${secret}\n  - MODE=x=y\n`,
+    `extension: ext.local-dir\nroot: ${await wsRoot(
+      tmp.path,
+    )}\nenv:\n  - API_TOKEN=${secret}\n  - MODE=x=y\n`,
   );
   const env = await envFor(tmp.path);
   const created = await runSandboxer(["create", "-p", "local", "--name", "sec", "--json"], env);

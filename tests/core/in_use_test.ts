@@ -146,15 +146,20 @@ Deno.test("sync marks the sandbox in use while it transfers (SDK)", async () => 
   const repo = `${vm.dir}/repo`;
   await Deno.mkdir(repo);
   await Deno.writeFile(`${repo}/blob.bin`, new Uint8Array(4 * 1024 * 1024));
-  const seen: Promise<string[]>[] = [];
+  const during: string[][] = [];
+  const records = `${vm.env.SANDBOXER_HOME}/sandboxes`;
   await manager.sync("syncing", {
     repo,
-    // Called while rsync runs: who uses the sandbox at that moment?
+    // Called while rsync runs: who uses the sandbox at that moment? Read synchronously, so the
+    // answer is about that moment and not about a later one, after the sync ended.
     onProgress: () => {
-      seen.push(manager.journal.users("syncing").then((users) => users.map((u) => u.what)));
+      during.push(
+        [...Deno.readDirSync(records)]
+          .filter((entry) => /^syncing\.[0-9a-f]+\.inuse$/.test(entry.name))
+          .map((entry) => JSON.parse(Deno.readTextFileSync(`${records}/${entry.name}`)).what),
+      );
     },
   });
-  const during = await Promise.all(seen);
   assert.ok(during.length > 0, "no progress reported");
   assert.ok(during.some((users) => users.includes("sync")), JSON.stringify(during));
   assert.deepEqual(await manager.journal.users("syncing"), [], "the mark ends with the sync");

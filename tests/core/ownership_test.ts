@@ -119,10 +119,27 @@ Deno.test("destroy --force leaves a live creator's heartbeat alone; the creator 
     assert.match(refused.stderr, /is still creating in process \d+/);
     assert.equal(refused.stderr.trim().split("\n").length, 1, refused.stderr);
 
-    const forced = await runSandboxer(["destroy", "--force", "own2"], vm.env);
-    assert.equal(forced.code, 0, forced.stderr);
-    assert.equal(await exists(`${vm.root}/sbx-own2`), false);
-    assert.deepEqual(await heartbeats(state, "own2"), beats, "the creator's heartbeat is its own");
+    // destroy --force ends the setup command on the host, and the creator would then finish
+    // (and drop its own heartbeat) at once: hold it stopped, its heartbeat kept fresh, so what
+    // is checked is that the destroyer leaves another owner's heartbeat alone.
+    Deno.kill(creator.child.pid, "SIGSTOP");
+    const keepFresh = setInterval(() => {
+      const now = new Date();
+      for (const name of beats) Deno.utime(`${state}/sandboxes/${name}`, now, now).catch(() => {});
+    }, 200);
+    try {
+      const forced = await runSandboxer(["destroy", "--force", "own2"], vm.env);
+      assert.equal(forced.code, 0, forced.stderr);
+      assert.equal(await exists(`${vm.root}/sbx-own2`), false);
+      assert.deepEqual(
+        await heartbeats(state, "own2"),
+        beats,
+        "the creator's heartbeat is its own",
+      );
+    } finally {
+      clearInterval(keepFresh);
+      Deno.kill(creator.child.pid, "SIGCONT");
+    }
   } finally {
     await Deno.writeTextFile(`${dir}/release`, "");
   }

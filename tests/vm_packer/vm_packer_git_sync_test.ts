@@ -31,6 +31,14 @@ async function binWithoutRsync(): Promise<string> {
     "ln",
     "id",
     "chmod",
+    // What the workspace protocol's removal and lock need of any host (docs/architecture.md).
+    "head",
+    "mv",
+    "rmdir",
+    "sleep",
+    "tr",
+    "cut",
+    "flock",
   ];
   for (const program of programs) await Deno.symlink(`/usr/bin/${program}`, `${bin}/${program}`);
   return bin;
@@ -97,7 +105,7 @@ Deno.test("vm-packer sync of a git work tree over the SFTP fallback sends exactl
   }
 });
 
-Deno.test("vm-packer sync: sync.include_git sends .git; a tree outside git gets a one-line notice", async () => {
+Deno.test("vm-packer sync: sync.include_git sends .git; a tree outside git gets a one-line notice after the sync", async () => {
   await using vm = await startTestVm();
   const repo = await makeGitCorpus(`${vm.dir}/corpus`);
   const profile = await vm.profile("withgit", { extra: ["sync:", "  include_git: true"] });

@@ -63,9 +63,14 @@ isolatedTest(
           assert.equal(sync.code, 1, sync.stderr);
           assert.match(sync.stderr, /sbx-s2 is a symlink, not a workspace sandboxer made/);
           assert.match(sync.stderr, /will not sync into it/);
-          assert.equal(sync.stderr.trim().split("\n").filter((l) => !/warning/.test(l)).length, 1);
+          assert.equal(
+            sync.stderr.trim().split("\n").filter((l) => !/warning/.test(l))
+              .length,
+            1,
+            sync.stderr,
+          );
           const exec = await host.cli(["exec", "s2", "--", "touch", "escaped"]);
-          assert.equal(exec.code, 1, exec.stderr);
+          assert.equal(exec.code, 125, `exec's own failure: ${exec.stderr}`);
           assert.match(exec.stderr, /will not run commands in it/);
           assert.deepEqual(await onHost(host, 'ls -A "$HOME/important"'), "thesis.tex\n");
           assert.equal(await readHost(host, `${host.homeDir}/important/thesis.tex`), "draft\n");
@@ -112,7 +117,7 @@ isolatedTest(
         );
         assert.deepEqual(await host.rootEntries(), [], "sync did not recreate it");
         const exec = await host.cli(["exec", "gone", "--", "mkdir", "x"]);
-        assert.equal(exec.code, 1, exec.stderr);
+        assert.equal(exec.code, 125, `exec's own failure: ${exec.stderr}`);
         assert.match(exec.stderr, /no longer exists/);
         assert.deepEqual(await host.rootEntries(), []);
         const destroy = await host.cli(["destroy", "gone"]);
@@ -139,11 +144,14 @@ isolatedTest(
       assert.equal(silent.stdout, "");
     });
 
-    await t.step("a program name starting with - is a usage error, not a remote one", async () => {
-      const dash = await host.cli(["exec", id, "--", "-rf"]);
-      assert.equal(dash.code, 2, dash.stderr);
-      assert.match(dash.stderr, /may not start with "-"|does not start with "-"/);
-    });
+    await t.step(
+      "a program name starting with - is sandboxer's error, not a remote one",
+      async () => {
+        const dash = await host.cli(["exec", id, "--", "-rf"]);
+        assert.equal(dash.code, 125, dash.stderr);
+        assert.match(dash.stderr, /may not start with "-"|does not start with "-"/);
+      },
+    );
 
     await t.step("the command runs in its own session, marked with the sandbox", async () => {
       const script = "read -r pid comm state ppid pgrp sid rest < /proc/$$/stat; " +

@@ -211,43 +211,48 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
       includeGit: options.includeGit ?? false,
       signal: options.signal,
     });
-    if (selection.notice !== undefined) this.logger.info(`sync: ${selection.notice}`);
+    const noted = (report: SyncReport): SyncReport =>
+      selection.notice === undefined ? report : { ...report, notice: selection.notice };
     const relay = await rsyncRelaySupported();
     const whyNotRsync = await this.#whyNotRsync(handle, connection, relay);
     if (whyNotRsync !== undefined) {
       this.logger.warn(`${whyNotRsync}; syncing over SFTP (slower, no delta transfer)`);
-      return await this.#sftpSync(
-        connection,
+      return noted(
+        await this.#sftpSync(
+          connection,
+          ref,
+          {
+            source: from,
+            workspace: ref.workspace,
+            exclude,
+            gitignore,
+            selection: selection.filterArgs,
+            protect: [MARKER_FILE],
+          },
+          options,
+        ),
+      );
+    }
+    return noted(
+      await this.#rsync(
+        handle,
         ref,
         {
           source: from,
-          workspace: ref.workspace,
+          target: targetFromHandle(handle),
+          remoteDir: ".",
+          remoteLabel: ref.workspace,
           exclude,
           gitignore,
           selection: selection.filterArgs,
-          protect: [MARKER_FILE],
+          delete: true,
+          progress: options.onProgress !== undefined,
         },
+        connection,
+        relay,
         options,
-      );
-    }
-    return await this.#rsync(
-      handle,
-      ref,
-      {
-        source: from,
-        target: targetFromHandle(handle),
-        remoteDir: ".",
-        remoteLabel: ref.workspace,
-        exclude,
-        gitignore,
-        selection: selection.filterArgs,
-        delete: true,
-        progress: options.onProgress !== undefined,
-      },
-      connection,
-      relay,
-      options,
-      "sync into",
+        "sync into",
+      ),
     );
   }
 

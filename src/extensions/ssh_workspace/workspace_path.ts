@@ -73,12 +73,6 @@ export function workspaceRootProblem(root: string): string | undefined {
   }
   // deno-lint-ignore no-control-regex
   if (/[\x00-\x1f\x7f]/.test(root)) return "must not contain control characters";
-  // rsync and remote shells treat these as patterns: the root must name exactly one directory.
-  if (/[*?[\]\\]/.test(root)) {
-    return `must not contain the glob or rsync-special characters * ? [ ] \\ (got ${
-      JSON.stringify(root)
-    })`;
-  }
   if (SYSTEM_DIRS.has(root)) return `must not be the system directory ${root}; use e.g. /build`;
   const tree = SYSTEM_TREES.find((t) => root.startsWith(t));
   if (tree) return `must not be inside the system directory ${tree.slice(0, -1)}; use e.g. /build`;
