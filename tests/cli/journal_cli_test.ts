@@ -143,7 +143,17 @@ Deno.test({
       // Everything inside the namespace goes through nsenter: Deno reads /proc/<pid>/root only
       // with --allow-all.
       const inside = (program: string, ...args: string[]) =>
-        runProgram("nsenter", ["--target", String(holder.pid), "--mount", "--", program, ...args], {
+        runProgram("nsenter", [
+          "--target",
+          String(holder.pid),
+          "--mount",
+          // Entering a mount namespace resets the root to the namespace's own: keep the holder's
+          // (a chroot, on a fresh-machine check).
+          "--root",
+          "--",
+          program,
+          ...args,
+        ], {
           env: { NO_COLOR: "1", ...env },
         });
       const entries = async () => {
