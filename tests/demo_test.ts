@@ -26,4 +26,13 @@ Deno.test("deno task demo: create → sync → exec → destroy against a privat
     assert.ok(stdout.includes(step), `missing "${step}" in:\n${stdout}`);
   }
   assert.match(stdout, /deno\.json/, "the synced repo is listed in the workspace");
+  // As root the demo makes a login user of its own for its sshd, and removes it.
+  const user = /user (\S+), throwaway keys/.exec(stdout)?.[1];
+  assert.ok(user, stdout);
+  if (Deno.uid() === 0) {
+    assert.match(user, /^sbxdemo-[0-9a-f]{8}$/);
+    assert.ok(stdout.includes(`removed the login user ${user}`), stdout);
+    const passwd = await new Deno.Command("getent", { args: ["passwd", user] }).output();
+    assert.equal(passwd.code, 2, `${user} is left in /etc/passwd`);
+  }
 });

@@ -193,3 +193,33 @@ async function setHeartbeatTimes(
   }
   return changed;
 }
+
+/** The `Deno.test` options {@linkcode skipIf} returns. */
+export interface SkipOptions {
+  /** The test's name, with ` [skipped: REASON]` appended when it is skipped. */
+  name: string;
+  /** Whether the test is skipped. */
+  ignore: boolean;
+}
+
+/**
+ * `Deno.test` options for a test that needs something this machine may lack (root, Docker,
+ * network namespaces, a download): skipped when `reason` is given, with the reason in its name so
+ * that the run's summary prints it (tools/test_runner.ts), and under `CI=true` the run fails
+ * unless tests/allowed_skips.json lists that name with that reason. A test must never return
+ * early instead: it would count as passed.
+ *
+ * @example Skip without root
+ * ```ts ignore
+ * Deno.test({ ...skipIf(Deno.uid() === 0 ? undefined : "needs root", "mounts a tmpfs") }, fn);
+ * ```
+ *
+ * @param reason Why the test cannot run here, or undefined when it can.
+ * @param name The test's name.
+ * @returns `name` and `ignore` for `Deno.test`.
+ */
+export function skipIf(reason: string | undefined, name: string): SkipOptions {
+  return reason === undefined
+    ? { name, ignore: false }
+    : { name: `${name} [skipped: ${reason}]`, ignore: true };
+}

@@ -35,7 +35,9 @@ const PROBE_TIMEOUT_MS = 20_000;
 /**
  * What the docker CLI says when the engine does not answer: "Cannot connect to the Docker daemon
  * at unix:///var/run/docker.sock. Is the docker daemon running?" (unix socket) or "error during
- * connect: …" (tcp, Windows pipes).
+ * connect: …" (tcp, Windows pipes). Where it says it differs between versions: Debian 12's
+ * docker.io 20.10 prints it on stdout for some commands (`docker info` then says only "errors
+ * pretty printing info" on stderr), docker 28 on stderr, so both streams are searched.
  */
 const UNREACHABLE_PATTERN =
   /Cannot connect to the Docker daemon|Is the docker daemon running\?|error during connect/i;
@@ -103,7 +105,7 @@ export async function dockerAnswers(env: Record<string, string>): Promise<boolea
       allowFailure: true,
       timeoutMs: PROBE_TIMEOUT_MS,
     });
-    return result.code === 0 || !UNREACHABLE_PATTERN.test(result.stderr);
+    return result.code === 0 || !UNREACHABLE_PATTERN.test(`${result.stderr}\n${result.stdout}`);
   } catch {
     return true;
   }
@@ -473,7 +475,7 @@ async function runDocker(
   timeoutMs: number = DOWN_TIMEOUT_MS,
 ): Promise<RunResult> {
   const result = await run(argv, { env, allowFailure: true, timeoutMs });
-  if (result.code !== 0 && UNREACHABLE_PATTERN.test(result.stderr)) {
+  if (result.code !== 0 && UNREACHABLE_PATTERN.test(`${result.stderr}\n${result.stdout}`)) {
     const host = env.DOCKER_HOST ?? null;
     throw new DockerUnreachableError(
       project,
