@@ -282,7 +282,7 @@ async function removeTestUser(name: string): Promise<void> {
 }
 
 async function main(): Promise<number> {
-  const env = { ...Deno.env.toObject(), NO_COLOR: "1" };
+  const env: Record<string, string> = { ...Deno.env.toObject(), NO_COLOR: "1" };
   const ownUser = env.SANDBOXER_TEST_USER === undefined;
   if (ownUser) {
     const hex = Array.from(crypto.getRandomValues(new Uint8Array(4)))
@@ -314,7 +314,7 @@ async function main(): Promise<number> {
     phases.push(await runPhase("parallel", [], ["--parallel", ...ignore], env, timeoutMs));
     if (serial.length > 0) phases.push(await runPhase("serial", serial, [], env, timeoutMs));
   } finally {
-    if (ownUser) await removeTestUser(env.SANDBOXER_TEST_USER);
+    if (ownUser) await removeTestUser(env.SANDBOXER_TEST_USER!);
   }
 
   const passed = phases.reduce((n, p) => n + p.passed, 0);
