@@ -154,6 +154,7 @@ export interface ComposeRunOptions {
  * @param env Environment for the probe (`DOCKER_HOST`).
  * @param signal Abort signal.
  * @returns The argv prefix.
+ * @throws {MissingProgramError} when neither compose runs here.
  */
 export async function detectComposeCommand(
   env: Record<string, string>,
@@ -170,6 +171,23 @@ export async function detectComposeCommand(
   } catch (error) {
     // No docker CLI at all: docker-compose v1 may still be installed on its own.
     if (!(error instanceof MissingProgramError)) throw error;
+  }
+  // Only now, when a compose profile is used, is a missing compose worth a word: one line,
+  // before anything is made, instead of a failure halfway through create.
+  try {
+    await run(["docker-compose", "--version"], {
+      env,
+      signal,
+      allowFailure: true,
+      timeoutMs: QUERY_TIMEOUT_MS,
+    });
+  } catch (error) {
+    if (!(error instanceof MissingProgramError)) throw error;
+    throw new MissingProgramError("docker-compose", {
+      cause: error,
+      needed: 'ext.compose-ssh needs it, or the "docker compose" plugin, and the docker CLI',
+      packages: "docker.io docker-compose",
+    });
   }
   return ["docker-compose"];
 }
