@@ -115,6 +115,35 @@ export async function runProgram(
   };
 }
 
+/** What a child `deno` needs to reach the npm registry the way this process does. */
+const NETWORK_ENV = [
+  "NODE_EXTRA_CA_CERTS",
+  "DENO_CERT",
+  "DENO_TLS_CA_STORE",
+  "HTTPS_PROXY",
+  "HTTP_PROXY",
+  "NO_PROXY",
+  "https_proxy",
+  "http_proxy",
+  "no_proxy",
+];
+
+/**
+ * The variables of this process that a child `deno` started with a cleared environment needs
+ * to download packages as this one can (this machine's TLS proxy needs `NODE_EXTRA_CA_CERTS`):
+ * a test must pass with an empty `DENO_DIR`, not only where an earlier run filled the cache.
+ *
+ * @returns The ones that are set.
+ */
+export function denoNetworkEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of NETWORK_ENV) {
+    const value = Deno.env.get(name);
+    if (value !== undefined) env[name] = value;
+  }
+  return env;
+}
+
 let cachedDenoDir: string | undefined;
 
 /** The parent's Deno cache, so children with another $HOME reuse it instead of downloading. */

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import {
   denoDir,
+  denoNetworkEnv,
   FIXTURE_EXTENSIONS,
   listDir,
   makeHeartbeatsFresh,
@@ -56,6 +57,7 @@ Deno.test("--help works in a bare environment (no NO_COLOR, nothing but PATH and
       PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
       HOME: "/nonexistent",
       DENO_DIR: await denoDir(),
+      ...denoNetworkEnv(),
     },
     stdout: "piped",
     stderr: "piped",
@@ -252,6 +254,7 @@ async function withMinimalPath(
       PATH: bin,
       HOME: "/nonexistent",
       DENO_DIR: await denoDir(),
+      ...denoNetworkEnv(),
       SANDBOXER_HOME: `${dir}/state`,
       ...extra,
     },

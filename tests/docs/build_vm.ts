@@ -15,7 +15,7 @@
  */
 
 import { parse, stringify } from "yaml";
-import { denoDir, ROOT, sandboxerTaskArgv } from "../helpers.ts";
+import { denoDir, denoNetworkEnv, ROOT, sandboxerTaskArgv } from "../helpers.ts";
 import { startTestVm, type TestVm } from "../harness/test_vm.ts";
 import { type Block, commandsOf, runScript, scriptOf, type ScriptResult } from "./markdown.ts";
 
@@ -125,6 +125,7 @@ export async function startBuildVm(options: { toolchain?: boolean } = {}): Promi
     PATH: `${bin}:/usr/local/bin:/usr/bin:/bin`,
     HOME: home,
     DENO_DIR: await denoDir(),
+    ...denoNetworkEnv(),
     DENO_NO_UPDATE_CHECK: "1",
     NO_COLOR: "1",
     LANG: "C.UTF-8",
