@@ -252,3 +252,44 @@ export function skipIf(reason: string | undefined, name: string): SkipOptions {
     ? { name, ignore: false }
     : { name: `${name} [skipped: ${reason}]`, ignore: true };
 }
+
+/** One line of `ps`. */
+export interface ProcessInfo {
+  /** Process id. */
+  pid: number;
+  /** Its user name. */
+  user: string;
+  /** Its state (`Z` is a zombie: exited, not reaped). */
+  stat: string;
+  /** Its command line. */
+  args: string;
+}
+
+/**
+ * Every process on the machine, from `ps` (Deno reads /proc only with --allow-all). Throws when
+ * `ps` fails or lists nothing, so a "no process left" check can never pass because `ps` did not
+ * run.
+ *
+ * @returns The processes, `ps` itself left out.
+ */
+export async function processTable(): Promise<ProcessInfo[]> {
+  const out = await new Deno.Command("ps", {
+    args: ["-e", "-ww", "-o", "pid=,user:32=,stat=,args="],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  const lines = text.split("\n").filter((line) => line.trim() !== "");
+  if (!out.success || lines.length === 0) {
+    throw new Error(
+      `ps failed (exit ${out.code}): ${new TextDecoder().decode(out.stderr).trim()}; the ` +
+        `process check cannot run (install procps)`,
+    );
+  }
+  return lines.flatMap((line) => {
+    const m = /^\s*(\d+)\s+(\S+)\s+(\S+)\s+(.*)$/.exec(line);
+    if (!m) throw new Error(`unexpected ps line: ${line}`);
+    const info = { pid: Number(m[1]), user: m[2], stat: m[3], args: m[4] };
+    return info.args.startsWith("ps ") ? [] : [info];
+  });
+}

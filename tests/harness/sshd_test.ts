@@ -1,4 +1,4 @@
-import { skipIf } from "../helpers.ts";
+import { processTable, skipIf } from "../helpers.ts";
 import assert from "node:assert/strict";
 import {
   freePort,
@@ -44,11 +44,9 @@ function ssh(sshd: TestSshd, remote: string, opts: string[] = []): Promise<Out> 
 
 /** PIDs of live processes whose command line mentions `needle` (via `ps`: Deno reads /proc only with -A). */
 async function pidsMentioning(needle: string): Promise<number[]> {
-  const out = await cmd("ps", ["-e", "-o", "pid=,stat=,args="]);
-  return out.stdout.split("\n").flatMap((line) => {
-    const m = /^\s*(\d+)\s+(\S+)\s+(.*)$/.exec(line);
-    return m && m[3].includes(needle) && !m[2].startsWith("Z") ? [Number(m[1])] : [];
-  });
+  return (await processTable())
+    .filter((p) => p.args.includes(needle) && !p.stat.startsWith("Z"))
+    .map((p) => p.pid);
 }
 
 async function exists(path: string): Promise<boolean> {
