@@ -1,10 +1,14 @@
 // The README's demo command, as written, runs end to end and leaves nothing behind.
 import assert from "node:assert/strict";
+import { fencedBlocks, readDoc } from "./docs/markdown.ts";
 import { ROOT } from "./helpers.ts";
 
-Deno.test("deno task demo: create → sync → exec → destroy against a private sshd", async () => {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["task", "-q", "demo"],
+Deno.test("README's demo command: create → sync → exec → destroy against a private sshd", async () => {
+  const [demo] = fencedBlocks(await readDoc("README.md"))
+    .filter((b) => b.lang === "sh" && b.code.includes("demo"));
+  assert.equal(demo.code, "bash tools/demo.sh\n");
+  const output = await new Deno.Command("bash", {
+    args: ["-c", demo.code],
     cwd: ROOT,
     env: { NO_COLOR: "1" },
     stdout: "piped",

@@ -293,3 +293,21 @@ export async function processTable(): Promise<ProcessInfo[]> {
     return info.args.startsWith("ps ") ? [] : [info];
   });
 }
+
+/**
+ * Write `DIR/sandboxer`, a shell script that runs the CLI exactly as `deno task sandboxer` does
+ * (for doc commands, which say `sandboxer …`).
+ *
+ * @param dir The directory to put it in (put it first on PATH).
+ * @returns `dir`.
+ */
+export async function sandboxerOnPath(dir: string): Promise<string> {
+  const quote = (word: string) => `'${word.replaceAll("'", `'"'"'`)}'`;
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(
+    `${dir}/sandboxer`,
+    `#!/bin/sh\nexec ${(await sandboxerTaskArgv()).map(quote).join(" ")} "$@"\n`,
+    { mode: 0o755 },
+  );
+  return dir;
+}

@@ -2,6 +2,7 @@
 // real Docker engine from tests/harness/docker.ts. One engine for the whole file, shared by the
 // steps of one Deno.test (the harness owns a child process for its lifetime).
 import assert from "node:assert/strict";
+import { commandsOf, fencedBlocks, readDoc, runScript } from "../docs/markdown.ts";
 import {
   dockerCli,
   type DockerResult,
@@ -13,6 +14,7 @@ import {
   denoDir,
   makeHeartbeatsStale,
   runSandboxer,
+  sandboxerOnPath,
   sandboxerTaskArgv,
   skipIf,
   tempDir,
@@ -116,6 +118,31 @@ Deno.test({ ...skipIf(reason, "ext.compose-ssh against a real Docker engine") },
     assert.equal((await record("life")).status, "destroyed");
     const again = ok(await cli("destroy", "life"), "second destroy");
     assert.match(again.stderr, /already destroyed/);
+  });
+
+  await t.step("docs/compose-ssh.md: its commands run as written", async () => {
+    const [block] = fencedBlocks(await readDoc("docs/compose-ssh.md")).filter((b) =>
+      b.lang === "sh"
+    );
+    const commands = commandsOf(block);
+    assert.deepEqual(commands.map((c) => c.text.split(" ")[1]), ["create", "exec", "destroy"]);
+    const bin = await sandboxerOnPath(`${tmp.path}/bin`);
+    let id = "";
+    for (const command of commands) {
+      const text = command.text
+        .replace("my/sshd:bookworm", engine.sshImage)
+        .replaceAll("<id>", id);
+      const result = await runScript(text, {
+        cwd: tmp.path,
+        env: { ...env, PATH: `${bin}:${Deno.env.get("PATH") ?? ""}`, NO_COLOR: "1" },
+      });
+      assert.equal(result.code, command.exit, `${text}\n${result.stderr}`);
+      if (id === "") id = result.stdout.trim();
+      if (text.includes(" exec ")) assert.match(result.stdout, /^Linux /);
+    }
+    assert.match(id, /^[a-z0-9][a-z0-9-]*$/);
+    assert.equal((await record(id)).status, "destroyed");
+    assert.deepEqual(await projectLeftovers(engine, `sbx-${id}`), []);
   });
 
   await t.step("two sandboxes from one profile run side by side", async () => {
