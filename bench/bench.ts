@@ -40,10 +40,6 @@ import {
   textTable,
 } from "./lib.ts";
 import { makeTree, TREE_EXCLUDES } from "./tree.ts";
-import { connectDirect } from "./ssh2_stream.ts";
-import { tarSync } from "./tar_sync.ts";
-import { rsyncOverConnection } from "./rsync_relay.ts";
-import type { SshWorkspaceHandle } from "../src/extensions/ssh_workspace/handle.ts";
 
 const encoder = new TextEncoder();
 const log = (text: string) => Deno.stderr.writeSync(encoder.encode(text + "\n"));
@@ -315,7 +311,6 @@ if (groups.has("start")) {
       probe("ssh2", "bench/startup/ssh2.ts"),
       probe("manager", "bench/startup/manager.ts"),
       probe("program", "bench/startup/program.ts"),
-      probe("lazy --version", "bench/startup/lazy_version.ts", ["--version"]),
       probe("main --version", "main.ts", ["--version"]),
     ],
     RUNS,
@@ -415,30 +410,10 @@ if (groups.has("create")) {
 
 // ---------------------------------------------------------------- first sync
 
-const protoCli = (mode: "tar" | "relay", id: string) =>
-  runChild([deno, ...cliFlags, `${ROOT}/bench/proto_sync_cli.ts`, mode, id, sourceDir], env);
-const directTarget = {
-  host: sshd.host,
-  port: sshd.port,
-  user: sshd.user,
-  identityFile: sshd.identityFile,
-  hostKeyFingerprint: sshd.hostKeyFingerprint,
-};
-const syncExcludes = [...TREE_EXCLUDES, "/.sandboxer.json"];
-const relayArgs = (dir: string) => [
-  "--archive",
-  "--delete",
-  "--filter=:- .gitignore",
-  ...syncExcludes.map((p) => `--exclude=${p}`),
-  "--",
-  `${sourceDir}/`,
-  `${remote}:${dir}/`,
-];
 /** Write dirty pages back (sync(1)) so that writeback from one run does not slow the next. */
 const flushDisk = async () => {
   await new Deno.Command("sync").output();
 };
-const handleOf = async (id: string) => (await manager.show(id)).handle as SshWorkspaceHandle;
 
 if (groups.has("sync")) {
   log(
@@ -446,7 +421,6 @@ if (groups.has("sync")) {
   );
   const newSandbox = () => createSdk();
   const drop = (id: string) => manager.destroy(id).then(() => {});
-  await using direct = await connectDirect(directTarget);
   const samples = await alternate(
     [
       {
@@ -459,46 +433,6 @@ if (groups.has("sync")) {
         name: "sdk warm",
         prepare: newSandbox,
         run: async (id: string) => void (await manager.sync(id, { repo: sourceDir })),
-        cleanup: drop,
-      },
-      {
-        name: "tar cli",
-        prepare: newSandbox,
-        run: async (id: string) => (await protoCli("tar", id)).ms,
-        cleanup: drop,
-      },
-      {
-        name: "tar warm",
-        prepare: newSandbox,
-        async run(id: string) {
-          const { workspace } = await handleOf(id);
-          await tarSync(direct.exec, {
-            source: sourceDir,
-            workspace,
-            exclude: syncExcludes,
-            gitignore: true,
-          });
-        },
-        cleanup: drop,
-      },
-      {
-        name: "relay cli",
-        prepare: newSandbox,
-        run: async (id: string) => (await protoCli("relay", id)).ms,
-        cleanup: drop,
-      },
-      {
-        name: "relay warm",
-        prepare: newSandbox,
-        async run(id: string) {
-          const result = await rsyncOverConnection(
-            direct,
-            relayArgs((await handleOf(id)).workspace),
-          );
-          if (result.code !== 0) {
-            throw new Error(`relay rsync exited ${result.code}: ${result.stderr}`);
-          }
-        },
         cleanup: drop,
       },
       {
@@ -522,37 +456,12 @@ if (groups.has("sync")) {
   rows.push(
     row(samples, "first sync — SDK, warm Manager (sandboxer sync)", "sdk warm", "rsync", plain),
   );
-  rows.push(
-    row(samples, "first sync — PROTO tar stream, CLI-like process", "tar cli", "rsync", plain),
-  );
-  rows.push(
-    row(samples, "first sync — PROTO tar stream, warm connection", "tar warm", "rsync", plain),
-  );
-  rows.push(
-    row(
-      samples,
-      "first sync — PROTO rsync over ssh2, CLI-like process",
-      "relay cli",
-      "rsync",
-      plain,
-    ),
-  );
-  rows.push(
-    row(
-      samples,
-      "first sync — PROTO rsync over ssh2, warm connection",
-      "relay warm",
-      "rsync",
-      plain,
-    ),
-  );
 }
 
 // ---------------------------------------------------------------- no-change re-sync
 
 if (groups.has("resync")) {
   log("no-change re-sync");
-  await using direct = await connectDirect(directTarget);
   const id = await createSdk();
   await manager.sync(id, { repo: sourceDir });
   const dir = await plainDir();
@@ -569,19 +478,6 @@ if (groups.has("resync")) {
           await m.sync(id, { repo: sourceDir });
         },
       },
-      { name: "relay cli", run: async () => (await protoCli("relay", id)).ms },
-      {
-        name: "relay warm",
-        async run() {
-          const result = await rsyncOverConnection(
-            direct,
-            relayArgs((await handleOf(id)).workspace),
-          );
-          if (result.code !== 0) {
-            throw new Error(`relay rsync exited ${result.code}: ${result.stderr}`);
-          }
-        },
-      },
       { name: "rsync", run: async () => (await runChild(rsyncArgv(dir))).ms },
     ],
     RUNS,
@@ -595,24 +491,6 @@ if (groups.has("resync")) {
   rows.push(row(samples, "no-change re-sync — CLI process", "cli", "rsync", plain));
   rows.push(row(samples, "no-change re-sync — SDK, new Manager", "sdk cold", "rsync", plain));
   rows.push(row(samples, "no-change re-sync — SDK, warm Manager", "sdk warm", "rsync", plain));
-  rows.push(
-    row(
-      samples,
-      "no-change re-sync — PROTO rsync over ssh2, CLI-like process",
-      "relay cli",
-      "rsync",
-      plain,
-    ),
-  );
-  rows.push(
-    row(
-      samples,
-      "no-change re-sync — PROTO rsync over ssh2, warm connection",
-      "relay warm",
-      "rsync",
-      plain,
-    ),
-  );
 }
 
 // ---------------------------------------------------------------- concurrent creates

@@ -115,6 +115,35 @@ export async function runProgram(
   };
 }
 
+/** What a child `deno` needs to reach the npm registry the way this process does. */
+const NETWORK_ENV = [
+  "NODE_EXTRA_CA_CERTS",
+  "DENO_CERT",
+  "DENO_TLS_CA_STORE",
+  "HTTPS_PROXY",
+  "HTTP_PROXY",
+  "NO_PROXY",
+  "https_proxy",
+  "http_proxy",
+  "no_proxy",
+];
+
+/**
+ * The variables of this process that a child `deno` started with a cleared environment needs
+ * to download packages as this one can (this machine's TLS proxy needs `NODE_EXTRA_CA_CERTS`):
+ * a test must pass with an empty `DENO_DIR`, not only where an earlier run filled the cache.
+ *
+ * @returns The ones that are set.
+ */
+export function denoNetworkEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of NETWORK_ENV) {
+    const value = Deno.env.get(name);
+    if (value !== undefined) env[name] = value;
+  }
+  return env;
+}
+
 let cachedDenoDir: string | undefined;
 
 /** The parent's Deno cache, so children with another $HOME reuse it instead of downloading. */
@@ -192,4 +221,93 @@ async function setHeartbeatTimes(
     changed++;
   }
   return changed;
+}
+
+/** The `Deno.test` options {@linkcode skipIf} returns. */
+export interface SkipOptions {
+  /** The test's name, with ` [skipped: REASON]` appended when it is skipped. */
+  name: string;
+  /** Whether the test is skipped. */
+  ignore: boolean;
+}
+
+/**
+ * `Deno.test` options for a test that needs something this machine may lack (root, Docker,
+ * network namespaces, a download): skipped when `reason` is given, with the reason in its name so
+ * that the run's summary prints it (tools/test_runner.ts), and under `CI=true` the run fails
+ * unless tests/allowed_skips.json lists that name with that reason. A test must never return
+ * early instead: it would count as passed.
+ *
+ * @example Skip without root
+ * ```ts ignore
+ * Deno.test({ ...skipIf(Deno.uid() === 0 ? undefined : "needs root", "mounts a tmpfs") }, fn);
+ * ```
+ *
+ * @param reason Why the test cannot run here, or undefined when it can.
+ * @param name The test's name.
+ * @returns `name` and `ignore` for `Deno.test`.
+ */
+export function skipIf(reason: string | undefined, name: string): SkipOptions {
+  return reason === undefined
+    ? { name, ignore: false }
+    : { name: `${name} [skipped: ${reason}]`, ignore: true };
+}
+
+/** One line of `ps`. */
+export interface ProcessInfo {
+  /** Process id. */
+  pid: number;
+  /** Its user name. */
+  user: string;
+  /** Its state (`Z` is a zombie: exited, not reaped). */
+  stat: string;
+  /** Its command line. */
+  args: string;
+}
+
+/**
+ * Every process on the machine, from `ps` (Deno reads /proc only with --allow-all). Throws when
+ * `ps` fails or lists nothing, so a "no process left" check can never pass because `ps` did not
+ * run.
+ *
+ * @returns The processes, `ps` itself left out.
+ */
+export async function processTable(): Promise<ProcessInfo[]> {
+  const out = await new Deno.Command("ps", {
+    args: ["-e", "-ww", "-o", "pid=,user:32=,stat=,args="],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  const lines = text.split("\n").filter((line) => line.trim() !== "");
+  if (!out.success || lines.length === 0) {
+    throw new Error(
+      `ps failed (exit ${out.code}): ${new TextDecoder().decode(out.stderr).trim()}; the ` +
+        `process check cannot run (install procps)`,
+    );
+  }
+  return lines.flatMap((line) => {
+    const m = /^\s*(\d+)\s+(\S+)\s+(\S+)\s+(.*)$/.exec(line);
+    if (!m) throw new Error(`unexpected ps line: ${line}`);
+    const info = { pid: Number(m[1]), user: m[2], stat: m[3], args: m[4] };
+    return info.args.startsWith("ps ") ? [] : [info];
+  });
+}
+
+/**
+ * Write `DIR/sandboxer`, a shell script that runs the CLI exactly as `deno task sandboxer` does
+ * (for doc commands, which say `sandboxer …`).
+ *
+ * @param dir The directory to put it in (put it first on PATH).
+ * @returns `dir`.
+ */
+export async function sandboxerOnPath(dir: string): Promise<string> {
+  const quote = (word: string) => `'${word.replaceAll("'", `'"'"'`)}'`;
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(
+    `${dir}/sandboxer`,
+    `#!/bin/sh\nexec ${(await sandboxerTaskArgv()).map(quote).join(" ")} "$@"\n`,
+    { mode: 0o755 },
+  );
+  return dir;
 }

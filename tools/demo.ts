@@ -7,13 +7,19 @@
  * @module
  */
 
-import { sshdUnavailableReason } from "../tests/harness/sshd.ts";
+import { removeCreatedLoginUser, sshdUnavailableReason } from "../tests/harness/sshd.ts";
 import { startTestVm } from "../tests/harness/test_vm.ts";
 import { listDir, ROOT, sandboxerTaskArgv } from "../tests/helpers.ts";
 
 const encoder = new TextEncoder();
 const say = (text: string) => Deno.stdout.writeSync(encoder.encode(text + "\n"));
 
+// The sshd's login user (made when run as root) gets a name of its own, removed at the end, so
+// the demo leaves no system user behind and never touches a user a test run is using.
+Deno.env.set(
+  "SANDBOXER_TEST_USER",
+  `sbxdemo-${crypto.randomUUID().slice(0, 8)}`,
+);
 const reason = await sshdUnavailableReason();
 if (reason) {
   say(`demo cannot run here: ${reason}`);
@@ -58,6 +64,13 @@ try {
   failed = true;
   const cause = error instanceof SuppressedError ? error.suppressed : error;
   say(`demo failed: ${cause instanceof Error ? cause.message : cause}`);
+}
+try {
+  const removed = await removeCreatedLoginUser();
+  if (removed) say(`• removed the login user ${removed}`);
+} catch (error) {
+  failed = true;
+  say(`demo failed: ${error instanceof Error ? error.message : error}`);
 }
 if (failed) Deno.exit(1);
 say("• done: nothing left behind");

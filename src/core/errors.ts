@@ -478,17 +478,32 @@ export class MissingProgramError extends SandboxerError {
    * Create it.
    *
    * @param program The program that was not found.
-   * @param options Standard error options.
+   * @param options Standard error options, and optionally what needs the program (`needed`,
+   *   e.g. "ext.compose-ssh needs it to start compose projects") and the Debian packages that
+   *   provide it (`packages`; by default looked up for the programs sandboxer runs).
    */
-  constructor(program: string, options?: ErrorOptions) {
+  constructor(
+    program: string,
+    options?: ErrorOptions & { needed?: string; packages?: string },
+  ) {
+    const packages = options?.packages ?? DEBIAN_PACKAGES[program] ?? program;
     super(
       "MISSING_PROGRAM",
-      `Cannot run "${program}": it is not installed or not on PATH; install it (e.g. apt-get install ${program})`,
+      `Cannot run "${program}": it is not installed or not on PATH${
+        options?.needed ? ` (${options.needed})` : ""
+      }; install it (e.g. apt-get install ${packages})`,
       options,
     );
     this.program = program;
   }
 }
+
+/** The Debian packages of the programs sandboxer runs, where the name differs. */
+const DEBIAN_PACKAGES: Readonly<Record<string, string>> = {
+  ssh: "openssh-client",
+  "ssh-keygen": "openssh-client",
+  docker: "docker.io",
+};
 
 /**
  * Deno refused an operation because a permission flag is missing.

@@ -324,12 +324,17 @@ Deno.test("buildRsyncArgv()'s -e survives the real rsync splitter and ssh's opti
     assert.ok(ours.includes(`IdentityFile="${key.replaceAll("%", "%%")}"`), JSON.stringify(ours));
 
     // The real ssh reads the options as intended (ssh -G prints the result, no connection).
+    // A rejected option is exactly the regression this catches, so a failing ssh -G fails the
+    // test (tools/test.sh installs openssh-client).
     const g = await new Deno.Command("ssh", {
       args: ["-G", ...ours, "127.0.0.1"],
       stdout: "piped",
-      stderr: "null",
+      stderr: "piped",
     }).output();
-    if (!g.success) return; // no OpenSSH client: the splitter check above still ran
+    assert.ok(
+      g.success,
+      `ssh -G rejected the generated options: ${new TextDecoder().decode(g.stderr)}`,
+    );
     const config = new TextDecoder().decode(g.stdout);
     assert.match(config, /^batchmode yes$/m);
     assert.match(config, /^stricthostkeychecking true$/m);

@@ -2,10 +2,12 @@
 import assert from "node:assert/strict";
 import {
   denoDir,
+  denoNetworkEnv,
   FIXTURE_EXTENSIONS,
   listDir,
   makeHeartbeatsFresh,
   makeHeartbeatsStale,
+  ROOT,
   runProgram,
   runSandboxer,
   sandboxerTaskArgv,
@@ -25,22 +27,23 @@ async function envFor(dir: string): Promise<Record<string, string>> {
   };
 }
 
+/** Every verb: one file per verb in src/cli/commands/ (so a new verb cannot be left out here). */
+async function verbs(): Promise<string[]> {
+  const names = (await listDir(`${ROOT}/src/cli/commands`))
+    .filter((name) => name.endsWith(".ts") && !name.endsWith("_test.ts"))
+    .map((name) => name.slice(0, -3))
+    .filter((name) => !NOT_VERBS.includes(name));
+  for (const verb of ["create", "exec", "run", "destroy"]) assert.ok(names.includes(verb), verb);
+  return names;
+}
+
+/** Files of src/cli/commands/ that are helpers of the verbs, not verbs. */
+const NOT_VERBS = ["progress"];
+
 Deno.test("sandboxer --help lists every verb and exits 0", async () => {
   const result = await runSandboxer(["--help"]);
   assert.equal(result.code, 0);
-  for (
-    const verb of [
-      "create",
-      "list",
-      "show",
-      "exec",
-      "sync",
-      "destroy",
-      "gc",
-      "profiles",
-      "extensions",
-    ]
-  ) {
+  for (const verb of await verbs()) {
     assert.match(result.stdout, new RegExp(`^\\s+${verb}\\b`, "m"), verb);
   }
 });
@@ -54,6 +57,7 @@ Deno.test("--help works in a bare environment (no NO_COLOR, nothing but PATH and
       PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
       HOME: "/nonexistent",
       DENO_DIR: await denoDir(),
+      ...denoNetworkEnv(),
     },
     stdout: "piped",
     stderr: "piped",
@@ -63,19 +67,7 @@ Deno.test("--help works in a bare environment (no NO_COLOR, nothing but PATH and
 });
 
 Deno.test("every verb has --help", async () => {
-  for (
-    const verb of [
-      "create",
-      "list",
-      "show",
-      "exec",
-      "sync",
-      "destroy",
-      "gc",
-      "profiles",
-      "extensions",
-    ]
-  ) {
+  for (const verb of await verbs()) {
     const result = await runSandboxer([verb, "--help"]);
     assert.equal(result.code, 0, verb);
     assert.match(result.stdout, new RegExp(`Usage: sandboxer ${verb}`), verb);
@@ -138,11 +130,28 @@ Deno.test("create --json, list, show, exec, destroy through the CLI", async () =
   assert.deepEqual(listed.map((r: { id: string }) => r.id), ["c1"]);
   const shown = await runSandboxer(["show", "c1"], env);
   assert.match(shown.stdout, /status:\s+ready/);
-  const destroyed = await runSandboxer(["destroy", "c1"], env);
+  // exec runs in the workspace and passes output and exit code through (tar is a program both
+  // the CLI's --allow-run and the test extension's registration grant).
+  await Deno.writeTextFile(`${tmp.path}/sbx-c1/here.txt`, "in the workspace\n");
+  const ran = await runSandboxer(["exec", "c1", "--", "tar", "-cvf", "/dev/null", "here.txt"], env);
+  assert.equal(ran.code, 0, ran.stderr);
+  assert.equal(ran.stdout, "here.txt\n");
+  const failing = await runSandboxer(["exec", "c1", "--", "tar", "-tf", "missing.tar"], env);
+  assert.equal(failing.code, 2, failing.stderr);
+  assert.match(failing.stderr, /missing\.tar/);
+  // destroy --json prints the final record, and only that, on stdout.
+  const destroyed = await runSandboxer(["destroy", "c1", "--json"], env);
   assert.equal(destroyed.code, 0, destroyed.stderr);
+  const final = JSON.parse(destroyed.stdout);
+  assert.equal(final.id, "c1");
+  assert.equal(final.status, "destroyed");
+  assert.equal(await Deno.lstat(`${tmp.path}/sbx-c1`).then(() => true, () => false), false);
   const again = await runSandboxer(["destroy", "c1"], env);
   assert.equal(again.code, 0);
   assert.match(again.stderr, /already destroyed/);
+  const againJson = await runSandboxer(["destroy", "c1", "--json"], env);
+  assert.equal(againJson.code, 0, againJson.stderr);
+  assert.equal(JSON.parse(againJson.stdout).status, "destroyed");
 });
 
 Deno.test("a CLI killed mid-create leaves a record that destroy and gc finish", async () => {
@@ -227,4 +236,54 @@ Deno.test("a state dir the OS refuses gives one line about owner and mode, exit 
   } finally {
     if (Deno.uid() === 0) await runProgram("chattr", ["-i", locked]);
   }
+});
+
+/** Run `deno task -q sandboxer ARGS` as a user would, with nothing on PATH but `deno`. */
+async function withMinimalPath(
+  dir: string,
+  args: readonly string[],
+  extra: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const bin = `${dir}/bin`;
+  await Deno.mkdir(bin, { recursive: true });
+  await Deno.symlink(Deno.execPath(), `${bin}/deno`).catch(() => {});
+  return await runProgram(bin + "/deno", ["task", "-q", "sandboxer", ...args], {
+    cwd: ROOT,
+    clearEnv: true,
+    env: {
+      PATH: bin,
+      HOME: "/nonexistent",
+      DENO_DIR: await denoDir(),
+      ...denoNetworkEnv(),
+      SANDBOXER_HOME: `${dir}/state`,
+      ...extra,
+    },
+  });
+}
+
+Deno.test("with no docker, docker-compose, git, ssh or rsync on PATH: no stray output, one clear line when a profile needs compose", async () => {
+  await using tmp = await tempDir();
+  // `deno run` without -q prints "Info Failed to resolve 'docker-compose' for allow-run: cannot
+  // find binary path" for each program of --allow-run that PATH lacks, before anything else.
+  for (const args of [["profiles"], ["list"], ["extensions"]]) {
+    const result = await withMinimalPath(tmp.path, args);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stderr, "", `${args.join(" ")} printed on stderr`);
+  }
+  const missing = await withMinimalPath(tmp.path, ["show", "nope"]);
+  assert.equal(missing.code, 1);
+  assert.equal(
+    missing.stderr,
+    `sandboxer: error: Cannot find sandbox "nope": run "sandboxer list" to see the known sandboxes\n`,
+  );
+  // A compose profile is where Docker is first needed: one line that says what to install.
+  const compose = await withMinimalPath(tmp.path, ["create", "-p", "compose-sshd"]);
+  assert.equal(compose.code, 1);
+  assert.equal(compose.stdout, "");
+  assert.equal(
+    compose.stderr,
+    `sandboxer: error: Cannot run "docker-compose": it is not installed or not on PATH ` +
+      `(ext.compose-ssh needs it, or the "docker compose" plugin, and the docker CLI); ` +
+      `install it (e.g. apt-get install docker.io docker-compose)\n`,
+  );
 });

@@ -15,7 +15,7 @@
  */
 
 import { parse, stringify } from "yaml";
-import { denoDir, ROOT, sandboxerTaskArgv } from "../helpers.ts";
+import { denoDir, denoNetworkEnv, ROOT, sandboxerTaskArgv } from "../helpers.ts";
 import { startTestVm, type TestVm } from "../harness/test_vm.ts";
 import { type Block, commandsOf, runScript, scriptOf, type ScriptResult } from "./markdown.ts";
 
@@ -29,7 +29,7 @@ esac
 `;
 
 const CABAL = `#!/bin/sh
-# Stand-in for cabal-install on the test build VM: build, list-bin, test.
+# Stand-in for cabal-install on the test build VM: build, list-bin, test, sdist.
 case "$1" in
   --version) echo "cabal-install version 3.12.1.0"
              echo "compiled using version 3.12.1.0 of the Cabal library"; exit 0 ;;
@@ -53,6 +53,10 @@ case "$1" in
     printf '#!/bin/sh\\necho "%s"\\n' "$message" > "$bin" && chmod +x "$bin"
     echo "Building executable '$pkg' for $pkg-0.1.0.0.." ;;
   list-bin) echo "$bin" ;;
+  sdist)
+    mkdir -p dist-newstyle/sdist
+    tar -czf "dist-newstyle/sdist/$pkg-0.1.0.0.tar.gz" -- *.cabal app
+    echo "Wrote tarball sdist to $PWD/dist-newstyle/sdist/$pkg-0.1.0.0.tar.gz" ;;
   test)
     mkdir -p dist-newstyle/build
     if grep -q exitFailure test/*.hs; then
@@ -125,6 +129,7 @@ export async function startBuildVm(options: { toolchain?: boolean } = {}): Promi
     PATH: `${bin}:/usr/local/bin:/usr/bin:/bin`,
     HOME: home,
     DENO_DIR: await denoDir(),
+    ...denoNetworkEnv(),
     DENO_NO_UPDATE_CHECK: "1",
     NO_COLOR: "1",
     LANG: "C.UTF-8",

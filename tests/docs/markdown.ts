@@ -11,6 +11,8 @@
  *   checked by `bash -n`.
  * - ```ts blocks are type-checked; ```ts excerpt=PATH blocks must appear
  *   verbatim in PATH.
+ * - ```sh not-run and ```ts not-run blocks are run by no test (docs/testing.md);
+ *   tests/docs/coverage_test.ts checks that every other block has a runner.
  *
  * @module
  */

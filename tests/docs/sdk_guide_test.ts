@@ -32,6 +32,10 @@ Deno.test("docs/sdk.md: the scripts run with the documented flags", async () => 
     await Deno.writeTextFile(`${project}/${block.info[0].slice(5)}`, text);
   }
 
+  // sandboxer's lock file pins the npm packages' own dependencies to the versions this run has
+  // tested and cached; without it a cold cache resolves them afresh from the registry.
+  await Deno.copyFile(`${ROOT}/deno.lock`, `${project}/deno.lock`);
+
   // The dependency list in the guide is sandboxer's own.
   const ours = JSON.parse(await Deno.readTextFile(`${ROOT}/deno.json`)).imports;
   const documented = JSON.parse(named[0].code).imports;

@@ -10,7 +10,7 @@
 import { netnsUnavailableReason } from "../harness/netns.ts";
 import type { RecordJson } from "../harness/test_vm.ts";
 export type { RecordJson };
-import { type CliResult, denoDir, sandboxerTaskArgv } from "../helpers.ts";
+import { type CliResult, denoDir, processTable, sandboxerTaskArgv, skipIf } from "../helpers.ts";
 
 /** Short timeouts so a dead host is noticed in seconds: connect 3 s, 3 missed 1 s keepalives. */
 export const FAST: readonly string[] = [
@@ -30,8 +30,7 @@ export const SKIP_REASON: string | undefined = await netnsUnavailableReason();
  * @param fn The test.
  */
 export function faultTest(name: string, fn: (t: Deno.TestContext) => Promise<void>): void {
-  if (SKIP_REASON) Deno.test({ name: `${name} [skipped: ${SKIP_REASON}]`, ignore: true, fn });
-  else Deno.test(name, fn);
+  Deno.test({ ...skipIf(SKIP_REASON, name), fn });
 }
 
 /** Sleep. */
@@ -84,12 +83,46 @@ export async function waitForRecord(
   }
 }
 
+/**
+ * Poll `condition` every 10 ms until it holds; every poll in these tests has a deadline, so a
+ * fault that never comes fails the test with `what` instead of hanging the run.
+ *
+ * @param condition The condition.
+ * @param what What is awaited, for the error.
+ * @param timeoutMs How long to wait.
+ */
+export async function until(
+  condition: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 30_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    }
+    await sleep(10);
+  }
+}
+
+/** What a CLI child reported, with when its error line came. */
+export interface CliOutcome extends CliResult {
+  /** `performance.now()` when `sandboxer: error:` first appeared on stderr, if it did. */
+  errorAt: number | undefined;
+}
+
+/** How long a CLI child may run before `done` kills it and fails (no test waits forever). */
+const CLI_DEADLINE_MS = 180_000;
+
 /** A CLI child process whose output is collected as it comes. */
 export interface CliChild {
   /** The process (to SIGKILL it). */
   readonly child: Deno.ChildProcess;
-  /** Exit code and all output, once it exits. */
-  readonly done: Promise<CliResult>;
+  /**
+   * Exit code and all output, once it exits; rejects (after killing it) if it runs past
+   * three minutes.
+   */
+  readonly done: Promise<CliOutcome>;
   /** Resolve once stdout matches `pattern`. */
   waitForStdout(pattern: RegExp, timeoutMs?: number): Promise<void>;
 }
@@ -115,18 +148,42 @@ export async function spawnCli(
   }).spawn();
   let stdout = "";
   let stderr = "";
+  let errorAt: number | undefined;
   const collect = async (stream: ReadableStream<Uint8Array>, into: (text: string) => void) => {
     const decoder = new TextDecoder();
     for await (const chunk of stream) into(decoder.decode(chunk, { stream: true }));
   };
   const streams = Promise.all([
     collect(child.stdout, (text) => stdout += text),
-    collect(child.stderr, (text) => stderr += text),
+    collect(child.stderr, (text) => {
+      stderr += text;
+      // Timings are measured from the fault to the CLI's own error, not to the process exit.
+      if (errorAt === undefined && /^sandboxer: error: /m.test(stderr)) errorAt = performance.now();
+    }),
   ]);
   const done = (async () => {
-    const status = await child.status;
-    await streams;
-    return { code: status.code, stdout, stderr };
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        try {
+          child.kill("SIGKILL");
+        } catch {
+          // exited meanwhile
+        }
+        reject(
+          new Error(
+            `sandboxer ${args.join(" ")} ran past ${CLI_DEADLINE_MS} ms; stderr: ${stderr}`,
+          ),
+        );
+      }, CLI_DEADLINE_MS);
+    });
+    try {
+      const status = await Promise.race([child.status, deadline]);
+      await streams;
+      return { code: status.code, stdout, stderr, errorAt };
+    } finally {
+      clearTimeout(timer);
+    }
   })();
   return {
     child,
@@ -195,8 +252,5 @@ export async function snapshot(dir: string, skip: (name: string) => boolean = ()
  * @returns The matching command lines.
  */
 export async function processesMentioning(needle: string): Promise<string[]> {
-  const out = await new Deno.Command("ps", { args: ["-eo", "args="], stdout: "piped" }).output();
-  return new TextDecoder().decode(out.stdout).split("\n").filter((l) =>
-    l.includes(needle) && !l.startsWith("ps ")
-  );
+  return (await processTable()).filter((p) => p.args.includes(needle)).map((p) => p.args);
 }

@@ -310,19 +310,6 @@ async function missingTools(): Promise<MissingTools> {
   return missing;
 }
 
-async function installPackages(packages: string[]): Promise<void> {
-  note(`installing ${packages.join(" ")} with apt-get (needed by the Docker tests)…`);
-  const env = { DEBIAN_FRONTEND: "noninteractive" };
-  const args = ["install", "-y", "-o", "DPkg::Lock::Timeout=600", ...packages];
-  let result = await run("apt-get", args, { env, timeoutMs: 15 * 60_000 });
-  if (result.code !== 0) {
-    note("apt-get install failed; running apt-get update and trying again…");
-    await run("apt-get", ["update"], { env, timeoutMs: 10 * 60_000 });
-    result = await run("apt-get", args, { env, timeoutMs: 15 * 60_000 });
-  }
-  if (result.code !== 0) throw new Error(describeFailure("apt-get", args, result));
-}
-
 /** Reason Docker tests cannot run here (not root and no engine, dockerd missing and cannot install…), or undefined. */
 export async function dockerUnavailableReason(): Promise<string | undefined> {
   try {
@@ -341,16 +328,11 @@ async function unavailableReason(): Promise<string | undefined> {
   if (uid !== 0) return `a private dockerd needs root (running as uid ${uid})`;
   const missing = await missingTools();
   if (missing.tools.length === 0) return undefined;
-  const notInstallable = missing.tools.filter((tool) =>
-    !["dockerd", "docker", "containerd", "runc", "docker-compose", "debootstrap"].includes(tool)
-  );
-  if (notInstallable.length > 0) return `missing ${notInstallable.join(", ")}`;
-  if (!(await which("apt-get"))) {
-    return `missing ${missing.tools.join(", ")} and no apt-get to install ${
-      missing.packages.join(" ")
-    }`;
-  }
-  return undefined;
+  // Installing is tools/test.sh's job (it says so); a test never changes the machine's packages.
+  const hint = missing.packages.length > 0
+    ? ` (install ${missing.packages.join(" ")} with apt-get, as tools/test.sh does when root)`
+    : "";
+  return `missing ${missing.tools.join(", ")}${hint}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -659,12 +641,11 @@ class PrivateDocker implements TestDocker {
 
 /** Start a private dockerd (own data-root, exec-root, pidfile, unix socket under one temp dir) with
  *  --storage-driver vfs --iptables=false --bridge=none, wait until `docker info` answers (bounded, clear error with the daemon log),
- *  and make sure the ssh image exists (ensureSshImage). Installs docker.io/docker-compose/debootstrap with apt-get when missing and root, printing that it does so to stderr. */
+ *  and make sure the ssh image exists (ensureSshImage). Installs nothing: a missing
+ *  tool is a reason from dockerUnavailableReason() (tools/test.sh installs them when root). */
 export async function startDocker(): Promise<TestDocker> {
   const reason = await dockerUnavailableReason();
   if (reason !== undefined) throw new Error(`cannot start a test Docker engine: ${reason}`);
-  const missing = await missingTools();
-  if (missing.packages.length > 0) await installPackages(missing.packages);
   await sweepStaleEngineDirs();
   const dir = await Deno.makeTempDir({ dir: ENGINE_DIR_PARENT, prefix: ENGINE_DIR_PREFIX });
   let engine: PrivateDocker;

@@ -10,7 +10,6 @@ import { createHash, randomBytes } from "node:crypto";
 
 const SSHD = "/usr/sbin/sshd";
 const SSH_KEYGEN = "ssh-keygen";
-const TEST_USER = "sbxtest";
 const READY_TIMEOUT_MS = 10_000;
 const TERM_GRACE_MS = 2_000;
 const START_ATTEMPTS = 3;
@@ -167,15 +166,36 @@ async function passwdEntry(name: string): Promise<string[] | undefined> {
   return r.stdout.trim().split("\n")[0].split(":");
 }
 
+/**
+ * The login user the servers accept when the tests run as root: `$SANDBOXER_TEST_USER` (the test
+ * runner sets a fresh name per run and removes the user afterwards), else `sbxtest`.
+ *
+ * @returns The user name.
+ */
+export function testUserName(): string {
+  const name = Deno.env.get("SANDBOXER_TEST_USER") || "sbxtest";
+  if (!/^[a-z_][a-z0-9_-]{0,30}$/.test(name)) {
+    throw new Error(
+      `SANDBOXER_TEST_USER=${name} is not a valid user name; use [a-z0-9_-], 31 at most`,
+    );
+  }
+  return name;
+}
+
+/** Login users this process made with useradd (only those may it remove). */
+const createdUsers = new Set<string>();
+
 async function resolveLoginUser(): Promise<LoginUser> {
   if (!isRoot()) {
     const name = (await runOk("whoami", [])).trim();
     const pw = await passwdEntry(name);
     return { name, home: pw?.[5] ?? Deno.env.get("HOME") ?? "/" };
   }
+  const TEST_USER = testUserName();
   let pw = await passwdEntry(TEST_USER);
   if (!pw) {
     const r = await run("useradd", ["-m", "-s", "/bin/sh", TEST_USER]);
+    if (r.code === 0) createdUsers.add(TEST_USER);
     pw = await passwdEntry(TEST_USER);
     // Another test process may have created it concurrently; only fail if it is still missing.
     if (!pw) throw new Error(`useradd ${TEST_USER} failed: ${r.stderr.trim()}`);
@@ -195,6 +215,28 @@ async function resolveLoginUser(): Promise<LoginUser> {
     await runOk("chown", [`${TEST_USER}:`, home]);
   }
   return { name: TEST_USER, home };
+}
+
+/**
+ * Remove the login user this process made (`userdel -r`), once its servers are stopped: for a
+ * single process that must leave no user behind (the demo). A user this process did not create
+ * is never touched.
+ *
+ * @returns The removed user's name, or undefined when this process made none.
+ */
+export async function removeCreatedLoginUser(): Promise<string | undefined> {
+  const [name] = createdUsers;
+  if (name === undefined) return undefined;
+  // A session process of a just-stopped sshd may still be exiting: userdel refuses a user in use.
+  for (let attempt = 1;; attempt++) {
+    const r = await run("userdel", ["-r", name]);
+    if (!(await passwdEntry(name))) break;
+    if (attempt >= 20) throw new Error(`userdel -r ${name} failed: ${r.stderr.trim()}`);
+    await sleep(250);
+  }
+  createdUsers.delete(name);
+  loginUserPromise = undefined;
+  return name;
 }
 
 /** Generate an ed25519 key pair at `path` / `path.pub`; returns the .pub content. */

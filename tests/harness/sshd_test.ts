@@ -1,3 +1,4 @@
+import { processTable, skipIf } from "../helpers.ts";
 import assert from "node:assert/strict";
 import {
   freePort,
@@ -7,14 +8,11 @@ import {
   sshdUnavailableReason,
   startSshd,
   type TestSshd,
+  testUserName,
   wrongKnownHostsFile,
 } from "./sshd.ts";
 
 const unavailable = await sshdUnavailableReason();
-if (unavailable) {
-  await Deno.stderr.write(new TextEncoder().encode(`skipping real sshd tests: ${unavailable}\n`));
-}
-const ignore = unavailable !== undefined;
 
 interface Out {
   code: number;
@@ -46,11 +44,9 @@ function ssh(sshd: TestSshd, remote: string, opts: string[] = []): Promise<Out> 
 
 /** PIDs of live processes whose command line mentions `needle` (via `ps`: Deno reads /proc only with -A). */
 async function pidsMentioning(needle: string): Promise<number[]> {
-  const out = await cmd("ps", ["-e", "-o", "pid=,stat=,args="]);
-  return out.stdout.split("\n").flatMap((line) => {
-    const m = /^\s*(\d+)\s+(\S+)\s+(.*)$/.exec(line);
-    return m && m[3].includes(needle) && !m[2].startsWith("Z") ? [Number(m[1])] : [];
-  });
+  return (await processTable())
+    .filter((p) => p.args.includes(needle) && !p.stat.startsWith("Z"))
+    .map((p) => p.pid);
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -62,7 +58,7 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-Deno.test({ name: "sshd: echo over real ssh, fields look right", ignore }, async () => {
+Deno.test({ ...skipIf(unavailable, "sshd: echo over real ssh, fields look right") }, async () => {
   await using sshd = await startSshd();
   const r = await ssh(sshd, "echo hi");
   assert.equal(r.code, 0, `ssh failed: ${r.stderr}\n${await sshd.log()}`);
@@ -85,7 +81,7 @@ Deno.test({ name: "sshd: echo over real ssh, fields look right", ignore }, async
   const [user, home] = who.stdout.trim().split("\n");
   assert.equal(user, sshd.user);
   assert.equal(home, sshd.homeDir);
-  if (Deno.uid() === 0) assert.equal(sshd.user, "sbxtest");
+  if (Deno.uid() === 0) assert.equal(sshd.user, testUserName());
 
   // sftp subsystem is available.
   const sftp = await cmd("sftp", [
@@ -107,7 +103,7 @@ Deno.test({ name: "sshd: echo over real ssh, fields look right", ignore }, async
   assert.match(await sshd.log(), /Accepted publickey for /);
 });
 
-Deno.test({ name: "sshd: strict host key checking", ignore }, async () => {
+Deno.test({ ...skipIf(unavailable, "sshd: strict host key checking") }, async () => {
   await using sshd = await startSshd();
   const ok = await ssh(sshd, "true");
   assert.equal(ok.code, 0, ok.stderr);
@@ -130,54 +126,60 @@ Deno.test({ name: "sshd: strict host key checking", ignore }, async () => {
   assert.equal(h.stdout, "hashed\n");
 });
 
-Deno.test({ name: "sshd: host key fingerprint matches ssh-keyscan", ignore }, async () => {
-  await using sshd = await startSshd();
-  const scan = await cmd("ssh-keyscan", ["-t", "ed25519", "-p", String(sshd.port), sshd.host]);
-  assert.equal(scan.code, 0, scan.stderr);
-  const line = scan.stdout.split("\n").find((l) => l.includes("ssh-ed25519"));
-  assert.ok(line, `no key from ssh-keyscan: ${scan.stdout} ${scan.stderr}`);
-  assert.equal(line.split(" ").slice(1).join(" "), sshd.hostPublicKeyLine);
-  const fp = await cmd("ssh-keygen", ["-lf", "-"], scan.stdout);
-  assert.equal(fp.code, 0, fp.stderr);
-  assert.equal(fp.stdout.trim().split(/\s+/)[1], sshd.hostKeyFingerprint);
-  assert.match(sshd.hostKeyFingerprint, /^SHA256:[A-Za-z0-9+/]{43}$/);
-});
+Deno.test(
+  { ...skipIf(unavailable, "sshd: host key fingerprint matches ssh-keyscan") },
+  async () => {
+    await using sshd = await startSshd();
+    const scan = await cmd("ssh-keyscan", ["-t", "ed25519", "-p", String(sshd.port), sshd.host]);
+    assert.equal(scan.code, 0, scan.stderr);
+    const line = scan.stdout.split("\n").find((l) => l.includes("ssh-ed25519"));
+    assert.ok(line, `no key from ssh-keyscan: ${scan.stdout} ${scan.stderr}`);
+    assert.equal(line.split(" ").slice(1).join(" "), sshd.hostPublicKeyLine);
+    const fp = await cmd("ssh-keygen", ["-lf", "-"], scan.stdout);
+    assert.equal(fp.code, 0, fp.stderr);
+    assert.equal(fp.stdout.trim().split(/\s+/)[1], sshd.hostKeyFingerprint);
+    assert.match(sshd.hostKeyFingerprint, /^SHA256:[A-Za-z0-9+/]{43}$/);
+  },
+);
 
-Deno.test({ name: "sshd: kill() breaks connections, restart() restores", ignore }, async () => {
-  await using sshd = await startSshd();
-  const port = sshd.port;
-  // An open session is dropped by kill().
-  const session = new Deno.Command("ssh", {
-    args: ["-o", "ConnectTimeout=5", ...sshArgs(sshd), "sleep 30"],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  const deadline = Date.now() + 5_000;
-  while (!(await sshd.log()).includes("Starting session") && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  const t0 = Date.now();
-  await sshd.kill();
-  const st = await session.status;
-  assert.notEqual(st.code, 0);
-  assert.ok(Date.now() - t0 < 3_000, "open session was not dropped promptly");
-  assert.deepEqual(await pidsMentioning(`${sshd.dir}/sshd_config`), []);
+Deno.test(
+  { ...skipIf(unavailable, "sshd: kill() breaks connections, restart() restores") },
+  async () => {
+    await using sshd = await startSshd();
+    const port = sshd.port;
+    // An open session is dropped by kill().
+    const session = new Deno.Command("ssh", {
+      args: ["-o", "ConnectTimeout=5", ...sshArgs(sshd), "sleep 30"],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const deadline = Date.now() + 5_000;
+    while (!(await sshd.log()).includes("Starting session") && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const t0 = Date.now();
+    await sshd.kill();
+    const st = await session.status;
+    assert.notEqual(st.code, 0);
+    assert.ok(Date.now() - t0 < 3_000, "open session was not dropped promptly");
+    assert.deepEqual(await pidsMentioning(`${sshd.dir}/sshd_config`), []);
 
-  const down = await ssh(sshd, "true");
-  assert.notEqual(down.code, 0);
-  assert.match(down.stderr, /Connection refused/);
+    const down = await ssh(sshd, "true");
+    assert.notEqual(down.code, 0);
+    assert.match(down.stderr, /Connection refused/);
 
-  await sshd.restart();
-  assert.equal(sshd.port, port);
-  const up = await ssh(sshd, "echo back");
-  assert.equal(up.code, 0, up.stderr);
-  assert.equal(up.stdout, "back\n");
-  await sshd.restart(); // restart of a running server also works
-  assert.equal((await ssh(sshd, "echo again")).stdout, "again\n");
-});
+    await sshd.restart();
+    assert.equal(sshd.port, port);
+    const up = await ssh(sshd, "echo back");
+    assert.equal(up.code, 0, up.stderr);
+    assert.equal(up.stdout, "back\n");
+    await sshd.restart(); // restart of a running server also works
+    assert.equal((await ssh(sshd, "echo again")).stdout, "again\n");
+  },
+);
 
-Deno.test({ name: "sshd: stop() cleans up, is idempotent", ignore }, async () => {
+Deno.test({ ...skipIf(unavailable, "sshd: stop() cleans up, is idempotent") }, async () => {
   const sshd = await startSshd();
   const config = `${sshd.dir}/sshd_config`;
   assert.ok((await pidsMentioning(config)).length >= 1, "sshd is running");
@@ -195,7 +197,7 @@ Deno.test({ name: "sshd: stop() cleans up, is idempotent", ignore }, async () =>
   assert.notEqual(r.code, 0);
 });
 
-Deno.test({ name: "sshd: two servers at once", ignore }, async () => {
+Deno.test({ ...skipIf(unavailable, "sshd: two servers at once") }, async () => {
   await using a = await startSshd();
   await using b = await startSshd();
   assert.notEqual(a.port, b.port);
@@ -216,7 +218,7 @@ Deno.test({ name: "sshd: two servers at once", ignore }, async () => {
   assert.match(onlyB.stderr, /Permission denied/);
 });
 
-Deno.test({ name: "sshd: keyPassphrase", ignore }, async () => {
+Deno.test({ ...skipIf(unavailable, "sshd: keyPassphrase") }, async () => {
   await using sshd = await startSshd({ keyPassphrase: "s3cret" });
   const withPass = await cmd("ssh-keygen", ["-y", "-P", "s3cret", "-f", sshd.identityFile]);
   assert.equal(withPass.code, 0, withPass.stderr);
@@ -228,14 +230,14 @@ Deno.test({ name: "sshd: keyPassphrase", ignore }, async () => {
   assert.notEqual(r.code, 0);
 });
 
-Deno.test({ name: "sshd: extraConfig is applied", ignore }, async () => {
+Deno.test({ ...skipIf(unavailable, "sshd: extraConfig is applied") }, async () => {
   await using sshd = await startSshd({ extraConfig: ["ForceCommand echo forced"] });
   const r = await ssh(sshd, "echo hi");
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, "forced\n");
 });
 
-Deno.test({ name: "sshd: bad config fails fast with the log", ignore }, async () => {
+Deno.test({ ...skipIf(unavailable, "sshd: bad config fails fast with the log") }, async () => {
   await assert.rejects(
     () => startSshd({ extraConfig: ["NoSuchOption yes"] }),
     /sshd exited during startup[\s\S]*NoSuchOption|Bad configuration option/,
@@ -243,7 +245,7 @@ Deno.test({ name: "sshd: bad config fails fast with the log", ignore }, async ()
 });
 
 Deno.test(
-  { name: "sshd: reapStaleSshds cleans up after a killed test process", ignore },
+  { ...skipIf(unavailable, "sshd: reapStaleSshds cleans up after a killed test process") },
   async () => {
     const harness = new URL("./sshd.ts", import.meta.url).href;
     const code = `import { startSshd } from ${JSON.stringify(harness)};
@@ -282,10 +284,14 @@ Deno.test("freePort returns a bindable port", async () => {
   l.close();
 });
 
-const canNetns = !ignore && Deno.uid() === 0 &&
-  (await cmd("ip", ["netns", "list"]).catch(() => ({ code: 1 }))).code === 0;
+const noNetns = unavailable ??
+  (Deno.uid() !== 0
+    ? "network namespaces need root"
+    : (await cmd("ip", ["netns", "list"]).catch(() => ({ code: 1 }))).code !== 0
+    ? "`ip netns list` fails (install iproute2)"
+    : undefined);
 
-Deno.test({ name: "sshd: inside a network namespace", ignore: !canNetns }, async () => {
+Deno.test({ ...skipIf(noNetns, "sshd: inside a network namespace") }, async () => {
   const ns = `sbxh-${crypto.randomUUID().slice(0, 8)}`;
   const addr = "10.213.77.1";
   const ip = async (...args: string[]) => {

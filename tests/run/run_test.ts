@@ -1,6 +1,6 @@
 // `sandboxer run` end to end against a real sshd, through the CLI's exact flags.
 import assert from "node:assert/strict";
-import { runSandboxer, sandboxerTaskArgv, tempDir } from "../helpers.ts";
+import { processTable, runSandboxer, sandboxerTaskArgv, tempDir } from "../helpers.ts";
 import { startTestVm } from "../harness/test_vm.ts";
 
 function listRoot(root: string): string[] {
@@ -105,8 +105,8 @@ Deno.test("run: Ctrl-C (SIGINT) during the command tears the sandbox down and ex
   const shown = JSON.parse((await runSandboxer(["show", "intr", "--json"], vm.env)).stdout);
   assert.equal(shown.status, "destroyed");
   // The remote command was killed too: no `sleep 60` of the login user remains.
-  const ps = await new Deno.Command("ps", { args: ["-u", vm.sshd.user, "-o", "args="] }).output();
-  assert.doesNotMatch(new TextDecoder().decode(ps.stdout), /sleep 60/);
+  const left = (await processTable()).filter((p) => p.user === vm.sshd.user);
+  assert.deepEqual(left.filter((p) => /sleep 60/.test(p.args)), []);
 });
 
 Deno.test("run: a bad profile fails with 125 (sandboxer's own failure) before anything is made", async () => {

@@ -4,6 +4,7 @@
  * refused BEFORE authentication, over ssh2 and over rsync's own ssh. "Before authentication" is
  * read from the server's own log: no publickey attempt, accepted or failed, for that connection.
  */
+import { skipIf } from "../helpers.ts";
 import assert from "node:assert/strict";
 import { sshdUnavailableReason, startSshd, type TestSshd } from "../harness/sshd.ts";
 import { assertNoAuthentication, logAfter, newKey, replaceHostKey } from "./host_key_helpers.ts";
@@ -13,10 +14,6 @@ import { pinnedKnownHostsFile } from "../../src/transport/known_hosts.ts";
 import { connectSsh, SshPool, type SshTarget } from "../../src/transport/ssh.ts";
 
 const unavailable = await sshdUnavailableReason();
-const ignore = unavailable !== undefined;
-if (unavailable) {
-  await Deno.stderr.write(new TextEncoder().encode(`skipping host key tests: ${unavailable}\n`));
-}
 
 function targetOf(sshd: TestSshd, overrides: Partial<SshTarget> = {}): SshTarget {
   return {
@@ -31,8 +28,10 @@ function targetOf(sshd: TestSshd, overrides: Partial<SshTarget> = {}): SshTarget
 }
 
 Deno.test({
-  name: "a known_hosts file with a hyphenated host name connects (it once broke every connection)",
-  ignore,
+  ...skipIf(
+    unavailable,
+    "a known_hosts file with a hyphenated host name connects (it once broke every connection)",
+  ),
   async fn() {
     await using sshd = await startSshd();
     const other = await newKey(sshd.dir, "other");
@@ -49,8 +48,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "a host key that is not the pinned one is refused before authentication",
-  ignore,
+  ...skipIf(unavailable, "a host key that is not the pinned one is refused before authentication"),
   async fn(t) {
     await using sshd = await startSshd();
     const other = await newKey(sshd.dir, "pin_other");
@@ -95,8 +93,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "an @revoked host key gets its own message, before authentication",
-  ignore,
+  ...skipIf(unavailable, "an @revoked host key gets its own message, before authentication"),
   async fn() {
     await using sshd = await startSshd();
     const file = `${sshd.dir}/revoked_known_hosts`;
@@ -121,8 +118,10 @@ Deno.test({
 });
 
 Deno.test({
-  name: "rsync's own ssh accepts only the pinned key, whatever the user's known_hosts holds",
-  ignore,
+  ...skipIf(
+    unavailable,
+    "rsync's own ssh accepts only the pinned key, whatever the user's known_hosts holds",
+  ),
   async fn() {
     await using sshd = await startSshd();
     const local = await Deno.makeTempDir({ prefix: "sbx-pin-rsync-" });

@@ -3,6 +3,7 @@
  * REAL OpenSSH server (tests/harness/sshd.ts). Linux only, like the relay.
  * Run with: deno test --allow-all tests/transport
  */
+import { skipIf } from "../helpers.ts";
 import assert from "node:assert/strict";
 import { sshdUnavailableReason, startSshd, type TestSshd } from "../harness/sshd.ts";
 import { SshError } from "../../src/core/errors.ts";
@@ -17,10 +18,6 @@ import { listRemote, ODD_NAMES, writeTree } from "./tree_fixture.ts";
 
 const unavailable = (await sshdUnavailableReason()) ??
   (await rsyncRelaySupported() ? undefined : "no rsync relay here (Linux and rsync 3.2.4+)");
-if (unavailable) {
-  await Deno.stderr.write(new TextEncoder().encode(`skipping rsync relay tests: ${unavailable}\n`));
-}
-const ignore = unavailable !== undefined;
 
 function targetOf(sshd: TestSshd): SshTarget {
   return {
@@ -51,8 +48,7 @@ async function until(what: string, check: () => Promise<boolean>, ms = 5_000): P
 }
 
 Deno.test({
-  name: "SshConnection.openRawExec() streams both ways with backpressure",
-  ignore,
+  ...skipIf(unavailable, "SshConnection.openRawExec() streams both ways with backpressure"),
   async fn(t) {
     await using sshd = await startSshd();
     await using conn = await connectSsh(targetOf(sshd));
@@ -116,8 +112,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "runRsyncOverConnection() against a real sshd",
-  ignore,
+  ...skipIf(unavailable, "runRsyncOverConnection() against a real sshd"),
   async fn(t) {
     await using sshd = await startSshd();
     await using conn = await connectSsh(targetOf(sshd));

@@ -2,6 +2,7 @@
  * The SSH transport and rsync against REAL OpenSSH servers (tests/harness/sshd.ts).
  * Run with: deno test --allow-all tests/transport
  */
+import { skipIf } from "../helpers.ts";
 import assert from "node:assert/strict";
 import {
   freePort,
@@ -20,10 +21,6 @@ import { isolatedTest, startIsolatedHost } from "../harness/isolated_host.ts";
 import { listRemote, ODD_NAMES, writeTree } from "./tree_fixture.ts";
 
 const unavailable = await sshdUnavailableReason();
-if (unavailable) {
-  await Deno.stderr.write(new TextEncoder().encode(`skipping real sshd tests: ${unavailable}\n`));
-}
-const ignore = unavailable !== undefined;
 
 /** The fields of a test server a target needs (a TestSshd, or an isolated host). */
 type ServerFields = Pick<TestSshd, "host" | "port" | "user" | "identityFile" | "knownHostsFile">;
@@ -160,8 +157,7 @@ class TcpRelay implements AsyncDisposable {
 }
 
 Deno.test({
-  name: "SshConnection against a real sshd",
-  ignore,
+  ...skipIf(unavailable, "SshConnection against a real sshd"),
   async fn(t) {
     await using sshd = await startSshd();
     await using conn = await connectSsh(targetOf(sshd));
@@ -286,8 +282,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "connectSsh() host key verification",
-  ignore,
+  ...skipIf(unavailable, "connectSsh() host key verification"),
   async fn(t) {
     await using sshd = await startSshd();
     const dir = await Deno.makeTempDir({ prefix: "sbx-hostkey-" });
@@ -359,8 +354,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "connectSsh() fails fast and clearly",
-  ignore,
+  ...skipIf(unavailable, "connectSsh() fails fast and clearly"),
   async fn(t) {
     await using sshd = await startSshd();
 
@@ -443,8 +437,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "connectSsh() with an encrypted key",
-  ignore,
+  ...skipIf(unavailable, "connectSsh() with an encrypted key"),
   async fn(t) {
     const passphrase = "correct horse ' $battery";
     await using sshd = await startSshd({ keyPassphrase: passphrase });
@@ -484,8 +477,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "connectSsh() authenticates through ssh-agent",
-  ignore,
+  ...skipIf(unavailable, "connectSsh() authenticates through ssh-agent"),
   async fn() {
     await using sshd = await startSshd();
     const dir = await Deno.makeTempDir({ prefix: "sbx-agent-" });
@@ -561,8 +553,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "SshPool shares, replaces and retries connections",
-  ignore,
+  ...skipIf(unavailable, "SshPool shares, replaces and retries connections"),
   async fn(t) {
     await using sshd = await startSshd();
 
@@ -627,8 +618,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "SshConnection notices a dead or crashed server",
-  ignore,
+  ...skipIf(unavailable, "SshConnection notices a dead or crashed server"),
   async fn(t) {
     await using sshd = await startSshd();
 
@@ -685,8 +675,7 @@ async function hostileKeyCopies(
 }
 
 Deno.test({
-  name: "runRsync() against a real sshd",
-  ignore,
+  ...skipIf(unavailable, "runRsync() against a real sshd"),
   async fn(t) {
     await using sshd = await startSshd();
     await using conn = await connectSsh(targetOf(sshd));

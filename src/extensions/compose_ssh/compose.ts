@@ -35,7 +35,9 @@ const PROBE_TIMEOUT_MS = 20_000;
 /**
  * What the docker CLI says when the engine does not answer: "Cannot connect to the Docker daemon
  * at unix:///var/run/docker.sock. Is the docker daemon running?" (unix socket) or "error during
- * connect: …" (tcp, Windows pipes).
+ * connect: …" (tcp, Windows pipes). Where it says it differs between versions: Debian 12's
+ * docker.io 20.10 prints it on stdout for some commands (`docker info` then says only "errors
+ * pretty printing info" on stderr), docker 28 on stderr, so both streams are searched.
  */
 const UNREACHABLE_PATTERN =
   /Cannot connect to the Docker daemon|Is the docker daemon running\?|error during connect/i;
@@ -103,7 +105,7 @@ export async function dockerAnswers(env: Record<string, string>): Promise<boolea
       allowFailure: true,
       timeoutMs: PROBE_TIMEOUT_MS,
     });
-    return result.code === 0 || !UNREACHABLE_PATTERN.test(result.stderr);
+    return result.code === 0 || !UNREACHABLE_PATTERN.test(`${result.stderr}\n${result.stdout}`);
   } catch {
     return true;
   }
@@ -152,6 +154,7 @@ export interface ComposeRunOptions {
  * @param env Environment for the probe (`DOCKER_HOST`).
  * @param signal Abort signal.
  * @returns The argv prefix.
+ * @throws {MissingProgramError} when neither compose runs here.
  */
 export async function detectComposeCommand(
   env: Record<string, string>,
@@ -168,6 +171,23 @@ export async function detectComposeCommand(
   } catch (error) {
     // No docker CLI at all: docker-compose v1 may still be installed on its own.
     if (!(error instanceof MissingProgramError)) throw error;
+  }
+  // Only now, when a compose profile is used, is a missing compose worth a word: one line,
+  // before anything is made, instead of a failure halfway through create.
+  try {
+    await run(["docker-compose", "--version"], {
+      env,
+      signal,
+      allowFailure: true,
+      timeoutMs: QUERY_TIMEOUT_MS,
+    });
+  } catch (error) {
+    if (!(error instanceof MissingProgramError)) throw error;
+    throw new MissingProgramError("docker-compose", {
+      cause: error,
+      needed: 'ext.compose-ssh needs it, or the "docker compose" plugin, and the docker CLI',
+      packages: "docker.io docker-compose",
+    });
   }
   return ["docker-compose"];
 }
@@ -473,7 +493,7 @@ async function runDocker(
   timeoutMs: number = DOWN_TIMEOUT_MS,
 ): Promise<RunResult> {
   const result = await run(argv, { env, allowFailure: true, timeoutMs });
-  if (result.code !== 0 && UNREACHABLE_PATTERN.test(result.stderr)) {
+  if (result.code !== 0 && UNREACHABLE_PATTERN.test(`${result.stderr}\n${result.stdout}`)) {
     const host = env.DOCKER_HOST ?? null;
     throw new DockerUnreachableError(
       project,
