@@ -13,10 +13,7 @@
  */
 
 import { Buffer } from "node:buffer";
-// @ts-types="@types/ssh2"
-import ssh2 from "ssh2";
-// @ts-types="@types/ssh2"
-import type { ClientChannel } from "ssh2";
+import ssh2, { type ClientChannel } from "../src/deps/ssh2.ts";
 import { fingerprintSha256 } from "../src/transport/known_hosts.ts";
 import { remoteCommand } from "../src/transport/quote.ts";
 import type { StreamExec } from "./tar_sync.ts";

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { Command } from "@commander-js/extra-typings";
+import { Command } from "../../src/deps/commander.ts";
 import { VERSION } from "../../src/cli/version.ts";
 
 const program = new Command("sandboxer").version(VERSION, "-V, --version", "print the version");

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { Command, CommanderError } from "@commander-js/extra-typings";
+import { Command, CommanderError } from "../deps/commander.ts";
 import { localFileErrorFrom, SandboxerError, UsageError } from "../core/errors.ts";
 import { permissionErrorFrom } from "../core/permissions.ts";
 import { CliContext } from "./context.ts";

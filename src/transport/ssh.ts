@@ -34,10 +34,12 @@
 
 import { Buffer } from "node:buffer";
 import type { Duplex } from "node:stream";
-// @ts-types="@types/ssh2"
-import ssh2 from "ssh2";
-// @ts-types="@types/ssh2"
-import type { ClientChannel, ConnectConfig, SFTPWrapper, Stats } from "ssh2";
+import ssh2, {
+  type ClientChannel,
+  type ConnectConfig,
+  type SFTPWrapper,
+  type Stats,
+} from "../deps/ssh2.ts";
 import { retry } from "../core/async.ts";
 import { HostKeyError, PermissionError, SshError, TimeoutError } from "../core/errors.ts";
 import type { ExecIO, Logger } from "../extensions/types.ts";
