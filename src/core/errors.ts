@@ -7,6 +7,54 @@
  */
 
 /**
+ * Every error code sandboxer uses, one per failure kind (docs/errors.md lists
+ * them with their exit codes). A script can `switch` on it exhaustively.
+ */
+export const ERROR_CODES = [
+  "USAGE",
+  "CONFIG_INVALID",
+  "PROFILE_NOT_FOUND",
+  "EXTENSION",
+  "INVALID_ID",
+  "SANDBOX_NOT_FOUND",
+  "SANDBOX_EXISTS",
+  "SANDBOX_STATE",
+  "SANDBOX_IN_USE",
+  "OWNERSHIP_LOST",
+  "STATE_DIR",
+  "LOCAL_FILE",
+  "JOURNAL",
+  "COMMAND_FAILED",
+  "MISSING_PROGRAM",
+  "PERMISSION",
+  "SSH",
+  "HOST_KEY",
+  "TIMEOUT",
+  "WORKSPACE",
+  "WORKSPACE_GONE",
+  "SETUP_FAILED",
+  "COMPOSE",
+  "SERVICE_NOT_READY",
+  "RSYNC_VERSION",
+  "RSYNC_TOO_OLD",
+  "SFTP_SYNC",
+] as const;
+
+/** The `code` of a {@linkcode SandboxerError}: one of {@linkcode ERROR_CODES}. */
+export type ErrorCode = typeof ERROR_CODES[number];
+
+/**
+ * Whether a value is one of sandboxer's error codes (for codes that crossed a
+ * process or worker boundary as text).
+ *
+ * @param value Anything.
+ * @returns `true` for a member of {@linkcode ERROR_CODES}.
+ */
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return (ERROR_CODES as readonly unknown[]).includes(value);
+}
+
+/**
  * Base class of every error sandboxer throws on purpose.
  *
  * @example Telling our errors from bugs
@@ -18,7 +66,7 @@
  */
 export class SandboxerError extends Error {
   /** Stable, machine-readable identifier such as `"CONFIG_INVALID"`. */
-  readonly code: string;
+  readonly code: ErrorCode;
   /**
    * Create an error with a stable code.
    *
@@ -26,7 +74,7 @@ export class SandboxerError extends Error {
    * @param message One line: what is wrong, then how to fix it.
    * @param options Standard error options (`cause`).
    */
-  constructor(code: string, message: string, options?: ErrorOptions) {
+  constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;
@@ -524,32 +572,54 @@ export class PermissionError extends SandboxerError {
   }
 }
 
+/** The step of an SSH operation that failed, see {@linkcode SshError}. */
+export type SshStage = "connect" | "authenticate" | "exec" | "sftp" | "sync";
+
+/** Options for {@linkcode SshError}: the fix, apart from the problem. */
+export interface SshErrorOptions extends ErrorOptions {
+  /** What to do about it, appended to the message after "; ". */
+  fix?: string;
+}
+
 /**
- * An SSH connection could not be made or was lost.
+ * An SSH connection could not be made or was lost. Its parts are fields, so
+ * code that reacts to it (compose's readiness diagnosis) never parses the
+ * message.
  *
  * @example
  * ```ts
  * import { SshError } from "./errors.ts";
- * console.log(new SshError("u@h:22", "connect", "timed out after 10s").message);
+ * const error = new SshError("u@h:22", "connect", "connection refused", {
+ *   fix: "check target.port",
+ * });
+ * console.log(error.message); // Cannot connect u@h:22: connection refused; check target.port
+ * console.log(error.problem); // connection refused
  * ```
  */
 export class SshError extends SandboxerError {
   /** `user@host:port` of the target. */
   readonly target: string;
-  /** The stage that failed: connect, handshake, auth, exec, sftp. */
-  readonly stage: string;
+  /** The stage that failed. */
+  readonly stage: SshStage;
+  /** What happened, without the target and without the fix ("connection refused"). */
+  readonly problem: string;
+  /** What to do about it, when known. */
+  readonly fix: string | undefined;
   /**
    * Create it.
    *
    * @param target `user@host:port`.
    * @param stage The stage that failed.
-   * @param problem What happened and what to do.
-   * @param options Standard error options.
+   * @param problem What happened.
+   * @param options The fix, and standard error options.
    */
-  constructor(target: string, stage: string, problem: string, options?: ErrorOptions) {
-    super("SSH", `Cannot ${stage} ${target}: ${problem}`, options);
+  constructor(target: string, stage: SshStage, problem: string, options?: SshErrorOptions) {
+    const fix = options?.fix;
+    super("SSH", `Cannot ${stage} ${target}: ${problem}${fix ? `; ${fix}` : ""}`, options);
     this.target = target;
     this.stage = stage;
+    this.problem = problem;
+    this.fix = fix;
   }
 }
 
@@ -853,5 +923,95 @@ export class ServiceNotReadyError extends SandboxerError {
     this.project = project;
     this.service = service;
     this.logTail = logTail;
+  }
+}
+
+/**
+ * The local `rsync --version` printed nothing sandboxer can read a version
+ * from.
+ *
+ * @example
+ * ```ts
+ * import { RsyncVersionError } from "./errors.ts";
+ * console.log(new RsyncVersionError("openrsync: protocol 29").code); // "RSYNC_VERSION"
+ * ```
+ */
+export class RsyncVersionError extends SandboxerError {
+  /** The start of what `rsync --version` printed. */
+  readonly output: string;
+  /**
+   * Create it.
+   *
+   * @param output What `rsync --version` printed (the first 80 characters are kept).
+   */
+  constructor(output: string) {
+    const shown = output.slice(0, 80);
+    super(
+      "RSYNC_VERSION",
+      `Cannot read the rsync version from "rsync --version" (got ${
+        JSON.stringify(shown)
+      }); install rsync 3.x`,
+    );
+    this.output = shown;
+  }
+}
+
+/**
+ * The local rsync is older than what a sync path needs: 3.0 for any sync,
+ * 3.2.4 to run over sandboxer's own SSH connection.
+ *
+ * @example
+ * ```ts
+ * import { RsyncTooOldError } from "./errors.ts";
+ * const error = new RsyncTooOldError("2.6.9", "3.0.0", "Cannot sync with rsync 2.6.9: …");
+ * console.log(error.required); // "3.0.0"
+ * ```
+ */
+export class RsyncTooOldError extends SandboxerError {
+  /** The version found. */
+  readonly version: string;
+  /** The oldest version that works for this. */
+  readonly required: string;
+  /**
+   * Create it.
+   *
+   * @param version The version found.
+   * @param required The oldest version that works.
+   * @param message One line: what could not be done, and how to fix it.
+   */
+  constructor(version: string, required: string, message: string) {
+    super("RSYNC_TOO_OLD", message);
+    this.version = version;
+    this.required = required;
+  }
+}
+
+/**
+ * The SFTP fallback sync refused a path: not valid UTF-8, not a plain
+ * relative path, or something in the way that is not sandboxer's to remove.
+ *
+ * @example
+ * ```ts
+ * import { SftpSyncError } from "./errors.ts";
+ * const error = new SftpSyncError("a/../b", "is not a plain relative path");
+ * console.log(error.message); // Cannot sync "a/../b" over SFTP: it is not a plain relative path
+ * ```
+ */
+export class SftpSyncError extends SandboxerError {
+  /** The path concerned, as the sync saw it. */
+  readonly path: string;
+  /** The problem alone. */
+  readonly problem: string;
+  /**
+   * Create it.
+   *
+   * @param path The path concerned.
+   * @param problem What is wrong with it and how to fix it.
+   * @param options Standard error options.
+   */
+  constructor(path: string, problem: string, options?: ErrorOptions) {
+    super("SFTP_SYNC", `Cannot sync ${JSON.stringify(path)} over SFTP: it ${problem}`, options);
+    this.path = path;
+    this.problem = problem;
   }
 }
