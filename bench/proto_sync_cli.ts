@@ -15,7 +15,7 @@
  */
 
 import { Manager } from "../src/core/manager.ts";
-import type { SshWorkspaceHandle } from "../src/extensions/ssh_workspace/handle.ts";
+import { handleTarget, type SshWorkspaceHandle } from "../src/extensions/ssh_workspace/handle.ts";
 import { rsyncFilterArgs } from "../src/process/rsync.ts";
 import { rsyncOverConnection } from "./rsync_relay.ts";
 import { connectDirect } from "./ssh2_stream.ts";
@@ -25,7 +25,7 @@ const [mode, id, repo] = Deno.args;
 await using manager = await Manager.open();
 const record = await manager.show(id);
 const handle = record.handle as SshWorkspaceHandle;
-const [user, host] = handle.vm_target.split("@");
+const [user, host] = handleTarget(handle).split("@");
 const filters = {
   exclude: [...record.sync.exclude, "/.sandboxer.json"],
   gitignore: record.sync.gitignore,

@@ -224,7 +224,7 @@ export class ComposeSshExtension extends SshWorkspaceExtension<ComposeSshConfig,
     const generatedHostKey = ssh.known_hosts === undefined;
     const port = ssh.port ?? freeLoopbackPort();
     let handle: ComposeSshHandle = {
-      vm_target: `${ssh.user}@${ssh.host}`,
+      ssh_target: `${ssh.user}@${ssh.host}`,
       ssh_port: port,
       workspace: workspacePath(workspace.root, ctx.id),
       host_key_fingerprint: null,
