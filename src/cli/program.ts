@@ -88,15 +88,31 @@ export async function runCli(
   } catch (error) {
     // Global options take no value, so the verb is the first word that is not an option.
     const verb = args.find((arg) => !arg.startsWith("-"));
-    const own = args.includes("--") ? args.slice(0, args.indexOf("--")) : args;
-    // exec and run pass their words on to the remote command, and have no --json of their own.
-    const json = verb !== undefined && !PASS_THROUGH_VERBS.has(verb) && own.includes("--json");
+    const json = wantsJson(program, verb, args, error);
     const code = reportError(error, output, args.includes("--debug"), json);
     if (verb !== undefined && PASS_THROUGH_VERBS.has(verb) && code !== 0) {
       return code === EXIT_INTERRUPTED ? code : EXIT_SANDBOXER_FAILED;
     }
     return code;
   }
+}
+
+/**
+ * Whether the failed command was given `--json`: its parsed option, or — when parsing itself
+ * failed — the word before any `--`. exec and run pass their words on to the remote command and
+ * have no `--json` of their own.
+ */
+function wantsJson(
+  program: Command,
+  verb: string | undefined,
+  args: readonly string[],
+  error: unknown,
+): boolean {
+  if (verb === undefined || PASS_THROUGH_VERBS.has(verb)) return false;
+  const command = program.commands.find((c) => c.name() === verb);
+  if ((command?.opts() as { json?: unknown } | undefined)?.json === true) return true;
+  const own = args.includes("--") ? args.slice(0, args.indexOf("--")) : args;
+  return error instanceof CommanderError && own.includes("--json");
 }
 
 function configure(command: Command, output: Output): void {

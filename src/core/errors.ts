@@ -168,6 +168,10 @@ export function formatLocation(location: ConfigLocation): string {
  * ```
  */
 export class ProfileNotFoundError extends SandboxerError {
+  /** The name or path that was asked for. */
+  readonly profile: string;
+  /** The directories searched. */
+  readonly searched: readonly string[];
   /**
    * Create it.
    *
@@ -181,6 +185,8 @@ export class ProfileNotFoundError extends SandboxerError {
         searched.length ? searched.join(", ") : "no directories"
       }; pass a file path or add its directory to $SANDBOXER_PROFILE_PATH`,
     );
+    this.profile = name;
+    this.searched = searched;
   }
 }
 
@@ -222,6 +228,8 @@ export class ExtensionError extends SandboxerError {
  * ```
  */
 export class InvalidIdError extends SandboxerError {
+  /** The refused id. */
+  readonly id: string;
   /**
    * Create it.
    *
@@ -234,6 +242,7 @@ export class InvalidIdError extends SandboxerError {
         JSON.stringify(id)
       }: ids are 1-63 characters of a-z, 0-9 and "-", starting with a letter or digit`,
     );
+    this.id = id;
   }
 }
 
@@ -247,6 +256,8 @@ export class InvalidIdError extends SandboxerError {
  * ```
  */
 export class SandboxNotFoundError extends SandboxerError {
+  /** The id that was looked up. */
+  readonly id: string;
   /**
    * Create it.
    *
@@ -257,6 +268,7 @@ export class SandboxNotFoundError extends SandboxerError {
       "SANDBOX_NOT_FOUND",
       `Cannot find sandbox "${id}": run "sandboxer list" to see the known sandboxes`,
     );
+    this.id = id;
   }
 }
 
@@ -270,6 +282,8 @@ export class SandboxNotFoundError extends SandboxerError {
  * ```
  */
 export class SandboxExistsError extends SandboxerError {
+  /** The id that is taken. */
+  readonly id: string;
   /**
    * Create it.
    *
@@ -280,6 +294,7 @@ export class SandboxExistsError extends SandboxerError {
       "SANDBOX_EXISTS",
       `Cannot create sandbox "${id}": that id is already in use; pick another --name or destroy it first`,
     );
+    this.id = id;
   }
 }
 
@@ -295,6 +310,10 @@ export class SandboxExistsError extends SandboxerError {
  * ```
  */
 export class SandboxStateError extends SandboxerError {
+  /** The sandbox id. */
+  readonly id: string;
+  /** The problem alone, without the `Sandbox "<id>"` prefix. */
+  readonly problem: string;
   /**
    * Create it.
    *
@@ -303,6 +322,8 @@ export class SandboxStateError extends SandboxerError {
    */
   constructor(id: string, problem: string) {
     super("SANDBOX_STATE", `Sandbox "${id}" ${problem}`);
+    this.id = id;
+    this.problem = problem;
   }
 }
 
@@ -353,6 +374,8 @@ export class SandboxInUseError extends SandboxerError {
  * ```
  */
 export class OwnershipLostError extends SandboxerError {
+  /** The problem alone, without the `Sandbox "<id>"` prefix. */
+  readonly problem: string;
   /** The sandbox id. */
   readonly id: string;
   /**
@@ -364,6 +387,7 @@ export class OwnershipLostError extends SandboxerError {
    */
   constructor(id: string, problem: string, options?: ErrorOptions) {
     super("OWNERSHIP_LOST", `Sandbox "${id}" ${problem}`, options);
+    this.problem = problem;
     this.id = id;
   }
 }
@@ -379,6 +403,8 @@ export class OwnershipLostError extends SandboxerError {
  * ```
  */
 export class StateDirError extends SandboxerError {
+  /** The problem alone. */
+  readonly problem: string;
   /** The state directory. */
   readonly path: string;
   /**
@@ -390,6 +416,7 @@ export class StateDirError extends SandboxerError {
    */
   constructor(path: string, problem: string, options?: ErrorOptions) {
     super("STATE_DIR", `State directory ${path} ${problem}`, options);
+    this.problem = problem;
     this.path = path;
   }
 }
@@ -406,6 +433,8 @@ export class StateDirError extends SandboxerError {
  * ```
  */
 export class LocalFileError extends SandboxerError {
+  /** The problem alone. */
+  readonly problem: string;
   /** The path concerned. */
   readonly path: string;
   /**
@@ -417,6 +446,7 @@ export class LocalFileError extends SandboxerError {
    */
   constructor(path: string, problem: string, options?: ErrorOptions) {
     super("LOCAL_FILE", `Cannot use ${path}: ${problem}`, options);
+    this.problem = problem;
     this.path = path;
   }
 }
@@ -460,6 +490,10 @@ export function localFileErrorFrom(error: unknown): LocalFileError | undefined {
  * ```
  */
 export class JournalError extends SandboxerError {
+  /** The journal file concerned. */
+  readonly path: string;
+  /** The problem alone. */
+  readonly problem: string;
   /**
    * Create it.
    *
@@ -469,6 +503,8 @@ export class JournalError extends SandboxerError {
    */
   constructor(path: string, problem: string, options?: ErrorOptions) {
     super("JOURNAL", `Journal file ${path} ${problem}`, options);
+    this.path = path;
+    this.problem = problem;
   }
 }
 
@@ -549,6 +585,8 @@ export class MissingProgramError extends SandboxerError {
  * ```
  */
 export class PermissionError extends SandboxerError {
+  /** The resource refused (path, host, program, variable). */
+  readonly what: string;
   /** The permission name: read, write, net, run, env, … */
   readonly permission: string;
   /** The flag that would grant it. */
@@ -567,6 +605,7 @@ export class PermissionError extends SandboxerError {
       `Missing permission: ${permission} access to ${what}; run again with ${flag}`,
       options,
     );
+    this.what = what;
     this.permission = permission;
     this.flag = flag;
   }
@@ -739,6 +778,8 @@ function shellWord(word: string): string {
  * ```
  */
 export class TimeoutError extends SandboxerError {
+  /** What timed out (`connect to u@h:22`). */
+  readonly what: string;
   /** The limit in milliseconds. */
   readonly timeoutMs: number;
   /**
@@ -754,6 +795,7 @@ export class TimeoutError extends SandboxerError {
         timeoutMs / 1000
       }s; check the host is up and reachable, or raise the timeout`,
     );
+    this.what = what;
     this.timeoutMs = timeoutMs;
   }
 }
@@ -769,6 +811,10 @@ export class TimeoutError extends SandboxerError {
  * ```
  */
 export class WorkspaceError extends SandboxerError {
+  /** The workspace path concerned. */
+  readonly path: string;
+  /** The problem alone. */
+  readonly problem: string;
   /**
    * Create it.
    *
@@ -777,6 +823,8 @@ export class WorkspaceError extends SandboxerError {
    */
   constructor(path: string, problem: string) {
     super("WORKSPACE", `Workspace ${path} ${problem}`);
+    this.path = path;
+    this.problem = problem;
   }
 }
 
@@ -792,6 +840,10 @@ export class WorkspaceError extends SandboxerError {
  * ```
  */
 export class WorkspaceGoneError extends SandboxerError {
+  /** The workspace path concerned. */
+  readonly path: string;
+  /** The problem alone. */
+  readonly problem: string;
   /**
    * Create it.
    *
@@ -801,6 +853,8 @@ export class WorkspaceGoneError extends SandboxerError {
    */
   constructor(path: string, problem: string, options?: ErrorOptions) {
     super("WORKSPACE_GONE", `Workspace ${path} ${problem}`, options);
+    this.path = path;
+    this.problem = problem;
   }
 }
 
@@ -815,6 +869,10 @@ export class WorkspaceGoneError extends SandboxerError {
  * ```
  */
 export class SetupFailedError extends SandboxerError {
+  /** The setup command that failed. */
+  readonly command: string;
+  /** Text from its output that explains it (may be empty). */
+  readonly hint: string;
   /** Exit code of the failed command. */
   readonly exitCode: number;
   /**
@@ -831,6 +889,8 @@ export class SetupFailedError extends SandboxerError {
         hint ? `: ${hint}` : ""
       }; fix the profile's setup or the host, then destroy this sandbox and create a new one`,
     );
+    this.command = command;
+    this.hint = hint;
     this.exitCode = exitCode;
   }
 }

@@ -886,7 +886,7 @@ function describeUsers(users: readonly SandboxUse[]): string {
 }
 
 function lostProblem(from: OwnershipLostError | SandboxRecord): string {
-  if (from instanceof OwnershipLostError) return from.message.replace(/^Sandbox "[^"]*" /, "");
+  if (from instanceof OwnershipLostError) return from.problem;
   return `was taken over by process ${from.owner?.pid} on ${from.owner?.host} and is ${from.status} now; this process changed and removed nothing more — see "sandboxer show ${from.id}"`;
 }
 
