@@ -91,6 +91,7 @@ export {
   type ParseRegistrationOptions,
 } from "./src/config/registration.ts";
 export { validateConfig, type ValidateOptions } from "./src/config/schema.ts";
+export { type EmbeddedDir } from "./src/config/files.ts";
 export {
   type ExtensionClass,
   ExtensionRegistry,

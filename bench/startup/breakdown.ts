@@ -13,9 +13,9 @@ const step = async (name: string, load: () => Promise<unknown>) => {
   times[name] = now - last;
   last = now;
 };
-await step("commander", () => import("@commander-js/extra-typings"));
-await step("yaml", () => import("yaml"));
-await step("ssh2", () => import("ssh2"));
+await step("commander", () => import("../../src/deps/commander.ts"));
+await step("yaml", () => import("../../src/deps/yaml.ts"));
+await step("ssh2", () => import("../../src/deps/ssh2.ts"));
 await step(
   "transport (ssh.ts, known_hosts, ssh-config)",
   () => import("../../src/transport/ssh.ts"),

@@ -3,4 +3,4 @@
  *
  * @module
  */
-import "@commander-js/extra-typings";
+import "../../src/deps/commander.ts";

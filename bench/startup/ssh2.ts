@@ -3,5 +3,4 @@
  *
  * @module
  */
-// @ts-types="@types/ssh2"
-import "ssh2";
+import "../../src/deps/ssh2.ts";

@@ -3,4 +3,4 @@
  *
  * @module
  */
-import "yaml";
+import "../../src/deps/yaml.ts";

@@ -4,11 +4,11 @@
  * @module
  */
 
-import { Command, CommanderError } from "@commander-js/extra-typings";
-import { localFileErrorFrom, SandboxerError, UsageError } from "../core/errors.ts";
+import { Command, CommanderError } from "../deps/commander.ts";
+import { type ErrorCode, localFileErrorFrom, SandboxerError, UsageError } from "../core/errors.ts";
 import { permissionErrorFrom } from "../core/permissions.ts";
 import { CliContext } from "./context.ts";
-import { escapeControl, type Output } from "./output.ts";
+import { escapeControl, json as jsonText, type Output } from "./output.ts";
 import { VERSION } from "./version.ts";
 import { createCommand } from "./commands/create.ts";
 import { listCommand } from "./commands/list.ts";
@@ -86,14 +86,33 @@ export async function runCli(
     await program.parseAsync(args as string[], { from: "user" });
     return ctx.exitCode;
   } catch (error) {
-    const code = reportError(error, output, args.includes("--debug"));
     // Global options take no value, so the verb is the first word that is not an option.
     const verb = args.find((arg) => !arg.startsWith("-"));
+    const json = wantsJson(program, verb, args, error);
+    const code = reportError(error, output, args.includes("--debug"), json);
     if (verb !== undefined && PASS_THROUGH_VERBS.has(verb) && code !== 0) {
       return code === EXIT_INTERRUPTED ? code : EXIT_SANDBOXER_FAILED;
     }
     return code;
   }
+}
+
+/**
+ * Whether the failed command was given `--json`: its parsed option, or — when parsing itself
+ * failed — the word before any `--`. exec and run pass their words on to the remote command and
+ * have no `--json` of their own.
+ */
+function wantsJson(
+  program: Command,
+  verb: string | undefined,
+  args: readonly string[],
+  error: unknown,
+): boolean {
+  if (verb === undefined || PASS_THROUGH_VERBS.has(verb)) return false;
+  const command = program.commands.find((c) => c.name() === verb);
+  if ((command?.opts() as { json?: unknown } | undefined)?.json === true) return true;
+  const own = args.includes("--") ? args.slice(0, args.indexOf("--")) : args;
+  return error instanceof CommanderError && own.includes("--json");
 }
 
 function configure(command: Command, output: Output): void {
@@ -106,22 +125,49 @@ function configure(command: Command, output: Output): void {
 }
 
 /**
+ * The `code` of a failure in `--json` output: one of the SDK's error codes, or
+ * one of the CLI's own for what is not a {@linkcode SandboxerError}.
+ */
+export type CliErrorCode = ErrorCode | "INTERRUPTED" | "OS_DENIED" | "INTERNAL";
+
+/** What `--json` prints on stdout when a command fails (the devcontainers CLI convention). */
+export interface CliErrorJson {
+  /** The failure. */
+  error: {
+    /** Stable identifier, as the SDK's `error.code`. */
+    code: CliErrorCode;
+    /** The line printed on stderr, without the `sandboxer: error: ` prefix. */
+    message: string;
+  };
+}
+
+/**
  * Print one line for an error and pick the exit code.
  *
  * @param error What was thrown.
  * @param output Where to write.
  * @param debug Print the stack and causes too.
+ * @param json Also print {@linkcode CliErrorJson} on stdout.
  * @returns The exit code.
  */
-export function reportError(error: unknown, output: Output, debug: boolean): number {
+export function reportError(
+  error: unknown,
+  output: Output,
+  debug: boolean,
+  json = false,
+): number {
+  const asJson = (code: CliErrorCode, message: string) => {
+    if (json) output.out(jsonText({ error: { code, message } } satisfies CliErrorJson));
+  };
   if (error instanceof CommanderError) {
     // Commander already printed its message (help, version, or a usage error).
+    if (error.exitCode !== 0) asJson("USAGE", error.message.replace(/^error: /, ""));
     return error.exitCode === 0 ? 0 : EXIT_USAGE;
   }
   if (error instanceof DOMException && error.name === "AbortError") {
-    output.err(
-      "sandboxer: interrupted; what was made has been torn down or recorded for destroy\n",
-    );
+    const line = "interrupted; what was made has been torn down or recorded for destroy";
+    output.err(`sandboxer: ${line}\n`);
+    asJson("INTERRUPTED", line);
     return EXIT_INTERRUPTED;
   }
   if (error instanceof Deno.errors.NotCapable) error = permissionErrorFrom(error);
@@ -129,21 +175,23 @@ export function reportError(error: unknown, output: Output, debug: boolean): num
   error = localFileErrorFrom(error) ?? error;
   if (error instanceof Deno.errors.PermissionDenied) {
     // The operating system, not Deno, refused: no flag helps, the file's owner or mode does.
-    output.err(
-      `sandboxer: error: ${
-        escapeControl(error.message.split("\n")[0])
-      }: the operating system denied access; check the owner and mode of that path, or run as a user who may use it\n`,
-    );
+    const line = `${
+      error.message.split("\n")[0]
+    }: the operating system denied access; check the owner and mode of that path, or run as a user who may use it`;
+    output.err(`sandboxer: error: ${escapeControl(line)}\n`);
+    asJson("OS_DENIED", line);
     if (debug) printDebug(error, output);
     return EXIT_FAILURE;
   }
   if (error instanceof SandboxerError) {
     // Messages carry text from extensions and remote hosts: one line, no terminal controls.
     output.err(`sandboxer: error: ${escapeControl(error.message)}\n`);
+    asJson(error.code, error.message);
     if (debug) printDebug(error, output);
     return error instanceof UsageError ? EXIT_USAGE : EXIT_FAILURE;
   }
   const message = error instanceof Error ? error.message : String(error);
+  asJson("INTERNAL", message.split("\n")[0]);
   output.err(
     `sandboxer: internal error: ${escapeControl(message.split("\n")[0])}${
       debug ? "" : " (rerun with --debug for the stack trace, and please report it)"

@@ -7,7 +7,7 @@
 
 import { basename, isAbsolute, join } from "node:path";
 import { ConfigError, PermissionError, ProfileNotFoundError } from "../core/errors.ts";
-import { readConfigDir, readConfigFile } from "./files.ts";
+import { configFilePath, type EmbeddedDir, readConfigDir, readConfigFile } from "./files.ts";
 import { applyOverrides } from "./overrides.ts";
 import { EXTENSION_ID_PATTERN } from "./registration.ts";
 import { describeValue, expandHome, type SharedConfigSource, validateConfig } from "./schema.ts";
@@ -63,6 +63,8 @@ export interface ParseProfileOptions {
 export interface LoadProfileOptions extends ParseProfileOptions {
   /** Directories searched for `<name>.yaml`, in order. */
   searchPath: readonly string[];
+  /** Directories of the search path held in memory (the built-in one), read instead of the disk. */
+  embedded?: readonly EmbeddedDir[];
   /** Directory that a relative profile path is relative to. */
   cwd?: string;
 }
@@ -265,8 +267,8 @@ export async function loadProfile(
   if (name !== "") {
     for (const dir of options.searchPath) {
       for (const extension of [".yaml", ".yml"]) {
-        const file = join(dir, `${name}${extension}`);
-        const text = await readConfigFile(file);
+        const file = configFilePath(dir, `${name}${extension}`);
+        const text = await readConfigFile(file, options.embedded);
         if (text !== undefined) return parseProfile(file, text, options);
       }
     }
@@ -280,6 +282,7 @@ export async function loadProfile(
  * hiding the healthy ones; a missing directory is skipped.
  *
  * @param searchPath Directories to read, in order.
+ * @param embedded Directories of the search path held in memory (the built-in one).
  * @returns The profiles and the problems found.
  *
  * @example
@@ -290,12 +293,15 @@ export async function loadProfile(
  * for (const error of errors) console.error(error.message);
  * ```
  */
-export async function listProfiles(searchPath: readonly string[]): Promise<ListedProfiles> {
+export async function listProfiles(
+  searchPath: readonly string[],
+  embedded: readonly EmbeddedDir[] = [],
+): Promise<ListedProfiles> {
   const profiles: Profile[] = [];
   const errors: ConfigError[] = [];
   const seen = new Set<string>();
   for (const dir of searchPath) {
-    const listing = await readConfigDir(dir);
+    const listing = await readConfigDir(dir, embedded);
     if (listing instanceof ConfigError) {
       errors.push(listing);
       continue;
@@ -308,9 +314,9 @@ export async function listProfiles(searchPath: readonly string[]): Promise<Liste
       const name = entry.replace(PROFILE_FILE, "");
       if (seen.has(name)) continue;
       seen.add(name);
-      const file = join(dir, entry);
+      const file = configFilePath(dir, entry);
       try {
-        const text = await readConfigFile(file);
+        const text = await readConfigFile(file, embedded);
         if (text !== undefined) profiles.push(parseProfile(file, text));
       } catch (error) {
         if (error instanceof ConfigError) {

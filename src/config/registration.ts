@@ -5,10 +5,16 @@
  * @module
  */
 
-import { basename, join, normalize, resolve } from "node:path";
+import { basename, normalize, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { ConfigError } from "../core/errors.ts";
-import { readConfigDir, readConfigFile } from "./files.ts";
+import {
+  configFilePath,
+  type EmbeddedDir,
+  isUrlLocation,
+  readConfigDir,
+  readConfigFile,
+} from "./files.ts";
 import { describeValue, parseRegistrationSchema, validateConfig } from "./schema.ts";
 import type {
   ConfigSchema,
@@ -54,6 +60,8 @@ export interface ParseRegistrationOptions {
 export interface LoadRegistrationsOptions {
   /** The directory of the built-in registrations; those found there are `builtin`. */
   builtinDir?: string;
+  /** Directories held in memory (the built-in one), read instead of the disk. */
+  embedded?: readonly EmbeddedDir[];
 }
 
 /** The result of {@linkcode loadRegistrations}. */
@@ -124,16 +132,16 @@ export async function loadRegistrations(
   const builtinDir = options.builtinDir === undefined ? undefined : samePathKey(options.builtinDir);
   for (const dir of dirs) {
     const builtin = builtinDir !== undefined && samePathKey(dir) === builtinDir;
-    const listing = await readConfigDir(dir);
+    const listing = await readConfigDir(dir, options.embedded);
     if (listing instanceof ConfigError) {
       errors.push(listing);
       continue;
     }
     const names = (listing ?? []).filter((name) => REGISTRATION_FILE.test(name)).sort();
     for (const name of names) {
-      const file = join(dir, name);
+      const file = configFilePath(dir, name);
       try {
-        const text = await readConfigFile(file);
+        const text = await readConfigFile(file, options.embedded);
         if (text === undefined) continue; // removed while we were listing
         const { registration, source } = parseWithSource(file, text, builtin);
         const first = byId.get(registration.id);
@@ -227,7 +235,7 @@ function parseWithSource(
     }
     moduleUrl = url!.href;
   } else {
-    moduleUrl = new URL(module, pathToFileURL(resolve(file))).href;
+    moduleUrl = new URL(module, isUrlLocation(file) ? file : pathToFileURL(resolve(file))).href;
   }
 
   const exportName = valid.export as string;
@@ -267,5 +275,6 @@ function parseWithSource(
 }
 
 function samePathKey(path: string): string {
+  if (isUrlLocation(path)) return path.replace(/\/+$/, "");
   return normalize(resolve(path)).replace(/\/+$/, "");
 }

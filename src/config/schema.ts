@@ -19,6 +19,7 @@ import type {
   JsonObject,
   JsonValue,
 } from "./types.ts";
+import { isUrlLocation } from "./files.ts";
 import { splitFieldPath } from "./yaml_source.ts";
 
 /** Options for {@linkcode validateConfig}. */
@@ -556,6 +557,13 @@ class Validator {
     if (isAbsolute(expanded)) return expanded;
     const location = this.#source.locate(path);
     if (location.file.startsWith("--set ")) return expanded;
+    if (this.#options.baseDir === undefined && isUrlLocation(location.file)) {
+      // A built-in profile of a sandboxer imported by URL: nothing next to it is on this disk.
+      throw new ConfigError(
+        location,
+        `is relative to a file that is not on this machine (${location.file}); copy that file (and what it refers to) into a directory on $SANDBOXER_PROFILE_PATH, or set an absolute path with --set ${path}=/…`,
+      );
+    }
     const baseDir = this.#options.baseDir ?? dirname(location.file);
     return join(baseDir, expanded);
   }

@@ -15,7 +15,7 @@ import {
   isSeq,
   LineCounter,
   parseDocument,
-} from "yaml";
+} from "../deps/yaml.ts";
 import { ConfigError, type ConfigLocation, PermissionError } from "../core/errors.ts";
 import type { ConfigSource } from "./types.ts";
 

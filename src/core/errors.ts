@@ -7,6 +7,54 @@
  */
 
 /**
+ * Every error code sandboxer uses, one per failure kind (docs/errors.md lists
+ * them with their exit codes). A script can `switch` on it exhaustively.
+ */
+export const ERROR_CODES = [
+  "USAGE",
+  "CONFIG_INVALID",
+  "PROFILE_NOT_FOUND",
+  "EXTENSION",
+  "INVALID_ID",
+  "SANDBOX_NOT_FOUND",
+  "SANDBOX_EXISTS",
+  "SANDBOX_STATE",
+  "SANDBOX_IN_USE",
+  "OWNERSHIP_LOST",
+  "STATE_DIR",
+  "LOCAL_FILE",
+  "JOURNAL",
+  "COMMAND_FAILED",
+  "MISSING_PROGRAM",
+  "PERMISSION",
+  "SSH",
+  "HOST_KEY",
+  "TIMEOUT",
+  "WORKSPACE",
+  "WORKSPACE_GONE",
+  "SETUP_FAILED",
+  "COMPOSE",
+  "SERVICE_NOT_READY",
+  "RSYNC_VERSION",
+  "RSYNC_TOO_OLD",
+  "SFTP_SYNC",
+] as const;
+
+/** The `code` of a {@linkcode SandboxerError}: one of {@linkcode ERROR_CODES}. */
+export type ErrorCode = typeof ERROR_CODES[number];
+
+/**
+ * Whether a value is one of sandboxer's error codes (for codes that crossed a
+ * process or worker boundary as text).
+ *
+ * @param value Anything.
+ * @returns `true` for a member of {@linkcode ERROR_CODES}.
+ */
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return (ERROR_CODES as readonly unknown[]).includes(value);
+}
+
+/**
  * Base class of every error sandboxer throws on purpose.
  *
  * @example Telling our errors from bugs
@@ -18,7 +66,7 @@
  */
 export class SandboxerError extends Error {
   /** Stable, machine-readable identifier such as `"CONFIG_INVALID"`. */
-  readonly code: string;
+  readonly code: ErrorCode;
   /**
    * Create an error with a stable code.
    *
@@ -26,7 +74,7 @@ export class SandboxerError extends Error {
    * @param message One line: what is wrong, then how to fix it.
    * @param options Standard error options (`cause`).
    */
-  constructor(code: string, message: string, options?: ErrorOptions) {
+  constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;
@@ -120,6 +168,10 @@ export function formatLocation(location: ConfigLocation): string {
  * ```
  */
 export class ProfileNotFoundError extends SandboxerError {
+  /** The name or path that was asked for. */
+  readonly profile: string;
+  /** The directories searched. */
+  readonly searched: readonly string[];
   /**
    * Create it.
    *
@@ -133,6 +185,8 @@ export class ProfileNotFoundError extends SandboxerError {
         searched.length ? searched.join(", ") : "no directories"
       }; pass a file path or add its directory to $SANDBOXER_PROFILE_PATH`,
     );
+    this.profile = name;
+    this.searched = searched;
   }
 }
 
@@ -174,6 +228,8 @@ export class ExtensionError extends SandboxerError {
  * ```
  */
 export class InvalidIdError extends SandboxerError {
+  /** The refused id. */
+  readonly id: string;
   /**
    * Create it.
    *
@@ -186,6 +242,7 @@ export class InvalidIdError extends SandboxerError {
         JSON.stringify(id)
       }: ids are 1-63 characters of a-z, 0-9 and "-", starting with a letter or digit`,
     );
+    this.id = id;
   }
 }
 
@@ -199,6 +256,8 @@ export class InvalidIdError extends SandboxerError {
  * ```
  */
 export class SandboxNotFoundError extends SandboxerError {
+  /** The id that was looked up. */
+  readonly id: string;
   /**
    * Create it.
    *
@@ -209,6 +268,7 @@ export class SandboxNotFoundError extends SandboxerError {
       "SANDBOX_NOT_FOUND",
       `Cannot find sandbox "${id}": run "sandboxer list" to see the known sandboxes`,
     );
+    this.id = id;
   }
 }
 
@@ -222,6 +282,8 @@ export class SandboxNotFoundError extends SandboxerError {
  * ```
  */
 export class SandboxExistsError extends SandboxerError {
+  /** The id that is taken. */
+  readonly id: string;
   /**
    * Create it.
    *
@@ -232,6 +294,7 @@ export class SandboxExistsError extends SandboxerError {
       "SANDBOX_EXISTS",
       `Cannot create sandbox "${id}": that id is already in use; pick another --name or destroy it first`,
     );
+    this.id = id;
   }
 }
 
@@ -247,6 +310,10 @@ export class SandboxExistsError extends SandboxerError {
  * ```
  */
 export class SandboxStateError extends SandboxerError {
+  /** The sandbox id. */
+  readonly id: string;
+  /** The problem alone, without the `Sandbox "<id>"` prefix. */
+  readonly problem: string;
   /**
    * Create it.
    *
@@ -255,6 +322,8 @@ export class SandboxStateError extends SandboxerError {
    */
   constructor(id: string, problem: string) {
     super("SANDBOX_STATE", `Sandbox "${id}" ${problem}`);
+    this.id = id;
+    this.problem = problem;
   }
 }
 
@@ -305,6 +374,8 @@ export class SandboxInUseError extends SandboxerError {
  * ```
  */
 export class OwnershipLostError extends SandboxerError {
+  /** The problem alone, without the `Sandbox "<id>"` prefix. */
+  readonly problem: string;
   /** The sandbox id. */
   readonly id: string;
   /**
@@ -316,6 +387,7 @@ export class OwnershipLostError extends SandboxerError {
    */
   constructor(id: string, problem: string, options?: ErrorOptions) {
     super("OWNERSHIP_LOST", `Sandbox "${id}" ${problem}`, options);
+    this.problem = problem;
     this.id = id;
   }
 }
@@ -331,6 +403,8 @@ export class OwnershipLostError extends SandboxerError {
  * ```
  */
 export class StateDirError extends SandboxerError {
+  /** The problem alone. */
+  readonly problem: string;
   /** The state directory. */
   readonly path: string;
   /**
@@ -342,6 +416,7 @@ export class StateDirError extends SandboxerError {
    */
   constructor(path: string, problem: string, options?: ErrorOptions) {
     super("STATE_DIR", `State directory ${path} ${problem}`, options);
+    this.problem = problem;
     this.path = path;
   }
 }
@@ -358,6 +433,8 @@ export class StateDirError extends SandboxerError {
  * ```
  */
 export class LocalFileError extends SandboxerError {
+  /** The problem alone. */
+  readonly problem: string;
   /** The path concerned. */
   readonly path: string;
   /**
@@ -369,6 +446,7 @@ export class LocalFileError extends SandboxerError {
    */
   constructor(path: string, problem: string, options?: ErrorOptions) {
     super("LOCAL_FILE", `Cannot use ${path}: ${problem}`, options);
+    this.problem = problem;
     this.path = path;
   }
 }
@@ -412,6 +490,10 @@ export function localFileErrorFrom(error: unknown): LocalFileError | undefined {
  * ```
  */
 export class JournalError extends SandboxerError {
+  /** The journal file concerned. */
+  readonly path: string;
+  /** The problem alone. */
+  readonly problem: string;
   /**
    * Create it.
    *
@@ -421,6 +503,8 @@ export class JournalError extends SandboxerError {
    */
   constructor(path: string, problem: string, options?: ErrorOptions) {
     super("JOURNAL", `Journal file ${path} ${problem}`, options);
+    this.path = path;
+    this.problem = problem;
   }
 }
 
@@ -516,6 +600,8 @@ const DEBIAN_PACKAGES: Readonly<Record<string, string>> = {
  * ```
  */
 export class PermissionError extends SandboxerError {
+  /** The resource refused (path, host, program, variable). */
+  readonly what: string;
   /** The permission name: read, write, net, run, env, … */
   readonly permission: string;
   /** The flag that would grant it. */
@@ -534,37 +620,60 @@ export class PermissionError extends SandboxerError {
       `Missing permission: ${permission} access to ${what}; run again with ${flag}`,
       options,
     );
+    this.what = what;
     this.permission = permission;
     this.flag = flag;
   }
 }
 
+/** The step of an SSH operation that failed, see {@linkcode SshError}. */
+export type SshStage = "connect" | "authenticate" | "exec" | "sftp" | "sync";
+
+/** Options for {@linkcode SshError}: the fix, apart from the problem. */
+export interface SshErrorOptions extends ErrorOptions {
+  /** What to do about it, appended to the message after "; ". */
+  fix?: string;
+}
+
 /**
- * An SSH connection could not be made or was lost.
+ * An SSH connection could not be made or was lost. Its parts are fields, so
+ * code that reacts to it (compose's readiness diagnosis) never parses the
+ * message.
  *
  * @example
  * ```ts
  * import { SshError } from "./errors.ts";
- * console.log(new SshError("u@h:22", "connect", "timed out after 10s").message);
+ * const error = new SshError("u@h:22", "connect", "connection refused", {
+ *   fix: "check target.port",
+ * });
+ * console.log(error.message); // Cannot connect u@h:22: connection refused; check target.port
+ * console.log(error.problem); // connection refused
  * ```
  */
 export class SshError extends SandboxerError {
   /** `user@host:port` of the target. */
   readonly target: string;
-  /** The stage that failed: connect, handshake, auth, exec, sftp. */
-  readonly stage: string;
+  /** The stage that failed. */
+  readonly stage: SshStage;
+  /** What happened, without the target and without the fix ("connection refused"). */
+  readonly problem: string;
+  /** What to do about it, when known. */
+  readonly fix: string | undefined;
   /**
    * Create it.
    *
    * @param target `user@host:port`.
    * @param stage The stage that failed.
-   * @param problem What happened and what to do.
-   * @param options Standard error options.
+   * @param problem What happened.
+   * @param options The fix, and standard error options.
    */
-  constructor(target: string, stage: string, problem: string, options?: ErrorOptions) {
-    super("SSH", `Cannot ${stage} ${target}: ${problem}`, options);
+  constructor(target: string, stage: SshStage, problem: string, options?: SshErrorOptions) {
+    const fix = options?.fix;
+    super("SSH", `Cannot ${stage} ${target}: ${problem}${fix ? `; ${fix}` : ""}`, options);
     this.target = target;
     this.stage = stage;
+    this.problem = problem;
+    this.fix = fix;
   }
 }
 
@@ -684,6 +793,8 @@ function shellWord(word: string): string {
  * ```
  */
 export class TimeoutError extends SandboxerError {
+  /** What timed out (`connect to u@h:22`). */
+  readonly what: string;
   /** The limit in milliseconds. */
   readonly timeoutMs: number;
   /**
@@ -699,6 +810,7 @@ export class TimeoutError extends SandboxerError {
         timeoutMs / 1000
       }s; check the host is up and reachable, or raise the timeout`,
     );
+    this.what = what;
     this.timeoutMs = timeoutMs;
   }
 }
@@ -714,6 +826,10 @@ export class TimeoutError extends SandboxerError {
  * ```
  */
 export class WorkspaceError extends SandboxerError {
+  /** The workspace path concerned. */
+  readonly path: string;
+  /** The problem alone. */
+  readonly problem: string;
   /**
    * Create it.
    *
@@ -722,6 +838,8 @@ export class WorkspaceError extends SandboxerError {
    */
   constructor(path: string, problem: string) {
     super("WORKSPACE", `Workspace ${path} ${problem}`);
+    this.path = path;
+    this.problem = problem;
   }
 }
 
@@ -737,6 +855,10 @@ export class WorkspaceError extends SandboxerError {
  * ```
  */
 export class WorkspaceGoneError extends SandboxerError {
+  /** The workspace path concerned. */
+  readonly path: string;
+  /** The problem alone. */
+  readonly problem: string;
   /**
    * Create it.
    *
@@ -746,6 +868,8 @@ export class WorkspaceGoneError extends SandboxerError {
    */
   constructor(path: string, problem: string, options?: ErrorOptions) {
     super("WORKSPACE_GONE", `Workspace ${path} ${problem}`, options);
+    this.path = path;
+    this.problem = problem;
   }
 }
 
@@ -760,6 +884,10 @@ export class WorkspaceGoneError extends SandboxerError {
  * ```
  */
 export class SetupFailedError extends SandboxerError {
+  /** The setup command that failed. */
+  readonly command: string;
+  /** Text from its output that explains it (may be empty). */
+  readonly hint: string;
   /** Exit code of the failed command. */
   readonly exitCode: number;
   /**
@@ -776,6 +904,8 @@ export class SetupFailedError extends SandboxerError {
         hint ? `: ${hint}` : ""
       }; fix the profile's setup or the host, then destroy this sandbox and create a new one`,
     );
+    this.command = command;
+    this.hint = hint;
     this.exitCode = exitCode;
   }
 }
@@ -868,5 +998,95 @@ export class ServiceNotReadyError extends SandboxerError {
     this.project = project;
     this.service = service;
     this.logTail = logTail;
+  }
+}
+
+/**
+ * The local `rsync --version` printed nothing sandboxer can read a version
+ * from.
+ *
+ * @example
+ * ```ts
+ * import { RsyncVersionError } from "./errors.ts";
+ * console.log(new RsyncVersionError("openrsync: protocol 29").code); // "RSYNC_VERSION"
+ * ```
+ */
+export class RsyncVersionError extends SandboxerError {
+  /** The start of what `rsync --version` printed. */
+  readonly output: string;
+  /**
+   * Create it.
+   *
+   * @param output What `rsync --version` printed (the first 80 characters are kept).
+   */
+  constructor(output: string) {
+    const shown = output.slice(0, 80);
+    super(
+      "RSYNC_VERSION",
+      `Cannot read the rsync version from "rsync --version" (got ${
+        JSON.stringify(shown)
+      }); install rsync 3.x`,
+    );
+    this.output = shown;
+  }
+}
+
+/**
+ * The local rsync is older than what a sync path needs: 3.0 for any sync,
+ * 3.2.4 to run over sandboxer's own SSH connection.
+ *
+ * @example
+ * ```ts
+ * import { RsyncTooOldError } from "./errors.ts";
+ * const error = new RsyncTooOldError("2.6.9", "3.0.0", "Cannot sync with rsync 2.6.9: …");
+ * console.log(error.required); // "3.0.0"
+ * ```
+ */
+export class RsyncTooOldError extends SandboxerError {
+  /** The version found. */
+  readonly version: string;
+  /** The oldest version that works for this. */
+  readonly required: string;
+  /**
+   * Create it.
+   *
+   * @param version The version found.
+   * @param required The oldest version that works.
+   * @param message One line: what could not be done, and how to fix it.
+   */
+  constructor(version: string, required: string, message: string) {
+    super("RSYNC_TOO_OLD", message);
+    this.version = version;
+    this.required = required;
+  }
+}
+
+/**
+ * The SFTP fallback sync refused a path: not valid UTF-8, not a plain
+ * relative path, or something in the way that is not sandboxer's to remove.
+ *
+ * @example
+ * ```ts
+ * import { SftpSyncError } from "./errors.ts";
+ * const error = new SftpSyncError("a/../b", "is not a plain relative path");
+ * console.log(error.message); // Cannot sync "a/../b" over SFTP: it is not a plain relative path
+ * ```
+ */
+export class SftpSyncError extends SandboxerError {
+  /** The path concerned, as the sync saw it. */
+  readonly path: string;
+  /** The problem alone. */
+  readonly problem: string;
+  /**
+   * Create it.
+   *
+   * @param path The path concerned.
+   * @param problem What is wrong with it and how to fix it.
+   * @param options Standard error options.
+   */
+  constructor(path: string, problem: string, options?: ErrorOptions) {
+    super("SFTP_SYNC", `Cannot sync ${JSON.stringify(path)} over SFTP: it ${problem}`, options);
+    this.path = path;
+    this.problem = problem;
   }
 }

@@ -38,13 +38,8 @@ import {
   validateId,
 } from "./journal.ts";
 import { gcTarget, type GcTargetOptions, type GcTargetReport } from "./gc_target.ts";
-import {
-  BUILTIN_EXTENSIONS_DIR,
-  BUILTIN_PROFILES_DIR,
-  defaultStateDir,
-  type EnvReader,
-  splitPathList,
-} from "./paths.ts";
+import { defaultStateDir, type EnvReader, splitPathList } from "./paths.ts";
+import { BUILTIN_PROFILES_DIR } from "../config/builtin_files.ts";
 import { optionalEnv } from "./permissions.ts";
 import {
   type ResolvedPermissions,
@@ -73,10 +68,6 @@ export interface ManagerOptions {
   acceptHostKey?: string;
   /** How to read the environment. Default: only variables the process may read. */
   env?: EnvReader;
-  /** Built-in directories, for tests. */
-  builtinExtensionsDir?: string;
-  /** Built-in profiles directory, for tests. */
-  builtinProfilesDir?: string;
 }
 
 /** Options for {@linkcode Manager.create}. */
@@ -201,12 +192,11 @@ export class Manager implements AsyncDisposable {
   static async open(options: ManagerOptions = {}): Promise<Manager> {
     const env = options.env ?? optionalEnv;
     const registry = await ExtensionRegistry.load({
-      builtinDir: options.builtinExtensionsDir ?? BUILTIN_EXTENSIONS_DIR,
       dirs: [...splitPathList(env("SANDBOXER_EXTENSION_PATH")), ...(options.extensionDirs ?? [])],
     });
     const profilePath = [
       ...profileSearchPath({
-        builtinDir: options.builtinProfilesDir ?? BUILTIN_PROFILES_DIR,
+        builtinDir: BUILTIN_PROFILES_DIR.path,
         env: env("SANDBOXER_PROFILE_PATH"),
       }),
       ...(options.profileDirs ?? []),
@@ -231,6 +221,7 @@ export class Manager implements AsyncDisposable {
   ): Promise<{ profile: Profile; config: unknown }> {
     const loaded = await loadProfile(profile, {
       searchPath: this.profilePath,
+      embedded: [BUILTIN_PROFILES_DIR],
       overrides,
       cwd: Deno.cwd(),
     });
@@ -596,7 +587,7 @@ export class Manager implements AsyncDisposable {
    * @returns Profiles and errors.
    */
   profiles(): Promise<{ profiles: Profile[]; errors: ConfigError[] }> {
-    return listProfiles(this.profilePath);
+    return listProfiles(this.profilePath, [BUILTIN_PROFILES_DIR]);
   }
 
   /** Close connections held by extensions. */
@@ -895,7 +886,7 @@ function describeUsers(users: readonly SandboxUse[]): string {
 }
 
 function lostProblem(from: OwnershipLostError | SandboxRecord): string {
-  if (from instanceof OwnershipLostError) return from.message.replace(/^Sandbox "[^"]*" /, "");
+  if (from instanceof OwnershipLostError) return from.problem;
   return `was taken over by process ${from.owner?.pid} on ${from.owner?.host} and is ${from.status} now; this process changed and removed nothing more — see "sandboxer show ${from.id}"`;
 }
 

@@ -1,6 +1,6 @@
 /**
- * Where sandboxer keeps things on the local disk, and where its built-in
- * YAML lives (also inside a compiled binary, where `--include` embeds it).
+ * Where sandboxer keeps things on the local disk. (Its built-in YAML travels
+ * in the module graph: `src/config/builtin_files.ts`.)
  *
  * @module
  */
@@ -33,25 +33,6 @@ export function defaultStateDir(env: EnvReader = optionalEnv): string {
  */
 export function homeDir(env: EnvReader = optionalEnv): string {
   return env("HOME") ?? "/";
-}
-
-/** The built-in `extensions/` directory. */
-export const BUILTIN_EXTENSIONS_DIR: string = fromFileUrl(
-  new URL("../../extensions", import.meta.url),
-);
-
-/** The built-in `profiles/` directory. */
-export const BUILTIN_PROFILES_DIR: string = fromFileUrl(new URL("../../profiles", import.meta.url));
-
-/**
- * A `file:` URL as a path.
- *
- * @param url The URL.
- * @returns The path.
- */
-export function fromFileUrl(url: URL): string {
-  if (url.protocol !== "file:") throw new TypeError(`Cannot use ${url.href}: not a file: URL`);
-  return decodeURIComponent(url.pathname);
 }
 
 /**

@@ -7,10 +7,10 @@
 
 import type { ExtensionClass } from "./registry.ts";
 import { ComposeSshExtension } from "./compose_ssh/extension.ts";
-import { VMPackerExtension } from "./vm_packer/extension.ts";
+import { VmPackerExtension } from "./vm_packer/extension.ts";
 
 /** Built-in extension classes by registration id. */
 export const BUILTIN_EXTENSIONS: Readonly<Record<string, ExtensionClass>> = {
   "ext.compose-ssh": ComposeSshExtension,
-  "ext.vm-packer": VMPackerExtension,
+  "ext.vm-packer": VmPackerExtension,
 };

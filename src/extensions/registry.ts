@@ -7,6 +7,8 @@
 
 import { type ConfigError, ExtensionError } from "../core/errors.ts";
 import { didYouMean } from "../config/did_you_mean.ts";
+import { BUILTIN_EXTENSIONS_DIR } from "../config/builtin_files.ts";
+import type { EmbeddedDir } from "../config/files.ts";
 import { loadRegistrations } from "../config/registration.ts";
 import type { ExtensionRegistration } from "../config/types.ts";
 import type { SandboxExtension } from "./base.ts";
@@ -21,8 +23,8 @@ export type ExtensionClass = new (options?: ExtensionOptions) => SandboxExtensio
 
 /** Where registrations are read from. */
 export interface RegistryOptions {
-  /** The built-in `extensions/` directory. */
-  builtinDir: string;
+  /** The built-in registrations; default sandboxer's own, embedded in its module graph. */
+  builtin?: EmbeddedDir;
   /** More directories, searched after the built-ins. */
   dirs?: readonly string[];
 }
@@ -46,15 +48,16 @@ export class ExtensionRegistry {
   }
 
   /**
-   * Read every `ext.*.yaml` in the built-in and extra directories.
+   * Read the built-in registrations and every `ext.*.yaml` in the extra directories.
    *
    * @param options The directories.
    * @returns The registry.
    */
-  static async load(options: RegistryOptions): Promise<ExtensionRegistry> {
+  static async load(options: RegistryOptions = {}): Promise<ExtensionRegistry> {
+    const builtin = options.builtin ?? BUILTIN_EXTENSIONS_DIR;
     const { registrations, errors } = await loadRegistrations(
-      [options.builtinDir, ...(options.dirs ?? [])],
-      { builtinDir: options.builtinDir },
+      [builtin.path, ...(options.dirs ?? [])],
+      { builtinDir: builtin.path, embedded: [builtin] },
     );
     return new ExtensionRegistry(registrations, errors);
   }

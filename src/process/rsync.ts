@@ -27,7 +27,8 @@
 import {
   CommandFailedError,
   HostKeyError,
-  SandboxerError,
+  RsyncTooOldError,
+  RsyncVersionError,
   SshError,
   WorkspaceError,
 } from "../core/errors.ts";
@@ -182,7 +183,7 @@ function atLeast(version: Version, wanted: Version): boolean {
  *
  * @param text The output.
  * @returns Version and argument-protection default.
- * @throws {SandboxerError} When no version can be found in it.
+ * @throws {RsyncVersionError} When no version can be found in it.
  *
  * @example
  * ```ts
@@ -193,12 +194,7 @@ function atLeast(version: Version, wanted: Version): boolean {
 export function parseRsyncVersion(text: string): RsyncCapabilities {
   const match = /\bversion\s+v?(\d+\.\d+(?:\.\d+)?)/.exec(text);
   if (!match) {
-    throw new SandboxerError(
-      "RSYNC_VERSION",
-      `Cannot read the rsync version from "rsync --version" (got ${
-        JSON.stringify(text.slice(0, 80))
-      }); install rsync 3.x`,
-    );
+    throw new RsyncVersionError(text);
   }
   const version = match[1].split(".").length === 2 ? `${match[1]}.0` : match[1];
   return { version, protectsArgsByDefault: atLeast(parseVersion(version), [3, 2, 4]) };
@@ -368,7 +364,7 @@ export function rsyncFilterArgs(
  * @returns The argv, starting with `"rsync"`.
  * @throws {TypeError} On a relative key/known_hosts path, a host or user that
  *   could be read as an option, nested jumps, or a remote path with glob characters.
- * @throws {SandboxerError} When rsync is older than 3.0.
+ * @throws {RsyncTooOldError} When rsync is older than 3.0.
  *
  * @example
  * ```ts
@@ -402,15 +398,16 @@ export function buildRsyncArgv(plan: RsyncPlan, caps: RsyncCapabilities): string
  * @param caps The local rsync's capabilities; 3.2.4 or newer.
  * @returns The argv, starting with `"rsync"`.
  * @throws {TypeError} On a bad remote path, host or user.
- * @throws {SandboxerError} When rsync is older than 3.2.4.
+ * @throws {RsyncTooOldError} When rsync is older than 3.2.4.
  */
 export function buildRsyncRelayArgv(
   plan: RsyncPlan,
   caps: RsyncCapabilities,
 ): string[] {
   if (!caps.protectsArgsByDefault) {
-    throw new SandboxerError(
-      "RSYNC_TOO_OLD",
+    throw new RsyncTooOldError(
+      caps.version,
+      "3.2.4",
       `Cannot relay rsync ${caps.version} over the open connection: it needs rsync 3.2.4 or newer (--stderr); use runRsync`,
     );
   }
@@ -428,8 +425,9 @@ function buildArgv(
 ): string[] {
   const version = parseVersion(caps.version);
   if (!atLeast(version, [3, 0, 0])) {
-    throw new SandboxerError(
-      "RSYNC_TOO_OLD",
+    throw new RsyncTooOldError(
+      caps.version,
+      "3.0.0",
       `Cannot sync with rsync ${caps.version}: sandboxer needs rsync 3.0 or newer (macOS ships openrsync/2.6.9); install rsync 3.x`,
     );
   }

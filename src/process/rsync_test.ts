@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { SandboxerError } from "../core/errors.ts";
+import { RsyncTooOldError, RsyncVersionError } from "../core/errors.ts";
 import { shellQuote } from "../transport/quote.ts";
 import {
   buildRsyncArgv,
@@ -90,7 +90,9 @@ Deno.test("buildRsyncArgv() adapts to the rsync version", () => {
   assert.ok(!buildRsyncArgv(plan(), MODERN).includes("--protect-args"));
   assert.throws(
     () => buildRsyncArgv(plan(), { version: "2.6.9", protectsArgsByDefault: false }),
-    (error: unknown) => error instanceof SandboxerError && error.code === "RSYNC_TOO_OLD",
+    (error: unknown) =>
+      error instanceof RsyncTooOldError && error.version === "2.6.9" &&
+      error.required === "3.0.0",
   );
 });
 
@@ -253,7 +255,10 @@ Deno.test("parseRsyncVersion() reads rsync, older rsync and openrsync banners", 
     parseRsyncVersion("openrsync: protocol version 29\nrsync version 2.6.9 compatible\n").version,
     "2.6.9",
   );
-  assert.throws(() => parseRsyncVersion("nothing here"), SandboxerError);
+  assert.throws(
+    () => parseRsyncVersion("nothing here"),
+    (error: unknown) => error instanceof RsyncVersionError && error.output === "nothing here",
+  );
 });
 
 Deno.test("parseRsyncStats() and parseProgressLine() read rsync's output", () => {
@@ -363,7 +368,7 @@ Deno.test("buildRsyncRelayArgv() runs the constant relay as -e and keeps stdout 
 });
 
 Deno.test("buildRsyncRelayArgv() refuses rsync before 3.2.4 and an option-like host", () => {
-  assert.throws(() => buildRsyncRelayArgv(plan(), OLD), SandboxerError);
+  assert.throws(() => buildRsyncRelayArgv(plan(), OLD), RsyncTooOldError);
   assert.throws(
     () => buildRsyncRelayArgv(plan({ target: { ...plan().target, host: "-oProxy" } }), MODERN),
     TypeError,

@@ -34,12 +34,20 @@
 
 import { Buffer } from "node:buffer";
 import type { Duplex } from "node:stream";
-// @ts-types="@types/ssh2"
-import ssh2 from "ssh2";
-// @ts-types="@types/ssh2"
-import type { ClientChannel, ConnectConfig, SFTPWrapper, Stats } from "ssh2";
+import ssh2, {
+  type ClientChannel,
+  type ConnectConfig,
+  type SFTPWrapper,
+  type Stats,
+} from "../deps/ssh2.ts";
 import { retry } from "../core/async.ts";
-import { HostKeyError, PermissionError, SshError, TimeoutError } from "../core/errors.ts";
+import {
+  HostKeyError,
+  PermissionError,
+  SshError,
+  type SshStage,
+  TimeoutError,
+} from "../core/errors.ts";
 import type { ExecIO, Logger } from "../extensions/types.ts";
 import {
   appendKnownHost,
@@ -317,8 +325,8 @@ function preAuthDrop(target: SshTarget, detail: string, cause?: unknown): SshErr
   const error = new SshError(
     describe(target),
     "connect",
-    `the server dropped the connection before the SSH handshake (${detail}); it may be at its MaxStartups limit, so retry shortly`,
-    { cause },
+    `the server dropped the connection before the SSH handshake (${detail})`,
+    { cause, fix: "it may be at its MaxStartups limit, so retry shortly" },
   );
   preAuthDrops.add(error);
   return error;
@@ -347,24 +355,27 @@ function mapConnectError(error: unknown, target: SshTarget, timeoutMs: number): 
       return new SshError(
         where,
         "connect",
-        `connection refused; check target.host and target.port, and that sshd listens on port ${target.port}`,
-        { cause: error },
+        "connection refused",
+        {
+          cause: error,
+          fix: `check target.host and target.port, and that sshd listens on port ${target.port}`,
+        },
       );
     case "ENOTFOUND":
     case "EAI_AGAIN":
       return new SshError(
         where,
         "connect",
-        `host name ${JSON.stringify(target.host)} does not resolve; check target.host`,
-        { cause: error },
+        `host name ${JSON.stringify(target.host)} does not resolve`,
+        { cause: error, fix: "check target.host" },
       );
     case "EHOSTUNREACH":
     case "ENETUNREACH":
       return new SshError(
         where,
         "connect",
-        `host unreachable (${code}); check the address, routes and VPN`,
-        { cause: error },
+        `host unreachable (${code})`,
+        { cause: error, fix: "check the address, routes and VPN" },
       );
     case "ETIMEDOUT":
       return new TimeoutError(`connect to ${where}`, timeoutMs);
@@ -378,16 +389,20 @@ function mapConnectError(error: unknown, target: SshTarget, timeoutMs: number): 
     return new SshError(
       where,
       "authenticate",
-      `the server refused every key offered; check target.user and target.identity_file, or that the key is in the server's authorized_keys`,
-      { cause: error },
+      "the server refused every key offered",
+      {
+        cause: error,
+        fix:
+          "check target.user and target.identity_file, or that the key is in the server's authorized_keys",
+      },
     );
   }
   if (level === "agent") {
     return new SshError(
       where,
       "authenticate",
-      `ssh-agent at ${target.agent} failed (${message}); check that the agent runs and SSH_AUTH_SOCK points at it`,
-      { cause: error },
+      `ssh-agent at ${target.agent} failed (${message})`,
+      { cause: error, fix: "check that the agent runs and SSH_AUTH_SOCK points at it" },
     );
   }
   if (
@@ -398,10 +413,8 @@ function mapConnectError(error: unknown, target: SshTarget, timeoutMs: number): 
   return new SshError(
     where,
     "connect",
-    `${message}; check the target settings and the server's sshd log`,
-    {
-      cause: error,
-    },
+    message,
+    { cause: error, fix: "check the target settings and the server's sshd log" },
   );
 }
 
@@ -918,7 +931,7 @@ export class SshConnection implements AsyncDisposable {
     return this.#closed;
   }
 
-  #assertOpen(stage: string): void {
+  #assertOpen(stage: SshStage): void {
     if (this.#closed) {
       throw new SshError(
         describe(this.target),
@@ -960,7 +973,7 @@ export class SshConnection implements AsyncDisposable {
    * (MaxSessions) although fewer are in use: such refusals are retried.
    */
   #openChannel<C, T>(
-    stage: string,
+    stage: SshStage,
     open: (callback: (error: Error | undefined, channel: C) => void) => void,
     use: (channel: C) => Promise<T> | T,
     signal?: AbortSignal,

@@ -10,7 +10,7 @@
  * @module
  */
 
-import SSHConfig from "ssh-config";
+import SSHConfig from "../deps/ssh_config.ts";
 import { ConfigError, PermissionError } from "../core/errors.ts";
 import { readConfigFile } from "../config/files.ts";
 

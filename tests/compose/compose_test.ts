@@ -71,6 +71,23 @@ Deno.test({ ...skipIf(reason, "ext.compose-ssh against a real Docker engine") },
   const record = async (id: string) =>
     JSON.parse(await Deno.readTextFile(`${state}/sandboxes/${id}.json`));
 
+  await t.step(
+    "a record from before ssh_target (its target in vm_target) still destroys",
+    async () => {
+      ok(await cli("create", ...sample, "--name", "old"), "create");
+      const file = `${state}/sandboxes/old.json`;
+      const stored = await record("old");
+      stored.handle.vm_target = stored.handle.ssh_target;
+      delete stored.handle.ssh_target;
+      await Deno.writeTextFile(file, JSON.stringify(stored, null, 2));
+      const where = ok(await cli("exec", "old", "--", "pwd"), "exec on the old record");
+      assert.equal(where.stdout, "/build/sbx-old\n");
+      ok(await cli("destroy", "old"), "destroy the old record");
+      assert.equal((await record("old")).status, "destroyed");
+      assert.deepEqual(await projectLeftovers(engine, "sbx-old"), []);
+    },
+  );
+
   await t.step("full lifecycle: create, exec, sync, destroy leaves nothing", async () => {
     const t0 = performance.now();
     const created = ok(await cli("create", ...sample, "--name", "life", "--json"), "create");
@@ -82,6 +99,9 @@ Deno.test({ ...skipIf(reason, "ext.compose-ssh against a real Docker engine") },
     assert.equal(handle.project, "sbx-life");
     assert.equal(handle.service, "sshd");
     assert.equal(handle.workspace, "/build/sbx-life");
+    // A compose service is no VM: the target is recorded as ssh_target.
+    assert.equal(handle.ssh_target, "sbx@127.0.0.1");
+    assert.equal(handle.vm_target, undefined);
     assert.ok(Number.isInteger(handle.ssh_port) && handle.ssh_port > 0);
     assert.match(handle.compose_file, /\/profiles\/compose-sshd\/compose\.yaml$/);
     assert.equal(handle.key_dir, `${state}/keys/life`);

@@ -14,7 +14,7 @@
  * @module
  */
 
-import { parse, stringify } from "yaml";
+import { parse, stringify } from "../../src/deps/yaml.ts";
 import { denoDir, denoNetworkEnv, ROOT, sandboxerTaskArgv } from "../helpers.ts";
 import { startTestVm, type TestVm } from "../harness/test_vm.ts";
 import { type Block, commandsOf, runScript, scriptOf, type ScriptResult } from "./markdown.ts";

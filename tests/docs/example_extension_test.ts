@@ -4,7 +4,7 @@
 // including failures; (3) as a bare class in a Deno process holding only the permissions its
 // registration declares, placeholders filled from the validated profile.
 import assert from "node:assert/strict";
-import { parse, stringify } from "yaml";
+import { parse, stringify } from "../../src/deps/yaml.ts";
 import {
   type ConfigSource,
   Manager,

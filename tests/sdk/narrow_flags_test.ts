@@ -27,8 +27,8 @@ console.log(JSON.stringify({ id: box.id, code, out: new TextDecoder().decode(chu
   const sshd = vm.sshd;
   const flags = [
     "--no-prompt",
-    // How a script outside this repo imports the SDK by URL: with our deno.json as import map.
-    `--import-map=${ROOT}/deno.json`,
+    // No import map: sandboxer's dependencies are pinned in its own src/deps/.
+    "--no-config",
     `--allow-net=${sshd.host}:${sshd.port}`,
     `--allow-read=${work.path},${profile},${sshd.identityFile},${sshd.knownHostsFile},${ROOT}`,
     `--allow-write=${work.path}/state`,
@@ -71,7 +71,7 @@ try {
     args: [
       "run",
       "--no-prompt",
-      `--import-map=${ROOT}/deno.json`,
+      "--no-config",
       // No --allow-net: the connect must fail with a message naming the flag.
       `--allow-read=${work.path},${profile},${sshd.identityFile},${sshd.knownHostsFile},${ROOT}`,
       `--allow-write=${work.path}/state`,

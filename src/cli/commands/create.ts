@@ -1,4 +1,4 @@
-import { Command } from "@commander-js/extra-typings";
+import { Command } from "../../deps/commander.ts";
 import { formatDuration, MAX_TTL_SECONDS, parseDuration } from "../../config/duration.ts";
 import { UsageError } from "../../core/errors.ts";
 import type { CliContext } from "../context.ts";

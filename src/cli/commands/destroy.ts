@@ -1,4 +1,4 @@
-import { Command } from "@commander-js/extra-typings";
+import { Command } from "../../deps/commander.ts";
 import { formatDuration, parseDuration } from "../../config/duration.ts";
 import { UsageError } from "../../core/errors.ts";
 import type { CliContext } from "../context.ts";

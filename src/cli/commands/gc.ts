@@ -1,4 +1,4 @@
-import { Command } from "@commander-js/extra-typings";
+import { Command } from "../../deps/commander.ts";
 import { UsageError } from "../../core/errors.ts";
 import type { GcTargetReport } from "../../core/gc_target.ts";
 import type { CliContext } from "../context.ts";

@@ -1,4 +1,4 @@
-import { Command } from "@commander-js/extra-typings";
+import { Command } from "../../deps/commander.ts";
 import { formatDuration } from "../../config/duration.ts";
 import type { CliContext } from "../context.ts";
 import { json, table } from "../output.ts";

@@ -1,4 +1,4 @@
-import { Command } from "@commander-js/extra-typings";
+import { Command } from "../../deps/commander.ts";
 import type { CliContext } from "../context.ts";
 import { json } from "../output.ts";
 import { publicRecord, recordDetails } from "../render.ts";

@@ -224,7 +224,7 @@ export class ComposeSshExtension extends SshWorkspaceExtension<ComposeSshConfig,
     const generatedHostKey = ssh.known_hosts === undefined;
     const port = ssh.port ?? freeLoopbackPort();
     let handle: ComposeSshHandle = {
-      vm_target: `${ssh.user}@${ssh.host}`,
+      ssh_target: `${ssh.user}@${ssh.host}`,
       ssh_port: port,
       workspace: workspacePath(workspace.root, ctx.id),
       host_key_fingerprint: null,
@@ -564,12 +564,9 @@ function dockerEnv(dockerHost: string | null): Record<string, string> {
 /** The core of an SSH error message ("connection refused"), for one-line errors. */
 function brief(error: unknown): string {
   if (error === undefined) return "no attempt finished";
-  let text = message(error);
-  // SshError's message is "Cannot <stage> <target>: <problem>; <advice for vm-packer fields>".
-  if (error instanceof SshError) {
-    text = text.slice(`Cannot ${error.stage} ${error.target}: `.length);
-  }
-  return text.split(";")[0].trim();
+  // An SshError's fix names vm-packer's fields (target.port …): keep only its problem.
+  if (error instanceof SshError) return error.problem;
+  return message(error).split(";")[0].trim();
 }
 
 function readyHint(error: unknown): string {

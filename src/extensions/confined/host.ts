@@ -12,6 +12,7 @@ import {
   type ConfigLocation,
   ExtensionError,
   formatLocation,
+  isErrorCode,
   PermissionError,
   SandboxerError,
 } from "../../core/errors.ts";
@@ -505,7 +506,7 @@ export class ConfinedExtension extends SandboxExtension<unknown, SandboxHandle> 
       const problem = message.startsWith(prefix) ? message.slice(prefix.length) : message;
       return new ConfigError(error.location, problem);
     }
-    if (error.code) {
+    if (isErrorCode(error.code)) {
       // The class itself cannot cross the thread boundary; its name and stable code do.
       const rebuilt = new SandboxerError(error.code, message);
       rebuilt.name = error.name;

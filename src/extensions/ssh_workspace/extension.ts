@@ -33,7 +33,12 @@ import type {
   SyncOptions,
   SyncReport,
 } from "../types.ts";
-import { splitUserHost, type SshWorkspaceHandle, targetFromHandle } from "./handle.ts";
+import {
+  handleTarget,
+  splitUserHost,
+  type SshWorkspaceHandle,
+  targetFromHandle,
+} from "./handle.ts";
 import {
   EXEC_REFUSED,
   EXEC_STARTED,
@@ -72,7 +77,7 @@ function workspaceRef(handle: SshWorkspaceHandle, recordId?: string): WorkspaceR
     workspace,
     id,
     nonce: checkNonce(workspace, handle["nonce"]),
-    where: `${handle.vm_target}:${handle.ssh_port}`,
+    where: `${handleTarget(handle)}:${handle.ssh_port}`,
   };
 }
 
@@ -153,7 +158,7 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
       { signal: ctx.signal },
     );
     if (result.code !== 0) throw workspaceScriptError(handle.workspace, result, "create");
-    this.logger.debug(`made ${handle.workspace} on ${handle.vm_target}:${handle.ssh_port}`);
+    this.logger.debug(`made ${handle.workspace} on ${handleTarget(handle)}:${handle.ssh_port}`);
     return recorded;
   }
 
@@ -598,7 +603,7 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
       return `the key ${handle.identity_file} needs a passphrase and no ssh-agent is running (SSH_AUTH_SOCK is unset), so rsync's ssh cannot use it`;
     }
     if (!(await this.#remoteHasRsync(connection))) {
-      return `rsync is not installed on ${splitUserHost(handle.vm_target)[1]}`;
+      return `rsync is not installed on ${splitUserHost(handleTarget(handle))[1]}`;
     }
     return undefined;
   }

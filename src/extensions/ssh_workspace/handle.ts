@@ -10,10 +10,17 @@ import { PermissionError } from "../../core/errors.ts";
 import { optionalEnv } from "../../core/permissions.ts";
 import type { SshTarget } from "../../transport/ssh.ts";
 
-/** What every SSH-attached sandbox stores: enough to reconnect and tear down. */
+/**
+ * What every SSH-attached sandbox stores: enough to reconnect and tear down.
+ * The login target is `ssh_target`, or `vm_target` where it is a VM
+ * (`ext.vm-packer`, and compose handles recorded before compose used
+ * `ssh_target`, which still read): read it with {@linkcode handleTarget}.
+ */
 export type SshWorkspaceHandle = JsonObject & {
-  /** `user@host` as connected to (after OpenSSH config resolution). */
-  vm_target: string;
+  /** `user@host` as connected to (after OpenSSH config resolution), when it is not a VM. */
+  ssh_target?: string;
+  /** `user@host` of a VM (`ext.vm-packer`), and of compose handles of older records. */
+  vm_target?: string;
   /** The SSH port. */
   ssh_port: number;
   /** `<root>/sbx-<id>` on the target. */
@@ -73,7 +80,7 @@ export function passphraseFrom(name: string | null): string | undefined {
  * @returns The target.
  */
 export function targetFromHandle(handle: SshWorkspaceHandle, acceptNewHostKey = false): SshTarget {
-  const [user, host] = splitUserHost(handle.vm_target);
+  const [user, host] = splitUserHost(handleTarget(handle));
   const common = {
     identityFile: handle.identity_file ?? undefined,
     passphrase: passphraseFrom(handle.passphrase_env),
@@ -90,6 +97,23 @@ export function targetFromHandle(handle: SshWorkspaceHandle, acceptNewHostKey = 
   if (handle.jump) {
     const match = /^(.+)@(.+):(\d+)$/.exec(handle.jump);
     if (match) target.jump = { user: match[1], host: match[2], port: Number(match[3]), ...common };
+  }
+  return target;
+}
+
+/**
+ * The `user@host` a handle logs in to, whichever name it was recorded under.
+ *
+ * @param handle The stored handle.
+ * @returns `user@host`.
+ * @throws {TypeError} when the handle has neither `ssh_target` nor `vm_target`.
+ */
+export function handleTarget(handle: SshWorkspaceHandle): string {
+  const target = handle.ssh_target ?? handle.vm_target;
+  if (typeof target !== "string") {
+    throw new TypeError(
+      "Cannot read the SSH target of a handle that has neither ssh_target nor vm_target",
+    );
   }
   return target;
 }

@@ -26,7 +26,7 @@
  * @module
  */
 
-import { CommandFailedError, SandboxerError } from "../../core/errors.ts";
+import { CommandFailedError, SftpSyncError } from "../../core/errors.ts";
 import { rsyncFilterArgs } from "../../process/rsync.ts";
 import { run } from "../../process/run.ts";
 import type { SftpSession, SftpStat } from "../../transport/ssh.ts";
@@ -105,7 +105,7 @@ const KIND_BY_CODE: Readonly<Record<string, EntryKind>> = {
  *
  * @param escaped The name as rsync printed it.
  * @returns The real name.
- * @throws {SandboxerError} When the name is not valid UTF-8.
+ * @throws {SftpSyncError} When the name is not valid UTF-8.
  */
 export function unescapeRsyncName(escaped: string): string {
   if (!escaped.includes("\\#")) return escaped;
@@ -122,11 +122,9 @@ export function unescapeRsyncName(escaped: string): string {
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(new Uint8Array(bytes));
   } catch (error) {
-    throw new SandboxerError(
-      "SFTP_SYNC",
-      `Cannot sync ${JSON.stringify(escaped)} over SFTP: its name is not valid UTF-8; rename it`,
-      { cause: error },
-    );
+    throw new SftpSyncError(escaped, "has a name that is not valid UTF-8; rename it", {
+      cause: error,
+    });
   }
 }
 
@@ -175,18 +173,13 @@ export function parseRsyncItems(stdout: string): RsyncItem[] {
  *
  * @param path A path from rsync or from a remote listing.
  * @returns The segments (empty for the root).
- * @throws {SandboxerError} On an absolute path or an empty, `.` or `..` segment.
+ * @throws {SftpSyncError} On an absolute path or an empty, `.` or `..` segment.
  */
 export function safeSegments(path: string): string[] {
   if (path === "") return [];
   const segments = path.split("/");
   if (segments.some((s) => s === "" || s === "." || s === "..") || path.includes("\0")) {
-    throw new SandboxerError(
-      "SFTP_SYNC",
-      `Cannot sync over SFTP: refusing the path ${
-        JSON.stringify(path)
-      }, which is not a plain relative path`,
-    );
+    throw new SftpSyncError(path, "is not a plain relative path, so it is refused");
   }
   return segments;
 }
@@ -465,9 +458,9 @@ class SftpSync {
     const entry = this.#remote.get(path);
     if (!entry) return;
     if (path === "" || this.#isProtected(path)) {
-      throw new SandboxerError(
-        "SFTP_SYNC",
-        `Cannot sync over SFTP: ${this.#remotePath(path)} is in the way and is not ours to remove`,
+      throw new SftpSyncError(
+        this.#remotePath(path),
+        "is in the way and is not sandboxer's to remove; move it out of the workspace",
       );
     }
     const remote = this.#remotePath(path);

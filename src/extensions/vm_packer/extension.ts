@@ -17,7 +17,7 @@ import type { SshWorkspaceHandle } from "../ssh_workspace/handle.ts";
 import { workspacePath, workspaceRootProblem } from "../ssh_workspace/workspace_path.ts";
 
 /** A profile's configuration for `ext.vm-packer`, after validation. */
-export interface VMPackerConfig {
+export interface VmPackerConfig {
   /** Where to connect. */
   target: {
     host: string;
@@ -37,7 +37,7 @@ export interface VMPackerConfig {
 }
 
 /** The destroy handle of a vm-packer sandbox. */
-export type VMPackerHandle = SshWorkspaceHandle;
+export type VmPackerHandle = SshWorkspaceHandle;
 
 /**
  * Workspaces on a pre-built VM reached over SSH.
@@ -50,7 +50,7 @@ export type VMPackerHandle = SshWorkspaceHandle;
  * workspace: { root: /build }
  * ```
  */
-export class VMPackerExtension extends SshWorkspaceExtension<VMPackerConfig, VMPackerHandle> {
+export class VmPackerExtension extends SshWorkspaceExtension<VmPackerConfig, VmPackerHandle> {
   /** The registration id. */
   readonly id: string = "ext.vm-packer";
 
@@ -67,7 +67,7 @@ export class VMPackerExtension extends SshWorkspaceExtension<VMPackerConfig, VMP
     raw: JsonObject,
     source: ConfigSource,
     schema: ConfigSchema,
-  ): VMPackerConfig {
+  ): VmPackerConfig {
     const config = super.parseConfig(raw, source, schema);
     const problem = workspaceRootProblem(config.workspace.root);
     if (problem) throw new ConfigError(source.locate("workspace.root"), problem);
@@ -89,7 +89,7 @@ export class VMPackerExtension extends SshWorkspaceExtension<VMPackerConfig, VMP
    * @param ctx The create context.
    * @returns The handle.
    */
-  override async create(ctx: CreateContext<VMPackerConfig>): Promise<VMPackerHandle> {
+  override async create(ctx: CreateContext<VmPackerConfig>): Promise<VmPackerHandle> {
     return await this.makeWorkspace(ctx, await this.handleForProfile(ctx.config, ctx.id));
   }
 
@@ -102,9 +102,9 @@ export class VMPackerExtension extends SshWorkspaceExtension<VMPackerConfig, VMP
    * @returns The handle, without a host key yet.
    */
   protected override async handleForProfile(
-    config: VMPackerConfig,
+    config: VmPackerConfig,
     id: string,
-  ): Promise<VMPackerHandle> {
+  ): Promise<VmPackerHandle> {
     const { target, workspace } = config;
     const home = optionalEnv("HOME");
     // Without a readable $HOME (narrow permissions) the default config is simply not consulted.
