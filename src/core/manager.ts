@@ -671,10 +671,12 @@ export class Manager implements AsyncDisposable {
         `cannot be built: its extension is ${loaded.extension}; images are for ext.vm-packer profiles in boot mode`,
       );
     }
-    return await buildImage(VMPackerExtension.imageInputs(config as VMPackerConfig), {
+    const vmConfig = config as VMPackerConfig;
+    return await buildImage(VMPackerExtension.imageInputs(vmConfig), {
       images: this.imagesDir(),
       profile: loaded.id,
       force: options.force,
+      accel: vmConfig.vm.accel,
       logger: this.#logger,
       signal: options.signal,
     });

@@ -271,7 +271,7 @@ export class VMPackerExtension extends SshWorkspaceExtension<VMPackerConfig, VMP
     const { config } = ctx;
     const stateDir = resolve(ctx.stateDir ?? this.#stateDir());
     const dir = vmDirOf(stateDir, ctx.id);
-    await ctx.step("image");
+    await step(ctx, "image");
     const images = imagesDir(stateDir, optionalEnv("SANDBOXER_IMAGES"));
     const { image, key } = await findImage(VMPackerExtension.imageInputs(config), {
       images,
@@ -306,28 +306,28 @@ export class VMPackerExtension extends SshWorkspaceExtension<VMPackerConfig, VMP
     };
     // Recorded before the first side effect: whatever a kill leaves, the handle finds it.
     await ctx.recordHandle(handle);
-    await ctx.step("vm-dir");
+    await step(ctx, "vm-dir");
     await makeVmDir(dir, { id: ctx.id, nonce, created_at: new Date().toISOString() });
-    await ctx.step("port");
+    await step(ctx, "port");
     const lease = await this.#ports().allocate(ctx.id, nonce);
     handle = { ...handle, ssh_port: lease.port };
     await ctx.recordHandle(handle);
-    await ctx.step("keys");
+    await step(ctx, "keys");
     const hostKey = await generateKeyPair(`${dir}/${VM_FILES.hostKey}`, `sbx-${ctx.id} host`);
     const userKey = await generateKeyPair(`${dir}/${VM_FILES.userKey}`, `sandboxer sbx-${ctx.id}`);
     await writeKnownHosts(handle.known_hosts, "127.0.0.1", lease.port, hostKey);
     handle = { ...handle, host_key_fingerprint: publicKeyFingerprint(hostKey) };
     await ctx.recordHandle(handle);
-    await ctx.step("seed");
+    await step(ctx, "seed");
     await makeSeedDisk(`${dir}/${VM_FILES.seed}`, {
       hostKey: await Deno.readTextFile(`${dir}/${VM_FILES.hostKey}`),
       hostKeyPub: hostKey.line + "\n",
       authorizedKeys: userKey.line + "\n",
       loginUser: user,
     }, ctx.signal);
-    await ctx.step("overlay");
+    await step(ctx, "overlay");
     await makeOverlay(`${image.dir}/${IMAGE_FILES.disk}`, `${dir}/${VM_FILES.overlay}`, ctx.signal);
-    await ctx.step("boot");
+    await step(ctx, "boot");
     const accel = await detectAccel(config.vm.accel, (why) => this.logger.warn(why));
     this.logger.info(
       `booting a VM for ${ctx.id} (${accel}, ${config.vm.cpus} CPUs, ${config.vm.memory} MiB, ssh on 127.0.0.1:${lease.port})`,
@@ -342,9 +342,10 @@ export class VMPackerExtension extends SshWorkspaceExtension<VMPackerConfig, VMP
       memoryMiB: config.vm.memory,
       sshPort: lease.port,
     }, ctx.signal);
-    await ctx.step("wait-ssh");
+    await step(ctx, "wait-ssh");
     await this.#waitForBoot(ctx, handle, dir);
-    return await this.makeWorkspace(ctx, handle);
+    // The workspace steps (connect, workspace) honour the test hold too.
+    return await this.makeWorkspace({ ...ctx, step: (name) => step(ctx, name) }, handle);
   }
 
   /** Try SSH (pinned key) until it answers, qemu exits, or vm.boot_timeout passes. */
@@ -460,6 +461,24 @@ export class VMPackerExtension extends SshWorkspaceExtension<VMPackerConfig, VMP
       keepalive_interval_ms: target.keepalive_interval * 1000,
     };
   }
+}
+
+/**
+ * Name a create step. For the crash tests only: with
+ * `SANDBOXER_TEST_HOLD_AT=<step>` the create stops right after recording that
+ * step (until killed or aborted), so a test can SIGKILL sandboxer at exactly
+ * that point, however fast the step is.
+ */
+async function step(ctx: CreateContext<VMPackerConfig>, name: string): Promise<void> {
+  await ctx.step(name);
+  if (optionalEnv("SANDBOXER_TEST_HOLD_AT") !== name) return;
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(resolve, 3_600_000);
+    ctx.signal?.addEventListener("abort", () => {
+      clearTimeout(timer);
+      reject(ctx.signal?.reason);
+    }, { once: true });
+  });
 }
 
 /** The last lines of a VM's serial console. */

@@ -24,7 +24,7 @@ import { ImageBuildError, ImageError } from "../../../core/errors.ts";
 import type { Logger } from "../../types.ts";
 import { run } from "../../../process/run.ts";
 import { generateKeyPair } from "../../compose_ssh/keys.ts";
-import { detectAccel } from "../boot/accel.ts";
+import { type AccelSetting, detectAccel } from "../boot/accel.ts";
 import { makeSeedDisk } from "../boot/seed.ts";
 import {
   type CachedImage,
@@ -62,6 +62,8 @@ export interface ImageOptions {
   profile: string;
   /** Rebuild even when the cache has the image. */
   force?: boolean;
+  /** The accelerator packer's qemu uses (the profile's `vm.accel`). Default `auto`. */
+  accel?: AccelSetting;
   /** Packer's progress goes here, line by line. */
   logger?: Logger;
   /** Aborting stops packer. */
@@ -123,7 +125,7 @@ export async function buildImage(
       output_dir: out,
       seed: `${work}/seed.img`,
       ssh_key: `${work}/packer_key`,
-      accelerator: await detectAccel("auto"),
+      accelerator: await detectAccel(options.accel ?? "auto", (why) => logger?.warn(why)),
     };
     for (const entry of inputs.variables) {
       const eq = entry.indexOf("=");
@@ -133,7 +135,8 @@ export async function buildImage(
     for (const [name, value] of Object.entries(vars)) args.push("-var", `${name}=${value}`);
     args.push(inputs.template);
     logger?.info(`packer build ${inputs.template} (log: ${logFile})`);
-    using log = await Deno.open(logFile, { write: true, createNew: true });
+    const log = await Deno.open(logFile, { write: true, createNew: true });
+    // The writer owns the file from here: closing it closes the file.
     const writer = log.writable.getWriter();
     let pending = "";
     const onChunk = (chunk: Uint8Array) => {
@@ -154,8 +157,7 @@ export async function buildImage(
       allowFailure: true,
       onStdout: onChunk,
       onStderr: onChunk,
-    });
-    await writer.close().catch(() => {});
+    }).finally(() => writer.close().catch(() => {}));
     if (result.code !== 0) {
       throw new ImageBuildError(inputs.template, lastError(result.stdout + result.stderr), logFile);
     }
