@@ -598,7 +598,7 @@ export class Manager implements AsyncDisposable {
         return record.status === "destroyed" ? undefined : record.handle;
       } catch (error) {
         if (error instanceof SandboxNotFoundError) return undefined;
-        throw error; // a corrupt record: keep everything of that id
+        return null; // a corrupt record: keep everything of that id
       }
     };
     const reaped: string[] = [];
@@ -614,9 +614,12 @@ export class Manager implements AsyncDisposable {
         this.#logger.warn(`could not reap leftovers of ${registration.id}: ${oneLine(error)}`);
       }
     }
-    const ports = openPortRegistry(this.journal.dir, this.#env("SANDBOXER_PORT_RANGE"));
-    for (const lease of await ports.reap(async (id) => await live(id) !== undefined)) {
-      reaped.push(`port ${lease.port} (leased to sandbox ${lease.name})`);
+    try {
+      for (const lease of await this.ports().reap(async (id) => await live(id) !== undefined)) {
+        reaped.push(`port ${lease.port} (leased to sandbox ${lease.name})`);
+      }
+    } catch (error) {
+      this.#logger.warn(`could not reap port leases: ${oneLine(error)}`);
     }
     return reaped;
   }

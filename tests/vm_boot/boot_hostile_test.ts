@@ -1,7 +1,8 @@
 // Attacks on boot mode's teardown: gc and destroy stop only a qemu sandboxer started for that VM
 // directory (marker id + nonce, and the process's command line naming the directory's own QMP
 // socket) and delete only `<stateDir>/vms/<id>`. A foreign qemu (`-machine none`, no guest: no VM
-// boot is spent) is planted behind pid files and markers; it must survive every gc.
+// boot is spent) is planted behind pid files and markers; it must survive every gc. Also: a boot
+// that misses its deadline (cut short after 3 s) is a BootTimeoutError and is rolled back.
 import assert from "node:assert/strict";
 import { readRecord, spawnCli, waitForRecord } from "../faults/fault_helpers.ts";
 import { tempDir } from "../helpers.ts";
@@ -101,6 +102,34 @@ vmTest(
           assert.equal(fixed.code, 0, fixed.stderr);
           assert.equal((await readRecord(vm.state, id))?.status, "destroyed");
           assert.deepEqual(JSON.parse((await vm.cli(["ports", "--json"])).stdout), []);
+        },
+      );
+      await t.step(
+        "a boot past vm.boot_timeout: BootTimeoutError, and the VM is rolled back",
+        async () => {
+          // A few seconds of a boot that is cut short: not one of the full boots.
+          const result = await vm.cli([
+            "create",
+            "--profile",
+            vm.profile,
+            "--name",
+            "slow",
+            "--set",
+            "vm.boot_timeout=3s",
+          ]);
+          assert.equal(result.code, 1);
+          assert.match(
+            result.stderr,
+            /VM of sandbox slow did not answer SSH within 3s of booting .*raise vm\.boot_timeout.*console's last lines: /,
+          );
+          assert.match(result.stderr, /rolled back the half-made sandbox slow/);
+          assert.deepEqual(await qemuProcesses(`/vms/slow/`), []);
+          assert.equal(
+            await Deno.stat(`${vm.state}/vms/slow`).then(() => true, () => false),
+            false,
+          );
+          assert.deepEqual(JSON.parse((await vm.cli(["ports", "--json"])).stdout), []);
+          assert.ok(await foreignAlive());
         },
       );
     } finally {

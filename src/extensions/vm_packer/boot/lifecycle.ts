@@ -34,9 +34,12 @@ export async function teardownVm(
   const done: string[] = [];
   const marker = await readMarker(dir);
   if (marker && marker.nonce !== nonce) {
+    // This sandbox's create never made its directory (it stopped before): only its lease is ours.
     logger.warn(
       `left ${dir} alone: it holds another VM of a sandbox named ${id} (another creation nonce)`,
     );
+    const released = await ports.release(id, nonce);
+    return released.length ? [`released port ${released.join(", ")}`] : [];
   } else if (marker) {
     const pid = await stopQemu(id, dir);
     if (pid !== undefined) done.push(`stopped qemu ${pid}`);

@@ -105,6 +105,7 @@ export async function buildImage(
   const cached = await readImage(dir);
   if (cached && !options.force) return { image: cached, built: false };
   await Deno.mkdir(options.images, { recursive: true, mode: 0o700 });
+  await removeStaleBuilds(options.images);
   const work = await Deno.makeTempDir({ dir: options.images, prefix: ".build-" });
   const logFile = `${options.images}/logs/${parts.key.slice(0, 24)}-${Date.now()}.log`;
   await Deno.mkdir(`${options.images}/logs`, { recursive: true });
@@ -205,6 +206,21 @@ export async function buildImage(
     return { image, built: true };
   } finally {
     await Deno.remove(work, { recursive: true }).catch(() => {});
+  }
+}
+
+/** A build directory untouched this long was left by a killed `image build`. */
+const STALE_BUILD_MS = 12 * 3600_000;
+
+/** Remove `.build-*` directories that builds killed mid-way left behind. */
+async function removeStaleBuilds(images: string): Promise<void> {
+  for await (const entry of Deno.readDir(images)) {
+    if (!entry.isDirectory || !entry.name.startsWith(".build-")) continue;
+    const dir = `${images}/${entry.name}`;
+    const mtime = (await Deno.lstat(dir).catch(() => undefined))?.mtime?.getTime() ?? Date.now();
+    if (Date.now() - mtime > STALE_BUILD_MS) {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
   }
 }
 
