@@ -37,9 +37,9 @@ import { generateKeyPair, publicKeyFingerprint, writeKnownHosts } from "../compo
 import { type AccelSetting, detectAccel } from "./boot/accel.ts";
 import { reapVms, teardownVm } from "./boot/lifecycle.ts";
 import { makeOverlay } from "./boot/overlay.ts";
-import { launchQemu, runningQemu } from "./boot/qemu.ts";
+import { launchQemu, runningQemu, socketAnswers } from "./boot/qemu.ts";
 import { makeSeedDisk } from "./boot/seed.ts";
-import { isNonce, makeVmDir, VM_FILES, vmDirOf } from "./boot/vm_dir.ts";
+import { isNonce, makeVmDir, readMarker, VM_FILES, vmDirOf } from "./boot/vm_dir.ts";
 import { IMAGE_FILES, type ImageInputs, imagesDir } from "./image/cache.ts";
 import { findImage } from "./image/packer.ts";
 
@@ -99,6 +99,12 @@ export type VMPackerHandle = SshWorkspaceHandle & {
 
 /** Pause between SSH attempts while a VM boots. */
 const BOOT_POLL_MS = 500;
+/** What a guest runs to power off cleanly (installed by the templates; see docs/vm-boot.md). */
+const POWEROFF_COMMAND = "/usr/local/sbin/sandboxer-poweroff";
+/** Bound on reaching the guest and asking it to power off. */
+const POWEROFF_SSH_MS = 5_000;
+/** How long a guest that was asked gets before qemu is told to quit. */
+const POWEROFF_WAIT_MS = 5_000;
 /** Console lines shown when a boot fails. */
 const CONSOLE_TAIL_LINES = 8;
 
@@ -195,9 +201,10 @@ export class VMPackerExtension extends SshWorkspaceExtension<VMPackerConfig, VMP
   }
 
   /**
-   * Attach mode: remove the workspace. Boot mode: stop the VM (QMP), release
-   * its port and delete its directory with the overlay; the workspace goes
-   * with the VM.
+   * Attach mode: remove the workspace. Boot mode: power the VM off (over SSH
+   * when the guest offers it, else through qemu's QMP socket), release its
+   * port and delete its directory with the overlay; the workspace goes with
+   * the VM.
    *
    * @param handle The stored handle.
    * @param context The record's id.
@@ -215,9 +222,38 @@ export class VMPackerExtension extends SshWorkspaceExtension<VMPackerConfig, VMP
         }, expected ${dir}); nothing was stopped or removed — inspect the record with "sandboxer show ${id}"`,
       );
     }
+    if ((await readMarker(dir))?.nonce === nonce) await this.#poweroffOverSsh(handle, dir);
     await this.close(); // pooled connections to the VM go with it
     const done = await teardownVm(dir, id, nonce, this.#ports(), this.logger);
     if (done.length) this.logger.debug(`VM of ${id}: ${done.join(", ")}`);
+  }
+
+  /**
+   * Ask the guest to power itself off (`sudo -n /usr/local/sbin/sandboxer-poweroff`, which the
+   * repository's templates install: sync, then power off) and give it a few seconds. Best effort:
+   * a guest without it, or one that does not answer, is stopped through QMP by the caller.
+   */
+  async #poweroffOverSsh(handle: VMPackerHandle, dir: string): Promise<void> {
+    const qmp = `${dir}/${VM_FILES.qmp}`;
+    if (!(await socketAnswers(qmp))) return;
+    try {
+      await this.withTimeout("power the VM off over SSH", POWEROFF_SSH_MS, async (signal) => {
+        const quick = { ...handle, connect_timeout_ms: POWEROFF_SSH_MS };
+        const connection = await this.connect(quick, signal);
+        // The guest powers off mid-command: the channel may end without an exit status.
+        await connection.run(["sudo", "-n", POWEROFF_COMMAND], { signal }).catch(() => {});
+      });
+    } catch (error) {
+      this.logger.debug(`no poweroff over SSH: ${error instanceof Error ? error.message : error}`);
+    }
+    const deadline = Date.now() + POWEROFF_WAIT_MS;
+    while (Date.now() < deadline) {
+      if (!(await socketAnswers(qmp))) {
+        this.logger.debug(`the VM in ${dir} powered itself off`);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
   }
 
   /**
