@@ -19,6 +19,21 @@
  * }
  * ```
  *
+ * Boot mode of `ext.vm-packer` (throwaway VMs from Packer-built images) and
+ * the port registry are reachable from the manager too:
+ *
+ * ```ts ignore
+ * import { Manager } from "@sandboxer/sandboxer";
+ *
+ * await using manager = await Manager.open();
+ * // packer build, cached by content: the same inputs reuse the image
+ * const { image, built } = await manager.buildImage("vm-haskell-build-local");
+ * console.log(built ? "built" : "cached", image.manifest.key);
+ * // ports leased to sandboxes' VMs and to registered build VMs
+ * await manager.ports().register("haskell-1", 12222);
+ * console.log(await manager.ports().list());
+ * ```
+ *
  * @module
  */
 
@@ -57,6 +72,7 @@ export type {
   ExecIO,
   ExtensionOptions,
   Logger,
+  OrphanReapContext,
   SandboxHandle,
   SyncOptions,
   SyncProgress,
@@ -124,4 +140,19 @@ export {
   type RunInSandboxOptions,
   type RunInSandboxResult,
 } from "./src/core/run_sandbox.ts";
+export {
+  DEFAULT_PORT_RANGE,
+  openPortRegistry,
+  parsePortRange,
+  portIsFree,
+  type PortLease,
+  type PortRange,
+  PortRegistry,
+  type PortRegistryOptions,
+} from "./src/core/ports/registry.ts";
+export type {
+  CachedImage,
+  ImageInputs,
+  ImageManifest,
+} from "./src/extensions/vm_packer/image/cache.ts";
 export * from "./src/core/errors.ts";

@@ -6,7 +6,8 @@
 # It installs what it lacks, and says so on stderr:
 #   - deno 2.9.6 from npm (npm i -g deno@2.9.6) when `deno` is missing or another version;
 #   - when root: openssh-server, openssh-client, rsync, busybox, iproute2, procps, e2fsprogs, docker.io,
-#     docker-compose and debootstrap from apt-get. Tests themselves install nothing: without these,
+#     docker-compose and debootstrap from apt-get; qemu-system-x86, qemu-utils, linux-image-amd64,
+#     packer and make for the boot-mode VM tests. Tests themselves install nothing: without these,
 #     the tests that need them are skipped, each with its reason in the summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,8 @@ export NO_COLOR=1
 source tools/install_deps.sh
 install_deno
 install_apt_packages openssh-server openssh-client rsync busybox iproute2 procps e2fsprogs docker.io docker-compose debootstrap
+# Boot-mode VM tests (tests/vm_boot/: real packer and qemu under tcg) and contrib/remote-build.mk.
+install_apt_packages qemu-system-x86 qemu-utils linux-image-amd64 packer make
 
 # tools/test_runner.ts runs the checks, then the tests in a parallel and a serial phase (the files
 # of tests/serial.txt), prints each phase's time and every ignored test's reason, and ends with the

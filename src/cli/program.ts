@@ -20,6 +20,8 @@ import { gcCommand } from "./commands/gc.ts";
 import { profilesCommand } from "./commands/profiles.ts";
 import { extensionsCommand } from "./commands/extensions.ts";
 import { runCommand } from "./commands/run.ts";
+import { portsCommand } from "./commands/ports.ts";
+import { imageCommand } from "./commands/image.ts";
 
 /** Exit code for usage errors. */
 export const EXIT_USAGE = 2;
@@ -77,6 +79,8 @@ export async function runCli(
       profilesCommand,
       extensionsCommand,
       runCommand,
+      portsCommand,
+      imageCommand,
     ]
   ) {
     program.addCommand(make(ctx) as unknown as Command);

@@ -13,6 +13,9 @@ import composeSshRegistration from "../../extensions/ext.compose-ssh.yaml" with 
 import vmPackerRegistration from "../../extensions/ext.vm-packer.yaml" with { type: "text" };
 import composeSshdProfile from "../../profiles/compose-sshd.yaml" with { type: "text" };
 import vmHaskellBuildProfile from "../../profiles/vm-haskell-build.yaml" with { type: "text" };
+import vmHaskellBuildLocalProfile from "../../profiles/vm-haskell-build-local.yaml" with {
+  type: "text",
+};
 import { fileURLToPath } from "node:url";
 import type { EmbeddedDir } from "./files.ts";
 
@@ -31,6 +34,7 @@ export const BUILTIN_PROFILES_DIR: EmbeddedDir = {
   files: {
     "compose-sshd.yaml": composeSshdProfile,
     "vm-haskell-build.yaml": vmHaskellBuildProfile,
+    "vm-haskell-build-local.yaml": vmHaskellBuildLocalProfile,
   },
 };
 

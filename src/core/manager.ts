@@ -23,9 +23,11 @@ import type {
 import {
   ConfigError,
   ExtensionError,
+  ImageError,
   type JournalError,
   OwnershipLostError,
   SandboxInUseError,
+  SandboxNotFoundError,
   SetupFailedError,
   UsageError,
 } from "./errors.ts";
@@ -40,6 +42,15 @@ import {
 import { gcTarget, type GcTargetOptions, type GcTargetReport } from "./gc_target.ts";
 import { defaultStateDir, type EnvReader, splitPathList } from "./paths.ts";
 import { BUILTIN_PROFILES_DIR } from "../config/builtin_files.ts";
+import { openPortRegistry, type PortRegistry } from "./ports/registry.ts";
+import {
+  type CachedImage,
+  imagesDir,
+  listImages,
+  removeImage,
+} from "../extensions/vm_packer/image/cache.ts";
+import { buildImage } from "../extensions/vm_packer/image/packer.ts";
+import { type VmPackerConfig, VmPackerExtension } from "../extensions/vm_packer/extension.ts";
 import { optionalEnv } from "./permissions.ts";
 import {
   type ResolvedPermissions,
@@ -141,6 +152,11 @@ export interface GcReport {
   destroyed: { id: string; reason: string }[];
   /** Sandboxes that should have gone but could not, with the error. */
   failed: { id: string; reason: string; error: string }[];
+  /**
+   * Leftovers of sandboxes with no live record that were stopped or removed:
+   * port leases, throwaway VMs (one line each).
+   */
+  reaped: string[];
 }
 
 /** The lifecycle of sandboxes: create, exec, sync, destroy, gc. */
@@ -155,6 +171,7 @@ export class Manager implements AsyncDisposable {
   #acceptNewHostKey: boolean;
   #acceptHostKey: string | undefined;
   #home: string | undefined;
+  #env: EnvReader;
   #extensions = new Map<string, SandboxExtension<unknown>>();
   #warned = new Set<string>();
 
@@ -180,7 +197,18 @@ export class Manager implements AsyncDisposable {
       );
     }
     this.#acceptHostKey = options.acceptHostKey;
-    this.#home = (options.env ?? optionalEnv)("HOME");
+    this.#env = options.env ?? optionalEnv;
+    this.#home = this.#env("HOME");
+  }
+
+  /**
+   * The port registry of this state directory (range from
+   * `SANDBOXER_PORT_RANGE`, default 12222-12299).
+   *
+   * @returns The registry.
+   */
+  ports(): PortRegistry {
+    return openPortRegistry(this.journal.dir, this.#env("SANDBOXER_PORT_RANGE"));
   }
 
   /**
@@ -526,7 +554,7 @@ export class Manager implements AsyncDisposable {
    */
   async gc(options: { now?: Date } = {}): Promise<GcReport> {
     const now = options.now ?? new Date();
-    const report: GcReport = { destroyed: [], failed: [] };
+    const report: GcReport = { destroyed: [], failed: [], reaped: [] };
     // Anything destroyed sandboxes left in the state directory (locks, stale heartbeats).
     await this.journal.prune().catch((error) => {
       this.#logger.warn(`could not tidy the state directory: ${oneLine(error)}`);
@@ -549,7 +577,42 @@ export class Manager implements AsyncDisposable {
         }
       }
     }
+    report.reaped = await this.#reapOrphans();
     return report;
+  }
+
+  /** What no live record owns any more: extensions' orphans (VMs), then port leases. */
+  async #reapOrphans(): Promise<string[]> {
+    const live = async (id: string) => {
+      try {
+        const record = await this.journal.get(id);
+        return record.status === "destroyed" ? undefined : record.handle;
+      } catch (error) {
+        if (error instanceof SandboxNotFoundError) return undefined;
+        return null; // a corrupt record: keep everything of that id
+      }
+    };
+    const reaped: string[] = [];
+    // Built-ins only: a confined extension gets no access to the state directory.
+    for (const registration of this.registry.registrations.filter((r) => r.builtin)) {
+      const extension = this.#extension(registration.id);
+      if (!extension.reapOrphans) continue;
+      try {
+        reaped.push(
+          ...await extension.reapOrphans({ stateDir: this.journal.dir, liveHandle: live }),
+        );
+      } catch (error) {
+        this.#logger.warn(`could not reap leftovers of ${registration.id}: ${oneLine(error)}`);
+      }
+    }
+    try {
+      for (const lease of await this.ports().reap(async (id) => await live(id) !== undefined)) {
+        reaped.push(`port ${lease.port} (leased to sandbox ${lease.name})`);
+      }
+    } catch (error) {
+      this.#logger.warn(`could not reap port leases: ${oneLine(error)}`);
+    }
+    return reaped;
   }
 
   /**
@@ -579,6 +642,72 @@ export class Manager implements AsyncDisposable {
       now: options.now,
       signal: options.signal,
     });
+  }
+
+  /**
+   * Build (or find in the cache) the image of a boot-mode profile with
+   * `packer build`; packer's progress goes to the logger.
+   *
+   * @param profile Profile name or file path.
+   * @param options `force` rebuilds; overrides; abort signal.
+   * @returns The image and whether it was built now.
+   * @throws {ImageError} when the profile is not a boot-mode vm-packer profile.
+   * @throws {ImageBuildError} when packer fails (one line and the log's path).
+   */
+  async buildImage(
+    profile: string,
+    options: { force?: boolean; overrides?: readonly string[]; signal?: AbortSignal } = {},
+  ): Promise<{ image: CachedImage; built: boolean }> {
+    const { profile: loaded, config } = await this.resolveProfile(profile, options.overrides);
+    if (loaded.extension !== "ext.vm-packer") {
+      throw new ImageError(
+        `of profile ${loaded.id}`,
+        `cannot be built: its extension is ${loaded.extension}; images are for ext.vm-packer profiles in boot mode`,
+      );
+    }
+    const vmConfig = config as VmPackerConfig;
+    return await buildImage(VmPackerExtension.imageInputs(vmConfig), {
+      images: this.imagesDir(),
+      profile: loaded.id,
+      force: options.force,
+      accel: vmConfig.vm.accel,
+      logger: this.#logger,
+      signal: options.signal,
+    });
+  }
+
+  /**
+   * The image cache directory: `$SANDBOXER_IMAGES`, else `<stateDir>/images`.
+   *
+   * @returns The directory.
+   */
+  imagesDir(): string {
+    return imagesDir(this.journal.dir, this.#env("SANDBOXER_IMAGES"));
+  }
+
+  /**
+   * The cached images, newest first.
+   *
+   * @returns The images.
+   */
+  images(): Promise<CachedImage[]> {
+    return listImages(this.imagesDir());
+  }
+
+  /**
+   * Remove a cached image by key (or a unique prefix of 6+ digits); refused
+   * while a sandbox that is not destroyed boots from it.
+   *
+   * @param key The key or prefix.
+   * @returns The removed image.
+   */
+  async removeImage(key: string): Promise<CachedImage> {
+    const inUse = new Set<string>();
+    for (const record of await this.#records()) {
+      const imageKey = (record.handle as JsonObject | null)?.image_key;
+      if (record.status !== "destroyed" && typeof imageKey === "string") inUse.add(imageKey);
+    }
+    return await removeImage(this.imagesDir(), key, inUse);
   }
 
   /**

@@ -14,6 +14,7 @@ import type {
   ExecIO,
   ExtensionOptions,
   Logger,
+  OrphanReapContext,
   SandboxHandle,
   SyncOptions,
   SyncReport,
@@ -193,6 +194,18 @@ export abstract class SandboxExtension<
     marker: WorkspaceMarker,
     options: { signal?: AbortSignal },
   ): Promise<void>;
+
+  /**
+   * Stop and remove what this extension keeps on this machine for sandboxes
+   * that no longer have a live record (a create killed before it recorded
+   * enough, a record deleted by hand), for `gc`. Optional: an extension that
+   * keeps nothing locally leaves it out. It must check its own markers before
+   * stopping or removing anything.
+   *
+   * @param ctx The state directory and the journal's view of each id.
+   * @returns One line per thing reaped.
+   */
+  reapOrphans?(ctx: OrphanReapContext): Promise<string[]>;
 
   /**
    * The workspace path, for display.

@@ -49,7 +49,9 @@ type SchemaShape<C> = {
 };
 
 const VM_PACKER: SchemaShape<VmPackerConfig> = {
-  "target.host": { type: "string", present: true },
+  "mode": { type: "string", present: true },
+  "target.host": { type: "string", present: false },
+  "target.vm": { type: "string", present: false },
   "target.port": { type: "port", present: false },
   "target.user": { type: "string", present: false },
   "target.identity_file": { type: "path", present: false },
@@ -59,6 +61,16 @@ const VM_PACKER: SchemaShape<VmPackerConfig> = {
   "target.connect_timeout": { type: "duration", present: true },
   "target.keepalive_interval": { type: "duration", present: true },
   "workspace.root": { type: "string", present: true },
+  "image.template": { type: "path", present: false },
+  "image.base": { type: "path", present: false },
+  "image.variables": { type: "string[]", present: true },
+  "image.kernel": { type: "path", present: true },
+  "image.initrd": { type: "path", present: true },
+  "vm.cpus": { type: "integer", present: true },
+  "vm.memory": { type: "integer", present: true },
+  "vm.accel": { type: "string", present: true },
+  "vm.boot_timeout": { type: "duration", present: true },
+  "vm.append": { type: "string", present: true },
 };
 
 const COMPOSE_SSH: SchemaShape<ComposeSshConfig> = {

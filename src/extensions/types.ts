@@ -133,3 +133,15 @@ export interface ExtensionOptions {
    */
   stateDir?: string;
 }
+
+/** What {@linkcode SandboxExtension.reapOrphans} is given by `gc`. */
+export interface OrphanReapContext {
+  /** sandboxer's state directory (the journal's). */
+  readonly stateDir: string;
+  /**
+   * The handle of sandbox `id`'s record when that record exists and is not
+   * destroyed (null while it has none yet); undefined when there is no such
+   * live record, so whatever the extension keeps for `id` is an orphan.
+   */
+  liveHandle(id: string): Promise<SandboxHandle | null | undefined>;
+}

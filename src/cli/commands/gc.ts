@@ -38,7 +38,11 @@ export function gcCommand(ctx: CliContext) {
       if (!options.json) {
         for (const d of report.destroyed) line(ctx, `destroyed ${d.id}: ${d.reason}`);
         for (const f of report.failed) line(ctx, `could not destroy ${f.id}: ${f.error}`);
-        if (options.target === undefined && !report.destroyed.length && !report.failed.length) {
+        for (const r of report.reaped) line(ctx, `reaped ${r}`);
+        if (
+          options.target === undefined && !report.destroyed.length && !report.failed.length &&
+          !report.reaped.length
+        ) {
           ctx.output.out("Nothing to collect.\n");
         }
       }

@@ -1,26 +1,57 @@
 /**
- * `ext.vm-packer`: attach over SSH to a pre-built VM (often through a
- * reverse-tunnel port such as 12222) and give each sandbox its own
- * `<workspace.root>/sbx-<id>/`. Teardown removes that workspace only; the VM
- * keeps running.
+ * `ext.vm-packer`, in two modes.
+ *
+ * - **attach** (the default): SSH to a pre-built VM (often through a
+ *   reverse-tunnel port such as 12222, or a VM registered in the port
+ *   registry and named by `target.vm`) and give each sandbox its own
+ *   `<workspace.root>/sbx-<id>/`. Teardown removes that workspace only; the
+ *   VM keeps running.
+ * - **boot**: boot a throwaway VM on this machine from a Packer-built image
+ *   on a copy-on-write overlay (boot/), with a per-sandbox host key pinned
+ *   before the boot and an SSH port from the port registry. Teardown stops
+ *   the VM through its QMP socket, deletes the overlay and releases the port.
  *
  * @module
  */
 
-import { ConfigError } from "../../core/errors.ts";
+import { resolve } from "node:path";
+import {
+  ConfigError,
+  HostKeyError,
+  ImageError,
+  SshError,
+  TimeoutError,
+  VmError,
+} from "../../core/errors.ts";
+import { BootTimeoutError } from "../../core/errors.ts";
+import { defaultStateDir } from "../../core/paths.ts";
 import { optionalEnv } from "../../core/permissions.ts";
+import { openPortRegistry, type PortRegistry } from "../../core/ports/registry.ts";
 import type { ConfigSchema, ConfigSource, JsonObject } from "../../config/types.ts";
 import { resolveSshConfig } from "../../transport/ssh_config.ts";
-import type { CreateContext } from "../types.ts";
+import type { CreateContext, DestroyContext, OrphanReapContext } from "../types.ts";
 import { SshWorkspaceExtension } from "../ssh_workspace/extension.ts";
 import type { SshWorkspaceHandle } from "../ssh_workspace/handle.ts";
-import { workspacePath, workspaceRootProblem } from "../ssh_workspace/workspace_path.ts";
+import { newNonce, workspacePath, workspaceRootProblem } from "../ssh_workspace/workspace_path.ts";
+import { generateKeyPair, publicKeyFingerprint, writeKnownHosts } from "../compose_ssh/keys.ts";
+import { type AccelSetting, detectAccel } from "./boot/accel.ts";
+import { reapVms, teardownVm } from "./boot/lifecycle.ts";
+import { makeOverlay } from "./boot/overlay.ts";
+import { launchQemu, runningQemu, socketAnswers } from "./boot/qemu.ts";
+import { makeSeedDisk } from "./boot/seed.ts";
+import { isNonce, makeVmDir, readMarker, VM_FILES, vmDirOf } from "./boot/vm_dir.ts";
+import { IMAGE_FILES, type ImageInputs, imagesDir } from "./image/cache.ts";
+import { findImage } from "./image/packer.ts";
 
 /** A profile's configuration for `ext.vm-packer`, after validation. */
 export interface VmPackerConfig {
-  /** Where to connect. */
+  /** `attach` to a running VM, or `boot` a throwaway one per sandbox. */
+  mode: "attach" | "boot";
+  /** Where to connect (attach), or the login user (boot). */
   target: {
-    host: string;
+    host?: string;
+    /** A VM registered in the port registry (attach mode). */
+    vm?: string;
     port?: number;
     user?: string;
     identity_file?: string;
@@ -34,10 +65,48 @@ export interface VmPackerConfig {
   };
   /** Where workspaces go. */
   workspace: { root: string };
+  /** What the image is built from (boot mode). */
+  image: {
+    template?: string;
+    base?: string;
+    variables: string[];
+    kernel: string;
+    initrd: string;
+  };
+  /** The throwaway VM (boot mode). */
+  vm: {
+    cpus: number;
+    /** MiB. */
+    memory: number;
+    accel: AccelSetting;
+    /** Seconds. */
+    boot_timeout: number;
+    append: string;
+  };
 }
 
-/** The destroy handle of a vm-packer sandbox. */
-export type VmPackerHandle = SshWorkspaceHandle;
+/** The destroy handle of a vm-packer sandbox; boot mode adds its VM. */
+export type VmPackerHandle = SshWorkspaceHandle & {
+  /** `boot` for a throwaway VM; absent in attach mode. */
+  mode?: "boot";
+  /** `<stateDir>/vms/<id>` (informational: teardown derives it again). */
+  vm_dir?: string;
+  /** The VM's creation nonce, also in the VM directory's marker. */
+  vm_nonce?: string;
+  /** Content key of the image the overlay is backed by. */
+  image_key?: string;
+};
+
+/** Pause between SSH attempts while a VM boots. */
+const BOOT_POLL_MS = 500;
+/** What a guest runs to power off cleanly (installed by the templates; see docs/vm-boot.md). */
+const POWEROFF_COMMAND = "/usr/local/sbin/sandboxer-poweroff";
+/** Bound on reaching the guest and asking it to power off. */
+const POWEROFF_SSH_MS = 5_000;
+/** How long a guest that was asked gets before qemu is told to quit. */
+const POWEROFF_WAIT_MS = 5_000;
+/** Console lines shown when a boot fails. */
+const CONSOLE_TAIL_LINES = 8;
 
 /**
  * Workspaces on a pre-built VM reached over SSH.
@@ -69,6 +138,43 @@ export class VmPackerExtension extends SshWorkspaceExtension<VmPackerConfig, VmP
     schema: ConfigSchema,
   ): VmPackerConfig {
     const config = super.parseConfig(raw, source, schema);
+    if (config.mode === "boot") {
+      for (const field of ["template", "base"] as const) {
+        if (config.image[field] === undefined) {
+          throw new ConfigError(
+            source.locate("image"),
+            `needs image.${field} in boot mode: ${
+              field === "template"
+                ? "the Packer template (legacy JSON) that provisions the image"
+                : "the base disk (qcow2) the template starts from; tools/vm/make-base-image.sh makes one"
+            }`,
+          );
+        }
+      }
+      if (config.target.host !== undefined || config.target.vm !== undefined) {
+        throw new ConfigError(
+          source.locate(config.target.host !== undefined ? "target.host" : "target.vm"),
+          "does not apply in boot mode (the VM is booted on this machine, reached on a port from the port registry); remove it",
+        );
+      }
+      const bad = config.image.variables.find((v) => !/^[A-Za-z_][A-Za-z0-9_]*=/.test(v));
+      if (bad !== undefined) {
+        throw new ConfigError(
+          source.locate("image.variables"),
+          `has ${JSON.stringify(bad)}; write each variable as NAME=value`,
+        );
+      }
+    } else if (config.target.host === undefined && config.target.vm === undefined) {
+      throw new ConfigError(
+        source.locate("target"),
+        'needs target.host (or target.vm, a VM registered with "sandboxer ports register") in attach mode',
+      );
+    } else if (config.target.vm !== undefined && config.target.port !== undefined) {
+      throw new ConfigError(
+        source.locate("target.vm"),
+        "cannot be set together with target.port: the registered VM's port is used; keep one",
+      );
+    }
     const problem = workspaceRootProblem(config.workspace.root);
     if (problem) throw new ConfigError(source.locate("workspace.root"), problem);
     // A missing key is a profile mistake: refuse it before anything is recorded.
@@ -90,7 +196,251 @@ export class VmPackerExtension extends SshWorkspaceExtension<VmPackerConfig, VmP
    * @returns The handle.
    */
   override async create(ctx: CreateContext<VmPackerConfig>): Promise<VmPackerHandle> {
-    return await this.makeWorkspace(ctx, await this.handleForProfile(ctx.config, ctx.id));
+    if (ctx.config.mode === "boot") return await this.#createBoot(ctx);
+    return await this.makeWorkspace(ctx, (await this.handleForProfile(ctx.config, ctx.id))!);
+  }
+
+  /**
+   * Attach mode: remove the workspace. Boot mode: power the VM off (over SSH
+   * when the guest offers it, else through qemu's QMP socket), release its
+   * port and delete its directory with the overlay; the workspace goes with
+   * the VM.
+   *
+   * @param handle The stored handle.
+   * @param context The record's id.
+   */
+  override async destroy(handle: VmPackerHandle, context?: DestroyContext): Promise<void> {
+    if (handle.mode !== "boot") return await super.destroy(handle, context);
+    const id = context?.id ?? handle.workspace.slice(handle.workspace.lastIndexOf("/sbx-") + 5);
+    const dir = vmDirOf(this.#stateDir(), id);
+    const nonce = handle.vm_nonce;
+    if (!isNonce(nonce) || (handle.vm_dir !== undefined && handle.vm_dir !== dir)) {
+      throw new VmError(
+        id,
+        `has a handle that is not one sandboxer recorded (vm_dir ${
+          JSON.stringify(handle.vm_dir)
+        }, expected ${dir}); nothing was stopped or removed — inspect the record with "sandboxer show ${id}"`,
+      );
+    }
+    if ((await readMarker(dir))?.nonce === nonce) await this.#poweroffOverSsh(handle, dir);
+    await this.close(); // pooled connections to the VM go with it
+    const done = await teardownVm(dir, id, nonce, this.#ports(), this.logger);
+    if (done.length) this.logger.debug(`VM of ${id}: ${done.join(", ")}`);
+  }
+
+  /**
+   * Ask the guest to power itself off (`sudo -n /usr/local/sbin/sandboxer-poweroff`, which the
+   * repository's templates install: sync, then power off) and give it a few seconds. Best effort:
+   * a guest without it, or one that does not answer, is stopped through QMP by the caller.
+   */
+  async #poweroffOverSsh(handle: VmPackerHandle, dir: string): Promise<void> {
+    const qmp = `${dir}/${VM_FILES.qmp}`;
+    if (!(await socketAnswers(qmp))) return;
+    try {
+      await this.withTimeout("power the VM off over SSH", POWEROFF_SSH_MS, async (signal) => {
+        const quick = { ...handle, connect_timeout_ms: POWEROFF_SSH_MS };
+        const connection = await this.connect(quick, signal);
+        // The guest powers off mid-command: the channel may end without an exit status.
+        await connection.run(["sudo", "-n", POWEROFF_COMMAND], { signal }).catch(() => {});
+      });
+    } catch (error) {
+      this.logger.debug(`no poweroff over SSH: ${error instanceof Error ? error.message : error}`);
+    }
+    const deadline = Date.now() + POWEROFF_WAIT_MS;
+    while (Date.now() < deadline) {
+      if (!(await socketAnswers(qmp))) {
+        this.logger.debug(`the VM in ${dir} powered itself off`);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  /**
+   * Stop and remove VMs whose sandbox record is gone (or holds another VM),
+   * for `gc`.
+   *
+   * @param ctx The journal's view.
+   * @returns One line per VM reaped.
+   */
+  override async reapOrphans(ctx: OrphanReapContext): Promise<string[]> {
+    return await reapVms({
+      vmsDir: `${resolve(ctx.stateDir)}/vms`,
+      ports: openPortRegistry(resolve(ctx.stateDir), optionalEnv("SANDBOXER_PORT_RANGE")),
+      liveHandle: ctx.liveHandle,
+      logger: this.logger,
+    });
+  }
+
+  /**
+   * The image inputs of a boot-mode config.
+   *
+   * @param config The parsed config.
+   * @returns The inputs.
+   */
+  static imageInputs(config: VmPackerConfig): ImageInputs {
+    if (config.mode !== "boot" || !config.image.template || !config.image.base) {
+      throw new ImageError(
+        "of this profile",
+        "cannot be built: the profile is not in boot mode (mode: boot, image.template, image.base)",
+      );
+    }
+    return {
+      template: resolve(config.image.template),
+      base: resolve(config.image.base),
+      kernel: resolve(config.image.kernel),
+      initrd: resolve(config.image.initrd),
+      variables: config.image.variables,
+    };
+  }
+
+  #stateDir(): string {
+    return resolve(this.options.stateDir ?? defaultStateDir());
+  }
+
+  #ports(): PortRegistry {
+    return openPortRegistry(this.#stateDir(), optionalEnv("SANDBOXER_PORT_RANGE"));
+  }
+
+  /** Boot mode: record, make the VM directory, lease a port, keys, seed, overlay, boot, wait. */
+  async #createBoot(ctx: CreateContext<VmPackerConfig>): Promise<VmPackerHandle> {
+    const { config } = ctx;
+    const stateDir = resolve(ctx.stateDir ?? this.#stateDir());
+    const dir = vmDirOf(stateDir, ctx.id);
+    await step(ctx, "image");
+    const images = imagesDir(stateDir, optionalEnv("SANDBOXER_IMAGES"));
+    const { image, key } = await findImage(VmPackerExtension.imageInputs(config), {
+      images,
+      signal: ctx.signal,
+    });
+    if (!image) {
+      const name = ctx.profileId.replace(/^profile\./, "");
+      throw new ImageError(
+        `for profile ${name}`,
+        `is not built for its current inputs (key ${
+          key.slice(0, 12)
+        }); run "sandboxer image build --profile ${name}" first`,
+      );
+    }
+    const nonce = newNonce();
+    const user = config.target.user ?? "builder";
+    let handle: VmPackerHandle = {
+      vm_target: `${user}@127.0.0.1`,
+      ssh_port: 0,
+      workspace: workspacePath(config.workspace.root, ctx.id),
+      host_key_fingerprint: null,
+      identity_file: `${dir}/${VM_FILES.userKey}`,
+      known_hosts: `${dir}/${VM_FILES.knownHosts}`,
+      passphrase_env: null,
+      jump: null,
+      connect_timeout_ms: config.target.connect_timeout * 1000,
+      keepalive_interval_ms: config.target.keepalive_interval * 1000,
+      mode: "boot",
+      vm_dir: dir,
+      vm_nonce: nonce,
+      image_key: image.manifest.key,
+    };
+    // Recorded before the first side effect: whatever a kill leaves, the handle finds it.
+    await ctx.recordHandle(handle);
+    await step(ctx, "vm-dir");
+    await makeVmDir(dir, { id: ctx.id, nonce, created_at: new Date().toISOString() });
+    await step(ctx, "port");
+    const lease = await this.#ports().allocate(ctx.id, nonce);
+    handle = { ...handle, ssh_port: lease.port };
+    await ctx.recordHandle(handle);
+    await step(ctx, "keys");
+    const hostKey = await generateKeyPair(`${dir}/${VM_FILES.hostKey}`, `sbx-${ctx.id} host`);
+    const userKey = await generateKeyPair(`${dir}/${VM_FILES.userKey}`, `sandboxer sbx-${ctx.id}`);
+    await writeKnownHosts(handle.known_hosts, "127.0.0.1", lease.port, hostKey);
+    handle = { ...handle, host_key_fingerprint: publicKeyFingerprint(hostKey) };
+    await ctx.recordHandle(handle);
+    await step(ctx, "seed");
+    await makeSeedDisk(`${dir}/${VM_FILES.seed}`, {
+      hostKey: await Deno.readTextFile(`${dir}/${VM_FILES.hostKey}`),
+      hostKeyPub: hostKey.line + "\n",
+      authorizedKeys: userKey.line + "\n",
+      loginUser: user,
+    }, ctx.signal);
+    await step(ctx, "overlay");
+    await makeOverlay(`${image.dir}/${IMAGE_FILES.disk}`, `${dir}/${VM_FILES.overlay}`, ctx.signal);
+    await step(ctx, "boot");
+    const accel = await detectAccel(config.vm.accel, (why) => this.logger.warn(why));
+    this.logger.info(
+      `booting a VM for ${ctx.id} (${accel}, ${config.vm.cpus} CPUs, ${config.vm.memory} MiB, ssh on 127.0.0.1:${lease.port})`,
+    );
+    await launchQemu(ctx.id, {
+      dir,
+      kernel: `${image.dir}/${IMAGE_FILES.kernel}`,
+      initrd: `${image.dir}/${IMAGE_FILES.initrd}`,
+      append: config.vm.append,
+      accel,
+      cpus: config.vm.cpus,
+      memoryMiB: config.vm.memory,
+      sshPort: lease.port,
+    }, ctx.signal);
+    await step(ctx, "wait-ssh");
+    await this.#waitForBoot(ctx, handle, dir);
+    // The workspace steps (connect, workspace) honour the test hold too.
+    return await this.makeWorkspace({ ...ctx, step: (name) => step(ctx, name) }, handle);
+  }
+
+  /** Try SSH (pinned key) until it answers, qemu exits, or vm.boot_timeout passes. */
+  async #waitForBoot(
+    ctx: CreateContext<VmPackerConfig>,
+    handle: VmPackerHandle,
+    dir: string,
+  ): Promise<void> {
+    const timeoutMs = ctx.config.vm.boot_timeout * 1000;
+    const started = performance.now();
+    const deadline = started + timeoutMs;
+    let lastError: unknown;
+    for (let left = timeoutMs; left > 0; left = deadline - performance.now()) {
+      ctx.signal?.throwIfAborted();
+      const probe = {
+        ...handle,
+        connect_timeout_ms: Math.max(1, Math.min(handle.connect_timeout_ms, left)),
+      };
+      try {
+        await this.withTimeout(
+          `reach the VM of ${ctx.id}`,
+          Math.max(1, left),
+          (signal) => this.connect(probe, signal, false),
+          ctx.signal,
+        );
+        this.logger.info(
+          `VM of ${ctx.id} answered SSH after ${
+            Math.round((performance.now() - started) / 100) / 10
+          }s`,
+        );
+        return;
+      } catch (error) {
+        if (ctx.signal?.aborted) throw error;
+        if (error instanceof HostKeyError) {
+          throw new VmError(
+            ctx.id,
+            `offers host key ${error.fingerprint}, not the one sandboxer put on its seed disk (${handle.host_key_fingerprint}); the image must run /sbin/sandboxer-init (see docs/vm-boot.md)`,
+            { cause: error },
+          );
+        }
+        if (!(error instanceof SshError || error instanceof TimeoutError)) throw error;
+        lastError = error;
+      }
+      if (await runningQemu(dir) === undefined) {
+        throw new VmError(
+          ctx.id,
+          `stopped during boot; its console's last lines: ${
+            (await consoleTail(dir)).join(" | ") || "none"
+          }`,
+          { cause: lastError },
+        );
+      }
+      await new Promise((r) =>
+        setTimeout(r, Math.min(BOOT_POLL_MS, Math.max(0, deadline - performance.now())))
+      );
+    }
+    throw new BootTimeoutError(ctx.id, ctx.config.vm.boot_timeout, await consoleTail(dir), {
+      cause: lastError,
+    });
   }
 
   /**
@@ -104,16 +454,21 @@ export class VmPackerExtension extends SshWorkspaceExtension<VmPackerConfig, VmP
   protected override async handleForProfile(
     config: VmPackerConfig,
     id: string,
-  ): Promise<VmPackerHandle> {
+  ): Promise<VmPackerHandle | undefined> {
     const { target, workspace } = config;
+    // A throwaway VM has no fixed target: gc --target does not apply.
+    if (config.mode === "boot") return undefined;
     const home = optionalEnv("HOME");
     // Without a readable $HOME (narrow permissions) the default config is simply not consulted.
     const sshConfig = target.ssh_config ?? (home ? `${home}/.ssh/config` : undefined);
+    const targetHost = target.host ?? "127.0.0.1";
     const resolved = sshConfig
-      ? await resolveSshConfig(target.host, { file: sshConfig, home: home ?? "/" })
+      ? await resolveSshConfig(targetHost, { file: sshConfig, home: home ?? "/" })
       : {};
-    const host = resolved.hostName ?? target.host;
-    const port = target.port ?? resolved.port ?? 22;
+    const host = resolved.hostName ?? targetHost;
+    // A registered VM (a build VM behind a reverse tunnel) has its port in the port registry.
+    const registered = target.vm === undefined ? undefined : await this.#ports().portOf(target.vm);
+    const port = registered ?? target.port ?? resolved.port ?? 22;
     const user = target.user ?? resolved.user ?? optionalEnv("USER") ?? "root";
     const identity = target.identity_file ?? resolved.identityFile?.[0] ?? null;
     let jump: string | null = null;
@@ -142,6 +497,31 @@ export class VmPackerExtension extends SshWorkspaceExtension<VmPackerConfig, VmP
       keepalive_interval_ms: target.keepalive_interval * 1000,
     };
   }
+}
+
+/**
+ * Name a create step. For the crash tests only: with
+ * `SANDBOXER_TEST_HOLD_AT=<step>` the create stops right after recording that
+ * step (until killed or aborted), so a test can SIGKILL sandboxer at exactly
+ * that point, however fast the step is.
+ */
+async function step(ctx: CreateContext<VmPackerConfig>, name: string): Promise<void> {
+  await ctx.step(name);
+  if (optionalEnv("SANDBOXER_TEST_HOLD_AT") !== name) return;
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(resolve, 3_600_000);
+    ctx.signal?.addEventListener("abort", () => {
+      clearTimeout(timer);
+      reject(ctx.signal?.reason);
+    }, { once: true });
+  });
+}
+
+/** The last lines of a VM's serial console. */
+async function consoleTail(dir: string): Promise<string[]> {
+  const text = await Deno.readTextFile(`${dir}/${VM_FILES.console}`).catch(() => "");
+  return text.replace(/\r/g, "").split("\n").map((l) => l.trim()).filter(Boolean)
+    .slice(-CONSOLE_TAIL_LINES);
 }
 
 function isFile(path: string): boolean {
