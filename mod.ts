@@ -34,6 +34,10 @@
  * console.log(await manager.ports().list());
  * ```
  *
+ * Extension authors import from `@sandboxer/sandboxer/extension` (contexts,
+ * schema types, an argv-only SSH API); every error class with its field
+ * types is in `@sandboxer/sandboxer/errors`.
+ *
  * @module
  */
 
@@ -45,114 +49,36 @@ export {
   type ManagerOptions,
   type ManagerSyncOptions,
 } from "./src/core/manager.ts";
-export {
-  HEARTBEAT_STALE_MS,
-  Journal,
-  type JournalListOptions,
-  type JournalOptions,
-  type JournalUpdateOptions,
-  randomId,
-  type SandboxInUse,
-  type SandboxOwner,
-  type SandboxRecord,
-  type SandboxStatus,
-  type SandboxUse,
-  validateId,
-} from "./src/core/journal.ts";
+export type { GcTargetOptions, GcTargetReport } from "./src/core/gc_target.ts";
+export type { EnvReader } from "./src/core/paths.ts";
+export type { SandboxOwner, SandboxRecord, SandboxStatus } from "./src/core/journal.ts";
+export type { ResolvedPermissions } from "./src/extensions/confined/permissions.ts";
 export type {
-  GcTargetOptions,
-  GcTargetReport,
-  TargetScan,
-  WorkspaceMarker,
-} from "./src/core/gc_target.ts";
-export { SandboxExtension, silentLogger } from "./src/extensions/base.ts";
-export type {
-  CreateContext,
-  DestroyContext,
-  ExecIO,
-  ExtensionOptions,
-  Logger,
-  OrphanReapContext,
-  SandboxHandle,
-  SyncOptions,
-  SyncProgress,
-  SyncReport,
-} from "./src/extensions/types.ts";
-export type {
-  ConfigSchema,
   ConfigSource,
-  DeclaredPermissions,
-  ExtensionRegistration,
-  FieldSchema,
-  FieldType,
   JsonObject,
   JsonValue,
   Profile,
   SyncSettings,
 } from "./src/config/types.ts";
 export {
-  type ListedProfiles,
-  listProfiles,
-  loadProfile,
-  type LoadProfileOptions,
-  type ParseProfileOptions,
-  profileSearchPath,
-  type ProfileSearchPathOptions,
-} from "./src/config/profile.ts";
-export {
-  type LoadedRegistrations,
-  loadRegistrations,
-  type LoadRegistrationsOptions,
-  parseRegistration,
-  type ParseRegistrationOptions,
-} from "./src/config/registration.ts";
-export { validateConfig, type ValidateOptions } from "./src/config/schema.ts";
-export { type EmbeddedDir } from "./src/config/files.ts";
-export {
-  type ExtensionClass,
-  ExtensionRegistry,
-  type RegistryOptions,
-} from "./src/extensions/registry.ts";
-export { type RetryOptions } from "./src/core/async.ts";
-export { type ResolvedPermissions } from "./src/extensions/confined/permissions.ts";
-export { type EnvReader } from "./src/core/paths.ts";
-export { shellQuote } from "./src/transport/quote.ts";
-export {
-  connectSsh,
-  type ConnectSshOptions,
-  type RawExecChannel,
-  type RawExecOptions,
-  type SftpSession,
-  type SftpStat,
-  SshConnection,
-  type SshExecIO,
-  type SshExecResult,
-  SshPool,
-  type SshPoolOptions,
-  type SshRunOptions,
-  type SshRunResult,
-  type SshTarget,
-} from "./src/transport/ssh.ts";
-export { type ArtifactSpec, parseArtifact } from "./src/core/artifacts.ts";
-export {
   type KeepPolicy,
   runInSandbox,
   type RunInSandboxOptions,
   type RunInSandboxResult,
 } from "./src/core/run_sandbox.ts";
-export {
-  DEFAULT_PORT_RANGE,
-  openPortRegistry,
-  parsePortRange,
-  portIsFree,
-  type PortLease,
-  type PortRange,
-  PortRegistry,
-  type PortRegistryOptions,
-} from "./src/core/ports/registry.ts";
+export type { ArtifactSpec } from "./src/core/artifacts.ts";
+export { SandboxExtension } from "./src/extensions/base.ts";
+export type { ExecIO, Logger, SyncProgress, SyncReport } from "./src/extensions/types.ts";
+export type { PortLease, PortRange, PortRegistry } from "./src/core/ports/registry.ts";
 export type {
   CachedImage,
   ImageInputs,
   ImageManifest,
 } from "./src/extensions/vm_packer/image/cache.ts";
-export * from "./src/core/errors.ts";
+export {
+  ConfigError,
+  type ErrorCode,
+  PermissionError,
+  SandboxerError,
+  SandboxNotFoundError,
+} from "./src/core/errors.ts";

@@ -1,7 +1,8 @@
 /**
  * Runs sandboxer's test suite the way `tools/test.sh` (and so CI) does:
  *
- * 1. the checks: `deno fmt --check`, `deno lint`, `deno task check`, `deno doc --lint mod.ts`,
+ * 1. the checks: `deno fmt --check`, `deno lint`, `deno task check`, `deno check --doc` and
+ *    `deno doc --lint` on the three entry points (mod.ts, extension.ts, errors.ts),
  *    `deno publish --dry-run`;
  * 2. the parallel phase: every test file except those listed in `tests/serial.txt`, with
  *    `deno test --parallel`;
@@ -235,7 +236,8 @@ async function runChecks(env: Record<string, string>): Promise<number> {
     ["deno fmt --check", ["fmt", "--check"]],
     ["deno lint", ["lint"]],
     ["deno task check", ["task", "-q", "check"]],
-    ["deno doc --lint mod.ts", ["doc", "--lint", "mod.ts"]],
+    ["deno check --doc", ["check", "--quiet", "--doc", "mod.ts", "extension.ts", "errors.ts"]],
+    ["deno doc --lint", ["doc", "--lint", "mod.ts", "extension.ts", "errors.ts"]],
     ["deno publish --dry-run", ["publish", "--dry-run", "--allow-dirty", "--quiet"]],
   ];
   const started = performance.now();

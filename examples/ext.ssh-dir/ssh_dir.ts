@@ -22,11 +22,11 @@ import {
   HostKeyError,
   type JsonObject,
   SandboxExtension,
-  type SshConnection,
-  SshPool,
+  type SshHost,
+  SshHosts,
   type SshTarget,
   WorkspaceError,
-} from "../../mod.ts";
+} from "../../extension.ts";
 
 /** A profile's configuration, as the registration's `config:` schema returns it. */
 export interface SshDirConfig {
@@ -75,7 +75,7 @@ export class SshDirExtension extends SandboxExtension<SshDirConfig, SshDirHandle
   /** Must equal the registration's `id`. */
   readonly id: string = "ext.ssh-dir";
   /** One connection per host, shared by every call of this process. */
-  #pool = new SshPool({ logger: this.logger });
+  #hosts = new SshHosts({ logger: this.logger });
 
   /**
    * Check the profile against the schema, then what a schema cannot say:
@@ -156,11 +156,11 @@ export class SshDirExtension extends SandboxExtension<SshDirConfig, SshDirHandle
 
   /** Close the pooled connections; the manager calls it when it closes. */
   override async close(): Promise<void> {
-    await this.#pool.closeAll();
+    await this.#hosts.closeAll();
   }
 
   /** The pooled connection, refusing a host key other than the one seen at create. */
-  async #connect(handle: SshDirHandle, signal?: AbortSignal): Promise<SshConnection> {
+  async #connect(handle: SshDirHandle, signal?: AbortSignal): Promise<SshHost> {
     const target: SshTarget = {
       host: handle.host,
       port: handle.port,
@@ -168,7 +168,7 @@ export class SshDirExtension extends SandboxExtension<SshDirConfig, SshDirHandle
       identityFile: handle.identity_file,
       knownHostsFile: handle.known_hosts,
     };
-    const connection = await this.#pool.get(target, { signal });
+    const connection = await this.#hosts.get(target, { signal });
     if (handle.host_key !== null && connection.hostKeyFingerprint !== handle.host_key) {
       throw new HostKeyError(
         handle.port === 22 ? handle.host : `[${handle.host}]:${handle.port}`,

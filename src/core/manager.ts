@@ -159,12 +159,33 @@ export interface GcReport {
   reaped: string[];
 }
 
+let internals: (manager: Manager) => ManagerInternals;
+
+/** What sandboxer's own modules (not the public API) need from a {@linkcode Manager}. */
+export interface ManagerInternals {
+  /** The journal of records. */
+  journal: Journal;
+  /** The registered extensions. */
+  registry: ExtensionRegistry;
+}
+
+/**
+ * The journal and registry of a manager, for sandboxer's own modules and tests; not exported
+ * from mod.ts.
+ *
+ * @param manager An open manager.
+ * @returns Its journal and extension registry.
+ */
+export function managerInternals(manager: Manager): ManagerInternals {
+  return internals(manager);
+}
+
 /** The lifecycle of sandboxes: create, exec, sync, destroy, gc. */
 export class Manager implements AsyncDisposable {
-  /** The journal of records. */
-  readonly journal: Journal;
-  /** The registered extensions. */
-  readonly registry: ExtensionRegistry;
+  // Private so that mod.ts does not publish the journal and the registry; the SDK's own modules
+  // (run_sandbox.ts) reach them through managerInternals().
+  #journal: Journal;
+  #registry: ExtensionRegistry;
   /** Profile directories, searched in order. */
   readonly profilePath: readonly string[];
   #logger: Logger;
@@ -175,14 +196,18 @@ export class Manager implements AsyncDisposable {
   #extensions = new Map<string, SandboxExtension<unknown>>();
   #warned = new Set<string>();
 
+  static {
+    internals = (manager) => ({ journal: manager.#journal, registry: manager.#registry });
+  }
+
   private constructor(
     journal: Journal,
     registry: ExtensionRegistry,
     profilePath: readonly string[],
     options: ManagerOptions,
   ) {
-    this.journal = journal;
-    this.registry = registry;
+    this.#journal = journal;
+    this.#registry = registry;
     this.profilePath = profilePath;
     this.#logger = options.logger ?? silentLogger;
     this.#acceptNewHostKey = options.acceptNewHostKey ?? false;
@@ -208,7 +233,7 @@ export class Manager implements AsyncDisposable {
    * @returns The registry.
    */
   ports(): PortRegistry {
-    return openPortRegistry(this.journal.dir, this.#env("SANDBOXER_PORT_RANGE"));
+    return openPortRegistry(this.#journal.dir, this.#env("SANDBOXER_PORT_RANGE"));
   }
 
   /**
@@ -255,7 +280,7 @@ export class Manager implements AsyncDisposable {
     });
     let registration;
     try {
-      registration = this.registry.get(loaded.extension);
+      registration = this.#registry.get(loaded.extension);
     } catch (error) {
       if (!(error instanceof ExtensionError)) throw error;
       // Like every other profile error: the file, line and field to fix.
@@ -290,8 +315,8 @@ export class Manager implements AsyncDisposable {
     const now = new Date();
     const expiresAt = ttl === undefined ? null : new Date(now.getTime() + ttl * 1000).toISOString();
     // The heartbeat first: from the moment the record exists, its owner is visibly alive.
-    await using _heartbeat = await this.journal.heartbeat(id);
-    const recorded = await this.journal.insert({
+    await using _heartbeat = await this.#journal.heartbeat(id);
+    const recorded = await this.#journal.insert({
       id,
       status: "creating",
       profile: profile.id,
@@ -304,14 +329,14 @@ export class Manager implements AsyncDisposable {
       expires_at: expiresAt,
       step: "create",
       error: null,
-      owner: this.journal.owner,
+      owner: this.#journal.owner,
       sync: profile.sync,
       env: profile.env,
       permissions: grants === "none" ? null : grants,
       ...(options.ephemeral ? { ephemeral: true } : {}),
     });
     options.onRecorded?.(recorded);
-    this.#logger.debug(`recorded sandbox ${id} in ${this.journal.dir}`);
+    this.#logger.debug(`recorded sandbox ${id} in ${this.#journal.dir}`);
     // Every write below checks that this process still owns a `creating` record: a create that
     // was stopped past the heartbeat limit and finished by gc must not write `ready` over it.
     const creating = { expect: ["creating"] } as const;
@@ -332,22 +357,22 @@ export class Manager implements AsyncDisposable {
         id,
         config,
         profileId: profile.id,
-        stateDir: this.journal.dir,
+        stateDir: this.#journal.dir,
         expiresAt: expiresAt ?? undefined,
         signal: options.signal,
         recordHandle: async (next) => {
-          await this.journal.update(id, handleFields(next), creating);
+          await this.#journal.update(id, handleFields(next), creating);
           handle = next;
         },
         step: async (step) => {
-          await this.journal.update(id, { step }, creating);
+          await this.#journal.update(id, { step }, creating);
         },
       });
-      await this.journal.update(id, handleFields(handle), creating);
+      await this.#journal.update(id, handleFields(handle), creating);
       created = true;
       phaseDone("create");
       if (repo !== undefined) {
-        await this.journal.update(id, { step: "sync" }, creating);
+        await this.#journal.update(id, { step: "sync" }, creating);
         await this.#sync(extension, id, handle, repo, profile.sync, options);
         phaseDone("sync");
       }
@@ -355,12 +380,12 @@ export class Manager implements AsyncDisposable {
         await this.#setup(extension, id, handle, profile, options);
         phaseDone("setup");
       }
-      return await this.journal.update(id, { status: "ready", step: null }, creating);
+      return await this.#journal.update(id, { status: "ready", step: null }, creating);
     } catch (error) {
       // Taken over while this process was stopped or slow: the new owner finishes the sandbox.
       if (error instanceof OwnershipLostError) throw error;
       try {
-        await this.journal.update(id, {
+        await this.#journal.update(id, {
           status: "failed",
           error: oneLine(error),
           ...(handle ? handleFields(handle) : {}),
@@ -385,14 +410,14 @@ export class Manager implements AsyncDisposable {
   ): Promise<void> {
     try {
       // Still ours? A `destroy` may have taken the failed record over; then it removes it.
-      await this.journal.update(id, { status: "destroying" }, { expect: ["failed"] });
+      await this.#journal.update(id, { status: "destroying" }, { expect: ["failed"] });
       try {
         await extension.destroy(handle, { id });
       } catch (error) {
-        await this.journal.update(id, { status: "failed" }, { expect: ["destroying"] });
+        await this.#journal.update(id, { status: "failed" }, { expect: ["destroying"] });
         throw error;
       }
-      await this.journal.update(id, { status: "destroyed" }, { expect: ["destroying"] });
+      await this.#journal.update(id, { status: "destroyed" }, { expect: ["destroying"] });
       this.#logger.info(`rolled back the half-made sandbox ${id}`);
     } catch (error) {
       if (error instanceof OwnershipLostError) return;
@@ -424,7 +449,7 @@ export class Manager implements AsyncDisposable {
    * @throws {JournalError} when its file is corrupt (the message says what is wrong).
    */
   show(id: string): Promise<SandboxRecord> {
-    return this.journal.get(id);
+    return this.#journal.get(id);
   }
 
   /**
@@ -457,7 +482,7 @@ export class Manager implements AsyncDisposable {
    * @returns What was transferred.
    */
   async sync(id: string, options: ManagerSyncOptions = {}): Promise<SyncReport> {
-    const record = await this.journal.get(id);
+    const record = await this.#journal.get(id);
     const repo = options.repo ?? record.sync.source;
     if (repo === undefined) {
       throw new UsageError(
@@ -523,7 +548,7 @@ export class Manager implements AsyncDisposable {
     for (;;) {
       try {
         return await this.#destroy(id, async (record) => {
-          if (options.onlyOwn && record.owner?.token !== this.journal.token) {
+          if (options.onlyOwn && record.owner?.token !== this.#journal.token) {
             throw new OwnershipLostError(id, lostProblem(record));
           }
           if (!options.force) await this.#assertFree(record);
@@ -556,7 +581,7 @@ export class Manager implements AsyncDisposable {
     const now = options.now ?? new Date();
     const report: GcReport = { destroyed: [], failed: [], reaped: [] };
     // Anything destroyed sandboxes left in the state directory (locks, stale heartbeats).
-    await this.journal.prune().catch((error) => {
+    await this.#journal.prune().catch((error) => {
       this.#logger.warn(`could not tidy the state directory: ${oneLine(error)}`);
     });
     for (const listed of await this.#records()) {
@@ -585,7 +610,7 @@ export class Manager implements AsyncDisposable {
   async #reapOrphans(): Promise<string[]> {
     const live = async (id: string) => {
       try {
-        const record = await this.journal.get(id);
+        const record = await this.#journal.get(id);
         return record.status === "destroyed" ? undefined : record.handle;
       } catch (error) {
         if (error instanceof SandboxNotFoundError) return undefined;
@@ -594,12 +619,12 @@ export class Manager implements AsyncDisposable {
     };
     const reaped: string[] = [];
     // Built-ins only: a confined extension gets no access to the state directory.
-    for (const registration of this.registry.registrations.filter((r) => r.builtin)) {
+    for (const registration of this.#registry.registrations.filter((r) => r.builtin)) {
       const extension = this.#extension(registration.id);
       if (!extension.reapOrphans) continue;
       try {
         reaped.push(
-          ...await extension.reapOrphans({ stateDir: this.journal.dir, liveHandle: live }),
+          ...await extension.reapOrphans({ stateDir: this.#journal.dir, liveHandle: live }),
         );
       } catch (error) {
         this.#logger.warn(`could not reap leftovers of ${registration.id}: ${oneLine(error)}`);
@@ -682,7 +707,7 @@ export class Manager implements AsyncDisposable {
    * @returns The directory.
    */
   imagesDir(): string {
-    return imagesDir(this.journal.dir, this.#env("SANDBOXER_IMAGES"));
+    return imagesDir(this.#journal.dir, this.#env("SANDBOXER_IMAGES"));
   }
 
   /**
@@ -736,11 +761,11 @@ export class Manager implements AsyncDisposable {
     const key = `${id} ${JSON.stringify(grants)}`;
     let extension = this.#extensions.get(key);
     if (!extension) {
-      extension = this.registry.instantiate(id, {
+      extension = this.#registry.instantiate(id, {
         logger: this.#logger,
         acceptNewHostKey: this.#acceptNewHostKey,
         home: this.#home,
-        stateDir: this.journal.dir,
+        stateDir: this.#journal.dir,
       }, grants);
       this.#extensions.set(key, extension);
     }
@@ -749,7 +774,7 @@ export class Manager implements AsyncDisposable {
 
   /** What a third-party extension may touch for this profile; "none" marks a built-in. */
   #grantsFor(profile: Profile, config: unknown): ResolvedPermissions | "none" {
-    const registration = this.registry.get(profile.extension);
+    const registration = this.#registry.get(profile.extension);
     if (registration.builtin) return "none";
     const values = { ...(config as JsonObject), sync: { ...profile.sync } } as JsonObject;
     return resolvePermissions(registration.permissions, values, {
@@ -766,7 +791,7 @@ export class Manager implements AsyncDisposable {
   ): Promise<
     SandboxInUse & { extension: SandboxExtension<unknown>; handle: SandboxHandle }
   > {
-    const use = await this.journal.use(id, what, verb);
+    const use = await this.#journal.use(id, what, verb);
     const record = use.record;
     return {
       record,
@@ -790,7 +815,7 @@ export class Manager implements AsyncDisposable {
     const pin = (handle as JsonObject).host_key_fingerprint;
     // Only the pin changes, whoever owns the record: the rest of the handle is whatever the
     // journal holds now.
-    await this.journal.amend(record.id, (current) => ({
+    await this.#journal.amend(record.id, (current) => ({
       handle: current.handle ? { ...current.handle, host_key_fingerprint: pin } : current.handle,
     }));
     this.#logger.warn(
@@ -809,8 +834,8 @@ export class Manager implements AsyncDisposable {
     id: string,
     decide: (record: SandboxRecord) => Promise<"destroy" | "skip">,
   ): Promise<SandboxRecord> {
-    await using _heartbeat = await this.journal.heartbeat(id);
-    const { record, claimed } = await this.journal.claim(id, async (record) => {
+    await using _heartbeat = await this.#journal.heartbeat(id);
+    const { record, claimed } = await this.#journal.claim(id, async (record) => {
       if (record.status === "destroyed") return undefined;
       if (await decide(record) === "skip") return undefined;
       return { status: "destroying", step: "destroy" };
@@ -822,7 +847,7 @@ export class Manager implements AsyncDisposable {
         const extension = this.#extension(record.extension, record.permissions ?? "none");
         await extension.destroy(this.#withAcceptedKey(record.handle), { id });
       } catch (error) {
-        await this.journal.update(
+        await this.#journal.update(
           id,
           { status: "failed", step: "destroy", error: oneLine(error) },
           destroying,
@@ -830,7 +855,7 @@ export class Manager implements AsyncDisposable {
         throw error;
       }
     }
-    return await this.journal.update(
+    return await this.#journal.update(
       id,
       { status: "destroyed", step: null, error: null, ephemeral: false },
       destroying,
@@ -840,8 +865,8 @@ export class Manager implements AsyncDisposable {
   /** Refuse a sandbox that another live process works on or in. */
   async #assertFree(record: SandboxRecord): Promise<void> {
     const id = record.id;
-    const mine = record.owner?.token === this.journal.token;
-    if (!mine && await this.journal.ownerAlive(record)) {
+    const mine = record.owner?.token === this.#journal.token;
+    if (!mine && await this.#journal.ownerAlive(record)) {
       const who = `process ${record.owner.pid} on ${record.owner.host}`;
       if (record.status === "creating" || record.status === "destroying") {
         throw new SandboxInUseError(id, `is still ${record.status} in ${who}`);
@@ -853,7 +878,7 @@ export class Manager implements AsyncDisposable {
         );
       }
     }
-    const users = await this.journal.users(id);
+    const users = await this.#journal.users(id);
     if (users.length) {
       throw new SandboxInUseError(
         id,
@@ -867,7 +892,7 @@ export class Manager implements AsyncDisposable {
   async #gcReason(record: SandboxRecord, now: Date): Promise<string | undefined> {
     if (record.status === "destroyed") return undefined;
     const inProgress = record.status === "creating" || record.status === "destroying";
-    if ((inProgress || record.ephemeral) && await this.journal.ownerAlive(record)) {
+    if ((inProgress || record.ephemeral) && await this.#journal.ownerAlive(record)) {
       // A live creator, destroyer or run finishes (or tears down) the sandbox itself.
       return undefined;
     }
@@ -888,7 +913,7 @@ export class Manager implements AsyncDisposable {
 
   /** The journal's records; a corrupt one is reported once (file and fix) and left out. */
   async #records(): Promise<SandboxRecord[]> {
-    return await this.journal.list({
+    return await this.#journal.list({
       onCorrupt: (error: JournalError) => {
         if (this.#warned.has(error.message)) return;
         this.#warned.add(error.message);
@@ -938,7 +963,7 @@ export class Manager implements AsyncDisposable {
     options: CreateOptions,
   ): Promise<void> {
     const commands = profile.setup;
-    await this.journal.update(id, { step: "setup" });
+    await this.#journal.update(id, { step: "setup" });
     for (const command of commands) {
       options.signal?.throwIfAborted();
       this.#logger.info(`setup: ${command}`);

@@ -10,7 +10,7 @@ import { silentLogger } from "../extensions/base.ts";
 import { UsageError } from "./errors.ts";
 import type { ArtifactSpec } from "./artifacts.ts";
 import { randomId, validateId } from "./journal.ts";
-import type { Manager } from "./manager.ts";
+import { type Manager, managerInternals } from "./manager.ts";
 
 /** When to keep the sandbox instead of destroying it. */
 export type KeepPolicy = "never" | "always" | "on-failure";
@@ -84,7 +84,7 @@ export async function runInSandbox(
   let recorded = false;
   // One owner heartbeat for the whole run (setup, sync, command, artifacts, destroy): the record
   // is ephemeral, so once this process dies `gc` finishes it like a crashed create.
-  await using _heartbeat = await manager.journal.heartbeat(id);
+  await using _heartbeat = await managerInternals(manager).journal.heartbeat(id);
   try {
     await manager.create({
       profile: options.profile,
@@ -132,7 +132,7 @@ export async function runInSandbox(
     }
   } else if (recorded) {
     // A kept sandbox outlives this run: gc must not take it for the leftover of a dead run.
-    await manager.journal.update(id, { ephemeral: false }).catch((error) => {
+    await managerInternals(manager).journal.update(id, { ephemeral: false }).catch((error) => {
       logger.warn(`could not mark ${id} as kept: ${messageOf(error)}`);
     });
     logger.info(`kept sandbox ${id}; destroy it with "sandboxer destroy ${id}"`);

@@ -63,10 +63,10 @@ async function lair(
   await Deno.copyFile(`${THIEF}/ext.thief.yaml`, `${extDir}/ext.thief.yaml`);
   // Installed away from sandboxer's tree, it imports the SDK by the path sandboxer runs from.
   const code = await Deno.readTextFile(`${THIEF}/thief.ts`);
-  assert.ok(code.includes('"../../../../mod.ts"'));
+  assert.ok(code.includes('"../../../../extension.ts"'));
   await Deno.writeTextFile(
     `${extDir}/thief.ts`,
-    code.replace('"../../../../mod.ts"', JSON.stringify(`${ROOT}/mod.ts`)),
+    code.replace('"../../../../extension.ts"', JSON.stringify(`${ROOT}/extension.ts`)),
   );
   await Deno.writeTextFile(`${extDir}/loot.ts`, loot(found));
   await extra(extDir, found);

@@ -3,7 +3,8 @@
 // `creating`; before every message was checked, the first one below crashed sandboxer with a
 // stack trace (exit 1) and left the record `creating`.
 import assert from "node:assert/strict";
-import { ExtensionError, Manager } from "../../mod.ts";
+import { Manager } from "../../mod.ts";
+import { ExtensionError } from "../../errors.ts";
 import { listDir, ROOT, runSandboxer, tempDir, writeProfile } from "../helpers.ts";
 
 const FIXTURES = `${ROOT}/tests/fixtures/confined`;

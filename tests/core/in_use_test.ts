@@ -138,6 +138,7 @@ Deno.test("sync marks the sandbox in use while it transfers (SDK)", async () => 
   await using vm = await startTestVm();
   const profile = await vm.profile("p");
   const { Manager } = await import("../../mod.ts");
+  const { managerInternals } = await import("../../src/core/manager.ts");
   await using manager = await Manager.open({
     stateDir: vm.env.SANDBOXER_HOME,
     env: () => undefined,
@@ -162,6 +163,10 @@ Deno.test("sync marks the sandbox in use while it transfers (SDK)", async () => 
   });
   assert.ok(during.length > 0, "no progress reported");
   assert.ok(during.some((users) => users.includes("sync")), JSON.stringify(during));
-  assert.deepEqual(await manager.journal.users("syncing"), [], "the mark ends with the sync");
+  assert.deepEqual(
+    await managerInternals(manager).journal.users("syncing"),
+    [],
+    "the mark ends with the sync",
+  );
   await manager.destroy("syncing");
 });

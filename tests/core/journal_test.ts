@@ -1,13 +1,9 @@
 // The journal's ownership rules, heartbeats and housekeeping, on a real state directory. Two
 // Journal handles on one directory behave like two processes: each has its own owner token.
 import assert from "node:assert/strict";
-import {
-  Journal,
-  JournalError,
-  OwnershipLostError,
-  type SandboxRecord,
-  SandboxStateError,
-} from "../../mod.ts";
+import type { SandboxRecord } from "../../mod.ts";
+import { JournalError, OwnershipLostError, SandboxStateError } from "../../errors.ts";
+import { Journal } from "../../src/core/journal.ts";
 import { listDir, makeHeartbeatsStale, tempDir } from "../helpers.ts";
 
 function record(id: string, status: SandboxRecord["status"] = "creating"): SandboxRecord {

@@ -1,6 +1,6 @@
 // The code in the guides cannot drift from what runs: every ```ts block of docs/extension-sdk.md and
-// docs/sdk.md is type-checked with `deno check` (its "@sandboxer/sandboxer" import pointed at this
-// repository's mod.ts), every ```ts excerpt=FILE block appears verbatim in FILE, every
+// docs/sdk.md is type-checked with `deno check` (its "@sandboxer/sandboxer" imports pointed at this
+// repository's mod.ts, extension.ts and errors.ts), every ```ts excerpt=FILE block appears verbatim in FILE, every
 // ```yaml file=FILE block equals FILE, and the worked example itself type-checks.
 import assert from "node:assert/strict";
 import { ROOT, runProgram, tempDir } from "../helpers.ts";
@@ -35,7 +35,12 @@ for (const doc of GUIDES) {
     await using dir = await tempDir("sbx-doc-blocks-");
     const files: string[] = [];
     for (const block of standalone) {
-      const code = block.code.replaceAll(`"@sandboxer/sandboxer"`, JSON.stringify(MOD_URL));
+      const code = block.code
+        .replace(
+          /"@sandboxer\/sandboxer\/(extension|errors)"/g,
+          (_, entry) => JSON.stringify(new URL(`../../${entry}.ts`, import.meta.url).href),
+        )
+        .replaceAll(`"@sandboxer/sandboxer"`, JSON.stringify(MOD_URL));
       const file = `${dir.path}/${doc.replace(/\W/g, "_")}_line_${block.line}.ts`;
       await Deno.writeTextFile(file, code);
       files.push(file);

@@ -5,14 +5,10 @@
 // registration declares, placeholders filled from the validated profile.
 import assert from "node:assert/strict";
 import { parse, stringify } from "../../src/deps/yaml.ts";
-import {
-  type ConfigSource,
-  Manager,
-  parseRegistration,
-  SandboxerError,
-  SandboxStateError,
-  validateConfig,
-} from "../../mod.ts";
+import { type ConfigSource, Manager, SandboxerError } from "../../mod.ts";
+import { SandboxStateError } from "../../errors.ts";
+import { parseRegistration } from "../../src/config/registration.ts";
+import { validateConfig } from "../../src/config/schema.ts";
 import { listDir, ROOT, tempDir } from "../helpers.ts";
 import { startTestVm } from "../harness/test_vm.ts";
 import { DocSession, startBuildVm } from "./build_vm.ts";

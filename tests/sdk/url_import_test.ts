@@ -42,9 +42,11 @@ Deno.test("a script with no deno.json imports mod.ts by URL and creates, execs i
   await Deno.writeTextFile(
     script,
     `import { Manager } from "http://${origin}/mod.ts";
+// Not public API: the registry is read only to check where the built-ins came from.
+import { managerInternals } from "http://${origin}/src/core/manager.ts";
 
 await using manager = await Manager.open({ stateDir: ${JSON.stringify(state)} });
-const extensions = manager.registry.registrations.map((r) => [r.id, r.builtin, r.file]);
+const extensions = managerInternals(manager).registry.registrations.map((r) => [r.id, r.builtin, r.file]);
 const box = await manager.create({ profile: ${JSON.stringify(profile)} });
 const chunks: Uint8Array[] = [];
 const code = await manager.exec(box.id, ["sh", "-c", "echo hello from $(pwd)"], {

@@ -1,5 +1,6 @@
 import { Command } from "../../deps/commander.ts";
 import type { CliContext } from "../context.ts";
+import { managerInternals } from "../../core/manager.ts";
 import { json, table } from "../output.ts";
 
 /**
@@ -13,7 +14,7 @@ export function extensionsCommand(ctx: CliContext) {
     .description("List registered extensions, and report broken registrations")
     .option("--json", "print a JSON object { extensions, errors }")
     .action(async (options) => {
-      const { registry } = await ctx.manager();
+      const { registry } = managerInternals(await ctx.manager());
       if (options.json) {
         ctx.output.out(json({
           extensions: registry.registrations.map((r) => ({

@@ -529,10 +529,13 @@ export class ConfinedExtension extends SandboxExtension<unknown, SandboxHandle> 
       `permissions.${kind}: ["${what}"] in ${this.#registration.file} (only if the extension really needs it)`;
     if (loading && kind === "read") {
       const dir = this.#code?.dir;
-      if (what.endsWith("/mod.ts") && what !== SDK_PATH) {
+      const entry = SDK_ENTRIES.find((name) => what.endsWith(`/${name}`));
+      if (entry !== undefined && !SDK_PATHS.includes(what)) {
         return new ExtensionError(
           this.id,
-          `imports ${what}, which is neither in its module directory nor the SDK of the sandboxer that runs it; import the SDK from ${SDK_PATH}`,
+          `imports ${what}, which is neither in its module directory nor the SDK of the sandboxer that runs it; import the SDK from ${
+            sdkPath(entry)
+          }`,
         );
       }
       if (dir && what.startsWith(`${dir}/`)) {
@@ -578,11 +581,16 @@ async function entryUrl(): Promise<URL> {
   }
 }
 
-/** sandboxer's SDK module as the worker entry imports it. */
-const SDK_PATH = (() => {
-  const url = new URL("../../../mod.ts", import.meta.url);
+/** The SDK's entry modules (deno.json "exports"), which the worker entry imports. */
+const SDK_ENTRIES = ["mod.ts", "extension.ts", "errors.ts"];
+
+/** One SDK entry module as the worker entry imports it. */
+function sdkPath(entry: string): string {
+  const url = new URL(`../../../${entry}`, import.meta.url);
   return url.protocol === "file:" ? fileURLToPath(url) : url.href;
-})();
+}
+
+const SDK_PATHS = SDK_ENTRIES.map(sdkPath);
 
 function firstLine(text: string): string {
   const line = text.split("\n", 1)[0].trim();

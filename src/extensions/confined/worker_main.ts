@@ -7,7 +7,8 @@
  * statically visible imports of a worker's entry with the parent's
  * permission and no read check, but checks every file of a module graph
  * loaded by a specifier computed at run time against the worker's own
- * grants. So this entry statically imports sandboxer's SDK (`mod.ts`, with
+ * grants. So this entry statically imports sandboxer's SDK (`mod.ts`,
+ * `extension.ts`, `errors.ts`, with
  * the npm packages it uses) and nothing of the extension; the extension is
  * loaded by the URL the host sends, and its imports of the SDK by that same
  * URL find the modules already loaded. Any other file its code imports —
@@ -23,6 +24,8 @@
  */
 
 import "../../../mod.ts";
+import "../../../extension.ts";
+import "../../../errors.ts";
 import type { ConfigLocation } from "../../core/errors.ts";
 import type { ConfigSource } from "../../config/types.ts";
 import type { SandboxExtension } from "../base.ts";
