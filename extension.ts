@@ -12,29 +12,26 @@
  * @module
  */
 
-export { SandboxExtension, silentLogger } from "./src/extensions/base.ts";
+export { SandboxExtension } from "./src/extensions/base.ts";
+export { silentLogger } from "./src/core/types.ts";
 export type {
   CreateContext,
   DestroyContext,
-  ExecIO,
   ExtensionOptions,
-  Logger,
   OrphanReapContext,
   SandboxHandle,
   SyncOptions,
-  SyncProgress,
-  SyncReport,
 } from "./src/extensions/types.ts";
+export type { ExecIO, Logger, SyncProgress, SyncReport } from "./src/core/types.ts";
 export type {
   ConfigSchema,
   ConfigSource,
   DeclaredPermissions,
   FieldSchema,
   FieldType,
-  JsonObject,
-  JsonValue,
 } from "./src/config/types.ts";
-export type { TargetScan, WorkspaceMarker } from "./src/core/gc_target.ts";
+export type { JsonObject, JsonValue } from "./src/core/types.ts";
+export type { TargetScan, WorkspaceMarker } from "./src/extensions/types.ts";
 export type { RetryOptions } from "./src/core/async.ts";
 export { type SshHost, SshHosts, type SshHostsOptions } from "./src/extensions/ssh_hosts.ts";
 export type {

@@ -48,27 +48,22 @@ export {
   Manager,
   type ManagerOptions,
   type ManagerSyncOptions,
-} from "./src/core/manager.ts";
-export type { GcTargetOptions, GcTargetReport } from "./src/core/gc_target.ts";
+} from "./src/sandbox/manager.ts";
+export type { GcTargetOptions, GcTargetReport } from "./src/sandbox/gc_target.ts";
 export type { EnvReader } from "./src/core/paths.ts";
-export type { SandboxOwner, SandboxRecord, SandboxStatus } from "./src/core/journal.ts";
+export type { SandboxOwner, SandboxRecord, SandboxStatus } from "./src/sandbox/journal.ts";
 export type { ResolvedPermissions } from "./src/extensions/confined/permissions.ts";
-export type {
-  ConfigSource,
-  JsonObject,
-  JsonValue,
-  Profile,
-  SyncSettings,
-} from "./src/config/types.ts";
+export type { ConfigSource, Profile, SyncSettings } from "./src/config/types.ts";
+export type { JsonObject, JsonValue } from "./src/core/types.ts";
 export {
   type KeepPolicy,
   runInSandbox,
   type RunInSandboxOptions,
   type RunInSandboxResult,
-} from "./src/core/run_sandbox.ts";
-export type { ArtifactSpec } from "./src/core/artifacts.ts";
+} from "./src/sandbox/run_sandbox.ts";
+export type { ArtifactSpec } from "./src/sandbox/artifacts.ts";
 export { SandboxExtension } from "./src/extensions/base.ts";
-export type { ExecIO, Logger, SyncProgress, SyncReport } from "./src/extensions/types.ts";
+export type { ExecIO, Logger, SyncProgress, SyncReport } from "./src/core/types.ts";
 export type { PortLease, PortRange, PortRegistry } from "./src/core/ports/registry.ts";
 export type {
   CachedImage,

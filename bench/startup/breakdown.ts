@@ -20,7 +20,7 @@ await step(
   "transport (ssh.ts, known_hosts, ssh-config)",
   () => import("../../src/transport/ssh.ts"),
 );
-await step("manager (config, journal, extensions)", () => import("../../src/core/manager.ts"));
+await step("manager (config, journal, extensions)", () => import("../../src/sandbox/manager.ts"));
 await step("cli program (commands)", () => import("../../src/cli/program.ts"));
 times.total = performance.now();
 Deno.stdout.writeSync(new TextEncoder().encode(JSON.stringify(times) + "\n"));

@@ -4,4 +4,4 @@
  *
  * @module
  */
-import "../../src/core/manager.ts";
+import "../../src/sandbox/manager.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Manager } from "../core/manager.ts";
+import type { Manager } from "../sandbox/manager.ts";
 import type { Output } from "./output.ts";
 import { stderrLogger } from "./output.ts";
 
@@ -58,7 +58,7 @@ export class CliContext implements AsyncDisposable {
    */
   manager(): Promise<Manager> {
     // Loaded on first use: --help and --version never pay for YAML, ssh2 and the registry.
-    this.#manager ??= import("../core/manager.ts").then(({ Manager }) =>
+    this.#manager ??= import("../sandbox/manager.ts").then(({ Manager }) =>
       Manager.open({
         logger: this.logger,
         acceptNewHostKey: this.flags.acceptNewHostKey ?? false,

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Logger } from "../extensions/types.ts";
+import type { Logger } from "../core/types.ts";
 
 /** Where the CLI writes; injectable so commands can be tested in-process. */
 export interface Output {

@@ -7,8 +7,8 @@
  * @module
  */
 
-import type { SandboxRecord } from "../core/journal.ts";
-import type { JsonObject } from "../config/types.ts";
+import type { SandboxRecord } from "../sandbox/journal.ts";
+import type { JsonObject } from "../core/types.ts";
 import { escapeControl, table } from "./output.ts";
 import { RESERVED_ENV } from "../extensions/compose_ssh/environment.ts";
 

@@ -5,7 +5,7 @@
  */
 
 import { ConfigError, UsageError } from "../core/errors.ts";
-import type { JsonObject, JsonValue } from "./types.ts";
+import type { JsonObject, JsonValue } from "../core/types.ts";
 import { parseYamlDocument } from "./yaml_source.ts";
 
 /** The result of {@linkcode applyOverrides}. */

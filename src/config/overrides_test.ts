@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { UsageError } from "../core/errors.ts";
 import { applyOverrides } from "./overrides.ts";
-import type { JsonObject } from "./types.ts";
+import type { JsonObject } from "../core/types.ts";
 
 Deno.test("applyOverrides() reads values as YAML scalars and flow values", () => {
   const { data } = applyOverrides({}, [

@@ -11,7 +11,8 @@ import { configFilePath, type EmbeddedDir, readConfigDir, readConfigFile } from 
 import { applyOverrides } from "./overrides.ts";
 import { EXTENSION_ID_PATTERN } from "./registration.ts";
 import { describeValue, expandHome, type SharedConfigSource, validateConfig } from "./schema.ts";
-import type { ConfigSchema, JsonObject, Profile } from "./types.ts";
+import type { ConfigSchema, Profile } from "./types.ts";
+import type { JsonObject } from "../core/types.ts";
 import { parseYamlDocument, withOverrides } from "./yaml_source.ts";
 import { MAX_TTL_SECONDS } from "./duration.ts";
 

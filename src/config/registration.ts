@@ -21,8 +21,8 @@ import type {
   ConfigSource,
   DeclaredPermissions,
   ExtensionRegistration,
-  JsonValue,
 } from "./types.ts";
+import type { JsonValue } from "../core/types.ts";
 import { parseYamlDocument } from "./yaml_source.ts";
 
 /** What an extension id looks like: `ext.` then lower-case letters, digits, `-` and `_`. */

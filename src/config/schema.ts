@@ -11,14 +11,8 @@ import { dirname, isAbsolute, join } from "node:path";
 import { ConfigError } from "../core/errors.ts";
 import { didYouMean, suggestionSuffix } from "./did_you_mean.ts";
 import { formatDuration, parseDuration } from "./duration.ts";
-import type {
-  ConfigSchema,
-  ConfigSource,
-  FieldSchema,
-  FieldType,
-  JsonObject,
-  JsonValue,
-} from "./types.ts";
+import type { ConfigSchema, ConfigSource, FieldSchema, FieldType } from "./types.ts";
+import type { JsonObject, JsonValue } from "../core/types.ts";
 import { isUrlLocation } from "./files.ts";
 import { splitFieldPath } from "./yaml_source.ts";
 
@@ -85,7 +79,7 @@ const DURATION_EXAMPLES = `a duration such as 90 (seconds), "30m", "8h", "2d" or
  * @example
  * ```ts
  * import { validateConfig } from "./schema.ts";
- * import type { JsonObject } from "./types.ts";
+ * import type { JsonObject } from "../core/types.ts";
  * import { parseYamlDocument } from "./yaml_source.ts";
  * const { data, source } = parseYamlDocument("dev.yaml", "target:\n  host: build1\n");
  * const config = validateConfig(data as JsonObject, {

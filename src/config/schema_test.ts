@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { ConfigError } from "../core/errors.ts";
 import { parseRegistrationSchema, validateConfig } from "./schema.ts";
-import type { ConfigSchema, JsonObject } from "./types.ts";
+import type { ConfigSchema } from "./types.ts";
+import type { JsonObject } from "../core/types.ts";
 import { parseYamlDocument, withOverrides } from "./yaml_source.ts";
 
 const VM_SCHEMA: ConfigSchema = {

@@ -6,19 +6,8 @@
  * @module
  */
 
+import type { JsonObject, JsonValue } from "../core/types.ts";
 import type { ConfigLocation } from "../core/errors.ts";
-
-/** A JSON value, as stored in the journal and exchanged with extensions. */
-export type JsonValue =
-  | string
-  | number
-  | boolean
-  | null
-  | JsonValue[]
-  | { [key: string]: JsonValue };
-
-/** A JSON object. */
-export type JsonObject = { [key: string]: JsonValue };
 
 /** Types a configuration field may have. `path` is a string with `~/` expanded. */
 export type FieldType =

@@ -4,29 +4,21 @@
  * @module
  */
 
+import { silentLogger } from "../core/types.ts";
 import { retry, type RetryOptions, withTimeout } from "../core/async.ts";
 import { validateConfig } from "../config/schema.ts";
-import type { ConfigSchema, ConfigSource, JsonObject } from "../config/types.ts";
-import type { TargetScan, WorkspaceMarker } from "../core/gc_target.ts";
+import type { ConfigSchema, ConfigSource } from "../config/types.ts";
+import type { JsonObject } from "../core/types.ts";
+import type { TargetScan, WorkspaceMarker } from "./types.ts";
 import type {
   CreateContext,
   DestroyContext,
-  ExecIO,
   ExtensionOptions,
-  Logger,
   OrphanReapContext,
   SandboxHandle,
   SyncOptions,
-  SyncReport,
 } from "./types.ts";
-
-/** A logger that drops everything: the SDK's default. */
-export const silentLogger: Logger = {
-  debug() {},
-  info() {},
-  warn() {},
-  error() {},
-};
+import type { ExecIO, Logger, SyncReport } from "../core/types.ts";
 
 /**
  * Base class of sandbox backends. A subclass holds only what is particular to
@@ -252,3 +244,7 @@ export abstract class SandboxExtension<
     return retry(work, options);
   }
 }
+
+/** A class that extends {@linkcode SandboxExtension}. */
+// deno-lint-ignore no-explicit-any
+export type ExtensionClass = new (options?: ExtensionOptions) => SandboxExtension<any, any>;

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { ExtensionClass } from "./registry.ts";
+import type { ExtensionClass } from "./base.ts";
 import { ComposeSshExtension } from "./compose_ssh/extension.ts";
 import { VmPackerExtension } from "./vm_packer/extension.ts";
 

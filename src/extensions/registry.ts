@@ -17,10 +17,6 @@ import { ConfinedExtension } from "./confined/host.ts";
 import type { ResolvedPermissions } from "./confined/permissions.ts";
 import type { ExtensionOptions } from "./types.ts";
 
-/** A class that extends {@linkcode SandboxExtension}. */
-// deno-lint-ignore no-explicit-any
-export type ExtensionClass = new (options?: ExtensionOptions) => SandboxExtension<any, any>;
-
 /** Where registrations are read from. */
 export interface RegistryOptions {
   /** The built-in registrations; default sandboxer's own, embedded in its module graph. */

@@ -17,7 +17,7 @@ import {
   type SshRunResult,
   type SshTarget,
 } from "../transport/ssh.ts";
-import type { Logger } from "./types.ts";
+import type { Logger } from "../core/types.ts";
 
 /** Options for {@linkcode SshHosts}. */
 export interface SshHostsOptions {

@@ -4,47 +4,14 @@
  * @module
  */
 
-import type { JsonObject } from "../config/types.ts";
+import type { Logger, SyncProgress } from "../core/types.ts";
+import type { JsonObject } from "../core/types.ts";
 
 /**
  * Plain JSON an extension returns from `create` and the manager stores in the
  * journal: enough to tear the sandbox down without the profile.
  */
 export type SandboxHandle = JsonObject;
-
-/** Where log lines go. The SDK never writes to the console itself. */
-export interface Logger {
-  /** Detail useful when debugging. */
-  debug(message: string): void;
-  /** Progress a user wants to see. */
-  info(message: string): void;
-  /** Something went wrong but work continues. */
-  warn(message: string): void;
-  /** Something failed. */
-  error(message: string): void;
-}
-
-/** Streams for {@linkcode SandboxExtension.exec}. */
-export interface ExecIO {
-  /** Receives stdout chunks as they arrive. */
-  stdout?: (chunk: Uint8Array) => void;
-  /** Receives stderr chunks as they arrive. */
-  stderr?: (chunk: Uint8Array) => void;
-  /** Data for the command's stdin; closed after it is written. */
-  stdin?: Uint8Array;
-  /** Aborting it stops the command. */
-  signal?: AbortSignal;
-}
-
-/** Progress of a running sync. */
-export interface SyncProgress {
-  /** Bytes transferred so far. */
-  bytes: number;
-  /** Percent done (0-100) when known. */
-  percent?: number;
-  /** Current file, when known. */
-  file?: string;
-}
 
 /** Options for {@linkcode SandboxExtension.sync}. */
 export interface SyncOptions {
@@ -61,23 +28,6 @@ export interface SyncOptions {
   onProgress?: (progress: SyncProgress) => void;
   /** Aborting it stops the transfer. */
   signal?: AbortSignal;
-}
-
-/** What a sync did. */
-export interface SyncReport {
-  /** How the files were moved. */
-  method: "rsync" | "sftp" | "tar";
-  /** Files sent (created or updated). */
-  files: number;
-  /** Files deleted on the remote side. */
-  deleted: number;
-  /** Bytes sent. */
-  bytes: number;
-  /**
-   * A note on how the files were chosen (e.g. the source is not in a git
-   * work tree), shown after the sync succeeded so a failure stays one line.
-   */
-  notice?: string;
 }
 
 /** What {@linkcode SandboxExtension.create} is given. */
@@ -144,4 +94,36 @@ export interface OrphanReapContext {
    * live record, so whatever the extension keeps for `id` is an orphan.
    */
   liveHandle(id: string): Promise<SandboxHandle | null | undefined>;
+}
+
+/** A marked workspace found on a target. */
+export interface WorkspaceMarker {
+  /** The sandbox id (from the directory name; the marker names the same id). */
+  id: string;
+  /** `<root>/sbx-<id>`, or the tombstone `<root>/.sbx-<id>.tomb-<nonce>`. */
+  workspace: string;
+  /** The creation nonce, per the marker; null for a marker made before nonces. */
+  nonce: string | null;
+  /** A half-removed workspace (renamed for removal, then cut short). */
+  tombstone: boolean;
+  /** The profile it was made from, per the marker. */
+  profile: string | null;
+  /** `user@host` of the machine that made it, per the marker. */
+  creator: string | null;
+  /** ISO creation time, per the marker. */
+  created_at: string | null;
+  /** ISO expiry, or null for none. */
+  expires_at: string | null;
+}
+
+/** What an extension found under a target's workspace root. */
+export interface TargetScan {
+  /** `user@host:port`. */
+  target: string;
+  /** The workspace root scanned. */
+  root: string;
+  /** Workspaces with a marker that names them. */
+  markers: WorkspaceMarker[];
+  /** `sbx-*` entries that are not marked workspaces, with why; never touched. */
+  ignored: { workspace: string; reason: string }[];
 }

@@ -48,7 +48,7 @@ import {
   type SshStage,
   TimeoutError,
 } from "../core/errors.ts";
-import type { ExecIO, Logger } from "../extensions/types.ts";
+import type { ExecIO, Logger } from "../core/types.ts";
 import {
   appendKnownHost,
   fingerprintSha256,

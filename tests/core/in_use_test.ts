@@ -138,7 +138,7 @@ Deno.test("sync marks the sandbox in use while it transfers (SDK)", async () => 
   await using vm = await startTestVm();
   const profile = await vm.profile("p");
   const { Manager } = await import("../../mod.ts");
-  const { managerInternals } = await import("../../src/core/manager.ts");
+  const { managerInternals } = await import("../../src/sandbox/manager.ts");
   await using manager = await Manager.open({
     stateDir: vm.env.SANDBOXER_HOME,
     env: () => undefined,

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import type { SandboxRecord } from "../../mod.ts";
 import { JournalError, OwnershipLostError, SandboxStateError } from "../../errors.ts";
-import { Journal } from "../../src/core/journal.ts";
+import { Journal } from "../../src/sandbox/journal.ts";
 import { listDir, makeHeartbeatsStale, tempDir } from "../helpers.ts";
 
 function record(id: string, status: SandboxRecord["status"] = "creating"): SandboxRecord {

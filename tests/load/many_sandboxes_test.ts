@@ -11,7 +11,7 @@
 // MaxStartups is never reached, while over a real network the handshakes overlap.
 // (20 concurrent CLI processes against one state dir: tests/cli/cli_test.ts.)
 import assert from "node:assert/strict";
-import { Manager } from "../../src/core/manager.ts";
+import { Manager } from "../../src/sandbox/manager.ts";
 import { startNetnsHost } from "../harness/netns.ts";
 import { runSandboxer } from "../helpers.ts";
 import { faultTest } from "../faults/fault_helpers.ts";

@@ -43,7 +43,7 @@ Deno.test("a script with no deno.json imports mod.ts by URL and creates, execs i
     script,
     `import { Manager } from "http://${origin}/mod.ts";
 // Not public API: the registry is read only to check where the built-ins came from.
-import { managerInternals } from "http://${origin}/src/core/manager.ts";
+import { managerInternals } from "http://${origin}/src/sandbox/manager.ts";
 
 await using manager = await Manager.open({ stateDir: ${JSON.stringify(state)} });
 const extensions = managerInternals(manager).registry.registrations.map((r) => [r.id, r.builtin, r.file]);

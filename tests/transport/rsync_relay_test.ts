@@ -11,7 +11,7 @@ import {
   type RawExecOpener,
   rsyncRelaySupported,
   runRsyncOverConnection,
-} from "../../src/process/rsync.ts";
+} from "../../src/sync/rsync.ts";
 import { connectSsh, type SshTarget } from "../../src/transport/ssh.ts";
 import { shellQuote } from "../../src/transport/quote.ts";
 import { listRemote, ODD_NAMES, writeTree } from "./tree_fixture.ts";

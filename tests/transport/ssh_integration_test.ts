@@ -13,8 +13,8 @@ import {
   wrongKnownHostsFile,
 } from "../harness/sshd.ts";
 import { HostKeyError, PermissionError, SshError, TimeoutError } from "../../src/core/errors.ts";
-import type { Logger } from "../../src/extensions/types.ts";
-import { runRsync } from "../../src/process/rsync.ts";
+import type { Logger } from "../../src/core/types.ts";
+import { runRsync } from "../../src/sync/rsync.ts";
 import { connectSsh, isPreAuthDrop, SshPool, type SshTarget } from "../../src/transport/ssh.ts";
 import { HOSTILE_WORDS, hostileStrings } from "./hostile_strings.ts";
 import { isolatedTest, startIsolatedHost } from "../harness/isolated_host.ts";

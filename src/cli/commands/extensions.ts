@@ -1,6 +1,6 @@
 import { Command } from "../../deps/commander.ts";
 import type { CliContext } from "../context.ts";
-import { managerInternals } from "../../core/manager.ts";
+import { managerInternals } from "../../sandbox/manager.ts";
 import { json, table } from "../output.ts";
 
 /**

@@ -1,6 +1,6 @@
 import { Command } from "../../deps/commander.ts";
 import { UsageError } from "../../core/errors.ts";
-import type { GcTargetReport } from "../../core/gc_target.ts";
+import type { GcTargetReport } from "../../sandbox/gc_target.ts";
 import type { CliContext } from "../context.ts";
 import { escapeControl, json } from "../output.ts";
 import { collect } from "./create.ts";

@@ -1,4 +1,4 @@
-import type { SyncProgress } from "../../extensions/types.ts";
+import type { SyncProgress } from "../../core/types.ts";
 import { escapeControl, type Output } from "../output.ts";
 
 /**

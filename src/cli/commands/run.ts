@@ -1,5 +1,5 @@
 import { Command } from "../../deps/commander.ts";
-import { parseArtifact } from "../../core/artifacts.ts";
+import { parseArtifact } from "../../sandbox/artifacts.ts";
 import { UsageError } from "../../core/errors.ts";
 import type { CliContext } from "../context.ts";
 import { progressPrinter } from "./progress.ts";
@@ -36,7 +36,7 @@ export function runCommand(ctx: CliContext) {
         throw new UsageError("Cannot use --keep with --keep-on-failure: pick one");
       }
       const phases: string[] = [];
-      const { runInSandbox } = await import("../../core/run_sandbox.ts");
+      const { runInSandbox } = await import("../../sandbox/run_sandbox.ts");
       const result = await runInSandbox(await ctx.manager(), {
         profile: options.profile,
         command: command[0] === "--" ? command.slice(1) : command,

@@ -9,7 +9,7 @@
 
 import { ComposeError, MissingProgramError } from "../../core/errors.ts";
 import { run, type RunResult } from "../../process/run.ts";
-import type { Logger } from "../types.ts";
+import type { Logger } from "../../core/types.ts";
 
 /** Label docker compose (v1 and v2) puts on every container, network and volume of a project. */
 export const PROJECT_LABEL = "com.docker.compose.project";

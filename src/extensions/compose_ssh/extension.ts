@@ -21,7 +21,8 @@ import {
 } from "../../core/errors.ts";
 import { defaultStateDir } from "../../core/paths.ts";
 import { optionalEnv } from "../../core/permissions.ts";
-import type { ConfigSchema, ConfigSource, JsonObject } from "../../config/types.ts";
+import type { ConfigSchema, ConfigSource } from "../../config/types.ts";
+import type { JsonObject } from "../../core/types.ts";
 import { SshWorkspaceExtension } from "../ssh_workspace/extension.ts";
 import type { SshWorkspaceHandle } from "../ssh_workspace/handle.ts";
 import { workspacePath, workspaceRootProblem } from "../ssh_workspace/workspace_path.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ConfigError } from "../../core/errors.ts";
-import { Manager } from "../../core/manager.ts";
+import { Manager } from "../../sandbox/manager.ts";
 import { tempDir, writeProfile } from "../../../tests/helpers.ts";
 import type { ComposeSshConfig } from "./extension.ts";
 

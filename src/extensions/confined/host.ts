@@ -16,22 +16,11 @@ import {
   PermissionError,
   SandboxerError,
 } from "../../core/errors.ts";
-import type {
-  ConfigSchema,
-  ConfigSource,
-  ExtensionRegistration,
-  JsonObject,
-} from "../../config/types.ts";
+import type { ConfigSchema, ConfigSource, ExtensionRegistration } from "../../config/types.ts";
+import type { JsonObject } from "../../core/types.ts";
 import { SandboxExtension } from "../base.ts";
-import type {
-  CreateContext,
-  ExecIO,
-  ExtensionOptions,
-  SandboxHandle,
-  SyncOptions,
-  SyncProgress,
-  SyncReport,
-} from "../types.ts";
+import type { CreateContext, ExtensionOptions, SandboxHandle, SyncOptions } from "../types.ts";
+import type { ExecIO, SyncProgress, SyncReport } from "../../core/types.ts";
 import {
   checkFromWorker,
   checkResult,

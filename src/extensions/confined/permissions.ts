@@ -9,12 +9,8 @@
 import { dirname, isAbsolute, normalize, resolve, sep } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { ConfigError, type ConfigLocation, ExtensionError } from "../../core/errors.ts";
-import type {
-  ConfigSource,
-  DeclaredPermissions,
-  JsonObject,
-  JsonValue,
-} from "../../config/types.ts";
+import type { ConfigSource, DeclaredPermissions } from "../../config/types.ts";
+import type { JsonObject, JsonValue } from "../../core/types.ts";
 
 /** Declared permissions with every placeholder filled. */
 export type ResolvedPermissions = {

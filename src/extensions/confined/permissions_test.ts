@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { ConfigError, ExtensionError } from "../../core/errors.ts";
-import type { ConfigSource, DeclaredPermissions, JsonObject } from "../../config/types.ts";
+import type { ConfigSource, DeclaredPermissions } from "../../config/types.ts";
+import type { JsonObject } from "../../core/types.ts";
 import { extensionCode, resolvePermissions } from "./permissions.ts";
 
 const source: ConfigSource = {

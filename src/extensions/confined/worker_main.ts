@@ -29,7 +29,8 @@ import "../../../errors.ts";
 import type { ConfigLocation } from "../../core/errors.ts";
 import type { ConfigSource } from "../../config/types.ts";
 import type { SandboxExtension } from "../base.ts";
-import type { CreateContext, Logger } from "../types.ts";
+import type { CreateContext } from "../types.ts";
+import type { Logger } from "../../core/types.ts";
 import {
   type FromWorker,
   type Method,

@@ -14,25 +14,19 @@ import {
   WorkspaceError,
   WorkspaceGoneError,
 } from "../../core/errors.ts";
-import type { TargetScan, WorkspaceMarker } from "../../core/gc_target.ts";
+import type { TargetScan, WorkspaceMarker } from "../types.ts";
 import { optionalEnv } from "../../core/permissions.ts";
 import {
   type RsyncPlan,
   rsyncRelaySupported,
   runRsync,
   runRsyncOverConnection,
-} from "../../process/rsync.ts";
+} from "../../sync/rsync.ts";
 import { remoteCommand } from "../../transport/quote.ts";
 import { type SshConnection, SshPool, sshTargetKey } from "../../transport/ssh.ts";
 import { SandboxExtension } from "../base.ts";
-import type {
-  CreateContext,
-  DestroyContext,
-  ExecIO,
-  ExtensionOptions,
-  SyncOptions,
-  SyncReport,
-} from "../types.ts";
+import type { CreateContext, DestroyContext, ExtensionOptions, SyncOptions } from "../types.ts";
+import type { ExecIO, SyncReport } from "../../core/types.ts";
 import {
   handleTarget,
   splitUserHost,
@@ -53,8 +47,8 @@ import {
   WORKSPACE_RSYNC,
 } from "./remote_scripts.ts";
 import { scanMarkedWorkspaces } from "./reap.ts";
-import { sftpSync, type SftpSyncPlan } from "./sftp_sync.ts";
-import { selectFiles } from "../../process/git_selection.ts";
+import { sftpSync, type SftpSyncPlan } from "../../sync/sftp_sync.ts";
+import { selectFiles } from "../../sync/git_selection.ts";
 import { pinnedKnownHostsFile } from "../../transport/known_hosts.ts";
 import { checkNonce, checkWorkspacePath, newNonce, pathInWorkspace } from "./workspace_path.ts";
 

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { JsonObject } from "../../config/types.ts";
+import type { JsonObject } from "../../core/types.ts";
 import { PermissionError } from "../../core/errors.ts";
 import { optionalEnv } from "../../core/permissions.ts";
 import type { SshTarget } from "../../transport/ssh.ts";

@@ -14,7 +14,7 @@
  * @module
  */
 
-import type { TargetScan, WorkspaceMarker } from "../../core/gc_target.ts";
+import type { TargetScan, WorkspaceMarker } from "../types.ts";
 import { WorkspaceError } from "../../core/errors.ts";
 import type { SshConnection } from "../../transport/ssh.ts";
 import { MARKER_FILE, SCRIPT_EXIT } from "./remote_scripts.ts";

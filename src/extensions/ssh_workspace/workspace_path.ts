@@ -6,7 +6,7 @@
  * @module
  */
 
-import { validateId } from "../../core/journal.ts";
+import { validateId } from "../../core/ids.ts";
 import { WorkspaceError } from "../../core/errors.ts";
 
 /** Directories that may never be a workspace root. */

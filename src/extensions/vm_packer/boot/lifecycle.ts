@@ -8,7 +8,7 @@
  */
 
 import type { PortRegistry } from "../../../core/ports/registry.ts";
-import type { Logger } from "../../types.ts";
+import type { Logger } from "../../../core/types.ts";
 import { VmError } from "../../../core/errors.ts";
 import { runningQemu, socketAnswers, stopQemu } from "./qemu.ts";
 import { isNonce, readMarker, removeVmDir, VM_FILES } from "./vm_dir.ts";

@@ -21,7 +21,7 @@
  */
 
 import { ImageBuildError, ImageError } from "../../../core/errors.ts";
-import type { Logger } from "../../types.ts";
+import type { Logger } from "../../../core/types.ts";
 import { run } from "../../../process/run.ts";
 import { generateKeyPair } from "../../compose_ssh/keys.ts";
 import { type AccelSetting, detectAccel } from "../boot/accel.ts";

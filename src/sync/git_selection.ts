@@ -33,7 +33,7 @@
  */
 
 import { MissingProgramError, PermissionError } from "../core/errors.ts";
-import { run } from "./run.ts";
+import { run } from "../process/run.ts";
 
 /** Options for {@linkcode selectFiles}. */
 export interface SelectFilesOptions {

@@ -15,9 +15,10 @@
  * @module
  */
 
-import type { JsonObject, SyncSettings } from "../config/types.ts";
+import { ID_PATTERN, validateId } from "../core/ids.ts";
+import type { JsonObject } from "../core/types.ts";
+import type { SyncSettings } from "../config/types.ts";
 import {
-  InvalidIdError,
   JournalError,
   localFileErrorFrom,
   OwnershipLostError,
@@ -25,8 +26,8 @@ import {
   SandboxNotFoundError,
   SandboxStateError,
   StateDirError,
-} from "./errors.ts";
-import { mapPermissionError } from "./permissions.ts";
+} from "../core/errors.ts";
+import { mapPermissionError } from "../core/permissions.ts";
 import type { ResolvedPermissions } from "../extensions/confined/permissions.ts";
 
 /** Lifecycle states: `creating → ready → destroying → destroyed`, or `failed` from any step. */
@@ -107,35 +108,8 @@ const HEARTBEAT_INTERVAL_MS = 1000;
 /** A heartbeat older than this means its process died (or is stopped). */
 export const HEARTBEAT_STALE_MS = 4000;
 
-const ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 /** `<id>.<token>.alive` (an owner at work) and `<id>.<token>.inuse` (a user of the sandbox). */
 const BEAT_FILE = /^([a-z0-9][a-z0-9-]{0,62})\.([0-9a-f]{16,64})\.(alive|inuse)$/;
-
-/**
- * Check a sandbox id.
- *
- * @param id The id to check.
- * @returns The id.
- * @throws {InvalidIdError} when it is not `[a-z0-9][a-z0-9-]{0,62}`.
- */
-export function validateId(id: string): string {
-  if (!ID_PATTERN.test(id)) throw new InvalidIdError(id);
-  return id;
-}
-
-/**
- * A random id: 10 characters of `[a-z0-9]`, starting with a letter.
- *
- * @returns A fresh id.
- */
-export function randomId(): string {
-  const letters = "abcdefghijklmnopqrstuvwxyz";
-  const alphabet = letters + "0123456789";
-  const bytes = crypto.getRandomValues(new Uint8Array(10));
-  let id = letters[bytes[0] % letters.length];
-  for (const byte of bytes.slice(1)) id += alphabet[byte % alphabet.length];
-  return id;
-}
 
 /** Options for the {@linkcode Journal} constructor. */
 export interface JournalOptions {

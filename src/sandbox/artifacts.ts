@@ -4,7 +4,7 @@
  * @module
  */
 
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../core/errors.ts";
 
 /** One artifact to copy back: a path in the workspace and a local directory. */
 export interface ArtifactSpec {

@@ -5,11 +5,11 @@
  * @module
  */
 
-import type { ExecIO, Logger, SyncProgress } from "../extensions/types.ts";
-import { silentLogger } from "../extensions/base.ts";
-import { UsageError } from "./errors.ts";
+import type { ExecIO, Logger, SyncProgress } from "../core/types.ts";
+import { silentLogger } from "../core/types.ts";
+import { UsageError } from "../core/errors.ts";
 import type { ArtifactSpec } from "./artifacts.ts";
-import { randomId, validateId } from "./journal.ts";
+import { randomId, validateId } from "../core/ids.ts";
 import { type Manager, managerInternals } from "./manager.ts";
 
 /** When to keep the sandbox instead of destroying it. */

@@ -9,7 +9,7 @@ import {
 } from "../../tests/harness/git_corpus.ts";
 import { literalRule, selectFiles } from "./git_selection.ts";
 import { rsyncFilterArgs } from "./rsync.ts";
-import { run } from "./run.ts";
+import { run } from "../process/run.ts";
 
 const text = new TextDecoder();
 const bytes = (s: string) => new TextEncoder().encode(s);

@@ -26,11 +26,11 @@
  * @module
  */
 
-import { CommandFailedError, SftpSyncError } from "../../core/errors.ts";
-import { rsyncFilterArgs } from "../../process/rsync.ts";
-import { run } from "../../process/run.ts";
-import type { SftpSession, SftpStat } from "../../transport/ssh.ts";
-import type { Logger, SyncProgress, SyncReport } from "../types.ts";
+import { CommandFailedError, SftpSyncError } from "../core/errors.ts";
+import { rsyncFilterArgs } from "./rsync.ts";
+import { run } from "../process/run.ts";
+import type { SftpSession, SftpStat } from "../transport/ssh.ts";
+import type { Logger, SyncProgress, SyncReport } from "../core/types.ts";
 
 /** What to sync over SFTP. */
 export interface SftpSyncPlan {

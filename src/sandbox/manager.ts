@@ -9,17 +9,13 @@
 
 import { listProfiles, loadProfile, profileSearchPath } from "../config/profile.ts";
 import { formatDuration } from "../config/duration.ts";
-import type { JsonObject, Profile, SyncSettings } from "../config/types.ts";
+import type { JsonObject } from "../core/types.ts";
+import type { Profile, SyncSettings } from "../config/types.ts";
 import type { SandboxExtension } from "../extensions/base.ts";
-import { silentLogger } from "../extensions/base.ts";
+import { silentLogger } from "../core/types.ts";
 import { ExtensionRegistry } from "../extensions/registry.ts";
-import type {
-  ExecIO,
-  Logger,
-  SandboxHandle,
-  SyncProgress,
-  SyncReport,
-} from "../extensions/types.ts";
+import type { ExecIO, Logger, SyncProgress, SyncReport } from "../core/types.ts";
+import type { SandboxHandle } from "../extensions/types.ts";
 import {
   ConfigError,
   ExtensionError,
@@ -30,19 +26,13 @@ import {
   SandboxNotFoundError,
   SetupFailedError,
   UsageError,
-} from "./errors.ts";
-import {
-  Journal,
-  randomId,
-  type SandboxInUse,
-  type SandboxRecord,
-  type SandboxUse,
-  validateId,
-} from "./journal.ts";
+} from "../core/errors.ts";
+import { Journal, type SandboxInUse, type SandboxRecord, type SandboxUse } from "./journal.ts";
+import { randomId, validateId } from "../core/ids.ts";
 import { gcTarget, type GcTargetOptions, type GcTargetReport } from "./gc_target.ts";
-import { defaultStateDir, type EnvReader, splitPathList } from "./paths.ts";
+import { defaultStateDir, type EnvReader, splitPathList } from "../core/paths.ts";
 import { BUILTIN_PROFILES_DIR } from "../config/builtin_files.ts";
-import { openPortRegistry, type PortRegistry } from "./ports/registry.ts";
+import { openPortRegistry, type PortRegistry } from "../core/ports/registry.ts";
 import {
   type CachedImage,
   imagesDir,
@@ -51,7 +41,7 @@ import {
 } from "../extensions/vm_packer/image/cache.ts";
 import { buildImage } from "../extensions/vm_packer/image/packer.ts";
 import { type VmPackerConfig, VmPackerExtension } from "../extensions/vm_packer/extension.ts";
-import { optionalEnv } from "./permissions.ts";
+import { optionalEnv } from "../core/permissions.ts";
 import {
   type ResolvedPermissions,
   resolvePermissions,

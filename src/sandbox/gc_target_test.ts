@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { gcTarget, type TargetScan, type WorkspaceMarker } from "./gc_target.ts";
+import { gcTarget } from "./gc_target.ts";
+import type { TargetScan, WorkspaceMarker } from "../extensions/types.ts";
 import type { SandboxRecord } from "./journal.ts";
 
 const NOW = new Date("2030-01-01T12:00:00.000Z");

@@ -12,7 +12,7 @@
 
 import SSHConfig from "../deps/ssh_config.ts";
 import { ConfigError, PermissionError } from "../core/errors.ts";
-import { readConfigFile } from "../config/files.ts";
+import { readConfigFile } from "./files.ts";
 
 /** The settings sandboxer takes from an ssh config file; absent ones are unset. */
 export interface ResolvedSshConfig {

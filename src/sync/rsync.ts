@@ -32,12 +32,12 @@ import {
   SshError,
   WorkspaceError,
 } from "../core/errors.ts";
-import type { Logger, SyncProgress, SyncReport } from "../extensions/types.ts";
+import type { Logger, SyncProgress, SyncReport } from "../core/types.ts";
 import { retry } from "../core/async.ts";
 import { shellQuote } from "../transport/quote.ts";
 import type { RawExecChannel, RawExecOptions } from "../transport/ssh.ts";
-import { run, spawnPiped, terminate } from "./run.ts";
-import { signalExitCode } from "./signals.ts";
+import { run, spawnPiped, terminate } from "../process/run.ts";
+import { signalExitCode } from "../process/signals.ts";
 
 /** Where rsync connects; structurally a subset of the SSH transport's target. */
 export interface RsyncTarget {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { SandboxerError } from "../../core/errors.ts";
+import { SandboxerError } from "../core/errors.ts";
 import { parseRsyncItems, safeSegments, unescapeRsyncName } from "./sftp_sync.ts";
 
 Deno.test("parseRsyncItems() reads sends, creations, attribute changes and deletions", () => {

@@ -24,39 +24,8 @@
  * @module
  */
 
+import type { TargetScan, WorkspaceMarker } from "../extensions/types.ts";
 import type { Journal } from "./journal.ts";
-
-/** A marked workspace found on a target. */
-export interface WorkspaceMarker {
-  /** The sandbox id (from the directory name; the marker names the same id). */
-  id: string;
-  /** `<root>/sbx-<id>`, or the tombstone `<root>/.sbx-<id>.tomb-<nonce>`. */
-  workspace: string;
-  /** The creation nonce, per the marker; null for a marker made before nonces. */
-  nonce: string | null;
-  /** A half-removed workspace (renamed for removal, then cut short). */
-  tombstone: boolean;
-  /** The profile it was made from, per the marker. */
-  profile: string | null;
-  /** `user@host` of the machine that made it, per the marker. */
-  creator: string | null;
-  /** ISO creation time, per the marker. */
-  created_at: string | null;
-  /** ISO expiry, or null for none. */
-  expires_at: string | null;
-}
-
-/** What an extension found under a target's workspace root. */
-export interface TargetScan {
-  /** `user@host:port`. */
-  target: string;
-  /** The workspace root scanned. */
-  root: string;
-  /** Workspaces with a marker that names them. */
-  markers: WorkspaceMarker[];
-  /** `sbx-*` entries that are not marked workspaces, with why; never touched. */
-  ignored: { workspace: string; reason: string }[];
-}
 
 /**
  * The part of an extension `gc --target` needs: the optional

@@ -1,0 +1,37 @@
+/**
+ * Sandbox ids: the one pattern every layer checks them against, and fresh
+ * random ones.
+ *
+ * @module
+ */
+
+import { InvalidIdError } from "./errors.ts";
+
+/** What a sandbox id looks like: a lowercase letter or digit, then up to 62 of them or `-`. */
+export const ID_PATTERN: RegExp = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+/**
+ * Check a sandbox id.
+ *
+ * @param id The id to check.
+ * @returns The id.
+ * @throws {InvalidIdError} when it is not `[a-z0-9][a-z0-9-]{0,62}`.
+ */
+export function validateId(id: string): string {
+  if (!ID_PATTERN.test(id)) throw new InvalidIdError(id);
+  return id;
+}
+
+/**
+ * A random id: 10 characters of `[a-z0-9]`, starting with a letter.
+ *
+ * @returns A fresh id.
+ */
+export function randomId(): string {
+  const letters = "abcdefghijklmnopqrstuvwxyz";
+  const alphabet = letters + "0123456789";
+  const bytes = crypto.getRandomValues(new Uint8Array(10));
+  let id = letters[bytes[0] % letters.length];
+  for (const byte of bytes.slice(1)) id += alphabet[byte % alphabet.length];
+  return id;
+}

@@ -1,0 +1,78 @@
+/**
+ * Types every layer shares: JSON values, where log lines go, how a command's
+ * streams are wired, and what a sync reports. They live at the bottom so that
+ * process/, transport/ and sync/ need nothing from the layers above them.
+ *
+ * @module
+ */
+
+/** A JSON value, as stored in the journal and exchanged with extensions. */
+export type JsonValue =
+  | string
+  | number
+  | boolean
+  | null
+  | JsonValue[]
+  | { [key: string]: JsonValue };
+
+/** A JSON object. */
+export type JsonObject = { [key: string]: JsonValue };
+
+/** Where log lines go. The SDK never writes to the console itself. */
+export interface Logger {
+  /** Detail useful when debugging. */
+  debug(message: string): void;
+  /** Progress a user wants to see. */
+  info(message: string): void;
+  /** Something went wrong but work continues. */
+  warn(message: string): void;
+  /** Something failed. */
+  error(message: string): void;
+}
+
+/** A logger that drops everything: the SDK's default. */
+export const silentLogger: Logger = {
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+};
+
+/** Streams for `SandboxExtension.exec`. */
+export interface ExecIO {
+  /** Receives stdout chunks as they arrive. */
+  stdout?: (chunk: Uint8Array) => void;
+  /** Receives stderr chunks as they arrive. */
+  stderr?: (chunk: Uint8Array) => void;
+  /** Data for the command's stdin; closed after it is written. */
+  stdin?: Uint8Array;
+  /** Aborting it stops the command. */
+  signal?: AbortSignal;
+}
+
+/** Progress of a running sync. */
+export interface SyncProgress {
+  /** Bytes transferred so far. */
+  bytes: number;
+  /** Percent done (0-100) when known. */
+  percent?: number;
+  /** Current file, when known. */
+  file?: string;
+}
+
+/** What a sync did. */
+export interface SyncReport {
+  /** How the files were moved. */
+  method: "rsync" | "sftp" | "tar";
+  /** Files sent (created or updated). */
+  files: number;
+  /** Files deleted on the remote side. */
+  deleted: number;
+  /** Bytes sent. */
+  bytes: number;
+  /**
+   * A note on how the files were chosen (e.g. the source is not in a git
+   * work tree), shown after the sync succeeded so a failure stays one line.
+   */
+  notice?: string;
+}
