@@ -7,6 +7,7 @@ import { dirname } from "node:path";
 import {
   denoDir,
   denoNetworkEnv,
+  listDir,
   ROOT,
   runProgram,
   sandboxerTaskArgv,
@@ -62,15 +63,19 @@ Deno.test("README install: the task's flags, works from anywhere, --repo . is th
   assert.equal(created.code, 0, created.stderr);
   assert.doesNotMatch(created.stderr, /Warning|Ignored build scripts|Info/);
   const record = JSON.parse(created.stdout);
-  const files = [...Deno.readDirSync(record.workspace)].map((e) => e.name).sort();
-  assert.deepEqual(files, [".sandboxer.json", "only-here.txt"], "the caller's directory");
+  assert.deepEqual(
+    await listDir(record.workspace),
+    [".sandboxer.json", "only-here.txt"],
+    "the caller's directory",
+  );
   const destroyed = await run("destroy", record.id);
   assert.equal(destroyed.code, 0, destroyed.stderr);
 
   const uninstall = await runScript("deno uninstall -g sandboxer", { cwd: ROOT, env });
   assert.equal(uninstall.code, 0, uninstall.stderr);
   assert.deepEqual(
-    [...Deno.readDirSync(`${root.path}/bin`)].filter((e) => !e.name.startsWith(".")),
+    (await listDir(`${root.path}/bin`)).filter((name) => !name.startsWith(".")),
     [],
+    "uninstalled",
   );
 });
