@@ -8,7 +8,7 @@ import { type Block, fencedBlocks, readDoc } from "./markdown.ts";
 
 /** The tests that run (or type-check) each doc's ts and sh blocks; each names its doc. */
 const RUNNERS: Readonly<Record<string, readonly string[]>> = {
-  "README.md": ["tests/docs/usage_test.ts", "tests/demo_test.ts"],
+  "README.md": ["tests/docs/usage_test.ts", "tests/demo_test.ts", "tests/install/install_test.ts"],
   "docs/compose-ssh.md": ["tests/compose/compose_test.ts"],
   "docs/extension-sdk.md": [
     "tests/docs/code_blocks_test.ts",
