@@ -4,8 +4,14 @@
  * @module
  */
 
+import {
+  type ErrorCode,
+  errorText,
+  localFileErrorFrom,
+  SandboxerError,
+  UsageError,
+} from "../core/errors.ts";
 import { Command, CommanderError } from "../deps/commander.ts";
-import { type ErrorCode, localFileErrorFrom, SandboxerError, UsageError } from "../core/errors.ts";
 import { permissionErrorFrom } from "../core/permissions.ts";
 import { CliContext } from "./context.ts";
 import { escapeControl, json as jsonText, type Output } from "./output.ts";
@@ -194,7 +200,7 @@ export function reportError(
     if (debug) printDebug(error, output);
     return error instanceof UsageError ? EXIT_USAGE : EXIT_FAILURE;
   }
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorText(error);
   asJson("INTERNAL", message.split("\n")[0]);
   output.err(
     `sandboxer: internal error: ${escapeControl(message.split("\n")[0])}${

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { optionalEnv } from "../core/permissions.ts";
 import { basename, isAbsolute, join } from "node:path";
 import { ConfigError, PermissionError, ProfileNotFoundError } from "../core/errors.ts";
 import { configFilePath, type EmbeddedDir, readConfigDir, readConfigFile } from "./files.ts";
@@ -339,6 +340,5 @@ export async function listProfiles(
 }
 
 function readHome(): string | undefined {
-  const { state } = Deno.permissions.querySync({ name: "env", variable: "HOME" });
-  return state === "granted" ? Deno.env.get("HOME") : undefined;
+  return optionalEnv("HOME");
 }

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { optionalEnv } from "../core/permissions.ts";
 import { dirname, isAbsolute, join } from "node:path";
 import { ConfigError } from "../core/errors.ts";
 import { didYouMean, suggestionSuffix } from "./did_you_mean.ts";
@@ -585,8 +586,7 @@ function placeholder(field: FieldSchema): string {
 }
 
 function readHome(): string | undefined {
-  const { state } = Deno.permissions.querySync({ name: "env", variable: "HOME" });
-  return state === "granted" ? Deno.env.get("HOME") : undefined;
+  return optionalEnv("HOME");
 }
 
 /**

@@ -79,3 +79,52 @@ export async function retry<T>(
     }
   }
 }
+
+/** A counting semaphore whose waiters can give up through a signal. */
+export class Semaphore {
+  #free: number;
+  #waiters: (() => void)[] = [];
+
+  /**
+   * A semaphore with `size` permits.
+   *
+   * @param size How many holders at once.
+   */
+  constructor(size: number) {
+    this.#free = size;
+  }
+
+  /**
+   * Wait for a permit.
+   *
+   * @param signal Gives up waiting (rejects with its reason).
+   * @returns The release function; calling it twice releases once.
+   */
+  async acquire(signal?: AbortSignal): Promise<() => void> {
+    signal?.throwIfAborted();
+    if (this.#free > 0) {
+      this.#free--;
+    } else {
+      await new Promise<void>((resolve, reject) => {
+        const wake = () => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        };
+        const onAbort = () => {
+          this.#waiters.splice(this.#waiters.indexOf(wake), 1);
+          reject(signal?.reason);
+        };
+        this.#waiters.push(wake);
+        signal?.addEventListener("abort", onAbort, { once: true });
+      });
+    }
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.#waiters.shift();
+      if (next) next();
+      else this.#free++;
+    };
+  }
+}

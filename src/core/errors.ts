@@ -1243,3 +1243,13 @@ export class BootTimeoutError extends SandboxerError {
     this.consoleTail = consoleTail;
   }
 }
+
+/**
+ * The message of anything thrown: an Error's message, or the value as text.
+ *
+ * @param error What was thrown.
+ * @returns One string to show or wrap.
+ */
+export function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

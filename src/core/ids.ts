@@ -7,8 +7,15 @@
 
 import { InvalidIdError } from "./errors.ts";
 
-/** What a sandbox id looks like: a lowercase letter or digit, then up to 62 of them or `-`. */
-export const ID_PATTERN: RegExp = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/**
+ * A sandbox id as regular-expression source, for patterns that embed one
+ * (`sbx-<id>` directories, heartbeat files): a lowercase letter or digit, then
+ * up to 62 of them or `-`.
+ */
+export const ID_SOURCE = "[a-z0-9][a-z0-9-]{0,62}";
+
+/** A whole sandbox id. */
+export const ID_PATTERN: RegExp = new RegExp(`^${ID_SOURCE}$`);
 
 /**
  * Check a sandbox id.

@@ -63,3 +63,22 @@ export function optionalEnv(name: string): string | undefined {
   const { state } = Deno.permissions.querySync({ name: "env", variable: name });
   return state === "granted" ? Deno.env.get(name) : undefined;
 }
+
+/**
+ * Who and where this process runs, as recorded for people (a record's owner,
+ * a workspace marker's creator); "unknown" for what may not be read.
+ *
+ * @param env Reads `USER`; by default without prompting.
+ * @returns The host name and the user name.
+ */
+export function currentIdentity(
+  env: (name: string) => string | undefined = optionalEnv,
+): { host: string; user: string } {
+  let host = "unknown";
+  try {
+    host = Deno.hostname();
+  } catch {
+    // hostname needs --allow-sys=hostname; the record then says "unknown".
+  }
+  return { host, user: env("USER") ?? "unknown" };
+}

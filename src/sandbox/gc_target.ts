@@ -24,6 +24,7 @@
  * @module
  */
 
+import { errorText } from "../core/errors.ts";
 import type { TargetScan, WorkspaceMarker } from "../extensions/types.ts";
 import type { Journal } from "./journal.ts";
 
@@ -145,7 +146,7 @@ async function remove<Config>(
     await input.extension.removeMarkedWorkspace(input.config, marker, { signal: input.signal });
     report.removed.push({ ...marker, reason });
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
+    const message = errorText(error);
     report.failed.push({ ...marker, reason, error: message.split("\n")[0] });
   }
 }

@@ -15,7 +15,7 @@
  * @module
  */
 
-import { ID_PATTERN, validateId } from "../core/ids.ts";
+import { ID_PATTERN, ID_SOURCE, validateId } from "../core/ids.ts";
 import type { JsonObject } from "../core/types.ts";
 import type { SyncSettings } from "../config/types.ts";
 import {
@@ -109,7 +109,7 @@ const HEARTBEAT_INTERVAL_MS = 1000;
 export const HEARTBEAT_STALE_MS = 4000;
 
 /** `<id>.<token>.alive` (an owner at work) and `<id>.<token>.inuse` (a user of the sandbox). */
-const BEAT_FILE = /^([a-z0-9][a-z0-9-]{0,62})\.([0-9a-f]{16,64})\.(alive|inuse)$/;
+const BEAT_FILE = new RegExp(`^(${ID_SOURCE})\\.([0-9a-f]{16,64})\\.(alive|inuse)$`);
 
 /** Options for the {@linkcode Journal} constructor. */
 export interface JournalOptions {

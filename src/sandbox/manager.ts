@@ -18,6 +18,7 @@ import type { ExecIO, Logger, SyncProgress, SyncReport } from "../core/types.ts"
 import type { SandboxHandle } from "../extensions/types.ts";
 import {
   ConfigError,
+  errorText,
   ExtensionError,
   ImageError,
   type JournalError,
@@ -41,7 +42,7 @@ import {
 } from "../extensions/vm_packer/image/cache.ts";
 import { buildImage } from "../extensions/vm_packer/image/packer.ts";
 import { type VmPackerConfig, VmPackerExtension } from "../extensions/vm_packer/extension.ts";
-import { optionalEnv } from "../core/permissions.ts";
+import { currentIdentity, optionalEnv } from "../core/permissions.ts";
 import {
   type ResolvedPermissions,
   resolvePermissions,
@@ -993,17 +994,6 @@ async function assertDirectory(path: string, flag: string): Promise<void> {
   if (!info.isDirectory) throw new UsageError(`Cannot use ${flag} ${path}: not a directory`);
 }
 
-/** Host and user recorded as a record's owner (for people; liveness is the heartbeat's job). */
-function currentIdentity(env: EnvReader): { host: string; user: string } {
-  let host = "unknown";
-  try {
-    host = Deno.hostname();
-  } catch {
-    // hostname needs --allow-sys=hostname; the record then says "unknown".
-  }
-  return { host, user: env("USER") ?? "unknown" };
-}
-
 /** How often `destroy --wait` looks again. */
 const WAIT_POLL_MS = 200;
 
@@ -1061,6 +1051,6 @@ function withRepo(
 }
 
 function oneLine(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorText(error);
   return message.split("\n")[0];
 }

@@ -7,7 +7,7 @@
 
 import type { ExecIO, Logger, SyncProgress } from "../core/types.ts";
 import { silentLogger } from "../core/types.ts";
-import { UsageError } from "../core/errors.ts";
+import { errorText, UsageError } from "../core/errors.ts";
 import type { ArtifactSpec } from "./artifacts.ts";
 import { randomId, validateId } from "../core/ids.ts";
 import { type Manager, managerInternals } from "./manager.ts";
@@ -107,7 +107,7 @@ export async function runInSandbox(
         await manager.fetch(id, artifact.remote, artifact.local, { signal: options.signal });
       } catch (error) {
         // A failed command often leaves no artifacts; that must not hide its exit code.
-        if (exitCode !== 0) logger.warn(`artifact ${artifact.remote}: ${messageOf(error)}`);
+        if (exitCode !== 0) logger.warn(`artifact ${artifact.remote}: ${errorText(error)}`);
         else throw error;
       }
     }
@@ -127,13 +127,13 @@ export async function runInSandbox(
     } catch (error) {
       if (failure === undefined) failure = error;
       else {logger.error(
-          `could not destroy ${id}: ${messageOf(error)}; run "sandboxer destroy ${id}"`,
+          `could not destroy ${id}: ${errorText(error)}; run "sandboxer destroy ${id}"`,
         );}
     }
   } else if (recorded) {
     // A kept sandbox outlives this run: gc must not take it for the leftover of a dead run.
     await managerInternals(manager).journal.update(id, { ephemeral: false }).catch((error) => {
-      logger.warn(`could not mark ${id} as kept: ${messageOf(error)}`);
+      logger.warn(`could not mark ${id} as kept: ${errorText(error)}`);
     });
     logger.info(`kept sandbox ${id}; destroy it with "sandboxer destroy ${id}"`);
   }
@@ -152,8 +152,4 @@ function timer(onPhase?: (phase: string, ms: number) => void) {
       started = performance.now();
     },
   };
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -26,7 +26,7 @@
  * @module
  */
 
-import { CommandFailedError, SftpSyncError } from "../core/errors.ts";
+import { CommandFailedError, errorText, SftpSyncError } from "../core/errors.ts";
 import { rsyncFilterArgs } from "./rsync.ts";
 import { run } from "../process/run.ts";
 import type { SftpSession, SftpStat } from "../transport/ssh.ts";
@@ -553,8 +553,4 @@ class SftpSync {
   #local(path: string): string {
     return path === "" ? this.#source : `${this.#source}/${path}`;
   }
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -40,8 +40,9 @@ import ssh2, {
   type SFTPWrapper,
   type Stats,
 } from "../deps/ssh2.ts";
-import { retry } from "../core/async.ts";
+import { retry, Semaphore } from "../core/async.ts";
 import {
+  errorText,
   HostKeyError,
   PermissionError,
   SshError,
@@ -260,44 +261,6 @@ export function isPreAuthDrop(error: unknown): boolean {
   return typeof error === "object" && error !== null && preAuthDrops.has(error);
 }
 
-/** A counting semaphore whose waiters can give up through a signal. */
-class Semaphore {
-  #free: number;
-  #waiters: (() => void)[] = [];
-
-  constructor(size: number) {
-    this.#free = size;
-  }
-
-  async acquire(signal?: AbortSignal): Promise<() => void> {
-    signal?.throwIfAborted();
-    if (this.#free > 0) {
-      this.#free--;
-    } else {
-      await new Promise<void>((resolve, reject) => {
-        const wake = () => {
-          signal?.removeEventListener("abort", onAbort);
-          resolve();
-        };
-        const onAbort = () => {
-          this.#waiters.splice(this.#waiters.indexOf(wake), 1);
-          reject(signal?.reason);
-        };
-        this.#waiters.push(wake);
-        signal?.addEventListener("abort", onAbort, { once: true });
-      });
-    }
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const next = this.#waiters.shift();
-      if (next) next();
-      else this.#free++;
-    };
-  }
-}
-
 function describe(target: SshTarget): string {
   return `${target.user}@${target.host}:${target.port}`;
 }
@@ -310,10 +273,6 @@ function errorCode(error: unknown): string | undefined {
 function errorLevel(error: unknown): string | undefined {
   const level = (error as { level?: unknown } | null)?.level;
   return typeof level === "string" ? level : undefined;
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 function isNotCapable(error: unknown): boolean {
@@ -336,7 +295,7 @@ function preAuthDrop(target: SshTarget, detail: string, cause?: unknown): SshErr
 function mapConnectError(error: unknown, target: SshTarget, timeoutMs: number): Error {
   const where = describe(target);
   const code = errorCode(error);
-  const message = errorMessage(error);
+  const message = errorText(error);
   if (isNotCapable(error)) {
     const level = errorLevel(error);
     if (level === "agent" && target.agent) {
@@ -567,7 +526,7 @@ class Ssh2SftpSession implements SftpSession {
       fn((error, value) => {
         if (error) {
           reject(
-            new SshError(this.#where, "sftp", `cannot ${op} ${path}: ${errorMessage(error)}`, {
+            new SshError(this.#where, "sftp", `cannot ${op} ${path}: ${errorText(error)}`, {
               cause: error,
             }),
           );
@@ -711,7 +670,7 @@ export class SshConnection implements AsyncDisposable {
     this.#ownedJump = ownedJump;
     this.#logger = logger;
     client.on("error", (error: unknown) => {
-      this.#closeReason = errorMessage(error);
+      this.#closeReason = errorText(error);
       logger?.debug(`ssh ${describe(target)}: ${this.#closeReason}`);
     });
     this.#closedPromise = new Promise<void>((resolve) => {
@@ -951,7 +910,7 @@ export class SshConnection implements AsyncDisposable {
               describe(this.target),
               "connect",
               `cannot tunnel to ${host}:${port} (${
-                errorMessage(error)
+                errorText(error)
               }); check the jump host allows TCP forwarding and reaches the target`,
               { cause: error },
             ),
@@ -1007,7 +966,7 @@ export class SshConnection implements AsyncDisposable {
                 this.#closed
                   ? `the connection was lost before the ${stage} started (${this.#closeReason}); check the network and run it again`
                   : `cannot open a channel (${
-                    errorMessage(error)
+                    errorText(error)
                   }); the server may limit sessions (MaxSessions) or the subsystem`,
                 { cause: error },
               ),
@@ -1083,7 +1042,7 @@ export class SshConnection implements AsyncDisposable {
       channel.stderr.on("data", (chunk: Buffer) => io.stderr?.(new Uint8Array(chunk)));
       channel.on("error", (error: unknown) => {
         settle(
-          new SshError(describe(this.target), "exec", `${program}: ${errorMessage(error)}`, {
+          new SshError(describe(this.target), "exec", `${program}: ${errorText(error)}`, {
             cause: error,
           }),
         );
@@ -1226,7 +1185,7 @@ export class SshConnection implements AsyncDisposable {
       code = typeof exitCode === "number" ? exitCode : signalExitCode(exitSignal ?? "");
     });
     channel.on("error", (error: unknown) => {
-      failure ??= new SshError(describe(this.target), "exec", errorMessage(error), {
+      failure ??= new SshError(describe(this.target), "exec", errorText(error), {
         cause: error,
       });
     });

@@ -10,15 +10,17 @@
  * @module
  */
 
-import { dirname, resolve } from "node:path";
+import { ID_SOURCE } from "../../core/ids.ts";
 import {
   ComposeError,
   ConfigError,
+  errorText,
   HostKeyError,
   ServiceNotReadyError,
   SshError,
   TimeoutError,
 } from "../../core/errors.ts";
+import { dirname, resolve } from "node:path";
 import { defaultStateDir } from "../../core/paths.ts";
 import { optionalEnv } from "../../core/permissions.ts";
 import type { ConfigSchema, ConfigSource } from "../../config/types.ts";
@@ -63,7 +65,7 @@ const LOG_TAIL_LINES = 12;
 const REMOVE_WORKSPACE_TIMEOUT_MS = 5_000;
 /** Bound on the `docker ps` that explains a refused SSH connection. */
 const REFUSED_PROBE_TIMEOUT_MS = 10_000;
-const PROJECT_PATTERN = /^sbx-([a-z0-9][a-z0-9-]{0,62})$/;
+const PROJECT_PATTERN = new RegExp(`^sbx-(${ID_SOURCE})$`);
 
 /** A profile's configuration for `ext.compose-ssh`, after validation. */
 export interface ComposeSshConfig {
@@ -345,7 +347,7 @@ export class ComposeSshExtension extends SshWorkspaceExtension<ComposeSshConfig,
         }
       } catch (error) {
         // A missing compose program and the like: the sweep still removes everything.
-        this.logger.debug(`compose down could not run: ${message(error)}`);
+        this.logger.debug(`compose down could not run: ${errorText(error)}`);
       }
     }
     const swept = await sweepProject(env, handle.project);
@@ -371,7 +373,7 @@ export class ComposeSshExtension extends SshWorkspaceExtension<ComposeSshConfig,
           dockerDaemonName(handle.docker_host)
         } does not answer either (stopped?); start it (e.g. systemctl start docker), then ${replace}`;
       }
-      this.logger.debug(`docker ps for ${handle.project} failed: ${message(error)}`);
+      this.logger.debug(`docker ps for ${handle.project} failed: ${errorText(error)}`);
       return `connection refused: ${service} does not answer SSH on port ${handle.ssh_port}; check its container with "docker ps -a --filter label=${PROJECT_LABEL}=${handle.project}"`;
     }
     if (containers.length === 0) {
@@ -538,7 +540,7 @@ export class ComposeSshExtension extends SshWorkspaceExtension<ComposeSshConfig,
         () => this.removeWorkspace(quick, id),
       );
     } catch (error) {
-      this.logger.debug(`left ${handle.workspace} to compose down: ${message(error)}`);
+      this.logger.debug(`left ${handle.workspace} to compose down: ${errorText(error)}`);
     }
   }
 }
@@ -567,7 +569,7 @@ function brief(error: unknown): string {
   if (error === undefined) return "no attempt finished";
   // An SshError's fix names vm-packer's fields (target.port …): keep only its problem.
   if (error instanceof SshError) return error.problem;
-  return message(error).split(";")[0].trim();
+  return errorText(error).split(";")[0].trim();
 }
 
 function readyHint(error: unknown): string {
@@ -616,8 +618,4 @@ function delay(ms: number): Promise<void> {
 function errorCode(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null | undefined)?.code;
   return typeof code === "string" ? code : undefined;
-}
-
-function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { ID_PATTERN } from "../../core/ids.ts";
 import { Buffer } from "node:buffer";
 import { ComposeError } from "../../core/errors.ts";
 import { run } from "../../process/run.ts";
@@ -171,5 +172,5 @@ export async function makeKeyDir(dir: string): Promise<void> {
  */
 export function isKeyDirOf(dir: string, id: string): boolean {
   return dir.startsWith("/") && !/(^|\/)\.\.?(\/|$)/.test(dir) && dir.endsWith(`/keys/${id}`) &&
-    /^[a-z0-9][a-z0-9-]{0,62}$/.test(id);
+    ID_PATTERN.test(id);
 }

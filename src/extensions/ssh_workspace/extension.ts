@@ -15,7 +15,7 @@ import {
   WorkspaceGoneError,
 } from "../../core/errors.ts";
 import type { TargetScan, WorkspaceMarker } from "../types.ts";
-import { optionalEnv } from "../../core/permissions.ts";
+import { currentIdentity, optionalEnv } from "../../core/permissions.ts";
 import {
   type RsyncPlan,
   rsyncRelaySupported,
@@ -142,7 +142,7 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
       id: ctx.id,
       nonce,
       profile: ctx.profileId,
-      creator: `${optionalUser()}@${localHost()}`,
+      creator: creatorOf(currentIdentity()),
       created_at: new Date().toISOString(),
       expires_at: ctx.expiresAt ?? null,
     });
@@ -738,18 +738,6 @@ function workspaceScriptError(
   }
 }
 
-function optionalUser(): string {
-  try {
-    return Deno.env.get("USER") ?? "unknown";
-  } catch {
-    return "unknown";
-  }
-}
-
-function localHost(): string {
-  try {
-    return Deno.hostname();
-  } catch {
-    return "unknown";
-  }
+function creatorOf(identity: { host: string; user: string }): string {
+  return `${identity.user}@${identity.host}`;
 }

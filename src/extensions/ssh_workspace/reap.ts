@@ -14,6 +14,7 @@
  * @module
  */
 
+import { ID_SOURCE } from "../../core/ids.ts";
 import type { TargetScan, WorkspaceMarker } from "../types.ts";
 import { WorkspaceError } from "../../core/errors.ts";
 import type { SshConnection } from "../../transport/ssh.ts";
@@ -56,8 +57,8 @@ for ws in "$root"/sbx-* "$root"/.sbx-*.tomb-*; do
 done
 `;
 
-const NAME = /^sbx-([a-z0-9][a-z0-9-]{0,62})$/;
-const TOMBSTONE = /^\.sbx-([a-z0-9][a-z0-9-]{0,62})\.tomb-([0-9a-f]{32}|legacy)$/;
+const NAME = new RegExp(`^sbx-(${ID_SOURCE})$`);
+const TOMBSTONE = new RegExp(`^\\.sbx-(${ID_SOURCE})\\.tomb-([0-9a-f]{32}|legacy)$`);
 const NONCE = /^[0-9a-f]{32}$/;
 
 function optionalString(value: unknown): string | null {

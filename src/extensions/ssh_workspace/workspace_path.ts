@@ -6,7 +6,7 @@
  * @module
  */
 
-import { validateId } from "../../core/ids.ts";
+import { ID_SOURCE, validateId } from "../../core/ids.ts";
 import { WorkspaceError } from "../../core/errors.ts";
 
 /** Directories that may never be a workspace root. */
@@ -113,7 +113,7 @@ export function checkWorkspacePath(
   workspace: string,
   recordId?: string,
 ): { workspace: string; id: string } {
-  const match = /^(.+)\/sbx-([a-z0-9][a-z0-9-]{0,62})$/.exec(workspace);
+  const match = new RegExp(`^(.+)/sbx-(${ID_SOURCE})$`).exec(workspace);
   let problem = match ? workspaceRootProblem(match[1]) : "is not of the form <root>/sbx-<id>";
   if (!problem && match && recordId !== undefined && match[2] !== recordId) {
     problem = `is not <root>/sbx-${recordId}, the workspace of sandbox ${recordId}`;

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { ID_PATTERN } from "../../../core/ids.ts";
 import type { PortRegistry } from "../../../core/ports/registry.ts";
 import type { Logger } from "../../../core/types.ts";
 import { VmError } from "../../../core/errors.ts";
@@ -91,7 +92,7 @@ export async function reapVms(ctx: ReapContext): Promise<string[]> {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
   for (const entry of entries) {
-    if (!entry.isDirectory || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(entry.name)) continue;
+    if (!entry.isDirectory || !ID_PATTERN.test(entry.name)) continue;
     const id = entry.name;
     const dir = `${ctx.vmsDir}/${id}`;
     const handle = await ctx.liveHandle(id);

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { VmError } from "../../../core/errors.ts";
+import { errorText, VmError } from "../../../core/errors.ts";
 import { run } from "../../../process/run.ts";
 import { VM_FILES } from "./vm_dir.ts";
 import { qmpCommand } from "./qmp.ts";
@@ -195,7 +195,7 @@ export async function stopQemu(
       throw new VmError(
         id,
         `(qemu pid ${pid}) does not answer on its QMP socket ${socket} (${
-          error instanceof Error ? error.message : String(error)
+          errorText(error)
         }); stop it by hand with "kill ${pid}", then run destroy or gc again`,
         { cause: error },
       );

@@ -11,9 +11,9 @@
  * @module
  */
 
+import { ID_PATTERN } from "../../../core/ids.ts";
 import { VmError } from "../../../core/errors.ts";
 
-const ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const NONCE = /^[0-9a-f]{32}$/;
 /** Longest unix socket path Linux takes (sun_path is 108 bytes with its NUL). */
 const MAX_SOCKET_PATH = 107;
@@ -65,7 +65,9 @@ export interface VmMarker {
  * ```
  */
 export function vmDirOf(stateDir: string, id: string): string {
-  if (!ID.test(id)) throw new VmError(JSON.stringify(id), "has an id that is not a sandbox id");
+  if (!ID_PATTERN.test(id)) {
+    throw new VmError(JSON.stringify(id), "has an id that is not a sandbox id");
+  }
   if (!stateDir.startsWith("/") || /(^|\/)\.\.?(\/|$)/.test(stateDir)) {
     throw new VmError(id, `cannot use state directory ${stateDir}: give an absolute path`);
   }
@@ -127,7 +129,7 @@ export async function readMarker(dir: string): Promise<VmMarker | undefined> {
     if (!info.isDirectory) return undefined;
     const marker = JSON.parse(await Deno.readTextFile(`${dir}/${VM_FILES.marker}`));
     if (
-      typeof marker !== "object" || marker === null || !ID.test(marker.id) ||
+      typeof marker !== "object" || marker === null || !ID_PATTERN.test(marker.id) ||
       !isNonce(marker.nonce) || !dir.endsWith(`/vms/${marker.id}`)
     ) {
       return undefined;
@@ -153,7 +155,7 @@ export async function removeVmDir(
   id: string,
   nonce: string,
 ): Promise<"removed" | "absent" | "foreign"> {
-  if (!dir.endsWith(`/vms/${id}`) || !ID.test(id)) return "foreign";
+  if (!dir.endsWith(`/vms/${id}`) || !ID_PATTERN.test(id)) return "foreign";
   let info: Deno.FileInfo;
   try {
     info = await Deno.lstat(dir);
