@@ -40,7 +40,7 @@ export type {
   SshRunOptions,
   SshRunResult,
   SshTarget,
-} from "./src/transport/ssh.ts";
+} from "./src/transport/ssh/types.ts";
 export {
   CommandFailedError,
   ConfigError,

@@ -18,7 +18,7 @@ await step("yaml", () => import("../../src/deps/yaml.ts"));
 await step("ssh2", () => import("../../src/deps/ssh2.ts"));
 await step(
   "transport (ssh.ts, known_hosts, ssh-config)",
-  () => import("../../src/transport/ssh.ts"),
+  () => import("../../src/transport/ssh/connection.ts"),
 );
 await step("manager (config, journal, extensions)", () => import("../../src/sandbox/manager.ts"));
 await step("cli program (commands)", () => import("../../src/cli/program.ts"));

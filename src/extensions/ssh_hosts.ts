@@ -8,15 +8,15 @@
  * @module
  */
 
-import {
-  type SshConnection,
-  type SshExecIO,
-  type SshExecResult,
-  SshPool,
-  type SshRunOptions,
-  type SshRunResult,
-  type SshTarget,
-} from "../transport/ssh.ts";
+import type { SshConnection } from "../transport/ssh/connection.ts";
+import type {
+  SshExecIO,
+  SshExecResult,
+  SshRunOptions,
+  SshRunResult,
+  SshTarget,
+} from "../transport/ssh/types.ts";
+import { SshPool } from "../transport/ssh/pool.ts";
 import type { Logger } from "../core/types.ts";
 
 /** Options for {@linkcode SshHosts}. */

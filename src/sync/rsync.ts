@@ -35,7 +35,7 @@ import {
 import type { Logger, SyncProgress, SyncReport } from "../core/types.ts";
 import { retry } from "../core/async.ts";
 import { shellQuote } from "../transport/quote.ts";
-import type { RawExecChannel, RawExecOptions } from "../transport/ssh.ts";
+import type { RawExecChannel, RawExecOptions } from "../transport/ssh/types.ts";
 import { run, spawnPiped, terminate } from "../process/run.ts";
 import { signalExitCode } from "../process/signals.ts";
 

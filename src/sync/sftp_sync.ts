@@ -29,7 +29,7 @@
 import { CommandFailedError, errorText, SftpSyncError } from "../core/errors.ts";
 import { rsyncFilterArgs } from "./rsync.ts";
 import { run } from "../process/run.ts";
-import type { SftpSession, SftpStat } from "../transport/ssh.ts";
+import type { SftpSession, SftpStat } from "../transport/ssh/types.ts";
 import type { Logger, SyncProgress, SyncReport } from "../core/types.ts";
 
 /** What to sync over SFTP. */

@@ -11,7 +11,9 @@ import { assertNoAuthentication, logAfter, newKey, replaceHostKey } from "./host
 import { HostKeyError } from "../../src/core/errors.ts";
 import { runRsync } from "../../src/sync/rsync.ts";
 import { pinnedKnownHostsFile } from "../../src/transport/known_hosts.ts";
-import { connectSsh, SshPool, type SshTarget } from "../../src/transport/ssh.ts";
+import { connectSsh } from "../../src/transport/ssh/connection.ts";
+import { SshPool } from "../../src/transport/ssh/pool.ts";
+import type { SshTarget } from "../../src/transport/ssh/types.ts";
 
 const unavailable = await sshdUnavailableReason();
 

@@ -12,7 +12,8 @@ import {
   rsyncRelaySupported,
   runRsyncOverConnection,
 } from "../../src/sync/rsync.ts";
-import { connectSsh, type SshTarget } from "../../src/transport/ssh.ts";
+import { connectSsh } from "../../src/transport/ssh/connection.ts";
+import type { SshTarget } from "../../src/transport/ssh/types.ts";
 import { shellQuote } from "../../src/transport/quote.ts";
 import { listRemote, ODD_NAMES, writeTree } from "./tree_fixture.ts";
 

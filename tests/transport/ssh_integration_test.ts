@@ -15,7 +15,10 @@ import {
 import { HostKeyError, PermissionError, SshError, TimeoutError } from "../../src/core/errors.ts";
 import type { Logger } from "../../src/core/types.ts";
 import { runRsync } from "../../src/sync/rsync.ts";
-import { connectSsh, isPreAuthDrop, SshPool, type SshTarget } from "../../src/transport/ssh.ts";
+import { connectSsh } from "../../src/transport/ssh/connection.ts";
+import { isPreAuthDrop } from "../../src/transport/ssh/errors.ts";
+import { SshPool } from "../../src/transport/ssh/pool.ts";
+import type { SshTarget } from "../../src/transport/ssh/types.ts";
 import { HOSTILE_WORDS, hostileStrings } from "./hostile_strings.ts";
 import { isolatedTest, startIsolatedHost } from "../harness/isolated_host.ts";
 import { listRemote, ODD_NAMES, writeTree } from "./tree_fixture.ts";

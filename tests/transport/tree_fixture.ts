@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import type { SshConnection } from "../../src/transport/ssh.ts";
+import type { SshConnection } from "../../src/transport/ssh/connection.ts";
 
 /** Files whose names must reach the remote side literally. */
 export const ODD_NAMES: Readonly<Record<string, string>> = {

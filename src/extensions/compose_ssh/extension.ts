@@ -29,7 +29,7 @@ import { SshWorkspaceExtension } from "../ssh_workspace/extension.ts";
 import type { SshWorkspaceHandle } from "../ssh_workspace/handle.ts";
 import { workspacePath, workspaceRootProblem } from "../ssh_workspace/workspace_path.ts";
 import type { CreateContext, DestroyContext, ExtensionOptions } from "../types.ts";
-import type { SshConnection } from "../../transport/ssh.ts";
+import type { SshConnection } from "../../transport/ssh/connection.ts";
 import {
   composeDown,
   type ComposeProject,

@@ -23,7 +23,9 @@ import {
   runRsyncOverConnection,
 } from "../../sync/rsync.ts";
 import { remoteCommand } from "../../transport/quote.ts";
-import { type SshConnection, SshPool, sshTargetKey } from "../../transport/ssh.ts";
+import type { SshConnection } from "../../transport/ssh/connection.ts";
+import { SshPool } from "../../transport/ssh/pool.ts";
+import { sshTargetKey } from "../../transport/ssh/types.ts";
 import { SandboxExtension } from "../base.ts";
 import type { CreateContext, DestroyContext, ExtensionOptions, SyncOptions } from "../types.ts";
 import type { ExecIO, SyncReport } from "../../core/types.ts";

@@ -8,7 +8,7 @@
 import type { JsonObject } from "../../core/types.ts";
 import { PermissionError } from "../../core/errors.ts";
 import { optionalEnv } from "../../core/permissions.ts";
-import type { SshTarget } from "../../transport/ssh.ts";
+import type { SshTarget } from "../../transport/ssh/types.ts";
 
 /**
  * What every SSH-attached sandbox stores: enough to reconnect and tear down.

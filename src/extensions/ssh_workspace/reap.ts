@@ -17,7 +17,7 @@
 import { ID_SOURCE } from "../../core/ids.ts";
 import type { TargetScan, WorkspaceMarker } from "../types.ts";
 import { WorkspaceError } from "../../core/errors.ts";
-import type { SshConnection } from "../../transport/ssh.ts";
+import type { SshConnection } from "../../transport/ssh/connection.ts";
 import { MARKER_FILE, SCRIPT_EXIT } from "./remote_scripts.ts";
 
 /** Bytes of a marker the listing reads; ours are about 200. */

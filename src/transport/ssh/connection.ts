@@ -1,5 +1,5 @@
 /**
- * SSH connections over npm:ssh2 — the only module that imports it.
+ * SSH connections over npm:ssh2 (src/transport/ssh/ is the only directory that imports it).
  *
  * Host keys are always verified against a known_hosts file; an unknown key
  * is trusted (and appended) only when the target says `acceptNewHostKey`.
@@ -17,7 +17,7 @@
  *
  * @example Run a command
  * ```ts ignore
- * import { connectSsh } from "./ssh.ts";
+ * import { connectSsh } from "./connection.ts";
  *
  * await using conn = await connectSsh({
  *   host: "10.0.0.5",
@@ -32,24 +32,18 @@
  * @module
  */
 
-import { Buffer } from "node:buffer";
-import type { Duplex } from "node:stream";
-import ssh2, {
-  type ClientChannel,
-  type ConnectConfig,
-  type SFTPWrapper,
-  type Stats,
-} from "../deps/ssh2.ts";
-import { retry, Semaphore } from "../core/async.ts";
+import { Semaphore } from "../../core/async.ts";
 import {
   errorText,
   HostKeyError,
-  PermissionError,
   SshError,
   type SshStage,
   TimeoutError,
-} from "../core/errors.ts";
-import type { ExecIO, Logger } from "../core/types.ts";
+} from "../../core/errors.ts";
+import type { Logger } from "../../core/types.ts";
+import ssh2 from "../../deps/ssh2.ts";
+import type { ClientChannel, ConnectConfig, SFTPWrapper } from "../../deps/ssh2.ts";
+import { signalExitCode } from "../../process/signals.ts";
 import {
   appendKnownHost,
   fingerprintSha256,
@@ -58,68 +52,43 @@ import {
   knownKeyTypes,
   matchHostKey,
   readKnownHosts,
-} from "./known_hosts.ts";
-import { remoteCommand } from "./quote.ts";
-import { signalExitCode } from "../process/signals.ts";
+} from "../known_hosts.ts";
+import { remoteCommand } from "../quote.ts";
+import { describe, mapConnectError, preAuthDrop } from "./errors.ts";
+import { preferredHostKeyAlgorithms, type VerifiedHostKey } from "./host_key.ts";
+import { loadPrivateKey } from "./keys.ts";
+import { CLOSE_GRACE_MS, Ssh2SftpSession } from "./sftp.ts";
+import type {
+  RawExecChannel,
+  RawExecOptions,
+  SftpSession,
+  SshExecIO,
+  SshExecResult,
+  SshRunOptions,
+  SshRunResult,
+  SshTarget,
+} from "./types.ts";
+import { Buffer } from "node:buffer";
+import type { Duplex } from "node:stream";
 
-const { Client, utils } = ssh2;
+const { Client } = ssh2;
+
 type Ssh2Client = InstanceType<typeof Client>;
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
+
 const DEFAULT_KEEPALIVE_INTERVAL_MS = 5_000;
+
 const KEEPALIVE_COUNT_MAX = 3;
+
 /** sshd's MaxSessions defaults to 10 channels per connection; stay below it. */
 const MAX_CHANNELS_PER_CONNECTION = 8;
-const CLOSE_GRACE_MS = 2_000;
+
 /** How long a refused channel waits to see whether the connection is closing. */
 const CHANNEL_FAILURE_GRACE_MS = 200;
+
 /** Tries to open a channel the server refused (backoff 20, 40, 80, 160, 320 ms). */
 const CHANNEL_OPEN_ATTEMPTS = 6;
-
-/** Host key algorithms ssh2 supports, in its own order of preference (ssh-dss left out). */
-const HOST_KEY_ALGORITHMS: readonly string[] = [
-  "ssh-ed25519",
-  "ecdsa-sha2-nistp256",
-  "ecdsa-sha2-nistp384",
-  "ecdsa-sha2-nistp521",
-  "rsa-sha2-512",
-  "rsa-sha2-256",
-  "ssh-rsa",
-];
-
-/** Where and how to connect. */
-export interface SshTarget {
-  /** Host name or address. */
-  host: string;
-  /** TCP port. */
-  port: number;
-  /** Login user. */
-  user: string;
-  /** Path of the private key (OpenSSH, PEM or PPK). */
-  identityFile?: string;
-  /** Passphrase of the key, already read by the caller (from an env var). Never logged. */
-  passphrase?: string;
-  /** Name of the env var the passphrase comes from; only used in error messages. */
-  passphraseEnv?: string;
-  /** SSH_AUTH_SOCK path of an ssh-agent, tried after `identityFile` (or alone). */
-  agent?: string;
-  /** known_hosts file the host key must be in. */
-  knownHostsFile: string;
-  /** Trust-on-first-use: append an unknown host key (and log its fingerprint) instead of refusing. */
-  acceptNewHostKey?: boolean;
-  /**
-   * SHA256 fingerprint (`SHA256:…`) the host key must have as well, such as
-   * the one pinned when a sandbox was created. Checked with known_hosts,
-   * before authentication: a different key is refused with nothing sent.
-   */
-  pinnedHostKey?: string;
-  /** Bound on TCP connect + handshake + authentication. @default {15000} */
-  connectTimeoutMs?: number;
-  /** Keepalive interval; 3 unanswered probes end the connection; 0 turns it off. @default {5000} */
-  keepaliveIntervalMs?: number;
-  /** ProxyJump: connect here first, then tunnel to `host:port` through it. */
-  jump?: SshTarget;
-}
 
 /** Options for {@linkcode connectSsh}. */
 export interface ConnectSshOptions {
@@ -133,331 +102,6 @@ export interface ConnectSshOptions {
    * Without it a jump connection is made and owned by the new connection.
    */
   via?: SshConnection;
-}
-
-/** Streams and working directory for {@linkcode SshConnection.exec}. */
-export interface SshExecIO extends ExecIO {
-  /** Remote working directory; the command does not run if it is missing. */
-  cwd?: string;
-}
-
-/** How a remote command ended. */
-export interface SshExecResult {
-  /** Exit status; 128+N when it was killed by signal N. */
-  code: number;
-  /** The killing signal (`"SIGTERM"`), if any. */
-  signal?: string;
-}
-
-/** Options for {@linkcode SshConnection.run}. */
-export interface SshRunOptions {
-  /** Remote working directory. */
-  cwd?: string;
-  /** Data for the command's stdin. */
-  stdin?: Uint8Array;
-  /** Aborting it kills the command (signal KILL) and rejects with the reason. */
-  signal?: AbortSignal;
-}
-
-/** A remote command's captured result. */
-export interface SshRunResult extends SshExecResult {
-  /** All of stdout, decoded as UTF-8. */
-  stdout: string;
-  /** All of stderr, decoded as UTF-8. */
-  stderr: string;
-}
-
-/** Options for {@linkcode SshConnection.openRawExec}. */
-export interface RawExecOptions {
-  /** Aborting it kills the command (signal KILL), closes the channel and rejects `exit`. */
-  signal?: AbortSignal;
-}
-
-/**
- * An exec channel as byte streams, from {@linkcode SshConnection.openRawExec}.
- * Both output streams must be read (or cancelled): a stream nobody reads
- * stops the channel's flow window, and so the other stream too.
- */
-export interface RawExecChannel {
-  /** The command's stdin; `close()` sends EOF, `abort()` closes the channel. */
-  stdin: WritableStream<Uint8Array>;
-  /** The command's stdout. */
-  stdout: ReadableStream<Uint8Array>;
-  /** The command's stderr. */
-  stderr: ReadableStream<Uint8Array>;
-  /**
-   * The exit status (128+N for signal N) once the channel has closed; rejects
-   * with an {@linkcode SshError} when the connection is lost first, or with the
-   * signal's reason on abort.
-   */
-  exit: Promise<number>;
-}
-
-/** File metadata from SFTP. */
-export interface SftpStat {
-  /** Size in bytes. */
-  size: number;
-  /** Permission bits and file type, as `st_mode`. */
-  mode: number;
-  /** Modification time in milliseconds since the epoch. */
-  mtimeMs: number;
-  /** A regular file. */
-  isFile: boolean;
-  /** A directory. */
-  isDirectory: boolean;
-  /** A symbolic link (only from `lstat`-style listings). */
-  isSymlink: boolean;
-}
-
-/** An SFTP session on a connection; close it (or `await using`) when done. */
-export interface SftpSession extends AsyncDisposable {
-  /** Read a whole remote file. */
-  readFile(path: string): Promise<Uint8Array>;
-  /** Write a whole remote file (created with `mode`, default 0644). */
-  writeFile(path: string, data: Uint8Array, options?: { mode?: number }): Promise<void>;
-  /** Create a directory; with `recursive`, its missing parents too and no error if it exists. */
-  mkdir(path: string, options?: { mode?: number; recursive?: boolean }): Promise<void>;
-  /** Stat a path (following symlinks); undefined when it does not exist. */
-  stat(path: string): Promise<SftpStat | undefined>;
-  /** List a directory (names without `.` and `..`; stats do not follow symlinks). */
-  readdir(path: string): Promise<{ name: string; stat: SftpStat }[]>;
-  /** Remove a file or symlink. */
-  unlink(path: string): Promise<void>;
-  /** Remove an empty directory. */
-  rmdir(path: string): Promise<void>;
-  /** Rename a path. */
-  rename(from: string, to: string): Promise<void>;
-  /** Create a symlink at `path` pointing to `target`. */
-  symlink(target: string, path: string): Promise<void>;
-  /** Change permission bits. */
-  chmod(path: string, mode: number): Promise<void>;
-  /** End the session. */
-  close(): Promise<void>;
-}
-
-/**
- * The pool key of a target: `user@host:port`, plus ` via <jump key>` when it
- * goes through a jump host.
- *
- * @param target The target.
- * @returns The key.
- */
-export function sshTargetKey(target: SshTarget): string {
-  const own = `${target.user}@${target.host}:${target.port}`;
-  return target.jump ? `${own} via ${sshTargetKey(target.jump)}` : own;
-}
-
-const preAuthDrops = new WeakSet<object>();
-
-/**
- * Whether an error from {@linkcode connectSsh} is a connection dropped before
- * authentication (sshd `MaxStartups`, a reset) and so worth retrying. Host
- * key, authentication, timeout and permission errors never are.
- *
- * @param error Anything caught.
- * @returns True for a retryable pre-auth drop.
- */
-export function isPreAuthDrop(error: unknown): boolean {
-  return typeof error === "object" && error !== null && preAuthDrops.has(error);
-}
-
-function describe(target: SshTarget): string {
-  return `${target.user}@${target.host}:${target.port}`;
-}
-
-function errorCode(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === "string" ? code : undefined;
-}
-
-function errorLevel(error: unknown): string | undefined {
-  const level = (error as { level?: unknown } | null)?.level;
-  return typeof level === "string" ? level : undefined;
-}
-
-function isNotCapable(error: unknown): boolean {
-  return error instanceof Deno.errors.NotCapable ||
-    (error instanceof Error && error.name === "NotCapable");
-}
-
-function preAuthDrop(target: SshTarget, detail: string, cause?: unknown): SshError {
-  const error = new SshError(
-    describe(target),
-    "connect",
-    `the server dropped the connection before the SSH handshake (${detail})`,
-    { cause, fix: "it may be at its MaxStartups limit, so retry shortly" },
-  );
-  preAuthDrops.add(error);
-  return error;
-}
-
-/** Turn an ssh2 connection failure into one of our typed errors. */
-function mapConnectError(error: unknown, target: SshTarget, timeoutMs: number): Error {
-  const where = describe(target);
-  const code = errorCode(error);
-  const message = errorText(error);
-  if (isNotCapable(error)) {
-    const level = errorLevel(error);
-    if (level === "agent" && target.agent) {
-      return new PermissionError(
-        "read/write",
-        target.agent,
-        `--allow-read=${target.agent} --allow-write=${target.agent}`,
-        { cause: error },
-      );
-    }
-    const net = `${target.host}:${target.port}`;
-    return new PermissionError("net", net, `--allow-net=${net}`, { cause: error });
-  }
-  switch (code) {
-    case "ECONNREFUSED":
-      return new SshError(
-        where,
-        "connect",
-        "connection refused",
-        {
-          cause: error,
-          fix: `check target.host and target.port, and that sshd listens on port ${target.port}`,
-        },
-      );
-    case "ENOTFOUND":
-    case "EAI_AGAIN":
-      return new SshError(
-        where,
-        "connect",
-        `host name ${JSON.stringify(target.host)} does not resolve`,
-        { cause: error, fix: "check target.host" },
-      );
-    case "EHOSTUNREACH":
-    case "ENETUNREACH":
-      return new SshError(
-        where,
-        "connect",
-        `host unreachable (${code})`,
-        { cause: error, fix: "check the address, routes and VPN" },
-      );
-    case "ETIMEDOUT":
-      return new TimeoutError(`connect to ${where}`, timeoutMs);
-    case "ECONNRESET":
-    case "EPIPE":
-      return preAuthDrop(target, code, error);
-  }
-  const level = errorLevel(error);
-  if (level === "client-timeout") return new TimeoutError(`connect to ${where}`, timeoutMs);
-  if (level === "client-authentication") {
-    return new SshError(
-      where,
-      "authenticate",
-      "the server refused every key offered",
-      {
-        cause: error,
-        fix:
-          "check target.user and target.identity_file, or that the key is in the server's authorized_keys",
-      },
-    );
-  }
-  if (level === "agent") {
-    return new SshError(
-      where,
-      "authenticate",
-      `ssh-agent at ${target.agent} failed (${message})`,
-      { cause: error, fix: "check that the agent runs and SSH_AUTH_SOCK points at it" },
-    );
-  }
-  if (
-    /Connection lost before handshake|kex_exchange_identification|Connection reset/i.test(message)
-  ) {
-    return preAuthDrop(target, message, error);
-  }
-  return new SshError(
-    where,
-    "connect",
-    message,
-    { cause: error, fix: "check the target settings and the server's sshd log" },
-  );
-}
-
-async function loadPrivateKey(target: SshTarget, logger?: Logger): Promise<Buffer | undefined> {
-  const file = target.identityFile;
-  if (file === undefined) return undefined;
-  let data: Uint8Array;
-  try {
-    data = await Deno.readFile(file);
-  } catch (error) {
-    if (isNotCapable(error)) {
-      throw new PermissionError("read", file, `--allow-read=${file}`, { cause: error });
-    }
-    if (error instanceof Deno.errors.NotFound) {
-      throw new SshError(
-        describe(target),
-        "authenticate",
-        `identity file ${file} does not exist; check target.identity_file`,
-        { cause: error },
-      );
-    }
-    throw error;
-  }
-  const key = Buffer.from(data);
-  const parsed = utils.parseKey(key, target.passphrase);
-  if (!(parsed instanceof Error)) return key;
-  const env = target.passphraseEnv;
-  if (/no passphrase given/i.test(parsed.message)) {
-    if (target.agent !== undefined) {
-      logger?.debug(`identity file ${file} is encrypted and no passphrase is set: using the agent`);
-      return undefined;
-    }
-    throw new SshError(
-      describe(target),
-      "authenticate",
-      `identity file ${file} is encrypted; set ${
-        env ? `$${env}` : "its passphrase"
-      } to the passphrase, or load the key into ssh-agent`,
-    );
-  }
-  if (/passphrase/i.test(parsed.message)) {
-    throw new SshError(
-      describe(target),
-      "authenticate",
-      `the passphrase for identity file ${file} is wrong${env ? ` (check $${env})` : ""}`,
-    );
-  }
-  throw new SshError(
-    describe(target),
-    "authenticate",
-    `cannot read identity file ${file} (${parsed.message}); it must be an OpenSSH, PEM or PPK private key`,
-  );
-}
-
-/** A host key that passed verification. */
-interface VerifiedHostKey {
-  type: string;
-  base64: string;
-  fingerprint: string;
-}
-
-/** Put the key types known_hosts has for the host first, so the server offers one we can check. */
-function preferredHostKeyAlgorithms(knownTypes: readonly string[]): string[] {
-  const preferred: string[] = [];
-  for (const type of knownTypes) {
-    const algorithms = type === "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : [type];
-    for (const algorithm of algorithms) {
-      if (HOST_KEY_ALGORITHMS.includes(algorithm) && !preferred.includes(algorithm)) {
-        preferred.push(algorithm);
-      }
-    }
-  }
-  return [...preferred, ...HOST_KEY_ALGORITHMS.filter((a) => !preferred.includes(a))];
-}
-
-function toStat(stats: Stats): SftpStat {
-  return {
-    size: stats.size,
-    mode: stats.mode,
-    mtimeMs: stats.mtime * 1000,
-    isFile: stats.isFile(),
-    isDirectory: stats.isDirectory(),
-    isSymlink: stats.isSymbolicLink(),
-  };
 }
 
 /** The parts of an ssh2 1.17 channel that {@linkcode sendSignal} needs. */
@@ -485,154 +129,6 @@ function sendSignal(channel: ClientChannel, name: string): void {
     internals._client?._protocol?.signal?.(id, name);
   } catch {
     // The connection is going away; closing the channel is all that is left.
-  }
-}
-
-/** SFTP status code for "no such file". */
-const SFTP_NO_SUCH_FILE = 2;
-
-class Ssh2SftpSession implements SftpSession {
-  #sftp: SFTPWrapper;
-  #where: string;
-  #release: () => void;
-  #closed = false;
-
-  constructor(sftp: SFTPWrapper, where: string, release: () => void) {
-    this.#sftp = sftp;
-    this.#where = where;
-    this.#release = release;
-    sftp.on("close", () => this.#markClosed());
-    // An SFTP channel error without a listener would crash the process.
-    sftp.on("error", () => this.#markClosed());
-  }
-
-  #markClosed(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#release();
-  }
-
-  #call<T>(
-    op: string,
-    path: string,
-    fn: (done: (error: unknown, value?: T) => void) => void,
-  ): Promise<T> {
-    if (this.#closed) {
-      return Promise.reject(
-        new SshError(this.#where, "sftp", `cannot ${op} ${path}: the SFTP session is closed`),
-      );
-    }
-    return new Promise<T>((resolve, reject) => {
-      fn((error, value) => {
-        if (error) {
-          reject(
-            new SshError(this.#where, "sftp", `cannot ${op} ${path}: ${errorText(error)}`, {
-              cause: error,
-            }),
-          );
-        } else {
-          resolve(value as T);
-        }
-      });
-    });
-  }
-
-  readFile(path: string): Promise<Uint8Array> {
-    return this.#call<Buffer>("read", path, (done) => this.#sftp.readFile(path, done))
-      .then((buffer) => new Uint8Array(buffer));
-  }
-
-  writeFile(path: string, data: Uint8Array, options: { mode?: number } = {}): Promise<void> {
-    // ssh2 writes a plain Uint8Array as decimal text; it needs a Buffer.
-    const buffer = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    return this.#call<void>(
-      "write",
-      path,
-      (done) => this.#sftp.writeFile(path, buffer, { mode: options.mode ?? 0o644 }, done),
-    );
-  }
-
-  async mkdir(path: string, options: { mode?: number; recursive?: boolean } = {}): Promise<void> {
-    const mode = options.mode ?? 0o755;
-    if (!options.recursive) {
-      return this.#call<void>("mkdir", path, (done) => this.#sftp.mkdir(path, { mode }, done));
-    }
-    const parts = path.split("/");
-    for (let i = 1; i <= parts.length; i++) {
-      const prefix = parts.slice(0, i).join("/");
-      if (prefix === "" || prefix.endsWith("/")) continue;
-      const stat = await this.stat(prefix);
-      if (stat?.isDirectory) continue;
-      if (stat) {
-        throw new SshError(
-          this.#where,
-          "sftp",
-          `cannot mkdir ${path}: ${prefix} is not a directory`,
-        );
-      }
-      await this.#call<void>("mkdir", prefix, (done) => this.#sftp.mkdir(prefix, { mode }, done));
-    }
-  }
-
-  async stat(path: string): Promise<SftpStat | undefined> {
-    try {
-      const stats = await this.#call<Stats>("stat", path, (done) => this.#sftp.stat(path, done));
-      return toStat(stats);
-    } catch (error) {
-      const cause = error instanceof Error ? error.cause : undefined;
-      if ((cause as { code?: unknown } | undefined)?.code === SFTP_NO_SUCH_FILE) return undefined;
-      throw error;
-    }
-  }
-
-  async readdir(path: string): Promise<{ name: string; stat: SftpStat }[]> {
-    const list = await this.#call<{ filename: string; attrs: Stats }[]>(
-      "list",
-      path,
-      (done) => this.#sftp.readdir(path, done),
-    );
-    return list.filter((entry) => entry.filename !== "." && entry.filename !== "..")
-      .map((entry) => ({ name: entry.filename, stat: toStat(entry.attrs) }));
-  }
-
-  unlink(path: string): Promise<void> {
-    return this.#call<void>("remove", path, (done) => this.#sftp.unlink(path, done));
-  }
-
-  rmdir(path: string): Promise<void> {
-    return this.#call<void>("rmdir", path, (done) => this.#sftp.rmdir(path, done));
-  }
-
-  rename(from: string, to: string): Promise<void> {
-    return this.#call<void>("rename", from, (done) => this.#sftp.rename(from, to, done));
-  }
-
-  symlink(target: string, path: string): Promise<void> {
-    // ssh2 swaps the two paths itself for OpenSSH's sftp-server, which reverses them.
-    return this.#call<void>("symlink", path, (done) => this.#sftp.symlink(target, path, done));
-  }
-
-  chmod(path: string, mode: number): Promise<void> {
-    return this.#call<void>("chmod", path, (done) => this.#sftp.chmod(path, mode, done));
-  }
-
-  close(): Promise<void> {
-    if (this.#closed) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.#markClosed();
-        resolve();
-      }, CLOSE_GRACE_MS);
-      this.#sftp.once("close", () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      this.#sftp.end();
-    });
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
   }
 }
 
@@ -1283,139 +779,4 @@ export function connectSsh(
   options: ConnectSshOptions = {},
 ): Promise<SshConnection> {
   return SshConnection.connect(target, options);
-}
-
-/**
- * A pooled connection verified for one target serves another only when its
- * key is that target's pin too; otherwise refuse, as a new connection would
- * have before authenticating (the pooled one stays open for its own users).
- */
-function checkPin(connection: SshConnection, target: SshTarget): SshConnection {
-  const pinned = target.pinnedHostKey;
-  if (pinned === undefined || connection.hostKeyFingerprint === pinned) return connection;
-  throw new HostKeyError(
-    knownHostsName(target.host, target.port),
-    connection.hostKeyFingerprint,
-    "pinned",
-    target.knownHostsFile,
-    { pinned },
-  );
-}
-
-/** Options for {@linkcode SshPool}. */
-export interface SshPoolOptions {
-  /** Where connections log. */
-  logger?: Logger;
-  /** Connection attempts in flight at once to one `host:port`. @default {8} */
-  maxConcurrentConnects?: number;
-  /** Attempts per connection when the server drops it before the handshake. @default {6} */
-  connectAttempts?: number;
-  /** Backoff before the second attempt; doubled each time. @default {300} */
-  retryBaseDelayMs?: number;
-}
-
-/**
- * One connection per target, shared by every step of one CLI invocation.
- * Concurrent `get`s of one target share one connect; a closed connection is
- * replaced on the next `get`. Connections dropped before the handshake (sshd
- * `MaxStartups`) are retried with backoff; host key and authentication
- * failures are not. Jump hosts are pooled too.
- *
- * @example
- * ```ts ignore
- * import { SshPool } from "./ssh.ts";
- * await using pool = new SshPool();
- * const conn = await pool.get(target);
- * await conn.run(["mkdir", "-p", "--", "/build/sbx-1"]);
- * ```
- */
-export class SshPool implements AsyncDisposable {
-  #options: SshPoolOptions;
-  #connections = new Map<string, Promise<SshConnection>>();
-  #gates = new Map<string, Semaphore>();
-
-  /**
-   * Create an empty pool; nothing connects until {@linkcode get}.
-   *
-   * @param options Logger, connect concurrency and retry settings.
-   */
-  constructor(options: SshPoolOptions = {}) {
-    this.#options = options;
-  }
-
-  /** Number of targets with a connection (or a connect in flight). */
-  get size(): number {
-    return this.#connections.size;
-  }
-
-  /**
-   * The open connection to `target`, connecting first when there is none.
-   * A connect shared by concurrent callers follows the first caller's signal.
-   *
-   * @param target Where and how to connect.
-   * @param options Abort signal.
-   * @returns The shared connection; do not close it yourself, call {@linkcode closeAll}.
-   */
-  async get(target: SshTarget, options: { signal?: AbortSignal } = {}): Promise<SshConnection> {
-    const key = sshTargetKey(target);
-    const pending = this.#connections.get(key);
-    if (pending !== undefined) {
-      const connection = await pending;
-      if (!connection.closed) return checkPin(connection, target);
-      if (this.#connections.get(key) === pending) this.#connections.delete(key);
-      return this.get(target, options);
-    }
-    const created = this.#connect(target, options.signal);
-    this.#connections.set(key, created);
-    created.catch(() => {
-      if (this.#connections.get(key) === created) this.#connections.delete(key);
-    });
-    return await created;
-  }
-
-  async #connect(target: SshTarget, signal?: AbortSignal): Promise<SshConnection> {
-    const via = target.jump ? await this.get(target.jump, { signal }) : undefined;
-    const gateKey = `${target.host}:${target.port}`;
-    let gate = this.#gates.get(gateKey);
-    if (!gate) {
-      gate = new Semaphore(this.#options.maxConcurrentConnects ?? 8);
-      this.#gates.set(gateKey, gate);
-    }
-    const logger = this.#options.logger;
-    return await retry(async (attempt) => {
-      const release = await gate.acquire(signal);
-      try {
-        if (attempt > 1) logger?.debug(`connecting to ${describe(target)}: attempt ${attempt}`);
-        return await connectSsh(target, { signal, logger, via });
-      } finally {
-        release();
-      }
-    }, {
-      attempts: this.#options.connectAttempts ?? 6,
-      baseDelayMs: this.#options.retryBaseDelayMs ?? 300,
-      retryIf: isPreAuthDrop,
-      signal,
-    });
-  }
-
-  /** Close every connection (targets before their jump hosts). Idempotent. */
-  async closeAll(): Promise<void> {
-    const all = [...this.#connections.values()];
-    this.#connections.clear();
-    const settled = await Promise.allSettled(all);
-    const open = settled.flatMap((s) => s.status === "fulfilled" ? [s.value] : []);
-    // A jump connection must outlive the tunnels through it.
-    const viaCount = (c: SshConnection): number => {
-      let n = 0;
-      for (let t = c.target.jump; t; t = t.jump) n++;
-      return n;
-    };
-    open.sort((a, b) => viaCount(b) - viaCount(a));
-    for (const connection of open) await connection.close();
-  }
-
-  /** Same as {@linkcode closeAll}, for `await using`. */
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.closeAll();
-  }
 }
