@@ -2,7 +2,8 @@
  * Runs sandboxer's test suite the way `tools/test.sh` (and so CI) does:
  *
  * 1. the checks: `deno fmt --check`, `deno lint`, `deno task check`, `deno check --doc` and
- *    `deno doc --lint` on the three entry points (mod.ts, extension.ts, errors.ts),
+ *    `deno doc --lint` on the three entry points (mod.ts, extension.ts, errors.ts; the doc check
+ *    covers the JSDoc examples of src/ too),
  *    `deno publish --dry-run`;
  * 2. the parallel phase: every test file except those listed in `tests/serial.txt`, with
  *    `deno test --parallel`;
@@ -236,7 +237,15 @@ async function runChecks(env: Record<string, string>): Promise<number> {
     ["deno fmt --check", ["fmt", "--check"]],
     ["deno lint", ["lint"]],
     ["deno task check", ["task", "-q", "check"]],
-    ["deno check --doc", ["check", "--quiet", "--doc", "mod.ts", "extension.ts", "errors.ts"]],
+    ["deno check --doc", [
+      "check",
+      "--quiet",
+      "--doc",
+      "mod.ts",
+      "extension.ts",
+      "errors.ts",
+      "src/",
+    ]],
     ["deno doc --lint", ["doc", "--lint", "mod.ts", "extension.ts", "errors.ts"]],
     ["deno publish --dry-run", ["publish", "--dry-run", "--allow-dirty", "--quiet"]],
   ];

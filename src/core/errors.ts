@@ -64,7 +64,7 @@ export function isErrorCode(value: unknown): value is ErrorCode {
  *
  * @example Telling our errors from bugs
  * ```ts
- * import { SandboxerError, SandboxNotFoundError } from "./errors.ts";
+ * import { SandboxerError, SandboxNotFoundError } from "@sandboxer/sandboxer/errors";
  * const error: unknown = new SandboxNotFoundError("demo-1");
  * console.log(error instanceof SandboxerError ? error.code : "bug"); // "SANDBOX_NOT_FOUND"
  * ```
@@ -92,7 +92,7 @@ export class SandboxerError extends Error {
  *
  * @example
  * ```ts
- * import { UsageError } from "./errors.ts";
+ * import { UsageError } from "@sandboxer/sandboxer/errors";
  * const error = new UsageError("Cannot parse --set: expected key=value");
  * console.log(error.code); // "USAGE"
  * ```
@@ -127,7 +127,7 @@ export interface ConfigLocation {
  *
  * @example
  * ```ts
- * import { ConfigError } from "./errors.ts";
+ * import { ConfigError } from "@sandboxer/sandboxer/errors";
  * const error = new ConfigError({ file: "p.yaml", line: 3, column: 9, field: "target.port" },
  *   "must be an integer from 1 to 65535 (got \"abc\")");
  * console.log(error.message); // p.yaml:3:9: target.port: must be an integer from 1 to 65535 (got "abc")
@@ -168,7 +168,7 @@ export function formatLocation(location: ConfigLocation): string {
  *
  * @example
  * ```ts
- * import { ProfileNotFoundError } from "./errors.ts";
+ * import { ProfileNotFoundError } from "@sandboxer/sandboxer/errors";
  * console.log(new ProfileNotFoundError("dev", ["profiles"]).code); // "PROFILE_NOT_FOUND"
  * ```
  */
@@ -200,7 +200,7 @@ export class ProfileNotFoundError extends SandboxerError {
  *
  * @example
  * ```ts
- * import { ExtensionError } from "./errors.ts";
+ * import { ExtensionError } from "@sandboxer/sandboxer/errors";
  * console.log(new ExtensionError("ext.nope", "is not registered").message);
  * ```
  */
@@ -228,7 +228,7 @@ export class ExtensionError extends SandboxerError {
  *
  * @example
  * ```ts
- * import { InvalidIdError } from "./errors.ts";
+ * import { InvalidIdError } from "@sandboxer/sandboxer/errors";
  * console.log(new InvalidIdError("../x").code); // "INVALID_ID"
  * ```
  */
@@ -256,7 +256,7 @@ export class InvalidIdError extends SandboxerError {
  *
  * @example
  * ```ts
- * import { SandboxNotFoundError } from "./errors.ts";
+ * import { SandboxNotFoundError } from "@sandboxer/sandboxer/errors";
  * console.log(new SandboxNotFoundError("x").message);
  * ```
  */
@@ -282,7 +282,7 @@ export class SandboxNotFoundError extends SandboxerError {
  *
  * @example
  * ```ts
- * import { SandboxExistsError } from "./errors.ts";
+ * import { SandboxExistsError } from "@sandboxer/sandboxer/errors";
  * console.log(new SandboxExistsError("x").code); // "SANDBOX_EXISTS"
  * ```
  */
@@ -310,7 +310,7 @@ export class SandboxExistsError extends SandboxerError {
  *
  * @example
  * ```ts
- * import { SandboxStateError } from "./errors.ts";
+ * import { SandboxStateError } from "@sandboxer/sandboxer/errors";
  * console.log(new SandboxStateError("x", "is destroyed").message);
  * ```
  */
@@ -339,7 +339,7 @@ export class SandboxStateError extends SandboxerError {
  *
  * @example
  * ```ts
- * import { SandboxInUseError } from "./errors.ts";
+ * import { SandboxInUseError } from "@sandboxer/sandboxer/errors";
  * const error = new SandboxInUseError("x", "is in use by exec (process 42 on h)");
  * console.log(error.code); // "SANDBOX_IN_USE"
  * ```
@@ -374,7 +374,7 @@ export class SandboxInUseError extends SandboxerError {
  *
  * @example
  * ```ts
- * import { OwnershipLostError } from "./errors.ts";
+ * import { OwnershipLostError } from "@sandboxer/sandboxer/errors";
  * console.log(new OwnershipLostError("x", "was taken over").code); // "OWNERSHIP_LOST"
  * ```
  */
@@ -403,7 +403,7 @@ export class OwnershipLostError extends SandboxerError {
  *
  * @example
  * ```ts
- * import { StateDirError } from "./errors.ts";
+ * import { StateDirError } from "@sandboxer/sandboxer/errors";
  * console.log(new StateDirError("/s", "is a file").message); // State directory /s is a file
  * ```
  */
@@ -433,7 +433,7 @@ export class StateDirError extends SandboxerError {
  *
  * @example
  * ```ts
- * import { LocalFileError } from "./errors.ts";
+ * import { LocalFileError } from "@sandboxer/sandboxer/errors";
  * console.log(new LocalFileError("/k", "it is a directory, not a file").message);
  * ```
  */
@@ -490,7 +490,7 @@ export function localFileErrorFrom(error: unknown): LocalFileError | undefined {
  *
  * @example
  * ```ts
- * import { JournalError } from "./errors.ts";
+ * import { JournalError } from "@sandboxer/sandboxer/errors";
  * console.log(new JournalError("/tmp/x.json", "is not valid JSON").code); // "JOURNAL"
  * ```
  */
@@ -518,7 +518,7 @@ export class JournalError extends SandboxerError {
  *
  * @example
  * ```ts
- * import { CommandFailedError } from "./errors.ts";
+ * import { CommandFailedError } from "@sandboxer/sandboxer/errors";
  * const error = new CommandFailedError(["rsync", "-a"], 23, "some files vanished");
  * console.log(error.exitCode); // 23
  * ```
@@ -556,7 +556,7 @@ export class CommandFailedError extends SandboxerError {
  *
  * @example
  * ```ts
- * import { MissingProgramError } from "./errors.ts";
+ * import { MissingProgramError } from "@sandboxer/sandboxer/errors";
  * console.log(new MissingProgramError("rsync").message);
  * ```
  */
@@ -599,7 +599,7 @@ const DEBIAN_PACKAGES: Readonly<Record<string, string>> = {
  *
  * @example
  * ```ts
- * import { PermissionError } from "./errors.ts";
+ * import { PermissionError } from "@sandboxer/sandboxer/errors";
  * const error = new PermissionError("read", "/etc/x", "--allow-read=/etc/x");
  * console.log(error.message);
  * ```
@@ -647,7 +647,7 @@ export interface SshErrorOptions extends ErrorOptions {
  *
  * @example
  * ```ts
- * import { SshError } from "./errors.ts";
+ * import { SshError } from "@sandboxer/sandboxer/errors";
  * const error = new SshError("u@h:22", "connect", "connection refused", {
  *   fix: "check target.port",
  * });
@@ -705,7 +705,7 @@ export interface HostKeyErrorDetails {
  *
  * @example
  * ```ts
- * import { HostKeyError } from "./errors.ts";
+ * import { HostKeyError } from "@sandboxer/sandboxer/errors";
  * const error = new HostKeyError("[h]:22", "SHA256:abc", "unknown", "~/.ssh/known_hosts");
  * console.log(error.fingerprint); // "SHA256:abc"
  * ```
@@ -793,7 +793,7 @@ function shellWord(word: string): string {
  *
  * @example
  * ```ts
- * import { TimeoutError } from "./errors.ts";
+ * import { TimeoutError } from "@sandboxer/sandboxer/errors";
  * console.log(new TimeoutError("connect to u@h:22", 10_000).message);
  * ```
  */
@@ -826,7 +826,7 @@ export class TimeoutError extends SandboxerError {
  *
  * @example
  * ```ts
- * import { WorkspaceError } from "./errors.ts";
+ * import { WorkspaceError } from "@sandboxer/sandboxer/errors";
  * console.log(new WorkspaceError("/", "is the filesystem root").code); // "WORKSPACE"
  * ```
  */
@@ -855,7 +855,7 @@ export class WorkspaceError extends SandboxerError {
  *
  * @example
  * ```ts
- * import { WorkspaceGoneError } from "./errors.ts";
+ * import { WorkspaceGoneError } from "@sandboxer/sandboxer/errors";
  * console.log(new WorkspaceGoneError("/build/sbx-1", "is gone").code); // "WORKSPACE_GONE"
  * ```
  */
@@ -884,7 +884,7 @@ export class WorkspaceGoneError extends SandboxerError {
  *
  * @example
  * ```ts
- * import { SetupFailedError } from "./errors.ts";
+ * import { SetupFailedError } from "@sandboxer/sandboxer/errors";
  * console.log(new SetupFailedError("ghc --version", 127).exitCode); // 127
  * ```
  */
@@ -922,7 +922,7 @@ export class SetupFailedError extends SandboxerError {
  *
  * @example
  * ```ts
- * import { ComposeError } from "./errors.ts";
+ * import { ComposeError } from "@sandboxer/sandboxer/errors";
  * const error = new ComposeError("sbx-a1", "could not start", ["Unsupported config option"]);
  * console.log(error.message); // Compose project sbx-a1 could not start: Unsupported config option
  * ```
@@ -963,7 +963,7 @@ export class ComposeError extends SandboxerError {
  *
  * @example
  * ```ts
- * import { ServiceNotReadyError } from "./errors.ts";
+ * import { ServiceNotReadyError } from "@sandboxer/sandboxer/errors";
  * const error = new ServiceNotReadyError("sbx-a1", "sshd", "did not answer", ["booting"]);
  * console.log(error.logTail); // ["booting"]
  * ```
@@ -1012,7 +1012,7 @@ export class ServiceNotReadyError extends SandboxerError {
  *
  * @example
  * ```ts
- * import { RsyncVersionError } from "./errors.ts";
+ * import { RsyncVersionError } from "@sandboxer/sandboxer/errors";
  * console.log(new RsyncVersionError("openrsync: protocol 29").code); // "RSYNC_VERSION"
  * ```
  */
@@ -1043,7 +1043,7 @@ export class RsyncVersionError extends SandboxerError {
  *
  * @example
  * ```ts
- * import { PortError } from "./errors.ts";
+ * import { PortError } from "@sandboxer/sandboxer/errors";
  * console.log(new PortError("haskell-1", "is not registered").code); // "PORT"
  * ```
  */
@@ -1066,7 +1066,7 @@ export class PortError extends SandboxerError {
  *
  * @example
  * ```ts
- * import { ImageError } from "./errors.ts";
+ * import { ImageError } from "@sandboxer/sandboxer/errors";
  * console.log(new ImageError("profile.x", "is not built").code); // "IMAGE"
  * ```
  */
@@ -1089,7 +1089,7 @@ export class ImageError extends SandboxerError {
  *
  * @example
  * ```ts
- * import { ImageBuildError } from "./errors.ts";
+ * import { ImageBuildError } from "@sandboxer/sandboxer/errors";
  * const error = new ImageBuildError("t.json", "Build 'qemu' errored", "/s/images/build.log");
  * console.log(error.logFile); // "/s/images/build.log"
  * ```
@@ -1121,7 +1121,7 @@ export class ImageBuildError extends SandboxerError {
  *
  * @example
  * ```ts
- * import { RsyncTooOldError } from "./errors.ts";
+ * import { RsyncTooOldError } from "@sandboxer/sandboxer/errors";
  * const error = new RsyncTooOldError("2.6.9", "3.0.0", "Cannot sync with rsync 2.6.9: …");
  * console.log(error.required); // "3.0.0"
  * ```
@@ -1152,7 +1152,7 @@ export class RsyncTooOldError extends SandboxerError {
  *
  * @example
  * ```ts
- * import { VmError } from "./errors.ts";
+ * import { VmError } from "@sandboxer/sandboxer/errors";
  * console.log(new VmError("a1", "exited during boot").message);
  * ```
  */
@@ -1178,7 +1178,7 @@ export class VmError extends SandboxerError {
  *
  * @example
  * ```ts
- * import { SftpSyncError } from "./errors.ts";
+ * import { SftpSyncError } from "@sandboxer/sandboxer/errors";
  * const error = new SftpSyncError("a/../b", "is not a plain relative path");
  * console.log(error.message); // Cannot sync "a/../b" over SFTP: it is not a plain relative path
  * ```
@@ -1208,7 +1208,7 @@ export class SftpSyncError extends SandboxerError {
  *
  * @example
  * ```ts
- * import { BootTimeoutError } from "./errors.ts";
+ * import { BootTimeoutError } from "@sandboxer/sandboxer/errors";
  * const error = new BootTimeoutError("a1", 120, ["Booting the kernel."]);
  * console.log(error.consoleTail); // ["Booting the kernel."]
  * ```

@@ -171,7 +171,24 @@ export function managerInternals(manager: Manager): ManagerInternals {
   return internals(manager);
 }
 
-/** The lifecycle of sandboxes: create, exec, sync, destroy, gc. */
+/**
+ * The lifecycle of sandboxes: create, exec, sync, destroy, gc.
+ *
+ * @example Create, run a command, destroy
+ * ```ts
+ * import { Manager } from "@sandboxer/sandboxer";
+ *
+ * async function build(): Promise<number> {
+ *   await using manager = await Manager.open();
+ *   const box = await manager.create({ profile: "vm-haskell-build", repo: "." });
+ *   try {
+ *     return await manager.exec(box.id, ["cabal", "build"]);
+ *   } finally {
+ *     await manager.destroy(box.id);
+ *   }
+ * }
+ * ```
+ */
 export class Manager implements AsyncDisposable {
   // Private so that mod.ts does not publish the journal and the registry; the SDK's own modules
   // (run_sandbox.ts) reach them through managerInternals().

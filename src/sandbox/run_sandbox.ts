@@ -66,6 +66,22 @@ export interface RunInSandboxResult {
  * @param manager The manager.
  * @param options Profile, command, artifacts and keep policy.
  * @returns The id, the command's exit code and whether the sandbox was kept.
+ *
+ * @example One command in a throwaway sandbox
+ * ```ts
+ * import { Manager, runInSandbox } from "@sandboxer/sandboxer";
+ *
+ * async function test(): Promise<number | undefined> {
+ *   await using manager = await Manager.open();
+ *   const result = await runInSandbox(manager, {
+ *     profile: "vm-haskell-build",
+ *     repo: ".",
+ *     command: ["cabal", "test"],
+ *     keep: "on-failure",
+ *   });
+ *   return result.exitCode;
+ * }
+ * ```
  */
 export async function runInSandbox(
   manager: Manager,
