@@ -6,7 +6,6 @@ import {
   denoDir,
   FIXTURE_EXTENSIONS,
   listDir,
-  runProgram,
   runSandboxer,
   sandboxerTaskArgv,
   tempDir,
@@ -118,9 +117,26 @@ Deno.test({
     const env = await envFor(tmp.path);
     const state = env.SANDBOXER_HOME;
     await Deno.mkdir(state);
-    // A 64 KiB tmpfs on the state directory, seen only inside its own mount namespace (held by
-    // a sleeping process): killing the holder takes the mount away, whatever happens here.
-    const holder = new Deno.Command("unshare", {
+    // A 64 KiB tmpfs on the state directory, seen only inside its own mount namespace: the
+    // namespace's one shell runs every step (no nsenter, which loses a chroot's root on a
+    // fresh-machine check), writes each step's output beside the state directory, and the
+    // mount goes away with it whatever happens here.
+    const out = `${tmp.path}/out`;
+    await Deno.mkdir(out);
+    const [program, ...args] = await sandboxerTaskArgv();
+    // Completely full (the heartbeat cannot be written), then one page free (the heartbeat
+    // fits, the record does not).
+    const script = `
+      state=$1 out=$2; shift 2
+      mount -t tmpfs -o size=64k,mode=0700 tmpfs "$state" && mkdir "$state/sandboxes" || exit 99
+      for pages in 16 15; do
+        rm -f "$state/fill"
+        dd if=/dev/zero of="$state/fill" bs=4k count="$pages" 2>"$out/dd.$pages"
+        "$@" create -p local --name full >"$out/stdout.$pages" 2>"$out/stderr.$pages"
+        echo "$?" >"$out/code.$pages"
+        ls -A "$state/sandboxes" >"$out/ls.$pages"
+      done`;
+    const holder = await new Deno.Command("unshare", {
       args: [
         "--mount",
         "--propagation",
@@ -128,73 +144,38 @@ Deno.test({
         "--",
         "sh",
         "-c",
-        'mount -t tmpfs -o size=64k,mode=0700 tmpfs "$1" && mkdir "$1/sandboxes" && echo ready && exec sleep 600',
+        script,
         "sh",
         state,
+        out,
+        program,
+        ...args,
       ],
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    try {
-      const reader = holder.stdout.getReader();
-      const first = await reader.read();
-      reader.releaseLock();
-      assert.equal(new TextDecoder().decode(first.value), "ready\n");
-      // Everything inside the namespace goes through nsenter: Deno reads /proc/<pid>/root only
-      // with --allow-all.
-      const inside = (program: string, ...args: string[]) =>
-        runProgram("nsenter", [
-          "--target",
-          String(holder.pid),
-          "--mount",
-          // Entering a mount namespace resets the root to the namespace's own: keep the holder's
-          // (a chroot, on a fresh-machine check).
-          "--root",
-          "--",
-          program,
-          ...args,
-        ], {
-          env: { NO_COLOR: "1", ...env },
-        });
-      const entries = async () => {
-        const listed = await inside("ls", "-A", `${state}/sandboxes`);
-        assert.equal(listed.code, 0, listed.stderr);
-        return listed.stdout.split("\n").filter((name) => name !== "");
-      };
-      const [program, ...args] = await sandboxerTaskArgv();
-      // Completely full (the heartbeat cannot be written), then one page free (the heartbeat
-      // fits, the record does not).
-      for (const pages of [16, 15]) {
-        await inside("rm", "-f", `${state}/fill`);
-        const filled = await inside(
-          "dd",
-          "if=/dev/zero",
-          `of=${state}/fill`,
-          "bs=4k",
-          `count=${pages}`,
-        );
-        assert.match(filled.stderr, new RegExp(`^${pages}\\+0 records out$`, "m"));
-        const result = await inside(program, ...args, "create", "-p", "local", "--name", "full");
-        assert.equal(result.code, 1, result.stderr);
-        assert.equal(result.stderr.trim().split("\n").length, 1, result.stderr);
-        assert.match(
-          result.stderr,
-          /^sandboxer: error: State directory \S+ cannot be written: the disk is full .*free space on that disk, or point SANDBOXER_HOME at another one/,
-        );
-        const failedAt = pages === 16
-          ? /writing \S+\/full\.[0-9a-f]+\.alive/
-          : /writing \S+\/full\.json/;
-        assert.match(result.stderr, failedAt);
-        assert.deepEqual(await entries(), [], "no record, lock or temp file");
-      }
-      assert.deepEqual(
-        await listDir(tmp.path).then((n) => n.filter((x) => x.startsWith("sbx-"))),
-        [],
+      env: { NO_COLOR: "1", ...env },
+      stdin: "null",
+      stdout: "null",
+    }).output();
+    assert.equal(holder.code, 0, new TextDecoder().decode(holder.stderr));
+    const read = (name: string) => Deno.readTextFile(`${out}/${name}`);
+    for (const pages of [16, 15]) {
+      assert.match(await read(`dd.${pages}`), new RegExp(`^${pages}\\+0 records out$`, "m"));
+      const stderr = await read(`stderr.${pages}`);
+      assert.equal((await read(`code.${pages}`)).trim(), "1", stderr);
+      assert.equal(stderr.trim().split("\n").length, 1, stderr);
+      assert.match(
+        stderr,
+        /^sandboxer: error: State directory \S+ cannot be written: the disk is full .*free space on that disk, or point SANDBOXER_HOME at another one/,
       );
-    } finally {
-      holder.kill("SIGKILL");
-      await holder.output();
+      const failedAt = pages === 16
+        ? /writing \S+\/full\.[0-9a-f]+\.alive/
+        : /writing \S+\/full\.json/;
+      assert.match(stderr, failedAt);
+      assert.equal(await read(`ls.${pages}`), "", "no record, lock or temp file");
     }
+    assert.deepEqual(
+      await listDir(tmp.path).then((n) => n.filter((x) => x.startsWith("sbx-"))),
+      [],
+    );
   },
 });
 
