@@ -14,41 +14,9 @@ export const ROOT: string = decodeURIComponent(new URL("..", import.meta.url).pa
 /** The directory of test extension registrations. */
 export const FIXTURE_EXTENSIONS: string = `${ROOT}/tests/fixtures/extensions`;
 
-/** A temporary directory removed on dispose. */
-export interface TempDir extends AsyncDisposable {
-  /** Its path. */
-  readonly path: string;
-}
-
-/**
- * Make a temporary directory for `await using`.
- *
- * @param prefix Name prefix.
- * @returns The directory.
- */
-export async function tempDir(prefix = "sbx-test-"): Promise<TempDir> {
-  const path = await Deno.makeTempDir({ prefix });
-  return {
-    path,
-    async [Symbol.asyncDispose]() {
-      await Deno.remove(path, { recursive: true }).catch(() => {});
-    },
-  };
-}
-
-/**
- * Write a profile YAML file.
- *
- * @param dir Directory to write into.
- * @param name Profile name (file `<name>.yaml`, id `profile.<name>`).
- * @param body The YAML after the id line.
- * @returns The file path.
- */
-export async function writeProfile(dir: string, name: string, body: string): Promise<string> {
-  const file = `${dir}/${name}.yaml`;
-  await Deno.writeTextFile(file, `id: profile.${name}\n${body}`);
-  return file;
-}
+export { type TempDir, tempDir } from "../src/testing/temp_dir.ts";
+export { exists } from "../src/testing/exists.ts";
+export { writeProfile } from "../src/testing/write_profile.ts";
 
 /** The argv to run the CLI exactly as `deno task sandboxer` does, read from deno.json. */
 export async function sandboxerTaskArgv(): Promise<string[]> {
@@ -68,6 +36,43 @@ export interface CliResult {
   stderr: string;
 }
 
+/** How {@linkcode spawnSandboxer} connects the child's standard streams. */
+export interface SpawnOptions {
+  /** Standard input; default `"null"`. */
+  stdin?: "piped" | "null" | "inherit";
+  /** Standard output; default `"piped"`. */
+  stdout?: "piped" | "null" | "inherit";
+  /** Standard error; default `"piped"`. */
+  stderr?: "piped" | "null" | "inherit";
+  /** Working directory. */
+  cwd?: string;
+}
+
+/**
+ * Start the CLI as a child process with the task's exact permission flags, for tests that talk
+ * to it, signal it or kill it; {@linkcode runSandboxer} runs it to completion.
+ *
+ * @param args CLI arguments.
+ * @param env Environment additions (SANDBOXER_HOME, HOME …); NO_COLOR and DENO_DIR are set.
+ * @param options The standard streams and working directory.
+ * @returns The child.
+ */
+export async function spawnSandboxer(
+  args: readonly string[],
+  env: Record<string, string> = {},
+  options: SpawnOptions = {},
+): Promise<Deno.ChildProcess> {
+  const [program, ...rest] = await sandboxerTaskArgv();
+  return new Deno.Command(program, {
+    args: [...rest, ...args],
+    cwd: options.cwd,
+    env: { NO_COLOR: "1", DENO_DIR: await denoDir(), ...env },
+    stdin: options.stdin ?? "null",
+    stdout: options.stdout ?? "piped",
+    stderr: options.stderr ?? "piped",
+  }).spawn();
+}
+
 /**
  * Run the CLI as a subprocess with the task's exact permission flags.
  *
@@ -79,10 +84,59 @@ export async function runSandboxer(
   args: readonly string[],
   env: Record<string, string> = {},
 ): Promise<CliResult> {
-  const [program, ...rest] = await sandboxerTaskArgv();
-  return await runProgram(program, [...rest, ...args], {
-    env: { NO_COLOR: "1", DENO_DIR: await denoDir(), ...env },
-  });
+  return textOf(await (await spawnSandboxer(args, env)).output());
+}
+
+/**
+ * The text of a finished child's captured output.
+ *
+ * @param output The child's output.
+ * @returns Exit code and output as text.
+ */
+export function textOf(output: Deno.CommandOutput): CliResult {
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+/** The `target:` fields of a vm-packer profile; `null` leaves a field out. */
+export type TargetFields = Record<string, string | number | boolean | null>;
+
+/** What {@linkcode writeVmPackerProfile} writes. */
+export interface VmPackerProfileSpec {
+  /** The `target:` section. */
+  target: TargetFields;
+  /** `workspace.root`. */
+  root: string;
+  /** More top-level YAML lines after `workspace:`. */
+  extra?: readonly string[];
+}
+
+/**
+ * Write an `ext.vm-packer` profile: the one writer behind every harness's `profile()`. Values are
+ * written as JSON strings, which are YAML double-quoted scalars, so any path is written safely.
+ *
+ * @param dir Directory to write into.
+ * @param name Profile name (file `<name>.yaml`, id `profile.<name>`).
+ * @param spec Target fields, workspace root and extra lines.
+ * @returns The file path.
+ */
+export async function writeVmPackerProfile(
+  dir: string,
+  name: string,
+  spec: VmPackerProfileSpec,
+): Promise<string> {
+  const lines = [`id: profile.${name}`, "extension: ext.vm-packer", "target:"];
+  for (const [key, value] of Object.entries(spec.target)) {
+    if (value !== null) lines.push(`  ${key}: ${JSON.stringify(value)}`);
+  }
+  lines.push("workspace:", `  root: ${JSON.stringify(spec.root)}`, ...(spec.extra ?? []));
+  const file = `${dir}/${name}.yaml`;
+  await Deno.writeTextFile(file, lines.join("\n") + "\n");
+  return file;
 }
 
 /**
@@ -98,21 +152,17 @@ export async function runProgram(
   args: readonly string[],
   options: { cwd?: string; env?: Record<string, string>; clearEnv?: boolean } = {},
 ): Promise<CliResult> {
-  const output = await new Deno.Command(program, {
-    args: [...args],
-    cwd: options.cwd,
-    env: options.env,
-    clearEnv: options.clearEnv,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+  return textOf(
+    await new Deno.Command(program, {
+      args: [...args],
+      cwd: options.cwd,
+      env: options.env,
+      clearEnv: options.clearEnv,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output(),
+  );
 }
 
 /** What a child `deno` needs to reach the npm registry the way this process does. */

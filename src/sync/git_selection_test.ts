@@ -6,7 +6,7 @@ import {
   makeGitCorpus,
   MUST_NOT_SEND,
   MUST_SEND,
-} from "../../tests/harness/git_corpus.ts";
+} from "../testing/git_corpus.ts";
 import { literalRule, selectFiles } from "./git_selection.ts";
 import { rsyncFilterArgs } from "./rsync.ts";
 import { run } from "../process/run.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { remoteCommand, shellQuote } from "./quote.ts";
-import { HOSTILE_WORDS, hostileStrings } from "../../tests/transport/hostile_strings.ts";
+import { HOSTILE_WORDS, hostileStrings } from "../testing/hostile_strings.ts";
 
 const decoder = new TextDecoder();
 

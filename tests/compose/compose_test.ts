@@ -10,14 +10,15 @@ import {
   dockerUnavailableReason,
   projectLeftovers,
   startDocker,
-} from "../harness/docker.ts";
+} from "../harness/docker/engine.ts";
 import {
   denoDir,
+  exists,
   makeHeartbeatsStale,
   runSandboxer,
   sandboxerOnPath,
-  sandboxerTaskArgv,
   skipIf,
+  spawnSandboxer,
   tempDir,
   writeProfile,
 } from "../helpers.ts";
@@ -26,10 +27,6 @@ const decoder = new TextDecoder();
 const NEVER_READY_MARKER = "sbx-never-ready-marker";
 
 type Result = DockerResult;
-
-async function exists(path: string): Promise<boolean> {
-  return await Deno.lstat(path).then(() => true, () => false);
-}
 
 function ok(result: Result, what: string): Result {
   assert.equal(result.code, 0, `${what} failed (exit ${result.code}):\n${result.stderr}`);
@@ -208,14 +205,10 @@ compose:
 ready_timeout: 120s
 `,
     );
-    const [program, ...args] = await sandboxerTaskArgv();
-    const child = new Deno.Command(program, {
-      args: [...args, "create", "-p", "slow", "--name", "killed"],
-      env,
-      stdin: "null",
+    const child = await spawnSandboxer(["create", "-p", "slow", "--name", "killed"], env, {
       stdout: "null",
       stderr: "null",
-    }).spawn();
+    });
     const deadline = Date.now() + 60_000;
     for (;;) {
       const recorded = await record("killed").catch(() => undefined);

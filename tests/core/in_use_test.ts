@@ -3,10 +3,9 @@
 // waits for the command to end, and only `destroy --force` and `gc` of an expired sandbox go
 // ahead. Real sshd, the CLI's exact flags.
 import assert from "node:assert/strict";
-import { listDir, runSandboxer } from "../helpers.ts";
-import { createOk, exists, startTestVm, type TestVm } from "../harness/test_vm.ts";
-import { processesMentioning } from "../faults/fault_helpers.ts";
-import { watchCli, type WatchedCli } from "./cli_child.ts";
+import { exists, listDir, runSandboxer } from "../helpers.ts";
+import { createOk, startTestVm, type TestVm } from "../harness/test_vm.ts";
+import { type CliChild, processesMentioning, spawnCli } from "../faults/fault_helpers.ts";
 
 async function signals(vm: TestVm): Promise<string> {
   const dir = `${vm.dir}/signals`;
@@ -19,10 +18,10 @@ async function signals(vm: TestVm): Promise<string> {
  * `exec ID -- sh -c …`: prints "started", waits for `release`, then writes and prints a file in
  * its workspace (which fails if the workspace was pulled from under it).
  */
-async function heldExec(vm: TestVm, id: string, release: string): Promise<WatchedCli> {
+async function heldExec(vm: TestVm, id: string, release: string): Promise<CliChild> {
   const script =
     `echo started; while [ ! -e ${release} ]; do sleep 0.05; done; echo done > out.txt; cat out.txt`;
-  const child = await watchCli(["exec", id, "--", "sh", "-c", script], vm.env);
+  const child = await spawnCli(["exec", id, "--", "sh", "-c", script], vm.env);
   await child.waitFor("stdout", /started\n/);
   return child;
 }
@@ -54,7 +53,7 @@ Deno.test("destroy refuses a sandbox an exec runs in; --wait waits for the comma
   assert.equal(await exists(`${vm.root}/sbx-busy`), true);
   assert.equal((await vm.show("busy")).status, "ready");
 
-  const waiting = await watchCli(["destroy", "busy", "--wait", "60s"], vm.env);
+  const waiting = await spawnCli(["destroy", "busy", "--wait", "60s"], vm.env);
   await waiting.waitFor("stderr", /is in use by exec .*; waiting up to 1m for it to be free/);
   // It waits while the command holds the sandbox, however long that takes.
   assert.equal(await exists(`${vm.root}/sbx-busy`), true);

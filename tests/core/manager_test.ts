@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Manager } from "../../mod.ts";
 import { ConfigError, SandboxStateError, SetupFailedError } from "../../src/core/errors.ts";
-import { FIXTURE_EXTENSIONS, listDir, tempDir, writeProfile } from "../helpers.ts";
+import { exists, FIXTURE_EXTENSIONS, listDir, tempDir, writeProfile } from "../helpers.ts";
 
 async function openManager(stateDir: string, profileDir: string): Promise<Manager> {
   return await Manager.open({
@@ -10,10 +10,6 @@ async function openManager(stateDir: string, profileDir: string): Promise<Manage
     profileDirs: [profileDir],
     env: () => undefined,
   });
-}
-
-async function exists(path: string): Promise<boolean> {
-  return await Deno.stat(path).then(() => true, () => false);
 }
 
 Deno.test("Manager.create() records, creates, runs setup and reaches ready", async () => {

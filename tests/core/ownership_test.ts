@@ -4,8 +4,8 @@
 // a new sandbox with the same id, destroy --force), the old creator must fail cleanly when it
 // goes on: no `ready` written over another state, nothing removed.
 import assert from "node:assert/strict";
-import { listDir, makeHeartbeatsStale, runSandboxer } from "../helpers.ts";
-import { exists, startTestVm, type TestVm } from "../harness/test_vm.ts";
+import { exists, listDir, makeHeartbeatsStale, runSandboxer } from "../helpers.ts";
+import { startTestVm, type TestVm } from "../harness/test_vm.ts";
 import { readRecord, spawnCli } from "../faults/fault_helpers.ts";
 
 /** A directory the login user and the test share, for files the remote commands wait on. */

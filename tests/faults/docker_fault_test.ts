@@ -14,18 +14,14 @@ import {
   dockerUnavailableReason,
   projectLeftovers,
   startDocker,
-} from "../harness/docker.ts";
-import { denoDir, runSandboxer, skipIf, tempDir } from "../helpers.ts";
+} from "../harness/docker/engine.ts";
+import { denoDir, exists, runSandboxer, skipIf, tempDir } from "../helpers.ts";
 import { readRecord, type RecordJson } from "./fault_helpers.ts";
 
 /** How long a command may take to fail while the daemon is down. */
 const FAIL_WITHIN_S = 30;
 
 type Result = DockerResult;
-
-async function exists(path: string): Promise<boolean> {
-  return await Deno.lstat(path).then(() => true, () => false);
-}
 
 /** Every distinct docker CLI on PATH, first the one PATH finds, with its `--version` line. */
 async function dockerClis(): Promise<{ path: string; version: string }[]> {

@@ -10,7 +10,7 @@
 import { netnsUnavailableReason } from "../harness/netns.ts";
 import type { RecordJson } from "../harness/test_vm.ts";
 export type { RecordJson };
-import { type CliResult, denoDir, processTable, sandboxerTaskArgv, skipIf } from "../helpers.ts";
+import { type CliResult, processTable, skipIf, spawnSandboxer } from "../helpers.ts";
 
 /** Short timeouts so a dead host is noticed in seconds: connect 3 s, 3 missed 1 s keepalives. */
 export const FAST: readonly string[] = [
@@ -125,6 +125,8 @@ export interface CliChild {
   readonly done: Promise<CliOutcome>;
   /** Resolve once stdout matches `pattern`. */
   waitForStdout(pattern: RegExp, timeoutMs?: number): Promise<void>;
+  /** Resolve once `stream` matches `pattern`; fail if the child exits first or at the deadline. */
+  waitFor(stream: "stdout" | "stderr", pattern: RegExp, timeoutMs?: number): Promise<void>;
 }
 
 /**
@@ -138,16 +140,10 @@ export async function spawnCli(
   args: readonly string[],
   env: Record<string, string>,
 ): Promise<CliChild> {
-  const [program, ...rest] = await sandboxerTaskArgv();
-  const child = new Deno.Command(program, {
-    args: [...rest, ...args],
-    env: { NO_COLOR: "1", DENO_DIR: await denoDir(), ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = await spawnSandboxer(args, env);
   let stdout = "";
   let stderr = "";
+  let finished = false;
   let errorAt: number | undefined;
   const collect = async (stream: ReadableStream<Uint8Array>, into: (text: string) => void) => {
     const decoder = new TextDecoder();
@@ -183,20 +179,27 @@ export async function spawnCli(
       return { code: status.code, stdout, stderr, errorAt };
     } finally {
       clearTimeout(timer);
+      finished = true;
     }
   })();
+  const waitFor = async (stream: "stdout" | "stderr", pattern: RegExp, timeoutMs = 30_000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!pattern.test(stream === "stdout" ? stdout : stderr)) {
+      if (finished || Date.now() > deadline) {
+        throw new Error(
+          `${
+            finished ? "exited" : "timed out"
+          } before ${pattern} on ${stream}; stdout: ${stdout}; stderr: ${stderr}`,
+        );
+      }
+      await sleep(10);
+    }
+  };
   return {
     child,
     done,
-    async waitForStdout(pattern, timeoutMs = 30_000) {
-      const deadline = Date.now() + timeoutMs;
-      while (!pattern.test(stdout)) {
-        if (Date.now() > deadline) {
-          throw new Error(`timed out waiting for ${pattern} on stdout; stderr: ${stderr}`);
-        }
-        await sleep(10);
-      }
-    },
+    waitFor,
+    waitForStdout: (pattern, timeoutMs) => waitFor("stdout", pattern, timeoutMs),
   };
 }
 

@@ -2,9 +2,10 @@
  * Checks the Docker test harness against a real engine:
  * `deno test --allow-all tests/harness/docker_test.ts`.
  */
-import { skipIf } from "../helpers.ts";
+import { exists, skipIf } from "../helpers.ts";
 import assert from "node:assert/strict";
-import { dockerUnavailableReason, processesMentioning, startDocker } from "./docker.ts";
+import { dockerUnavailableReason, processesMentioning, startDocker } from "./docker/engine.ts";
+import { strictSshArgs } from "./sshd.ts";
 
 const COMPOSE_FILE = new URL("../fixtures/compose/sshd.compose.yaml", import.meta.url).pathname;
 const PROJECT = "sbxh-test";
@@ -53,15 +54,6 @@ function freePort(): number {
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
   return port;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 const reason = await dockerUnavailableReason();
@@ -121,23 +113,12 @@ Deno.test({
       run(
         "ssh",
         [
-          "-F",
-          "/dev/null",
-          "-p",
-          String(port),
-          "-i",
-          clientKey,
-          "-o",
-          "IdentitiesOnly=yes",
-          "-o",
-          "BatchMode=yes",
-          "-o",
-          "StrictHostKeyChecking=yes",
-          "-o",
-          `UserKnownHostsFile=${knownHosts}`,
-          "-o",
-          "ConnectTimeout=5",
-          "sbx@127.0.0.1",
+          ...strictSshArgs({
+            destination: "sbx@127.0.0.1",
+            port,
+            identityFile: clientKey,
+            knownHostsFile: knownHosts,
+          }),
           ...command,
         ],
         undefined,

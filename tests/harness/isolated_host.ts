@@ -26,10 +26,19 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { shellQuote } from "../../src/transport/quote.ts";
-import { type CliResult, denoDir, runSandboxer } from "../helpers.ts";
-import { ensureRootfsTarball } from "./docker.ts";
+import {
+  type CliResult,
+  denoDir,
+  exists,
+  runProgram,
+  runSandboxer,
+  type TargetFields,
+  writeVmPackerProfile,
+} from "../helpers.ts";
+import { ensureRootfsTarball } from "./docker/engine.ts";
+import { strictSshArgs } from "./sshd.ts";
 import { freeSubnet, netnsUnavailableReason, processStart } from "./netns.ts";
-import type { ProfileSpec, RecordJson, TargetFields } from "./test_vm.ts";
+import type { ProfileSpec, RecordJson } from "./test_vm.ts";
 
 const DIR_PREFIX = "sbx-iso-";
 const NS_PATTERN = /^sbxi-[0-9a-f]{8}$/;
@@ -170,16 +179,6 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 function hex(bytes: number): string {
   return [...crypto.getRandomValues(new Uint8Array(bytes))]
     .map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
 }
 
 /**
@@ -531,7 +530,7 @@ export async function startIsolatedHost(options: IsolatedHostOptions = {}): Prom
       root,
       env,
       path,
-      async profile(name, specOrExtra = {}) {
+      profile(name, specOrExtra = {}) {
         const spec = typeof specOrExtra === "string" ? { extra: [specOrExtra] } : specOrExtra;
         const target: TargetFields = {
           host: subnet.address,
@@ -541,15 +540,11 @@ export async function startIsolatedHost(options: IsolatedHostOptions = {}): Prom
           known_hosts: knownHostsFile,
           ...spec.target,
         };
-        const lines = [`id: profile.${name}`, "extension: ext.vm-packer", "target:"];
-        for (const [key, value] of Object.entries(target)) {
-          if (value !== null) lines.push(`  ${key}: ${JSON.stringify(value)}`);
-        }
-        lines.push("workspace:", `  root: ${JSON.stringify(spec.root ?? root)}`);
-        lines.push(...(spec.extra ?? []));
-        const file = `${dir}/${name}.yaml`;
-        await Deno.writeTextFile(file, lines.join("\n") + "\n");
-        return file;
+        return writeVmPackerProfile(dir, name, {
+          target,
+          root: spec.root ?? root,
+          extra: spec.extra,
+        });
       },
       cli: (args, extra = {}) => runSandboxer(args, { ...env, ...extra }),
       async show(sandbox) {
@@ -574,34 +569,15 @@ export async function startIsolatedHost(options: IsolatedHostOptions = {}): Prom
         // Behind a jump host, from the jump host's network (its namespace, not its files).
         const via = options.behind ? ["netns", "exec", options.behind.ns, "ssh"] : [];
         const sshArgs = [
-          "-F",
-          "/dev/null",
-          "-i",
-          identityFile,
-          "-o",
-          "IdentitiesOnly=yes",
-          "-o",
-          "BatchMode=yes",
-          "-o",
-          "StrictHostKeyChecking=yes",
-          "-o",
-          `UserKnownHostsFile=${knownHostsFile}`,
-          `${USER}@${subnet.address}`,
+          ...strictSshArgs({
+            destination: `${USER}@${subnet.address}`,
+            identityFile,
+            knownHostsFile,
+          }),
           // ssh joins its words for the remote shell: quote them with the one quoter.
           shellQuote(argv),
         ];
-        const out = await new Deno.Command(via.length ? "ip" : "ssh", {
-          args: [...via, ...sshArgs],
-          stdin: "null",
-          stdout: "piped",
-          stderr: "piped",
-        }).output();
-        const decoder = new TextDecoder();
-        return {
-          code: out.code,
-          stdout: decoder.decode(out.stdout),
-          stderr: decoder.decode(out.stderr),
-        };
+        return await runProgram(via.length ? "ip" : "ssh", [...via, ...sshArgs]);
       },
       async processes() {
         const listed = await sh("ip", ["netns", "pids", ns]);

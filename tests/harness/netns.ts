@@ -19,7 +19,7 @@
  * @module
  */
 
-import { denoDir } from "../helpers.ts";
+import { denoDir, writeVmPackerProfile } from "../helpers.ts";
 import { startSshd, type TestSshd } from "./sshd.ts";
 
 /** Metric of the safety route; any value above the connected route's 0 works. */
@@ -327,23 +327,19 @@ export async function startNetnsHost(options: NetnsHostOptions = {}): Promise<Ne
       dir,
       root,
       env,
-      async profile(name, extra = [], target = {}) {
-        const fields: Record<string, string | number> = {
-          host: subnet.address,
-          port: server.port,
-          user: server.user,
-          identity_file: server.identityFile,
-          known_hosts: server.knownHostsFile,
-          ...target,
-        };
-        const lines = [`id: profile.${name}`, "extension: ext.vm-packer", "target:"];
-        for (const [key, value] of Object.entries(fields)) {
-          lines.push(`  ${key}: ${JSON.stringify(value)}`);
-        }
-        lines.push("workspace:", `  root: ${JSON.stringify(root)}`, ...extra);
-        const file = `${dir}/${name}.yaml`;
-        await Deno.writeTextFile(file, lines.join("\n") + "\n");
-        return file;
+      profile(name, extra = [], target = {}) {
+        return writeVmPackerProfile(dir, name, {
+          target: {
+            host: subnet.address,
+            port: server.port,
+            user: server.user,
+            identity_file: server.identityFile,
+            known_hosts: server.knownHostsFile,
+            ...target,
+          },
+          root,
+          extra,
+        });
       },
       cut: async () => void await ok("ip", ["-n", ns, "link", "set", "veth0", "down"]),
       async restore() {

@@ -7,6 +7,7 @@
  *   // connect with sshd.identityFile / sshd.knownHostsFile, or run `ssh ...sshArgs(sshd)`
  */
 import { createHash, randomBytes } from "node:crypto";
+import { exists } from "../helpers.ts";
 
 const SSHD = "/usr/sbin/sshd";
 const SSH_KEYGEN = "ssh-keygen";
@@ -91,16 +92,6 @@ async function runOk(cmd: string, args: string[], stdin?: string): Promise<strin
 
 function isRoot(): boolean {
   return Deno.uid() === 0;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
 
 function sleep(ms: number): Promise<void> {
@@ -287,23 +278,53 @@ export async function hashedKnownHostsFile(sshd: TestSshd): Promise<string> {
   return file;
 }
 
-/** OpenSSH client args for the plain `ssh` tool (append the remote command). */
-export function sshArgs(sshd: TestSshd): string[] {
+/** Who the plain `ssh` tool connects to, and with what. */
+export interface StrictSshTarget {
+  /** `user@host`. */
+  destination: string;
+  /** Port; default 22. */
+  port?: number;
+  /** Private key. */
+  identityFile: string;
+  /** The only known_hosts file consulted. */
+  knownHostsFile: string;
+}
+
+/**
+ * OpenSSH client args that trust nothing but the given key and known_hosts file (no config, no
+ * agent, no prompts, no new host keys); append the remote command.
+ *
+ * @param target Destination, port, key and known_hosts file.
+ * @returns The args.
+ */
+export function strictSshArgs(target: StrictSshTarget): string[] {
   return [
+    "-F",
+    "/dev/null",
     "-p",
-    String(sshd.port),
+    String(target.port ?? 22),
     "-i",
-    sshd.identityFile,
+    target.identityFile,
+    "-o",
+    "IdentitiesOnly=yes",
     "-o",
     "BatchMode=yes",
     "-o",
     "StrictHostKeyChecking=yes",
     "-o",
-    `UserKnownHostsFile=${sshd.knownHostsFile}`,
-    "-o",
-    "IdentitiesOnly=yes",
-    `${sshd.user}@${sshd.host}`,
+    `UserKnownHostsFile=${target.knownHostsFile}`,
+    target.destination,
   ];
+}
+
+/** OpenSSH client args for the plain `ssh` tool (append the remote command). */
+export function sshArgs(sshd: TestSshd): string[] {
+  return strictSshArgs({
+    destination: `${sshd.user}@${sshd.host}`,
+    port: sshd.port,
+    identityFile: sshd.identityFile,
+    knownHostsFile: sshd.knownHostsFile,
+  });
 }
 
 // ---- process tree helpers (via `ps`: Deno reads /proc only with --allow-all) ----

@@ -1,4 +1,4 @@
-import { processTable, skipIf } from "../helpers.ts";
+import { exists, processTable, skipIf } from "../helpers.ts";
 import assert from "node:assert/strict";
 import {
   freePort,
@@ -47,15 +47,6 @@ async function pidsMentioning(needle: string): Promise<number[]> {
   return (await processTable())
     .filter((p) => p.args.includes(needle) && !p.stat.startsWith("Z"))
     .map((p) => p.pid);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 Deno.test({ ...skipIf(unavailable, "sshd: echo over real ssh, fields look right") }, async () => {

@@ -9,10 +9,13 @@
 
 import assert from "node:assert/strict";
 import { startSshd, type StartSshdOptions, type TestSshd } from "./sshd.ts";
-import { type CliResult, denoDir, runSandboxer, sandboxerTaskArgv } from "../helpers.ts";
-
-/** Profile fields under `target:`; `null` leaves a field out. */
-export type TargetFields = Record<string, string | number | null>;
+import {
+  type CliResult,
+  denoDir,
+  runSandboxer,
+  type TargetFields,
+  writeVmPackerProfile,
+} from "../helpers.ts";
 
 /** What {@linkcode TestVm.profile} writes. */
 export interface ProfileSpec {
@@ -94,7 +97,7 @@ export async function startTestVm(options: StartSshdOptions = {}): Promise<TestV
     dir,
     root,
     env,
-    async profile(name, specOrExtra = {}) {
+    profile(name, specOrExtra = {}) {
       const spec = typeof specOrExtra === "string" ? { extra: [specOrExtra] } : specOrExtra;
       const target: TargetFields = {
         host: sshd.host,
@@ -104,16 +107,11 @@ export async function startTestVm(options: StartSshdOptions = {}): Promise<TestV
         known_hosts: sshd.knownHostsFile,
         ...spec.target,
       };
-      const lines = [`id: profile.${name}`, "extension: ext.vm-packer", "target:"];
-      for (const [key, value] of Object.entries(target)) {
-        // JSON strings are YAML double-quoted scalars: any path is written safely.
-        if (value !== null) lines.push(`  ${key}: ${JSON.stringify(value)}`);
-      }
-      lines.push("workspace:", `  root: ${JSON.stringify(spec.root ?? root)}`);
-      lines.push(...(spec.extra ?? []));
-      const file = `${dir}/${name}.yaml`;
-      await Deno.writeTextFile(file, lines.join("\n") + "\n");
-      return file;
+      return writeVmPackerProfile(dir, name, {
+        target,
+        root: spec.root ?? root,
+        extra: spec.extra,
+      });
     },
     cli: (args, extra = {}) => runSandboxer(args, { ...env, ...extra }),
     async show(id) {
@@ -159,43 +157,6 @@ export async function createOk(
   const record: RecordJson = JSON.parse(result.stdout);
   assert.equal(record.status, "ready");
   return record;
-}
-
-/**
- * Whether a path exists (without following a final symlink).
- *
- * @param path The path.
- * @returns True when something is there.
- */
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
-}
-
-/**
- * Start the CLI as a child process (for tests that kill it).
- *
- * @param args CLI arguments.
- * @param env Its environment additions.
- * @returns The child.
- */
-export async function spawnSandboxer(
-  args: readonly string[],
-  env: Record<string, string>,
-): Promise<Deno.ChildProcess> {
-  const [program, ...rest] = await sandboxerTaskArgv();
-  return new Deno.Command(program, {
-    args: [...rest, ...args],
-    env: { NO_COLOR: "1", ...env },
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
 }
 
 /**

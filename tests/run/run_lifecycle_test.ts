@@ -4,8 +4,7 @@
 import assert from "node:assert/strict";
 import { listDir, makeHeartbeatsStale, runSandboxer } from "../helpers.ts";
 import { createOk, startTestVm } from "../harness/test_vm.ts";
-import { processesMentioning, readRecord } from "../faults/fault_helpers.ts";
-import { watchCli } from "../core/cli_child.ts";
+import { processesMentioning, readRecord, spawnCli } from "../faults/fault_helpers.ts";
 
 Deno.test("run SIGKILLed during its command: gc finishes the sandbox like a crashed create", async () => {
   await using vm = await startTestVm();
@@ -15,7 +14,7 @@ Deno.test("run SIGKILLed during its command: gc finishes the sandbox like a cras
   const release = `${signals}/release`;
   const profile = await vm.profile("p");
   const state = vm.env.SANDBOXER_HOME;
-  const run = await watchCli([
+  const run = await spawnCli([
     "run",
     "-p",
     profile,
@@ -61,7 +60,7 @@ Deno.test("a live run's sandbox is not gc's, and destroy refuses it while its co
   await vm.chown(signals);
   const release = `${signals}/release`;
   const profile = await vm.profile("p", "ttl: 1s");
-  const run = await watchCli([
+  const run = await spawnCli([
     "run",
     "-p",
     profile,

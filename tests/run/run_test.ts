@@ -1,6 +1,6 @@
 // `sandboxer run` end to end against a real sshd, through the CLI's exact flags.
 import assert from "node:assert/strict";
-import { processTable, runSandboxer, sandboxerTaskArgv, tempDir } from "../helpers.ts";
+import { processTable, runSandboxer, spawnSandboxer, tempDir } from "../helpers.ts";
 import { startTestVm } from "../harness/test_vm.ts";
 
 function listRoot(root: string): string[] {
@@ -74,24 +74,10 @@ Deno.test("run --keep keeps the sandbox after success", async () => {
 Deno.test("run: Ctrl-C (SIGINT) during the command tears the sandbox down and exits 130", async () => {
   await using vm = await startTestVm();
   const profile = await vm.profile("build");
-  const [program, ...args] = await sandboxerTaskArgv();
-  const child = new Deno.Command(program, {
-    args: [
-      ...args,
-      "run",
-      "-p",
-      profile,
-      "--name",
-      "intr",
-      "--",
-      "sh",
-      "-c",
-      "echo started; sleep 60",
-    ],
-    env: vm.env,
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = await spawnSandboxer(
+    ["run", "-p", profile, "--name", "intr", "--", "sh", "-c", "echo started; sleep 60"],
+    vm.env,
+  );
   const reader = child.stdout.getReader();
   const first = await reader.read();
   assert.equal(new TextDecoder().decode(first.value), "started\n");

@@ -1,7 +1,7 @@
 // A script that imports the SDK runs under narrow permission flags — one host:port, the files it
 // names, rsync — and creates, uses and destroys a sandbox on a real sshd.
 import assert from "node:assert/strict";
-import { listDir, ROOT, tempDir } from "../helpers.ts";
+import { listDir, ROOT, runProgram, tempDir } from "../helpers.ts";
 import { startTestVm } from "../harness/test_vm.ts";
 
 Deno.test("an SDK script under narrow flags creates, syncs, execs and destroys", async () => {
@@ -35,16 +35,12 @@ console.log(JSON.stringify({ id: box.id, code, out: new TextDecoder().decode(chu
     "--allow-run=rsync",
     "--allow-env=LOG_TOKENS,LOG_STREAM",
   ];
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", ...flags, script],
+  const output = await runProgram(Deno.execPath(), ["run", ...flags, script], {
     env: vm.env,
     cwd: work.path,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stderr = new TextDecoder().decode(output.stderr);
-  assert.equal(output.code, 0, stderr);
-  const result = JSON.parse(new TextDecoder().decode(output.stdout));
+  });
+  assert.equal(output.code, 0, output.stderr);
+  const result = JSON.parse(output.stdout);
   assert.equal(result.code, 0);
   assert.equal(result.out, "hello from the repo\n");
   assert.deepEqual(await listDir(vm.root), []);
@@ -67,21 +63,15 @@ try {
 `,
   );
   const sshd = vm.sshd;
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--no-prompt",
-      "--no-config",
-      // No --allow-net: the connect must fail with a message naming the flag.
-      `--allow-read=${work.path},${profile},${sshd.identityFile},${sshd.knownHostsFile},${ROOT}`,
-      `--allow-write=${work.path}/state`,
-      "--allow-env=LOG_TOKENS,LOG_STREAM",
-      script,
-    ],
-    env: vm.env,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stdout = new TextDecoder().decode(output.stdout);
+  const { stdout } = await runProgram(Deno.execPath(), [
+    "run",
+    "--no-prompt",
+    "--no-config",
+    // No --allow-net: the connect must fail with a message naming the flag.
+    `--allow-read=${work.path},${profile},${sshd.identityFile},${sshd.knownHostsFile},${ROOT}`,
+    `--allow-write=${work.path}/state`,
+    "--allow-env=LOG_TOKENS,LOG_STREAM",
+    script,
+  ], { env: vm.env });
   assert.match(stdout, new RegExp(`--allow-net=${sshd.host}:${sshd.port}`), stdout);
 });

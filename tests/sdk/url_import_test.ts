@@ -5,7 +5,7 @@
 // directories as "not a file: URL".
 import assert from "node:assert/strict";
 import { extname, normalize } from "node:path";
-import { listDir, ROOT, tempDir } from "../helpers.ts";
+import { listDir, ROOT, runProgram, tempDir } from "../helpers.ts";
 import { startTestVm } from "../harness/test_vm.ts";
 
 const TYPES: Record<string, string> = {
@@ -63,26 +63,19 @@ console.log(JSON.stringify({
 `,
   );
   const sshd = vm.sshd;
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--no-config",
-      "--no-prompt",
-      `--allow-import=${origin}`,
-      `--allow-net=${sshd.host}:${sshd.port}`,
-      `--allow-read=${profile},${sshd.identityFile},${sshd.knownHostsFile},${state}`,
-      `--allow-write=${state}`,
-      "--allow-env=LOG_TOKENS,LOG_STREAM",
-      script,
-    ],
-    env: { ...vm.env, NO_COLOR: "1" },
-    cwd: work.path,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stderr = new TextDecoder().decode(output.stderr);
-  assert.equal(output.code, 0, stderr);
-  const result = JSON.parse(new TextDecoder().decode(output.stdout));
+  const output = await runProgram(Deno.execPath(), [
+    "run",
+    "--no-config",
+    "--no-prompt",
+    `--allow-import=${origin}`,
+    `--allow-net=${sshd.host}:${sshd.port}`,
+    `--allow-read=${profile},${sshd.identityFile},${sshd.knownHostsFile},${state}`,
+    `--allow-write=${state}`,
+    "--allow-env=LOG_TOKENS,LOG_STREAM",
+    script,
+  ], { env: { ...vm.env, NO_COLOR: "1" }, cwd: work.path });
+  assert.equal(output.code, 0, output.stderr);
+  const result = JSON.parse(output.stdout);
   // The built-in registrations came from the server, and say so in their file names.
   assert.deepEqual(result.extensions, [
     ["ext.compose-ssh", true, `http://${origin}/extensions/ext.compose-ssh.yaml`],

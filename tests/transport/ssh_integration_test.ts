@@ -19,7 +19,7 @@ import { connectSsh } from "../../src/transport/ssh/connection.ts";
 import { isPreAuthDrop } from "../../src/transport/ssh/errors.ts";
 import { SshPool } from "../../src/transport/ssh/pool.ts";
 import type { SshTarget } from "../../src/transport/ssh/types.ts";
-import { HOSTILE_WORDS, hostileStrings } from "./hostile_strings.ts";
+import { HOSTILE_WORDS, hostileStrings } from "../../src/testing/hostile_strings.ts";
 import { isolatedTest, startIsolatedHost } from "../harness/isolated_host.ts";
 import { listRemote, ODD_NAMES, writeTree } from "./tree_fixture.ts";
 

@@ -4,7 +4,8 @@
 // config aliases.
 import assert from "node:assert/strict";
 import { isolatedTest, startIsolatedHost } from "../harness/isolated_host.ts";
-import { createOk, exists, startTestVm } from "../harness/test_vm.ts";
+import { createOk, startTestVm } from "../harness/test_vm.ts";
+import { exists } from "../helpers.ts";
 
 Deno.test("vm-packer exec: exit codes, signals, literal argv, cwd and separate streams", async (t) => {
   await using vm = await startTestVm();

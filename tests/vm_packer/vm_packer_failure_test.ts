@@ -3,8 +3,8 @@
 // with a record that says where it stopped.
 import assert from "node:assert/strict";
 import { freePort } from "../harness/sshd.ts";
-import { exists, type RecordJson, spawnSandboxer, startTestVm } from "../harness/test_vm.ts";
-import { makeHeartbeatsFresh, makeHeartbeatsStale } from "../helpers.ts";
+import { type RecordJson, startTestVm } from "../harness/test_vm.ts";
+import { exists, makeHeartbeatsFresh, makeHeartbeatsStale, spawnSandboxer } from "../helpers.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -35,7 +35,12 @@ Deno.test("vm-packer: destroy and gc finish sandboxes whose creator was SIGKILLe
   const state = vm.env.SANDBOXER_HOME;
   const ids = ["killed1", "killed2"];
   const children = await Promise.all(
-    ids.map((id) => spawnSandboxer(["create", "--profile", profile, "--name", id], vm.env)),
+    ids.map((id) =>
+      spawnSandboxer(["create", "--profile", profile, "--name", id], vm.env, {
+        stdout: "null",
+        stderr: "null",
+      })
+    ),
   );
   try {
     // setup runs after the handle is recorded and the workspace made: the worst moment to die.

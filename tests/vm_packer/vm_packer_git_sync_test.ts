@@ -11,7 +11,7 @@ import {
   makeGitCorpus,
   MUST_NOT_SEND,
   MUST_SEND,
-} from "../harness/git_corpus.ts";
+} from "../../src/testing/git_corpus.ts";
 
 const MARKER = ".sandboxer.json";
 

@@ -5,7 +5,8 @@
 // never follow symlinks); a passphrase key without ssh-agent syncs over SFTP too.
 import assert from "node:assert/strict";
 import { type IsolatedHost, isolatedTest, startIsolatedHost } from "../harness/isolated_host.ts";
-import { createOk, exists, snapshotTree, startTestVm } from "../harness/test_vm.ts";
+import { createOk, snapshotTree, startTestVm } from "../harness/test_vm.ts";
+import { exists } from "../helpers.ts";
 
 const ODD = "a b $(x) 'q'.txt";
 const MARKER = ".sandboxer.json";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { PortError } from "../errors.ts";
 import { parsePortRange, PortRegistry } from "./registry.ts";
-import { tempDir } from "../../../tests/helpers.ts";
+import { tempDir } from "../../testing/temp_dir.ts";
 
 /** A range of free loopback ports: asks the kernel for one and uses the next few after it. */
 function freeRange(size: number): { first: number; last: number } {

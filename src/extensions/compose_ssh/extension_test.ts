@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { ConfigError } from "../../core/errors.ts";
 import { Manager } from "../../sandbox/manager.ts";
-import { tempDir, writeProfile } from "../../../tests/helpers.ts";
+import { tempDir } from "../../testing/temp_dir.ts";
+import { writeProfile } from "../../testing/write_profile.ts";
 import type { ComposeSshConfig } from "./extension.ts";
 
 const COMPOSE = "services:\n  sshd:\n    image: x\n";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ComposeError } from "../../core/errors.ts";
-import { tempDir } from "../../../tests/helpers.ts";
+import { tempDir } from "../../testing/temp_dir.ts";
 import {
   generateKeyPair,
   identityPublicKey,

@@ -13,6 +13,7 @@ import {
   WORKSPACE_RSYNC,
 } from "./remote_scripts.ts";
 import { newNonce } from "./workspace_path.ts";
+import { exists } from "../../testing/exists.ts";
 
 interface Run {
   code: number;
@@ -62,10 +63,6 @@ function markerJson(id: string, nonce: string | null): string {
     ? { id, profile: "profile.p", creator: "me@here", expires_at: null }
     : { id, nonce, profile: "profile.p", creator: "me@here", expires_at: null };
   return JSON.stringify(fields);
-}
-
-async function exists(path: string): Promise<boolean> {
-  return await Deno.lstat(path).then(() => true, () => false);
 }
 
 Deno.test("MAKE_WORKSPACE claims the path with mkdir and refuses anything already there", async () => {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { VmError } from "../../../core/errors.ts";
-import { tempDir } from "../../../../tests/helpers.ts";
+import { tempDir } from "../../../testing/temp_dir.ts";
 import { chooseAccel } from "./accel.ts";
 import { qemuArgs, type QemuSpec } from "./qemu.ts";
 import { makeVmDir, readMarker, removeVmDir, vmDirOf } from "./vm_dir.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ImageError } from "../../../core/errors.ts";
-import { tempDir } from "../../../../tests/helpers.ts";
+import { tempDir } from "../../../testing/temp_dir.ts";
 import { imageDirOf, imageKey, removeImage } from "./cache.ts";
 
 Deno.test("imageKey(): the same bytes give the same key; template, scripts, variables, base and packer change it", async () => {
