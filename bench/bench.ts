@@ -16,30 +16,42 @@
  * (`BENCH_CONCURRENT_RUNS`, default 3), `--concurrency N` (default 32),
  * `--files N` (default 2000), `--mb N` (default 40), `--only a,b` (groups:
  * start, exec, create, sync, resync, concurrent), `--json FILE` (raw samples),
- * `--workspace-dir DIR` (where workspaces live; default a temp dir on the disk. To take the disk
- * out, point it at a symlink to a directory under /dev/shm: Deno refuses /dev paths without
- * --allow-all).
+ * `--workspace-dir DIR` (where workspaces live on loopback; default a temp dir on the disk. To take
+ * the disk out, point it at a symlink to a directory under /dev/shm: Deno refuses /dev paths without
+ * --allow-all), `--link loopback,link` (`BENCH_LINK`; which hosts: the loopback sshd and/or an sshd
+ * in a network namespace behind a slow link, see bench/link.ts), `--rtt MS` (default 20) and
+ * `--mbit N` (default 100) shape that link. The exec, create, sync and re-sync groups run on each
+ * link; start and concurrent on loopback only.
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
-import { Manager } from "../mod.ts";
-import { sshArgs, sshdUnavailableReason } from "../tests/harness/sshd.ts";
-import { startTestVm } from "../tests/harness/test_vm.ts";
-import { ROOT, sandboxerTaskArgv } from "../tests/helpers.ts";
+import { netnsUnavailableReason } from "../tests/harness/netns.ts";
+import { sshdUnavailableReason } from "../tests/harness/sshd.ts";
+import { denoDir, ROOT, sandboxerTaskArgv } from "../tests/helpers.ts";
+import {
+  benchContext,
+  concurrentGroup,
+  createGroup,
+  execGroup,
+  firstSyncGroup,
+  type GroupResult,
+  resyncGroup,
+  row as groupRow,
+} from "./groups.ts";
 import {
   alternate,
   type Arm,
   markdownTable,
   median,
-  quantile,
   type Row,
   runChild,
   type Samples,
   textTable,
 } from "./lib.ts";
-import { makeTree, TREE_EXCLUDES } from "./tree.ts";
+import { type BenchHost, loopbackHost, slowLinkHost } from "./link.ts";
+import { makeTree } from "./tree.ts";
 
 const encoder = new TextEncoder();
 const log = (text: string) => Deno.stderr.writeSync(encoder.encode(text + "\n"));
@@ -72,11 +84,23 @@ const { values: flags } = parseArgs({
     only: { type: "string" },
     json: { type: "string" },
     "workspace-dir": { type: "string" },
+    link: { type: "string", default: envNumber("BENCH_LINK") ?? "loopback,link" },
+    rtt: { type: "string", default: "20" },
+    mbit: { type: "string", default: "100" },
   },
 });
 const RUNS = Number(flags.runs);
 const CONCURRENT_RUNS = Number(flags["concurrent-runs"]);
 const CONCURRENCY = Number(flags.concurrency);
+const LINKS = flags.link.split(",").map((l) => l.trim()).filter(Boolean);
+const RTT_MS = Number(flags.rtt);
+const MBIT = Number(flags.mbit);
+for (const link of LINKS) {
+  if (link !== "loopback" && link !== "link") {
+    log(`--link: unknown link "${link}" (use loopback, link or both, comma-separated)`);
+    Deno.exit(2);
+  }
+}
 const groups = new Set(
   (flags.only ?? "start,exec,create,sync,resync,concurrent").split(",").map((g) => g.trim()),
 );
@@ -143,116 +167,39 @@ async function hasGnuTime(): Promise<boolean> {
 const info = await machine();
 const loadBefore = loadavg();
 log(`machine: ${JSON.stringify(info)}; load average ${loadBefore}`);
-await using vm = await startTestVm();
-const sshd = vm.sshd;
-// Where workspaces (and the plain tools' directories) live; default: the VM's temp dir on disk.
-const hostDir = flags["workspace-dir"]
-  ? await Deno.makeTempDir({ dir: flags["workspace-dir"], prefix: "sbx-bench-" })
-  : vm.dir;
-await Deno.chmod(hostDir, 0o755);
-const workspaceRoot = flags["workspace-dir"] ? `${hostDir}/build` : vm.root;
-if (flags["workspace-dir"]) {
-  await Deno.mkdir(workspaceRoot);
-  await new Deno.Command("chown", { args: [sshd.user, workspaceRoot] }).output();
-}
-const profile = `${vm.dir}/bench.yaml`;
-await Deno.writeTextFile(
-  profile,
-  [
-    "id: profile.bench",
-    "extension: ext.vm-packer",
-    "target:",
-    `  host: ${sshd.host}`,
-    `  port: ${sshd.port}`,
-    `  user: ${sshd.user}`,
-    `  identity_file: ${sshd.identityFile}`,
-    `  known_hosts: ${sshd.knownHostsFile}`,
-    "workspace:",
-    `  root: ${workspaceRoot}`,
-    "sync:",
-    `  exclude: [${TREE_EXCLUDES.join(", ")}]`,
-    "",
-  ].join("\n"),
-);
-const env = { ...vm.env, NO_COLOR: "1" };
 const cli = await sandboxerTaskArgv();
 const cliFlags = cli.slice(1, -1); // deno, <flags…>, main.ts
 const deno = cli[0];
-const sshCmd = ["ssh", ...sshArgs(sshd)];
-const sshE = ["ssh", ...sshArgs(sshd).slice(0, -1)].join(" ");
-const remote = `${sshd.user}@${sshd.host}`;
-const plainRoot = `${hostDir}/plain`;
-await Deno.mkdir(plainRoot);
-await new Deno.Command("chown", { args: [sshd.user, plainRoot] }).output();
-
 const sourceDir = await Deno.makeTempDir({ prefix: "sbx-bench-src-" });
-// Removed however the run ends (the VM's own dir goes with `vm`).
-await using _scratch = {
-  async [Symbol.asyncDispose]() {
-    for (const dir of [sourceDir, ...(hostDir !== vm.dir ? [hostDir] : [])]) {
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-    }
-  },
+await using _source = {
+  [Symbol.asyncDispose]: () => Deno.remove(sourceDir, { recursive: true }).catch(() => {}),
 };
 const tree = await makeTree(sourceDir, {
   files: Number(flags.files),
   totalBytes: Number(flags.mb) * 1e6,
 });
+const treeText = `${tree.files} files / ${(tree.bytes / 1e6).toFixed(0)} MB`;
 log(
   `tree: ${tree.files} files, ${
     (tree.bytes / 1e6).toFixed(1)
   } MB, ${tree.dirs} dirs, ${tree.leftOut} files left out by .gitignore/excludes`,
 );
-
-await using manager = await Manager.open({ stateDir: vm.env.SANDBOXER_HOME });
 const rows: Row[] = [];
 const extra: Row[] = [];
 const raw: Record<string, Samples> = {};
-let plainCounter = 0;
-
-const cliRun = (args: string[]) => runChild([...cli, ...args], env);
-const plainDir = () => Promise.resolve(`${plainRoot}/p${plainCounter++}`);
-const removeLocal = (path: string) => Deno.remove(path, { recursive: true }).catch(() => {});
-const rsyncArgv = (dir: string) => [
-  "rsync",
-  "-a",
-  "--delete",
-  "--filter=:- .gitignore",
-  ...TREE_EXCLUDES.map((p) => `--exclude=${p}`),
-  "-e",
-  sshE,
-  `${sourceDir}/`,
-  `${remote}:${dir}/`,
-];
+const env = { NO_COLOR: "1", DENO_DIR: await denoDir() };
 
 function row(
   samples: Samples,
   metric: string,
   ours: string,
-  plain: string | undefined,
-  extraFields: Partial<Row> = {},
+  plain: string,
+  more: Partial<Row>,
 ): Row {
-  const s = samples.get(ours)!;
-  return {
-    metric,
-    ours: median(s),
-    plain: plain === undefined ? undefined : median(samples.get(plain)!),
-    spread: [quantile(s, 0.25), quantile(s, 0.75)],
-    n: s.length,
-    ...extraFields,
-  };
+  return groupRow({ host: { key: "loopback" } as BenchHost }, samples, metric, ours, plain, more);
 }
-
 function progress(group: string, runs: number) {
   return (round: number) => log(`  ${group}: round ${round + 1}/${runs} (load ${loadavg()})`);
-}
-
-async function createSdk(m: Manager = manager): Promise<string> {
-  return (await m.create({ profile })).id;
-}
-
-async function destroyAll(ids: readonly string[]): Promise<void> {
-  await Promise.all(ids.map((id) => manager.destroy(id)));
 }
 
 // ---------------------------------------------------------------- CLI start
@@ -338,267 +285,45 @@ if (groups.has("start")) {
   }
 }
 
-// ---------------------------------------------------------------- exec
+// ---------------------------------------------------------------- per link
 
-if (groups.has("exec")) {
-  log("exec: `sandboxer exec ID -- true` vs `ssh … true`");
-  const id = await createSdk();
-  const samples = await alternate(
-    [
-      { name: "cli", run: async () => (await cliRun(["exec", id, "--", "true"])).ms },
-      { name: "ssh", run: async () => (await runChild([...sshCmd, "true"])).ms },
-      { name: "sdk warm", run: async () => void (await manager.exec(id, ["true"])) },
-      {
-        name: "sdk cold",
-        async run() {
-          await using m = await Manager.open({ stateDir: vm.env.SANDBOXER_HOME });
-          await m.exec(id, ["true"]);
-        },
-      },
-    ],
-    RUNS,
-    progress("exec", RUNS),
-  );
-  raw.exec = samples;
-  await destroyAll([id]);
-  const plain = { plainLabel: "`ssh … true`", target: 0.8 };
-  rows.push(row(samples, "exec `true` — CLI process", "cli", "ssh", plain));
-  rows.push(row(samples, "exec `true` — SDK, new Manager", "sdk cold", "ssh", plain));
-  rows.push(row(samples, "exec `true` — SDK, warm Manager", "sdk warm", "ssh", plain));
+/** Open the host of one link: the loopback sshd, or the namespace host behind the slow link. */
+async function openHost(link: string): Promise<BenchHost> {
+  if (link === "loopback") return await loopbackHost();
+  const why = await netnsUnavailableReason();
+  if (why) throw new Error(`the ${link} arm needs a network namespace host: ${why}`);
+  return await slowLinkHost({ rttMs: RTT_MS, mbit: MBIT });
 }
 
-// ---------------------------------------------------------------- create
-
-if (groups.has("create")) {
-  log("create: `sandboxer create` (attach + workspace) vs `ssh … mkdir`");
-  const made: string[] = [];
-  const samples = await alternate(
-    [
-      {
-        name: "cli",
-        async run() {
-          const result = await cliRun(["create", "-p", profile, "--json"]);
-          made.push(JSON.parse(result.stdout).id);
-          return result.ms;
-        },
-      },
-      {
-        name: "ssh mkdir",
-        prepare: plainDir,
-        run: async (dir: string) => (await runChild([...sshCmd, "mkdir", dir])).ms,
-        cleanup: removeLocal,
-      },
-      { name: "sdk warm", run: async () => void made.push(await createSdk()) },
-      {
-        name: "sdk cold",
-        async run() {
-          await using m = await Manager.open({ stateDir: vm.env.SANDBOXER_HOME });
-          made.push(await createSdk(m));
-        },
-      },
-    ],
-    RUNS,
-    progress("create", RUNS),
-  );
-  raw.create = samples;
-  await destroyAll(made);
-  const plain = { plainLabel: "`ssh … mkdir`", target: 1.0 };
-  rows.push(row(samples, "create — CLI process", "cli", "ssh mkdir", plain));
-  rows.push(row(samples, "create — SDK, new Manager", "sdk cold", "ssh mkdir", plain));
-  rows.push(row(samples, "create — SDK, warm Manager", "sdk warm", "ssh mkdir", plain));
-}
-
-// ---------------------------------------------------------------- first sync
-
-/** Write dirty pages back (sync(1)) so that writeback from one run does not slow the next. */
-const flushDisk = async () => {
-  await new Deno.Command("sync").output();
-};
-
-if (groups.has("sync")) {
-  log(
-    `first sync: ${tree.files} files / ${(tree.bytes / 1e6).toFixed(0)} MB into an empty workspace`,
-  );
-  const newSandbox = () => createSdk();
-  const drop = (id: string) => manager.destroy(id).then(() => {});
-  const samples = await alternate(
-    [
-      {
-        name: "cli",
-        prepare: newSandbox,
-        run: async (id: string) => (await cliRun(["sync", id, "--repo", sourceDir])).ms,
-        cleanup: drop,
-      },
-      {
-        name: "sdk warm",
-        prepare: newSandbox,
-        run: async (id: string) => void (await manager.sync(id, { repo: sourceDir })),
-        cleanup: drop,
-      },
-      {
-        name: "rsync",
-        async prepare() {
-          const dir = await plainDir();
-          await runChild([...sshCmd, "mkdir", dir]);
-          return dir;
-        },
-        run: async (dir: string) => (await runChild(rsyncArgv(dir))).ms,
-        cleanup: removeLocal,
-      },
-    ],
-    RUNS,
-    progress("first sync", RUNS),
-    flushDisk,
-  );
-  raw.sync = samples;
-  const plain = { plainLabel: "`rsync -a` over ssh", target: 0.6 };
-  rows.push(row(samples, "first sync — CLI process (sandboxer sync)", "cli", "rsync", plain));
-  rows.push(
-    row(samples, "first sync — SDK, warm Manager (sandboxer sync)", "sdk warm", "rsync", plain),
-  );
-}
-
-// ---------------------------------------------------------------- no-change re-sync
-
-if (groups.has("resync")) {
-  log("no-change re-sync");
-  const id = await createSdk();
-  await manager.sync(id, { repo: sourceDir });
-  const dir = await plainDir();
-  await runChild([...sshCmd, "mkdir", dir]);
-  await runChild(rsyncArgv(dir));
-  const samples = await alternate(
-    [
-      { name: "cli", run: async () => (await cliRun(["sync", id, "--repo", sourceDir])).ms },
-      { name: "sdk warm", run: async () => void (await manager.sync(id, { repo: sourceDir })) },
-      {
-        name: "sdk cold",
-        async run() {
-          await using m = await Manager.open({ stateDir: vm.env.SANDBOXER_HOME });
-          await m.sync(id, { repo: sourceDir });
-        },
-      },
-      { name: "rsync", run: async () => (await runChild(rsyncArgv(dir))).ms },
-    ],
-    RUNS,
-    progress("re-sync", RUNS),
-    flushDisk,
-  );
-  raw.resync = samples;
-  await destroyAll([id]);
-  await removeLocal(dir);
-  const plain = { plainLabel: "`rsync -a` over ssh", target: 1.05 };
-  rows.push(row(samples, "no-change re-sync — CLI process", "cli", "rsync", plain));
-  rows.push(row(samples, "no-change re-sync — SDK, new Manager", "sdk cold", "rsync", plain));
-  rows.push(row(samples, "no-change re-sync — SDK, warm Manager", "sdk warm", "rsync", plain));
-}
-
-// ---------------------------------------------------------------- concurrent creates
-
-if (groups.has("concurrent")) {
-  log(`${CONCURRENCY} concurrent creates vs one create`);
-  const made: string[] = [];
-  const failures: string[] = [];
-  const cliCreate = async () => {
-    try {
-      const result = await cliRun(["create", "-p", profile, "--json"]);
-      made.push(JSON.parse(result.stdout).id);
-    } catch (error) {
-      failures.push((error as Error).message.split("\n")[0]);
-    }
+for (const link of LINKS) {
+  await using host = await openHost(link);
+  // Where workspaces live: --workspace-dir (loopback only) or the host's own root.
+  let workspaceRoot: string | undefined;
+  if (flags["workspace-dir"] && link === "loopback") {
+    const dir = await Deno.makeTempDir({ dir: flags["workspace-dir"], prefix: "sbx-bench-" });
+    await Deno.chmod(dir, 0o755);
+    workspaceRoot = `${dir}/build`;
+    await Deno.mkdir(workspaceRoot);
+    await new Deno.Command("chown", { args: [host.user, workspaceRoot] }).output();
+  }
+  await using ctx = await benchContext(host, {
+    workspaceRoot,
+    sourceDir,
+    runs: RUNS,
+    log: (text) => log(`${text} (load ${loadavg()})`),
+  });
+  const take = (group: string, result: GroupResult) => {
+    raw[`${host.key}.${group}`] = result.samples;
+    rows.push(...result.rows);
   };
-  const plainMade: string[] = [];
-  let sshFailures = 0;
-  const sshMkdir = async () => {
-    const dir = await plainDir();
-    try {
-      await runChild([...sshCmd, "mkdir", dir]);
-      plainMade.push(dir);
-    } catch {
-      sshFailures++;
-    }
-  };
-  const cleanup = async () => {
-    await destroyAll(made.splice(0));
-    await Promise.all(plainMade.splice(0).map(removeLocal));
-  };
-  const samples = await alternate(
-    [
-      { name: "cli 1", run: cliCreate, cleanup },
-      { name: "ssh 1", run: sshMkdir, cleanup },
-      {
-        name: `ssh ${CONCURRENCY}`,
-        run: () => Promise.all(Array.from({ length: CONCURRENCY }, sshMkdir)).then(() => {}),
-        cleanup,
-      },
-      {
-        name: `cli ${CONCURRENCY}`,
-        run: () => Promise.all(Array.from({ length: CONCURRENCY }, cliCreate)).then(() => {}),
-        cleanup,
-      },
-      {
-        name: "sdk 1",
-        async run() {
-          await using m = await Manager.open({ stateDir: vm.env.SANDBOXER_HOME });
-          made.push(await createSdk(m));
-        },
-        cleanup,
-      },
-      {
-        name: `sdk ${CONCURRENCY}`,
-        async run() {
-          await using m = await Manager.open({ stateDir: vm.env.SANDBOXER_HOME });
-          const ids = await Promise.all(Array.from({ length: CONCURRENCY }, () => createSdk(m)));
-          made.push(...ids);
-        },
-        cleanup,
-      },
-    ],
-    CONCURRENT_RUNS,
-    progress("concurrent", CONCURRENT_RUNS),
-  );
-  raw.concurrent = samples;
-  const note = failures.length ? `${failures.length} creates failed: ${failures[0]}` : undefined;
-  rows.push(
-    row(
-      samples,
-      `${CONCURRENCY} concurrent creates — CLI processes`,
-      `cli ${CONCURRENCY}`,
-      "cli 1",
-      {
-        plainLabel: "one CLI create",
-        target: 4,
-        note,
-      },
-    ),
-  );
-  rows.push(
-    row(
-      samples,
-      `${CONCURRENCY} concurrent creates — SDK, one new Manager`,
-      `sdk ${CONCURRENCY}`,
-      "sdk 1",
-      {
-        plainLabel: "one SDK create (new Manager)",
-        target: 4,
-      },
-    ),
-  );
-  rows.push(
-    row(
-      samples,
-      `${CONCURRENCY} concurrent plain \`ssh … mkdir\` (reference, no sandboxer)`,
-      `ssh ${CONCURRENCY}`,
-      "ssh 1",
-      {
-        plainLabel: "one `ssh … mkdir`",
-        note: sshFailures
-          ? `${sshFailures} of the plain ssh runs failed (sshd MaxStartups drops; ssh does not retry)`
-          : undefined,
-      },
-    ),
-  );
-  if (failures.length) log(`  ${failures.length} CLI creates failed, e.g. ${failures[0]}`);
+  if (groups.has("exec")) take("exec", await execGroup(ctx, link === "loopback" ? 0.6 : 0.5));
+  if (groups.has("create")) take("create", await createGroup(ctx));
+  if (groups.has("sync")) take("sync", await firstSyncGroup(ctx, treeText));
+  if (groups.has("resync")) take("resync", await resyncGroup(ctx));
+  if (groups.has("concurrent") && link === "loopback") {
+    take("concurrent", await concurrentGroup(ctx, CONCURRENCY, CONCURRENT_RUNS));
+  }
+  if (workspaceRoot) await Deno.remove(`${workspaceRoot}/..`, { recursive: true }).catch(() => {});
 }
 
 // ---------------------------------------------------------------- report
