@@ -23,9 +23,13 @@ import {
   WorkspaceGoneError,
 } from "./errors.ts";
 
-Deno.test("every error code belongs to exactly one class in errors.ts, and each is listed", async () => {
-  const source = await Deno.readTextFile(new URL("./errors.ts", import.meta.url));
-  const used = [...source.matchAll(/super\(\s*"([A-Z_]+)"/g)].map((m) => m[1]);
+Deno.test("every error code belongs to exactly one class in errors/, and each is listed", async () => {
+  const directory = new URL("./errors/", import.meta.url);
+  const used: string[] = [];
+  for await (const entry of Deno.readDir(directory)) {
+    const source = await Deno.readTextFile(new URL(entry.name, directory));
+    used.push(...[...source.matchAll(/super\(\s*"([A-Z_]+)"/g)].map((m) => m[1]));
+  }
   assert.deepEqual([...used].sort(), [...ERROR_CODES].sort());
   assert.equal(new Set(ERROR_CODES).size, ERROR_CODES.length);
 });
