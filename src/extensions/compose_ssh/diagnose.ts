@@ -8,14 +8,8 @@
 import { errorText, ServiceNotReadyError, SshError } from "../../core/errors.ts";
 
 import type { Logger } from "../../core/types.ts";
-import {
-  dockerDaemonName,
-  DockerUnreachableError,
-  PROJECT_LABEL,
-  type ProjectContainer,
-  projectContainers,
-  serviceLogs,
-} from "./compose.ts";
+import { dockerDaemonName, DockerUnreachableError, PROJECT_LABEL, serviceLogs } from "./compose.ts";
+import { type ProjectContainer, projectContainers } from "./project_objects.ts";
 import { composeProject, type ComposeSshHandle, dockerEnv, PROJECT_PATTERN } from "./handle.ts";
 
 /** Log lines of the service shown when it does not become ready. */

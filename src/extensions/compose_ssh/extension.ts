@@ -32,10 +32,8 @@ import {
   detectComposeCommand,
   dockerDaemonName,
   DockerUnreachableError,
-  projectContainers,
-  projectObjects,
-  sweepProject,
 } from "./compose.ts";
+import { projectContainers, projectObjects, sweepProject } from "./project_objects.ts";
 import { composeEnvironment, parseEnvEntries } from "./environment.ts";
 import {
   generateKeyPair,
