@@ -6,7 +6,8 @@
  */
 
 import { dirname, join } from "node:path";
-import { ConfigError, PermissionError } from "../core/errors.ts";
+import { ConfigError } from "../core/errors.ts";
+import { mapPermissionError } from "../core/permissions.ts";
 
 /**
  * A directory of configuration files held in memory: sandboxer's built-in
@@ -81,7 +82,7 @@ export async function readConfigFile(
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return undefined;
     if (error instanceof Deno.errors.NotCapable) {
-      throw new PermissionError("read", file, `--allow-read=${file}`, { cause: error });
+      throw mapPermissionError(error, "read", file);
     }
     if (error instanceof Deno.errors.PermissionDenied) {
       throw new ConfigError(
@@ -123,7 +124,7 @@ export async function readConfigDir(
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return undefined;
     if (error instanceof Deno.errors.NotCapable) {
-      const cause = new PermissionError("read", dir, `--allow-read=${dir}`, { cause: error });
+      const cause = mapPermissionError(error, "read", dir);
       return new ConfigError(
         { file: dir },
         `cannot be listed without read permission; run again with --allow-read=${dir}`,

@@ -11,7 +11,8 @@ import { ConfigError, PermissionError, ProfileNotFoundError } from "../core/erro
 import { configFilePath, type EmbeddedDir, readConfigDir, readConfigFile } from "./files.ts";
 import { applyOverrides } from "./overrides.ts";
 import { EXTENSION_ID_PATTERN } from "./registration.ts";
-import { describeValue, expandHome, type SharedConfigSource, validateConfig } from "./schema.ts";
+import { describeValue } from "./json_values.ts";
+import { expandHome, type SharedConfigSource, validateConfig } from "./schema.ts";
 import type { ConfigSchema, Profile } from "./types.ts";
 import type { JsonObject } from "../core/types.ts";
 import { parseYamlDocument, withOverrides } from "./yaml_source.ts";

@@ -15,7 +15,9 @@ import {
   readConfigDir,
   readConfigFile,
 } from "./files.ts";
-import { describeValue, parseRegistrationSchema, validateConfig } from "./schema.ts";
+import { describeValue } from "./json_values.ts";
+import { parseRegistrationSchema } from "./registration_schema.ts";
+import { validateConfig } from "./schema.ts";
 import type {
   ConfigSchema,
   ConfigSource,

@@ -15,7 +15,7 @@ import { formatDuration, parseDuration } from "./duration.ts";
 import type { ConfigSchema, ConfigSource, FieldSchema, FieldType } from "./types.ts";
 import type { JsonObject, JsonValue } from "../core/types.ts";
 import { isUrlLocation } from "./files.ts";
-import { splitFieldPath } from "./yaml_source.ts";
+import { describeValue, getAt, isObject, setAt } from "./json_values.ts";
 
 /** Options for {@linkcode validateConfig}. */
 export interface ValidateOptions {
@@ -56,8 +56,6 @@ export const FIELD_TYPES: readonly FieldType[] = [
   "string[]",
 ];
 
-const SPEC_KEYS = ["type", "required", "default", "min", "max", "enum", "description"] as const;
-const FIELD_NAME = /^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)*$/;
 const DURATION_EXAMPLES = `a duration such as 90 (seconds), "30m", "8h", "2d" or "1h30m"`;
 
 /**
@@ -100,146 +98,6 @@ export function validateConfig(
 }
 
 /**
- * Validate the `config:` block of an extension registration: each key is a
- * dotted field path mapped to `{ type, required?, default?, min?, max?,
- * enum?, description? }`. Defaults and `enum` values must match the type.
- *
- * @param raw The value of the registration's `config` key.
- * @param source Locates fields of the registration for error messages.
- * @returns The schema.
- * @throws {ConfigError} naming the bad entry, e.g. `config.target.port.type`.
- *
- * @example
- * ```ts
- * import { parseRegistrationSchema } from "./schema.ts";
- * import { fileSource } from "./yaml_source.ts";
- * const schema = parseRegistrationSchema(
- *   { "target.port": { type: "port", default: 22 } },
- *   fileSource("ext.demo.yaml"),
- * );
- * console.log(schema["target.port"].type); // "port"
- * ```
- */
-export function parseRegistrationSchema(raw: unknown, source: ConfigSource): ConfigSchema {
-  if (raw === null || raw === undefined) return {};
-  if (!isObject(raw)) {
-    throw new ConfigError(
-      source.locate("config"),
-      `must be a mapping of field names to their schemas (got ${
-        describeValue(raw)
-      }); write e.g. \`target.host: {type: string, required: true}\``,
-    );
-  }
-  const schema: Record<string, FieldSchema> = {};
-  const checker = new Validator({}, source, {});
-  for (const [name, spec] of Object.entries(raw)) {
-    const at = `config.${name}`;
-    if (!FIELD_NAME.test(name)) {
-      throw new ConfigError(
-        source.locate(at),
-        `is not a valid field name; use letters, digits, "_" and "-", with "." between levels`,
-      );
-    }
-    if (!isObject(spec)) {
-      throw new ConfigError(
-        source.locate(at),
-        `must be a mapping such as \`{type: string}\` (got ${
-          describeValue(spec)
-        }); give at least its type`,
-      );
-    }
-    for (const key of Object.keys(spec)) {
-      if (!(SPEC_KEYS as readonly string[]).includes(key)) {
-        throw new ConfigError(
-          source.locate(`${at}.${key}`),
-          `is not a schema property; use ${SPEC_KEYS.join(", ")}${
-            suggestionSuffix(key, SPEC_KEYS)
-          }`,
-        );
-      }
-    }
-    const type = spec.type;
-    if (typeof type !== "string" || !(FIELD_TYPES as readonly string[]).includes(type)) {
-      throw new ConfigError(
-        source.locate(`${at}.type`),
-        type === undefined || type === null
-          ? `is required; add \`type: <${FIELD_TYPES.join("|")}>\``
-          : `must be one of ${FIELD_TYPES.join(", ")} (got ${describeValue(type)})${
-            typeof type === "string" ? suggestionSuffix(type, FIELD_TYPES) : ""
-          }`,
-      );
-    }
-    const field: FieldSchema = { type: type as FieldType };
-    if (spec.required !== undefined && spec.required !== null) {
-      if (typeof spec.required !== "boolean") {
-        throw new ConfigError(
-          source.locate(`${at}.required`),
-          `must be true or false (got ${describeValue(spec.required)})`,
-        );
-      }
-      field.required = spec.required;
-    }
-    if (spec.description !== undefined && spec.description !== null) {
-      if (typeof spec.description !== "string") {
-        throw new ConfigError(
-          source.locate(`${at}.description`),
-          `must be a string (got ${describeValue(spec.description)}); put it in quotes`,
-        );
-      }
-      field.description = spec.description;
-    }
-    for (const bound of ["min", "max"] as const) {
-      const value = spec[bound];
-      if (value === undefined || value === null) continue;
-      field[bound] = checker.bound(`${at}.${bound}`, field.type, value);
-    }
-    if (field.min !== undefined && field.max !== undefined && field.min > field.max) {
-      throw new ConfigError(
-        source.locate(`${at}.min`),
-        `must not be larger than max (${field.min} > ${field.max}); swap or fix them`,
-      );
-    }
-    if (spec.enum !== undefined && spec.enum !== null) {
-      if (!Array.isArray(spec.enum) || spec.enum.length === 0) {
-        throw new ConfigError(
-          source.locate(`${at}.enum`),
-          `must be a non-empty list of the allowed values (got ${describeValue(spec.enum)})`,
-        );
-      }
-      const itemType: FieldType = field.type === "string[]" ? "string" : field.type;
-      spec.enum.forEach((value, index) =>
-        checker.check(`${at}.enum[${index}]`, value, { type: itemType }, false)
-      );
-      field.enum = spec.enum;
-    }
-    if (spec.default !== undefined && spec.default !== null) {
-      checker.check(`${at}.default`, spec.default, field, false);
-      if (field.required) {
-        throw new ConfigError(
-          source.locate(`${at}.required`),
-          "cannot be true for a field with a default (the default makes it optional); drop one of them",
-        );
-      }
-      field.default = spec.default;
-    }
-    schema[name] = field;
-  }
-  for (const name of Object.keys(schema)) {
-    const segments = name.split(".");
-    for (let length = 1; length < segments.length; length++) {
-      const group = segments.slice(0, length).join(".");
-      if (Object.hasOwn(schema, group)) {
-        throw new ConfigError(
-          source.locate(`config.${name}`),
-          `cannot be inside "${group}", which is itself a field; rename one of them`,
-        );
-      }
-    }
-  }
-  return schema;
-}
-
-/**
  * Expand a leading `~` or `~/` to the home directory.
  *
  * @param path The path as written.
@@ -258,7 +116,12 @@ export function expandHome(path: string, home: string): string {
   return path;
 }
 
-class Validator {
+/**
+ * Checks values against field schemas. {@linkcode validateConfig} runs it over a
+ * whole configuration; the registration parser uses `check()` and `bound()` on
+ * the defaults, bounds and `enum` values a registration declares.
+ */
+export class Validator {
   readonly #schema: ConfigSchema;
   readonly #source: ConfigSource;
   readonly #options: ValidateOptions;
@@ -587,67 +450,4 @@ function placeholder(field: FieldSchema): string {
 
 function readHome(): string | undefined {
   return optionalEnv("HOME");
-}
-
-/**
- * Describe a value for the `(got …)` part of a message: strings quoted and
- * shortened, lists and mappings by kind.
- *
- * @param value The offending value.
- * @returns A short description.
- *
- * @example
- * ```ts
- * import { describeValue } from "./schema.ts";
- * console.log(describeValue("abc")); // "\"abc\""
- * console.log(describeValue([1])); // "a list"
- * ```
- */
-export function describeValue(value: unknown): string {
-  if (value === null || value === undefined) return "nothing";
-  if (Array.isArray(value)) return value.length ? "a list" : "an empty list";
-  if (typeof value === "object") return "a mapping";
-  if (typeof value === "string") {
-    return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
-  }
-  return String(value);
-}
-
-function isObject(value: unknown): value is JsonObject {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function getAt(object: JsonObject, path: string): JsonValue | undefined {
-  let node: JsonValue | undefined = object;
-  for (const segment of splitFieldPath(path)) {
-    if (!isObject(node) || !Object.hasOwn(node, segment)) return undefined;
-    node = node[segment];
-  }
-  return node;
-}
-
-function setAt(object: JsonObject, path: string, value: JsonValue): void {
-  const segments = path.split(".");
-  let node = object;
-  for (const segment of segments.slice(0, -1)) {
-    const next = Object.hasOwn(node, segment) ? node[segment] : undefined;
-    if (isObject(next)) {
-      node = next;
-    } else {
-      const created: JsonObject = {};
-      Object.defineProperty(node, segment, {
-        value: created,
-        enumerable: true,
-        writable: true,
-        configurable: true,
-      });
-      node = created;
-    }
-  }
-  Object.defineProperty(node, segments.at(-1)!, {
-    value,
-    enumerable: true,
-    writable: true,
-    configurable: true,
-  });
 }

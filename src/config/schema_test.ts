@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { ConfigError } from "../core/errors.ts";
-import { parseRegistrationSchema, validateConfig } from "./schema.ts";
+import { parseRegistrationSchema } from "./registration_schema.ts";
+import { validateConfig } from "./schema.ts";
 import type { ConfigSchema } from "./types.ts";
 import type { JsonObject } from "../core/types.ts";
 import { parseYamlDocument, withOverrides } from "./yaml_source.ts";

@@ -11,7 +11,8 @@
  */
 
 import SSHConfig from "../deps/ssh_config.ts";
-import { ConfigError, PermissionError } from "../core/errors.ts";
+import { ConfigError } from "../core/errors.ts";
+import { mapPermissionError } from "../core/permissions.ts";
 import { readConfigFile } from "./files.ts";
 
 /** The settings sandboxer takes from an ssh config file; absent ones are unset. */
@@ -84,12 +85,7 @@ function compute(config: SSHConfig, alias: string): Record<string, string | stri
     // ssh-config asks the OS for the local user name (for `Match localuser`),
     // falling back to $USER and $USERNAME.
     if (error instanceof Deno.errors.NotCapable) {
-      throw new PermissionError(
-        "env",
-        "USER",
-        "--allow-env=USER,USERNAME",
-        { cause: error },
-      );
+      throw mapPermissionError(error, "env", "USER", "--allow-env=USER,USERNAME");
     }
     throw error;
   }

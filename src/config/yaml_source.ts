@@ -5,18 +5,9 @@
  * @module
  */
 
-import {
-  type Document,
-  isCollection,
-  isMap,
-  isNode,
-  isPair,
-  isScalar,
-  isSeq,
-  LineCounter,
-  parseDocument,
-} from "../deps/yaml.ts";
+import * as yaml from "../deps/yaml.ts";
 import { ConfigError, type ConfigLocation, PermissionError } from "../core/errors.ts";
+import { mapPermissionError } from "../core/permissions.ts";
 import type { ConfigSource } from "./types.ts";
 
 /** A parsed YAML document: its data and where each value came from. */
@@ -67,9 +58,9 @@ export function splitFieldPath(field: string): string[] {
  * ```
  */
 export function parseYamlDocument(file: string, text: string): YamlDocument {
-  const lineCounter = new LineCounter();
+  const lineCounter = new yaml.LineCounter();
   const doc = yamlCall(() =>
-    parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: true })
+    yaml.parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: true })
   );
   const [first, ...more] = doc.errors;
   if (first) {
@@ -158,10 +149,10 @@ interface Found {
 
 class YamlSource implements ConfigSource {
   readonly file: string;
-  readonly #doc: Document;
-  readonly #lines: LineCounter;
+  readonly #doc: yaml.Document;
+  readonly #lines: yaml.LineCounter;
 
-  constructor(file: string, doc: Document, lines: LineCounter) {
+  constructor(file: string, doc: yaml.Document, lines: yaml.LineCounter) {
     this.file = file;
     this.#doc = doc;
     this.#lines = lines;
@@ -174,7 +165,7 @@ class YamlSource implements ConfigSource {
     // start lines below) and an empty value are located at their key.
     const value = rangeOf(found.value);
     const valueStart = found.depth === segments.length && value && value[1] > value[0] &&
-        !isCollection(found.value)
+        !yaml.isCollection(found.value)
       ? value[0]
       : undefined;
     const start = valueStart ?? rangeOf(found.key)?.[0] ?? value?.[0];
@@ -188,11 +179,11 @@ class YamlSource implements ConfigSource {
 function find(node: unknown, segments: readonly string[], from: number): Found {
   let best: Found = { depth: from };
   if (from >= segments.length) return best;
-  if (isMap(node)) {
+  if (yaml.isMap(node)) {
     for (let end = segments.length; end > from; end--) {
       const name = segments.slice(from, end).join(".");
       const pair = node.items.find((item) =>
-        isPair(item) && isScalar(item.key) && String(item.key.value) === name
+        yaml.isPair(item) && yaml.isScalar(item.key) && String(item.key.value) === name
       );
       if (!pair) continue;
       const below = find(pair.value, segments, end);
@@ -200,7 +191,7 @@ function find(node: unknown, segments: readonly string[], from: number): Found {
       if (found.depth > best.depth) best = found;
       if (best.depth === segments.length) break;
     }
-  } else if (isSeq(node) && /^\d+$/.test(segments[from])) {
+  } else if (yaml.isSeq(node) && /^\d+$/.test(segments[from])) {
     const item = node.items[Number(segments[from])];
     if (item !== undefined) {
       const below = find(item, segments, from + 1);
@@ -211,15 +202,15 @@ function find(node: unknown, segments: readonly string[], from: number): Found {
 }
 
 function rangeOf(node: unknown): readonly [number, number, number] | undefined {
-  return isNode(node) ? node.range ?? undefined : undefined;
+  return yaml.isNode(node) ? node.range ?? undefined : undefined;
 }
 
 function describeYamlError(
-  doc: Document,
+  doc: yaml.Document,
   code: string,
   message: string,
   offset: number,
-  lines: LineCounter,
+  lines: yaml.LineCounter,
 ): string {
   switch (code) {
     case "DUPLICATE_KEY": {
@@ -245,10 +236,10 @@ function findDuplicateKey(
   node: unknown,
   offset: number,
 ): { name: string; firstOffset: number } | undefined {
-  if (isMap(node)) {
+  if (yaml.isMap(node)) {
     const seen = new Map<string, number>();
     for (const pair of node.items) {
-      if (isScalar(pair.key)) {
+      if (yaml.isScalar(pair.key)) {
         const name = String(pair.key.value);
         const start = rangeOf(pair.key)?.[0] ?? -1;
         const first = seen.get(name);
@@ -258,7 +249,7 @@ function findDuplicateKey(
       const below = findDuplicateKey(pair.value, offset);
       if (below) return below;
     }
-  } else if (isSeq(node)) {
+  } else if (yaml.isSeq(node)) {
     for (const item of node.items) {
       const below = findDuplicateKey(item, offset);
       if (below) return below;
@@ -277,11 +268,11 @@ function yamlCall<T>(work: () => T): T {
     return work();
   } catch (error) {
     if (error instanceof Deno.errors.NotCapable) {
-      throw new PermissionError(
+      throw mapPermissionError(
+        error,
         "env",
         "LOG_TOKENS and LOG_STREAM (the YAML parser reads them)",
         YAML_ENV_FLAG,
-        { cause: error },
       );
     }
     throw error;

@@ -15,17 +15,24 @@ export type PermissionName = "read" | "write" | "net" | "run" | "env" | "sys" | 
  * error unchanged (so callers can `throw mapPermissionError(e, …)`).
  *
  * @param error What was caught.
- * @param permission The permission the failed operation needed.
+ * @param permission The permission the failed operation needed (`"read/write"`
+ *   when it needed both).
  * @param what The path, host, program or variable it was for.
+ * @param flag The fix, when it is more than `--allow-<permission>=<what>`.
  * @returns The error to throw.
  */
 export function mapPermissionError(
   error: unknown,
-  permission: PermissionName,
+  permission: PermissionName | "read/write",
   what: string,
+  flag = `--allow-${permission}=${what}`,
 ): unknown {
-  if (error instanceof Deno.errors.NotCapable) {
-    return new PermissionError(permission, what, `--allow-${permission}=${what}`, { cause: error });
+  // Errors that crossed npm code (ssh2) keep the name but lose the class.
+  if (
+    error instanceof Deno.errors.NotCapable ||
+    (error instanceof Error && error.name === "NotCapable")
+  ) {
+    return new PermissionError(permission, what, flag, { cause: error });
   }
   return error;
 }

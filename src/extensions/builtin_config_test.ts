@@ -9,7 +9,7 @@ import { BUILTIN_EXTENSIONS_DIR } from "../config/builtin_files.ts";
 import { configFilePath } from "../config/files.ts";
 import { parseRegistration } from "../config/registration.ts";
 import type { FieldType } from "../config/types.ts";
-import type { ComposeSshConfig } from "./compose_ssh/extension.ts";
+import type { ComposeSshConfig } from "./compose_ssh/config.ts";
 import type { VmPackerConfig } from "./vm_packer/extension.ts";
 
 /** Every dotted path to a leaf (a value that is not a plain object) of `T`. */

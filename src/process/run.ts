@@ -5,12 +5,8 @@
  * @module
  */
 
-import {
-  CommandFailedError,
-  MissingProgramError,
-  PermissionError,
-  TimeoutError,
-} from "../core/errors.ts";
+import { CommandFailedError, MissingProgramError, TimeoutError } from "../core/errors.ts";
+import { mapPermissionError } from "../core/permissions.ts";
 import { signalExitCode } from "./signals.ts";
 
 /** How long a program has to exit after SIGTERM before it gets SIGKILL. */
@@ -91,7 +87,7 @@ async function spawnError(
     return new MissingProgramError(program, { cause: error });
   }
   if (error instanceof Deno.errors.NotCapable) {
-    return new PermissionError("run", program, `--allow-run=${program}`, { cause: error });
+    return mapPermissionError(error, "run", program);
   }
   return error;
 }

@@ -33,7 +33,20 @@
  */
 
 import { MissingProgramError, PermissionError } from "../core/errors.ts";
+import { mapPermissionError } from "../core/permissions.ts";
 import { run } from "../process/run.ts";
+import {
+  compareBytes,
+  concat,
+  extensionOf,
+  foldedRule,
+  joinLines,
+  literalRule,
+  SLASH,
+  splitNul,
+  splitPath,
+  startsWith,
+} from "./path_bytes.ts";
 
 /** Options for {@linkcode selectFiles}. */
 export interface SelectFilesOptions {
@@ -67,16 +80,17 @@ const RECEIVER_GITIGNORE_FILTER = "--filter=:-r .gitignore";
 /** `.git` directories (and submodules' `.git` files) at any depth. */
 const GIT_DIR_EXCLUDE = "--exclude=.git";
 
-/** At least this many ignored entries with one extension in one directory are folded. */
-const FOLD_MIN = 8;
-/** Up to this many rules (and bytes) go on rsync's command line; more go in a file. */
-const MAX_ARGUMENT_RULES = 200;
-const MAX_ARGUMENT_BYTES = 16_384;
-/** Nested submodules deeper than this are taken as a loop. */
-const MAX_SUBMODULE_DEPTH = 16;
+/** How far the selection goes before it changes tactics. */
+const LIMITS = {
+  /** At least this many ignored entries with one extension in one directory are folded. */
+  foldMin: 8,
+  /** Up to this many rules (and bytes) go on rsync's command line; more go in a file. */
+  argumentRules: 200,
+  argumentBytes: 16_384,
+  /** Nested submodules deeper than this are taken as a loop. */
+  submoduleDepth: 16,
+} as const;
 
-const SLASH = 0x2f;
-const NUL = 0;
 const utf8 = new TextEncoder();
 const text = new TextDecoder();
 
@@ -123,7 +137,7 @@ export async function selectFiles(
   }
   const file = await Deno.makeTempFile({ prefix: "sbx-select-" }).catch((error) => {
     if (error instanceof Deno.errors.NotCapable) {
-      throw new PermissionError("write", "the temp directory", "--allow-write", { cause: error });
+      throw mapPermissionError(error, "write", "the temp directory", "--allow-write");
     }
     throw error;
   });
@@ -150,7 +164,7 @@ export async function selectFiles(
 function rulesAsArguments(rules: readonly Uint8Array[]): string[] | undefined {
   let size = 0;
   for (const rule of rules) size += rule.length;
-  if (rules.length > MAX_ARGUMENT_RULES || size > MAX_ARGUMENT_BYTES) return undefined;
+  if (rules.length > LIMITS.argumentRules || size > LIMITS.argumentBytes) return undefined;
   const strict = new TextDecoder("utf-8", { fatal: true });
   try {
     return rules.map((rule) => `--exclude=${strict.decode(rule)}`);
@@ -171,38 +185,6 @@ function fixed(
     [Symbol.asyncDispose]: () => Promise.resolve(),
   };
   return notice === undefined ? selection : { ...selection, notice };
-}
-
-/** A git listing's entries (NUL-separated), as raw bytes: names need not be UTF-8. */
-function splitNul(bytes: Uint8Array): Uint8Array[] {
-  const entries: Uint8Array[] = [];
-  let start = 0;
-  for (let i = 0; i < bytes.length; i++) {
-    if (bytes[i] !== NUL) continue;
-    if (i > start) entries.push(bytes.subarray(start, i));
-    start = i + 1;
-  }
-  if (start < bytes.length) entries.push(bytes.subarray(start));
-  return entries;
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
-}
-
-function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
-  if (bytes.length < prefix.length) return false;
-  for (let i = 0; i < prefix.length; i++) if (bytes[i] !== prefix[i]) return false;
-  return true;
-}
-
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
-  return a.length - b.length;
 }
 
 /**
@@ -287,7 +269,7 @@ async function ignoredPaths(
     );
   }
   const paths = dropCoveredDirectories(listed).map((p) => concat(prefix, p));
-  if (depth >= MAX_SUBMODULE_DEPTH) return paths;
+  if (depth >= LIMITS.submoduleDepth) return paths;
   const [top, inTop = ""] = text.decode(where.value).split("\n");
   for (const submodule of await submodulePaths(top, signal)) {
     if (!submodule.startsWith(inTop)) continue;
@@ -347,22 +329,9 @@ function dropCoveredDirectories(listed: Uint8Array[]): Uint8Array[] {
   return kept;
 }
 
-/** A path's directory part (with its trailing `/`, empty at the top) and its last segment. */
-function splitPath(path: Uint8Array): [Uint8Array, Uint8Array] {
-  const body = path[path.length - 1] === SLASH ? path.subarray(0, -1) : path;
-  const slash = body.lastIndexOf(SLASH);
-  return [body.subarray(0, slash + 1), body.subarray(slash + 1)];
-}
-
-/** The extension of a name (after its last dot, not a leading one), or undefined. */
-function extensionOf(name: Uint8Array): Uint8Array | undefined {
-  const dot = name.lastIndexOf(0x2e);
-  return dot > 0 && dot < name.length - 1 ? name.subarray(dot + 1) : undefined;
-}
-
 /**
  * The exclude rules for the ignored paths: one anchored literal each, except
- * that `FOLD_MIN` or more ignored entries of one extension in one directory
+ * that `LIMITS.foldMin` or more ignored entries of one extension in one directory
  * become one `/dir/*.ext` rule when nothing else in that directory matches it
  * (checked on disk, and with git for files deleted locally but still tracked).
  */
@@ -381,7 +350,7 @@ async function foldRules(
     if (group) group.paths.push(path);
     else groups.set(key, { dir, ext, paths: [path] });
   }
-  const candidates = [...groups.values()].filter((g) => g.paths.length >= FOLD_MIN);
+  const candidates = [...groups.values()].filter((g) => g.paths.length >= LIMITS.foldMin);
   const folded = new Set<Uint8Array>();
   const verdicts = new Array<boolean>(candidates.length);
   let next = 0;
@@ -463,53 +432,4 @@ async function trackedMatches<T extends { dir: Uint8Array; ext: Uint8Array }>(
     if (names.some(endsWithSuffix)) hit.add(group);
   }
   return hit;
-}
-
-const BACKSLASH = 0x5c;
-const WILDCARDS = new Set([0x2a, 0x3f, 0x5b]); // * ? [
-const LINE_ENDS = new Set([0x0a, 0x0d]);
-
-/**
- * Escape bytes for an rsync pattern that has wildcards: rsync reads `\` as an
- * escape only then. A newline or carriage return (which would end the rule's
- * line) becomes `?`.
- */
-function escapeWild(bytes: Uint8Array, out: number[]): void {
-  for (const byte of bytes) {
-    if (LINE_ENDS.has(byte)) out.push(0x3f);
-    else {
-      if (byte === BACKSLASH || WILDCARDS.has(byte)) out.push(BACKSLASH);
-      out.push(byte);
-    }
-  }
-}
-
-/** `/path` (or `/dir/`) matching exactly that path, whatever its characters. */
-export function literalRule(path: Uint8Array): Uint8Array {
-  const out: number[] = [SLASH];
-  const wild = path.some((b) => WILDCARDS.has(b) || LINE_ENDS.has(b));
-  if (wild) escapeWild(path, out);
-  else out.push(...path);
-  return new Uint8Array(out);
-}
-
-function foldedRule(dir: Uint8Array, ext: Uint8Array): Uint8Array {
-  const out: number[] = [SLASH];
-  escapeWild(dir, out);
-  out.push(0x2a, 0x2e); // "*."
-  escapeWild(ext, out);
-  return new Uint8Array(out);
-}
-
-function joinLines(rules: readonly Uint8Array[]): Uint8Array {
-  let size = 0;
-  for (const rule of rules) size += rule.length + 1;
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const rule of rules) {
-    out.set(rule, offset);
-    offset += rule.length;
-    out[offset++] = 0x0a;
-  }
-  return out;
 }

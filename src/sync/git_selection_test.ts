@@ -7,7 +7,8 @@ import {
   MUST_NOT_SEND,
   MUST_SEND,
 } from "../testing/git_corpus.ts";
-import { literalRule, selectFiles } from "./git_selection.ts";
+import { selectFiles } from "./git_selection.ts";
+import { literalRule } from "./path_bytes.ts";
 import { rsyncFilterArgs } from "./rsync.ts";
 import { run } from "../process/run.ts";
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { SandboxerError } from "../core/errors.ts";
-import { parseRsyncItems, safeSegments, unescapeRsyncName } from "./sftp_sync.ts";
+import { parseRsyncItems, safeSegments, unescapeRsyncName } from "./rsync_items.ts";
 
 Deno.test("parseRsyncItems() reads sends, creations, attribute changes and deletions", () => {
   const stdout = [

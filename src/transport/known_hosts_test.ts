@@ -3,15 +3,14 @@ import { Buffer } from "node:buffer";
 import {
   appendKnownHost,
   checkHostKey,
-  entryMatchesHost,
   fingerprintSha256,
   keyBlobType,
   knownHostsName,
   knownKeyTypes,
   matchHostKey,
-  matchHostPatterns,
   parseKnownHosts,
 } from "./known_hosts.ts";
+import { entryMatchesHost, matchHostPatterns } from "./host_patterns.ts";
 
 const decoder = new TextDecoder();
 

@@ -4,7 +4,8 @@
 // up for hundreds of names with both `ssh-keygen -F NAME -f FILE` and entryMatchesHost(); every
 // name must find exactly the same lines.
 import assert from "node:assert/strict";
-import { entryMatchesHost, parseKnownHosts } from "../../src/transport/known_hosts.ts";
+import { entryMatchesHost } from "../../src/transport/host_patterns.ts";
+import { parseKnownHosts } from "../../src/transport/known_hosts.ts";
 
 const decoder = new TextDecoder();
 

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { composeArgv, type ComposeProject, lastLines, parsePs } from "./compose.ts";
+import { composeArgv, type ComposeProject, lastLines } from "./compose.ts";
+import { parsePs } from "./project_objects.ts";
 
 const project: ComposeProject = {
   command: ["docker-compose"],

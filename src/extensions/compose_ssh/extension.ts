@@ -10,40 +10,30 @@
  * @module
  */
 
-import { ID_SOURCE } from "../../core/ids.ts";
 import {
   ComposeError,
-  ConfigError,
   errorText,
   HostKeyError,
-  ServiceNotReadyError,
   SshError,
   TimeoutError,
 } from "../../core/errors.ts";
-import { dirname, resolve } from "node:path";
+import { resolve } from "node:path";
 import { defaultStateDir } from "../../core/paths.ts";
 import { optionalEnv } from "../../core/permissions.ts";
 import type { ConfigSchema, ConfigSource } from "../../config/types.ts";
 import type { JsonObject } from "../../core/types.ts";
 import { SshWorkspaceExtension } from "../ssh_workspace/extension.ts";
-import type { SshWorkspaceHandle } from "../ssh_workspace/handle.ts";
-import { workspacePath, workspaceRootProblem } from "../ssh_workspace/workspace_path.ts";
+import { workspacePath } from "../ssh_workspace/workspace_path.ts";
 import type { CreateContext, DestroyContext, ExtensionOptions } from "../types.ts";
 import type { SshConnection } from "../../transport/ssh/connection.ts";
 import {
   composeDown,
-  type ComposeProject,
   composeUp,
   detectComposeCommand,
   dockerDaemonName,
   DockerUnreachableError,
-  PROJECT_LABEL,
-  type ProjectContainer,
-  projectContainers,
-  projectObjects,
-  serviceLogs,
-  sweepProject,
 } from "./compose.ts";
+import { projectContainers, projectObjects, sweepProject } from "./project_objects.ts";
 import { composeEnvironment, parseEnvEntries } from "./environment.ts";
 import {
   generateKeyPair,
@@ -54,72 +44,16 @@ import {
   publicKeyFingerprint,
   writeKnownHosts,
 } from "./keys.ts";
+import { checkComposeSshConfig, type ComposeSshConfig } from "./config.ts";
+import { brief, notReady, readyHint, whyRefused } from "./diagnose.ts";
+import { composeProject, type ComposeSshHandle, dockerEnv, PROJECT_PATTERN } from "./handle.ts";
 
 /** How often the wait for SSH checks that the service is still running. */
 const STATE_CHECK_INTERVAL_MS = 1_000;
 /** Pause between SSH attempts while the service starts. */
 const POLL_INTERVAL_MS = 200;
-/** Log lines of the service shown when it does not become ready. */
-const LOG_TAIL_LINES = 12;
 /** Bound on the best-effort workspace removal at teardown. */
 const REMOVE_WORKSPACE_TIMEOUT_MS = 5_000;
-/** Bound on the `docker ps` that explains a refused SSH connection. */
-const REFUSED_PROBE_TIMEOUT_MS = 10_000;
-const PROJECT_PATTERN = new RegExp(`^sbx-(${ID_SOURCE})$`);
-
-/** A profile's configuration for `ext.compose-ssh`, after validation. */
-export interface ComposeSshConfig {
-  /** The compose project. */
-  compose: {
-    /** Absolute path of the compose file (exclusive with `inline`). */
-    file?: string;
-    /** The compose file's text (exclusive with `file`). */
-    inline?: string;
-    /** The service to attach to. */
-    service: string;
-    /** Absolute directory relative paths in the compose file resolve against. */
-    project_directory?: string;
-    /** Extra `NAME=value` variables for compose's interpolation. */
-    env: string[];
-  };
-  /** How to reach the service. */
-  ssh: {
-    host: string;
-    port?: number;
-    user: string;
-    identity_file?: string;
-    passphrase_env?: string;
-    known_hosts?: string;
-    /** Seconds. */
-    connect_timeout: number;
-    /** Seconds. */
-    keepalive_interval: number;
-  };
-  /** Where workspaces go inside the service. */
-  workspace: { root: string };
-  /** Seconds to wait for the service's SSH to answer. */
-  ready_timeout: number;
-}
-
-/** The destroy handle of a compose-ssh sandbox: the SSH workspace's, plus the project. */
-export type ComposeSshHandle = SshWorkspaceHandle & {
-  /** Compose project name, `sbx-<id>`. */
-  project: string;
-  /** Absolute path of the compose file (for `compose.inline`, the copy in `key_dir`). */
-  compose_file: string;
-  /** `--project-directory`, or null for compose's default (the file's directory). */
-  project_directory: string | null;
-  /** The service attached to. */
-  service: string;
-  /** The compose program used: `["docker", "compose"]` or `["docker-compose"]`. */
-  compose_command: string[];
-  /** `DOCKER_HOST` at create, or null when unset (the default engine). */
-  docker_host: string | null;
-  /** `<stateDir>/keys/<id>`: generated keys, known_hosts, inline compose file. */
-  key_dir: string;
-  /** The variables compose interpolated at `up`, given again at `down`. */
-  compose_env: { [name: string]: string };
-};
 
 /**
  * Sandboxes as docker compose projects with an SSH-reachable service.
@@ -162,50 +96,7 @@ export class ComposeSshExtension extends SshWorkspaceExtension<ComposeSshConfig,
     source: ConfigSource,
     schema: ConfigSchema,
   ): ComposeSshConfig {
-    const config = super.parseConfig(raw, source, schema);
-    const { compose, ssh } = config;
-    if ((compose.file === undefined) === (compose.inline === undefined)) {
-      throw new ConfigError(
-        source.locate(compose.file === undefined ? "compose" : "compose.inline"),
-        compose.file === undefined
-          ? "needs the compose project: set compose.file (a path relative to the profile) or compose.inline (the YAML itself)"
-          : "cannot be set together with compose.file; keep one of them",
-      );
-    }
-    if (compose.file !== undefined) {
-      compose.file = resolve(compose.file);
-      if (!isFile(compose.file)) {
-        throw new ConfigError(
-          source.locate("compose.file"),
-          `is not a file (${compose.file}); give the compose file's path relative to the profile`,
-        );
-      }
-    } else if (compose.inline!.trim() === "") {
-      throw new ConfigError(source.locate("compose.inline"), "is empty; write the compose YAML");
-    }
-    if (compose.project_directory !== undefined) {
-      compose.project_directory = resolve(compose.project_directory);
-    } else if (compose.inline !== undefined) {
-      // An inline file is written to the state directory; its relative paths mean the profile's.
-      compose.project_directory = dirname(resolve(source.file));
-    }
-    try {
-      parseEnvEntries(compose.env);
-    } catch (error) {
-      if (!(error instanceof TypeError)) throw error;
-      throw new ConfigError(source.locate("compose.env"), error.message);
-    }
-    if (ssh.passphrase_env !== undefined && ssh.identity_file === undefined) {
-      throw new ConfigError(
-        source.locate("ssh.passphrase_env"),
-        "only applies to ssh.identity_file; set that too, or remove it (generated keys have no passphrase)",
-      );
-    }
-    if (ssh.identity_file !== undefined) ssh.identity_file = resolve(ssh.identity_file);
-    if (ssh.known_hosts !== undefined) ssh.known_hosts = resolve(ssh.known_hosts);
-    const problem = workspaceRootProblem(config.workspace.root);
-    if (problem) throw new ConfigError(source.locate("workspace.root"), problem);
-    return config;
+    return checkComposeSshConfig(super.parseConfig(raw, source, schema), source);
   }
 
   /**
@@ -324,7 +215,7 @@ export class ComposeSshExtension extends SshWorkspaceExtension<ComposeSshConfig,
       ) {
         throw error;
       }
-      throw new SshError(error.target, "connect", await this.#whyRefused(handle), {
+      throw new SshError(error.target, "connect", await whyRefused(handle, this.logger), {
         cause: error,
       });
     }
@@ -352,41 +243,6 @@ export class ComposeSshExtension extends SshWorkspaceExtension<ComposeSshConfig,
     }
     const swept = await sweepProject(env, handle.project);
     if (swept > 0) this.logger.debug(`removed ${swept} leftover objects of ${handle.project}`);
-  }
-
-  /** Why nothing answers SSH for a recorded sandbox, in words for the user, from docker ps. */
-  async #whyRefused(handle: ComposeSshHandle): Promise<string> {
-    const service = `service "${handle.service}" of compose project ${handle.project}`;
-    const id = PROJECT_PATTERN.exec(handle.project)?.[1] ?? handle.project;
-    const replace = `run "sandboxer destroy ${id}" and create a new sandbox`;
-    let containers: ProjectContainer[];
-    try {
-      containers = await projectContainers(
-        dockerEnv(handle.docker_host),
-        handle.project,
-        handle.service,
-        REFUSED_PROBE_TIMEOUT_MS,
-      );
-    } catch (error) {
-      if (error instanceof DockerUnreachableError) {
-        return `connection refused: nothing answers SSH for ${service}, and ${
-          dockerDaemonName(handle.docker_host)
-        } does not answer either (stopped?); start it (e.g. systemctl start docker), then ${replace}`;
-      }
-      this.logger.debug(`docker ps for ${handle.project} failed: ${errorText(error)}`);
-      return `connection refused: ${service} does not answer SSH on port ${handle.ssh_port}; check its container with "docker ps -a --filter label=${PROJECT_LABEL}=${handle.project}"`;
-    }
-    if (containers.length === 0) {
-      return `connection refused: ${service} has no container any more (removed outside sandboxer); ${replace}`;
-    }
-    if (!containers.some((c) => c.running)) {
-      return `connection refused: the container of ${service} is not running (${
-        containers.map((c) => c.status).join(", ")
-      }), so nothing answers SSH; ${replace}`;
-    }
-    return `connection refused: ${service} is running but nothing answers SSH on port ${handle.ssh_port}; check its log ("docker logs ${
-      containers.find((c) => c.running)!.id.slice(0, 12)
-    }")`;
   }
 
   #detectComposeCommand(env: Record<string, string>, signal?: AbortSignal): Promise<string[]> {
@@ -477,7 +333,7 @@ export class ComposeSshExtension extends SshWorkspaceExtension<ComposeSshConfig,
         if (error instanceof HostKeyError) {
           // With the profile's own known_hosts the transport's message already says what to do.
           if (userKnownHosts) throw error;
-          throw await this.#notReady(
+          throw await notReady(
             handle,
             `offers host key ${error.fingerprint}, not the one sandboxer generated (${handle.host_key_fingerprint}); make sshd use the key mounted from $SBX_HOST_KEY_FILE (see docs/compose-ssh.md), or set ssh.known_hosts to check the service's own key`,
             error,
@@ -495,7 +351,7 @@ export class ComposeSshExtension extends SshWorkspaceExtension<ComposeSshConfig,
           handle.service,
         );
         if (!containers.some((c) => c.running)) {
-          throw await this.#notReady(
+          throw await notReady(
             handle,
             `stopped before its SSH answered (${
               containers.map((c) => c.status).join(", ") || "no container"
@@ -506,7 +362,7 @@ export class ComposeSshExtension extends SshWorkspaceExtension<ComposeSshConfig,
       }
       await delay(Math.min(POLL_INTERVAL_MS, Math.max(0, deadline - performance.now())));
     }
-    throw await this.#notReady(
+    throw await notReady(
       handle,
       `did not answer SSH on ${where} within ${ctx.config.ready_timeout}s (${brief(lastError)}); ${
         readyHint(lastError)
@@ -517,15 +373,6 @@ export class ComposeSshExtension extends SshWorkspaceExtension<ComposeSshConfig,
 
   #acceptsNewHostKeys(): boolean {
     return this.options.acceptNewHostKey ?? false;
-  }
-
-  async #notReady(
-    handle: ComposeSshHandle,
-    problem: string,
-    cause: unknown,
-  ): Promise<ServiceNotReadyError> {
-    const logs = await serviceLogs(composeProject(handle), handle.service, LOG_TAIL_LINES);
-    return new ServiceNotReadyError(handle.project, handle.service, problem, logs, { cause });
   }
 
   async #removeWorkspaceQuietly(handle: ComposeSshHandle, id: string): Promise<void> {
@@ -545,40 +392,6 @@ export class ComposeSshExtension extends SshWorkspaceExtension<ComposeSshConfig,
   }
 }
 
-/** The compose invocation a handle describes. */
-function composeProject(handle: ComposeSshHandle): ComposeProject {
-  return {
-    command: handle.compose_command,
-    project: handle.project,
-    file: handle.compose_file,
-    projectDirectory: handle.project_directory ?? undefined,
-    env: { ...handle.compose_env, ...dockerEnv(handle.docker_host) },
-    origin: handle.compose_file === `${handle.key_dir}/${KEY_FILES.inlineCompose}`
-      ? "compose.inline in the profile"
-      : undefined,
-  };
-}
-
-/** The environment that points docker at the engine recorded in the handle. */
-function dockerEnv(dockerHost: string | null): Record<string, string> {
-  return dockerHost === null ? {} : { DOCKER_HOST: dockerHost };
-}
-
-/** The core of an SSH error message ("connection refused"), for one-line errors. */
-function brief(error: unknown): string {
-  if (error === undefined) return "no attempt finished";
-  // An SshError's fix names vm-packer's fields (target.port …): keep only its problem.
-  if (error instanceof SshError) return error.problem;
-  return errorText(error).split(";")[0].trim();
-}
-
-function readyHint(error: unknown): string {
-  if (error instanceof SshError && error.stage === "authenticate") {
-    return "the service refuses the key: put $SBX_AUTHORIZED_KEY in the login user's authorized_keys (see docs/compose-ssh.md)";
-  }
-  return "make the service run sshd on port $SBX_SSH_PORT";
-}
-
 /**
  * A TCP port free on the loopback interface now. Another process could take
  * it before the service binds it; the service then stops and the error shows
@@ -590,14 +403,6 @@ function freeLoopbackPort(): number {
     return (listener.addr as Deno.NetAddr).port;
   } finally {
     listener.close();
-  }
-}
-
-function isFile(path: string): boolean {
-  try {
-    return Deno.statSync(path).isFile;
-  } catch {
-    return false;
   }
 }
 

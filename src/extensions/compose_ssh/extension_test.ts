@@ -3,7 +3,7 @@ import { ConfigError } from "../../core/errors.ts";
 import { Manager } from "../../sandbox/manager.ts";
 import { tempDir } from "../../testing/temp_dir.ts";
 import { writeProfile } from "../../testing/write_profile.ts";
-import type { ComposeSshConfig } from "./extension.ts";
+import type { ComposeSshConfig } from "./config.ts";
 
 const COMPOSE = "services:\n  sshd:\n    image: x\n";
 

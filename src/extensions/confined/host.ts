@@ -6,16 +6,7 @@
  * @module
  */
 
-import { fileURLToPath, pathToFileURL } from "node:url";
-import {
-  ConfigError,
-  type ConfigLocation,
-  ExtensionError,
-  formatLocation,
-  isErrorCode,
-  PermissionError,
-  SandboxerError,
-} from "../../core/errors.ts";
+import { type ConfigLocation, ExtensionError } from "../../core/errors.ts";
 import type { ConfigSchema, ConfigSource, ExtensionRegistration } from "../../config/types.ts";
 import type { JsonObject } from "../../core/types.ts";
 import { SandboxExtension } from "../base.ts";
@@ -29,7 +20,6 @@ import {
   ProtocolViolation,
   type SourceTable,
   type ToWorker,
-  type WireError,
 } from "./protocol.ts";
 import {
   type ExtensionCode,
@@ -38,6 +28,15 @@ import {
   type ResolvedPermissions,
   workerPermissions,
 } from "./permissions.ts";
+import {
+  brokenError,
+  checkHeld,
+  escalationError,
+  type FailureContext,
+  firstLine,
+  fromWire,
+} from "./failures.ts";
+import { entryUrl } from "./sdk_paths.ts";
 
 interface Hooks {
   recordHandle?: (handle: SandboxHandle) => Promise<void>;
@@ -243,7 +242,7 @@ export class ConfinedExtension extends SandboxExtension<unknown, SandboxHandle> 
         }
       }
     }
-    this.#checkHeld(code);
+    checkHeld(this.#failures(), code);
     const permissions = workerPermissions(grants, code);
     let worker: Worker;
     try {
@@ -254,7 +253,7 @@ export class ConfinedExtension extends SandboxExtension<unknown, SandboxHandle> 
         deno: { permissions },
       });
     } catch (error) {
-      throw this.#escalation(error, permissions);
+      throw escalationError(this.#failures(), error, permissions);
     }
     this.#worker = worker;
     const ready = new Promise<void>((resolve, reject) => {
@@ -265,12 +264,14 @@ export class ConfinedExtension extends SandboxExtension<unknown, SandboxHandle> 
       try {
         this.#onMessage(checkFromWorker(event.data));
       } catch (error) {
-        this.#stop(this.#broken(error));
+        this.#stop(brokenError(this.#failures(), error));
       }
     };
     worker.onmessageerror = () => {
       if (this.#worker === worker) {
-        this.#stop(this.#broken(new ProtocolViolation("a message could not be read")));
+        this.#stop(
+          brokenError(this.#failures(), new ProtocolViolation("a message could not be read")),
+        );
       }
     };
     worker.onerror = (event) => {
@@ -291,66 +292,14 @@ export class ConfinedExtension extends SandboxExtension<unknown, SandboxHandle> 
     await ready;
   }
 
-  /** The worker's code files and module host must be within what sandboxer itself holds. */
-  #checkHeld(code: ExtensionCode): void {
-    if (code.remoteHost) {
-      const host = code.remoteHost;
-      if (Deno.permissions.querySync({ name: "import", host }).state !== "granted") {
-        throw new PermissionError(
-          "import",
-          `${host}, where extension ${this.id} has its module, which sandboxer itself was not given`,
-          `--allow-import=${host} on sandboxer's own command line, or install the extension locally`,
-        );
-      }
-    }
-    if (
-      code.dir && Deno.permissions.querySync({ name: "read", path: code.dir }).state !== "granted"
-    ) {
-      throw new PermissionError(
-        "read",
-        `${code.dir}, where extension ${this.id} has its code, which sandboxer itself was not given`,
-        `--allow-read=${code.dir} on sandboxer's own command line`,
-      );
-    }
-  }
-
-  /** `new Worker()` refused: the worker would hold more than sandboxer does. */
-  #escalation(error: unknown, permissions: Deno.PermissionOptionsObject): unknown {
-    if (error instanceof URIError || error instanceof TypeError) {
-      // An entry Deno cannot parse, written literally in the registration (values from a
-      // profile were checked already).
-      return new ExtensionError(
-        this.id,
-        `declares permissions Deno cannot grant (${
-          firstLine(error.message)
-        }); fix "permissions" in ${this.#registration.file}`,
-        { cause: error },
-      );
-    }
-    if (!(error instanceof Deno.errors.NotCapable)) return error;
-    const asked = Object.entries(permissions)
-      .filter(([, value]) => value !== false)
-      .map(([kind]) => kind);
-    return new PermissionError(
-      asked.join("/") || "some",
-      `what extension ${this.id} declares, more than sandboxer itself was given (Deno: ${
-        firstLine(error.message)
-      })`,
-      `the matching --allow-* flags on sandboxer's own command line, or fewer permissions in ${this.#registration.file}`,
-      { cause: error },
-    );
-  }
-
-  /** The one-line error for a worker that broke the protocol. */
-  #broken(error: unknown): Error {
-    const reason = error instanceof ProtocolViolation
-      ? error.message
-      : `handling its message failed: ${firstLine(String((error as Error)?.message ?? error))}`;
-    return new ExtensionError(
-      this.id,
-      `sent a malformed message (${reason}) and was stopped; report this to its author`,
-      { cause: error },
-    );
+  /** What a failure message names, as things stand now (the code is found at boot). */
+  #failures(): FailureContext {
+    return {
+      id: this.id,
+      registrationFile: this.#registration.file,
+      withheld: this.#withheld,
+      codeDir: this.#code?.dir,
+    };
   }
 
   /** End the worker and fail whatever waits on it; the next call starts a fresh one. */
@@ -406,7 +355,7 @@ export class ConfinedExtension extends SandboxExtension<unknown, SandboxHandle> 
       if (!booting) throw new ProtocolViolation(`"${message.type}" after the extension was loaded`);
       this.#booting = undefined;
       if (message.type === "initError") {
-        const error = this.#fromWire(message.error, "cannot be loaded");
+        const error = fromWire(this.#failures(), message.error, "cannot be loaded");
         this.#stop(error);
         booting.reject(error);
       } else if (message.extensionId !== this.id) {
@@ -440,7 +389,7 @@ export class ConfinedExtension extends SandboxExtension<unknown, SandboxHandle> 
         return;
       case "error":
         this.#pending.delete(message.id);
-        pending.reject(this.#fromWire(message.error, "failed", pending.hooks.signal));
+        pending.reject(fromWire(this.#failures(), message.error, "failed", pending.hooks.signal));
         return;
       case "stdout":
       case "stderr":
@@ -474,116 +423,6 @@ export class ConfinedExtension extends SandboxExtension<unknown, SandboxHandle> 
       }
     }
   }
-
-  #fromWire(error: WireError, verb: string, signal?: AbortSignal): Error {
-    const message = firstLine(error.message);
-    const denied = /^Requires (\w+) access to "([^"]+)"/.exec(message);
-    if (denied && (error.name === "NotCapable" || error.name === "TypeError")) {
-      return this.#denied(denied[1], denied[2], error.name === "TypeError");
-    }
-    if (error.name === "NotCapable") {
-      return new ExtensionError(
-        this.id,
-        `${verb}: it asked for a permission its registration does not declare (Deno: ${message}); fix the extension or its registration ${this.#registration.file}`,
-      );
-    }
-    if (error.name === "AbortError" && signal?.aborted) {
-      return new DOMException(message, "AbortError");
-    }
-    if (error.name === "ConfigError" && error.location) {
-      const prefix = `${formatLocation(error.location)}: `;
-      const problem = message.startsWith(prefix) ? message.slice(prefix.length) : message;
-      return new ConfigError(error.location, problem);
-    }
-    if (isErrorCode(error.code)) {
-      // The class itself cannot cross the thread boundary; its name and stable code do.
-      const rebuilt = new SandboxerError(error.code, message);
-      rebuilt.name = error.name;
-      return rebuilt;
-    }
-    return new ExtensionError(this.id, `${verb}: ${message}`);
-  }
-
-  /** A refused operation; `loading` when Deno refused to load a module (an import). */
-  #denied(kind: string, what: string, loading: boolean): Error {
-    const withheld = Object.values(this.#withheld ?? {}).some((list) => list.includes(what));
-    if (withheld) {
-      return new PermissionError(
-        kind,
-        `${what}, which extension ${this.id} declares but sandboxer itself was not given`,
-        `--allow-${kind}=${what} on sandboxer's own command line`,
-      );
-    }
-    const fix =
-      `permissions.${kind}: ["${what}"] in ${this.#registration.file} (only if the extension really needs it)`;
-    if (loading && kind === "read") {
-      const dir = this.#code?.dir;
-      const entry = SDK_ENTRIES.find((name) => what.endsWith(`/${name}`));
-      if (entry !== undefined && !SDK_PATHS.includes(what)) {
-        return new ExtensionError(
-          this.id,
-          `imports ${what}, which is neither in its module directory nor the SDK of the sandboxer that runs it; import the SDK from ${
-            sdkPath(entry)
-          }`,
-        );
-      }
-      if (dir && what.startsWith(`${dir}/`)) {
-        return new PermissionError(
-          kind,
-          `"${what}" by extension ${this.id}, whose code imports it: symbolic links and dot-files in its module directory are never granted`,
-          `a regular file in place of it (a link could point anywhere)`,
-        );
-      }
-      return new PermissionError(
-        kind,
-        `"${what}" by extension ${this.id}, whose code imports it from outside its module directory${
-          dir ? ` ${dir}` : ""
-        }`,
-        fix,
-      );
-    }
-    if (loading && kind === "import") {
-      return new PermissionError(
-        kind,
-        `${what} by extension ${this.id}, whose code imports a module from there`,
-        `a copy of that module in the extension's own directory (an extension's code loads only its own files, sandboxer's SDK and npm: packages)`,
-      );
-    }
-    return new PermissionError(
-      kind,
-      `${
-        kind === "read" || kind === "write" ? JSON.stringify(what) : what
-      } by extension ${this.id}, which its registration does not declare`,
-      fix,
-    );
-  }
-}
-
-/** The worker's entry, by its canonical path so the SDK URLs it loads match an extension's. */
-async function entryUrl(): Promise<URL> {
-  const url = new URL("./worker_main.ts", import.meta.url);
-  if (url.protocol !== "file:") return url;
-  try {
-    return pathToFileURL(await Deno.realPath(fileURLToPath(url)));
-  } catch {
-    return url;
-  }
-}
-
-/** The SDK's entry modules (deno.json "exports"), which the worker entry imports. */
-const SDK_ENTRIES = ["mod.ts", "extension.ts", "errors.ts"];
-
-/** One SDK entry module as the worker entry imports it. */
-function sdkPath(entry: string): string {
-  const url = new URL(`../../../${entry}`, import.meta.url);
-  return url.protocol === "file:" ? fileURLToPath(url) : url.href;
-}
-
-const SDK_PATHS = SDK_ENTRIES.map(sdkPath);
-
-function firstLine(text: string): string {
-  const line = text.split("\n", 1)[0].trim();
-  return line.length > 2000 ? `${line.slice(0, 2000)}…` : line;
 }
 
 /** Every located field of the raw config (and the schema's), for errors raised in the worker. */

@@ -6,8 +6,7 @@
  */
 
 import type { JsonObject } from "../../core/types.ts";
-import { PermissionError } from "../../core/errors.ts";
-import { optionalEnv } from "../../core/permissions.ts";
+import { mapPermissionError, optionalEnv } from "../../core/permissions.ts";
 import type { SshTarget } from "../../transport/ssh/types.ts";
 
 /**
@@ -60,11 +59,11 @@ export function passphraseFrom(name: string | null): string | undefined {
     return Deno.env.get(name);
   } catch (error) {
     if (error instanceof Deno.errors.NotCapable) {
-      throw new PermissionError(
+      throw mapPermissionError(
+        error,
         "env",
         name,
         `--allow-env=${name} (the compiled binary and task may read SANDBOXER_* variables: name it e.g. SANDBOXER_KEY_PASSPHRASE)`,
-        { cause: error },
       );
     }
     throw error;

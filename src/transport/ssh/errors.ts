@@ -4,7 +4,8 @@
  * @module
  */
 
-import { errorText, PermissionError, SshError, TimeoutError } from "../../core/errors.ts";
+import { errorText, SshError, TimeoutError } from "../../core/errors.ts";
+import { mapPermissionError } from "../../core/permissions.ts";
 import type { SshTarget } from "./types.ts";
 
 const preAuthDrops = new WeakSet<object>();
@@ -59,15 +60,15 @@ export function mapConnectError(error: unknown, target: SshTarget, timeoutMs: nu
   if (isNotCapable(error)) {
     const level = errorLevel(error);
     if (level === "agent" && target.agent) {
-      return new PermissionError(
+      return mapPermissionError(
+        error,
         "read/write",
         target.agent,
         `--allow-read=${target.agent} --allow-write=${target.agent}`,
-        { cause: error },
-      );
+      ) as Error;
     }
     const net = `${target.host}:${target.port}`;
-    return new PermissionError("net", net, `--allow-net=${net}`, { cause: error });
+    return mapPermissionError(error, "net", net) as Error;
   }
   switch (code) {
     case "ECONNREFUSED":

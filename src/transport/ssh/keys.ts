@@ -4,7 +4,8 @@
  * @module
  */
 
-import { PermissionError, SshError } from "../../core/errors.ts";
+import { SshError } from "../../core/errors.ts";
+import { mapPermissionError } from "../../core/permissions.ts";
 import type { Logger } from "../../core/types.ts";
 import { describe, isNotCapable } from "./errors.ts";
 import type { SshTarget } from "./types.ts";
@@ -25,7 +26,7 @@ export async function loadPrivateKey(
     data = await Deno.readFile(file);
   } catch (error) {
     if (isNotCapable(error)) {
-      throw new PermissionError("read", file, `--allow-read=${file}`, { cause: error });
+      throw mapPermissionError(error, "read", file);
     }
     if (error instanceof Deno.errors.NotFound) {
       throw new SshError(
