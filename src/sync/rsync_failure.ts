@@ -6,8 +6,8 @@
  */
 
 import { CommandFailedError, HostKeyError, SshError, WorkspaceError } from "../core/errors.ts";
-import { preAuthDrop } from "../transport/ssh/errors.ts";
-import type { RsyncPlan, RsyncTarget } from "./rsync_types.ts";
+import { describe, preAuthDrop } from "../transport/ssh/errors.ts";
+import type { RsyncPlan } from "./rsync_types.ts";
 
 /** Exit code rsync uses when source files vanished during the transfer. */
 export const RSYNC_VANISHED = 24;
@@ -17,16 +17,6 @@ const RSYNC_FILE_IO = 11;
 export const REMOTE_COMMAND_NOT_FOUND = 127;
 /** Exit code rsync passes on when ssh itself failed. */
 const SSH_FAILED = 255;
-
-/**
- * How errors name the target.
- *
- * @param target The target.
- * @returns `user@host:port`.
- */
-export function describeTarget(target: RsyncTarget): string {
-  return `${target.user}@${target.host}:${target.port}`;
-}
 
 /**
  * Tell ssh's failures (connect, host key, auth, no remote rsync) from rsync's own.
@@ -43,7 +33,7 @@ export function rsyncFailure(
   code: number,
   stderr: string,
 ): Error {
-  const where = describeTarget(plan.target);
+  const where = describe(plan.target);
   // rsync prefixes its own lines; the rest came from ssh or the remote shell.
   const foreign = stderr.split("\n").map((l) => l.trim()).filter((l) =>
     l && !l.startsWith("rsync")

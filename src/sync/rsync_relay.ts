@@ -9,16 +9,12 @@
 import { SshError } from "../core/errors.ts";
 import type { SyncReport } from "../core/types.ts";
 import { shellQuote } from "../transport/quote.ts";
+import { describe } from "../transport/ssh/errors.ts";
 import type { RawExecChannel, RawExecOptions } from "../transport/ssh/types.ts";
 import { spawnPiped, terminate } from "../process/run.ts";
 import { signalExitCode } from "../process/signals.ts";
 import { buildRsyncRelayArgv } from "./rsync.ts";
-import {
-  describeTarget,
-  REMOTE_COMMAND_NOT_FOUND,
-  RSYNC_VANISHED,
-  rsyncFailure,
-} from "./rsync_failure.ts";
+import { REMOTE_COMMAND_NOT_FOUND, RSYNC_VANISHED, rsyncFailure } from "./rsync_failure.ts";
 import { parseRsyncStats, readRsyncOutput } from "./rsync_output.ts";
 import type { RsyncPlan, RunRsyncOptions } from "./rsync_types.ts";
 import { probeRsync } from "./rsync_version.ts";
@@ -64,7 +60,7 @@ export async function runRsyncOverConnection(
   const { code, remoteCode, stderr, lost } = await relay(argv, connection, options);
   if (lost !== undefined) {
     throw new SshError(
-      describeTarget(plan.target),
+      describe(plan.target),
       "sync",
       `the connection was lost during the transfer (${
         lostReason(lost)
