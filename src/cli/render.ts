@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { SandboxRecord } from "../sandbox/journal.ts";
+import type { SandboxRecord } from "../sandbox/record.ts";
 import type { JsonObject } from "../core/types.ts";
 import { escapeControl, table } from "./output.ts";
 import { RESERVED_ENV } from "../extensions/compose_ssh/environment.ts";

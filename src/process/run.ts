@@ -48,7 +48,14 @@ export interface RunResult {
   signal?: Deno.Signal;
 }
 
-async function collect(
+/**
+ * Read a stream to its end as UTF-8 text, handing each chunk to `onChunk` first.
+ *
+ * @param reader The stream's reader.
+ * @param onChunk Called with each chunk as it arrives.
+ * @returns All of the text.
+ */
+export async function collectText(
   reader: ReadableStreamDefaultReader<Uint8Array>,
   onChunk?: (chunk: Uint8Array) => void,
 ): Promise<string> {
@@ -197,8 +204,8 @@ export async function run(
     const stdinDone = writeStdin(child, options.stdin);
     const stdoutReader = child.stdout.getReader();
     const stderrReader = child.stderr.getReader();
-    const stdoutDone = collect(stdoutReader, options.onStdout);
-    const stderrDone = collect(stderrReader, options.onStderr);
+    const stdoutDone = collectText(stdoutReader, options.onStdout);
+    const stderrDone = collectText(stderrReader, options.onStderr);
     // Each is awaited below; these handlers only keep an early failure from being "unhandled".
     for (const p of [stdinDone, stdoutDone, stderrDone]) p.catch(() => {});
     const status = await child.status;

@@ -10,7 +10,7 @@ import type { SandboxExtension } from "../extensions/base.ts";
 import type { SyncProgress, SyncReport } from "../core/types.ts";
 import type { SandboxHandle } from "../extensions/types.ts";
 import { ExtensionError, OwnershipLostError, SetupFailedError } from "../core/errors.ts";
-import type { SandboxRecord } from "./journal.ts";
+import type { SandboxRecord } from "./record.ts";
 import { randomId, validateId } from "../core/ids.ts";
 import { lostProblem } from "./destroy_flow.ts";
 import { assertDirectory, type ManagerParts, oneLine, withEnv, withRepo } from "./manager_parts.ts";

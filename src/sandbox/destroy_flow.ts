@@ -7,7 +7,7 @@
 
 import { formatDuration } from "../config/duration.ts";
 import { OwnershipLostError, SandboxInUseError } from "../core/errors.ts";
-import type { SandboxRecord, SandboxUse } from "./journal.ts";
+import type { SandboxRecord, SandboxUse } from "./record.ts";
 import { type ManagerParts, oneLine } from "./manager_parts.ts";
 import type { DestroyOptions } from "./manager_options.ts";
 

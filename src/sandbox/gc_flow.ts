@@ -6,7 +6,7 @@
  */
 
 import { SandboxNotFoundError } from "../core/errors.ts";
-import type { SandboxRecord } from "./journal.ts";
+import type { SandboxRecord } from "./record.ts";
 import { destroyRecord } from "./destroy_flow.ts";
 import { type ManagerParts, oneLine } from "./manager_parts.ts";
 import type { GcReport } from "./manager_options.ts";

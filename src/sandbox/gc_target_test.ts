@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { gcTarget } from "./gc_target.ts";
 import type { TargetScan, WorkspaceMarker } from "../extensions/types.ts";
-import type { SandboxRecord } from "./journal.ts";
+import type { SandboxRecord } from "./record.ts";
 
 const NOW = new Date("2030-01-01T12:00:00.000Z");
 const PAST = "2030-01-01T11:00:00.000Z";

@@ -13,7 +13,8 @@ import type { Profile } from "../config/types.ts";
 import { ExtensionRegistry } from "../extensions/registry.ts";
 import type { ExecIO, SyncReport } from "../core/types.ts";
 import { ConfigError, ExtensionError, ImageError, UsageError } from "../core/errors.ts";
-import { Journal, type SandboxRecord } from "./journal.ts";
+import { Journal } from "./journal.ts";
+import type { SandboxRecord } from "./record.ts";
 import { gcTarget, type GcTargetOptions, type GcTargetReport } from "./gc_target.ts";
 import { defaultStateDir, splitPathList } from "../core/paths.ts";
 import { BUILTIN_PROFILES_DIR } from "../config/builtin_files.ts";
@@ -33,14 +34,6 @@ import { destroySandbox } from "./destroy_flow.ts";
 import { collectGarbage } from "./gc_flow.ts";
 import { assertDirectory, checkProgram, ManagerParts, withEnv, withRepo } from "./manager_parts.ts";
 import type {
-  CreateOptions,
-  DestroyOptions,
-  GcReport,
-  ManagerOptions,
-  ManagerSyncOptions,
-} from "./manager_options.ts";
-
-export type {
   CreateOptions,
   DestroyOptions,
   GcReport,

@@ -1,13 +1,12 @@
 /**
- * The options and reports of {@linkcode Manager}'s methods (re-exported by
- * manager.ts and mod.ts).
+ * The options and reports of `Manager`'s methods (mod.ts exports them).
  *
  * @module
  */
 
 import type { EnvReader } from "../core/paths.ts";
 import type { ExecIO, Logger, SyncProgress } from "../core/types.ts";
-import type { SandboxRecord } from "./journal.ts";
+import type { SandboxRecord } from "./record.ts";
 
 /** Options for {@linkcode Manager.open}. */
 export interface ManagerOptions {

@@ -7,8 +7,9 @@
 
 import type { ExecIO, SyncReport } from "../core/types.ts";
 import { SandboxerError, UsageError } from "../core/errors.ts";
-import type { SandboxRecord } from "./journal.ts";
-import { type CreateOptions, Manager, type ManagerOptions } from "./manager.ts";
+import type { SandboxRecord } from "./record.ts";
+import { Manager } from "./manager.ts";
+import type { CreateOptions, ManagerOptions } from "./manager_options.ts";
 import { sdkWording } from "./sdk_wording.ts";
 
 /** What {@linkcode Sandbox.exec} resolves to: the exit code and the whole output as text. */

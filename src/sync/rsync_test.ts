@@ -1,15 +1,10 @@
 import assert from "node:assert/strict";
 import { RsyncTooOldError, RsyncVersionError } from "../core/errors.ts";
 import { shellQuote } from "../transport/quote.ts";
-import {
-  buildRsyncArgv,
-  buildRsyncRelayArgv,
-  parseProgressLine,
-  parseRsyncStats,
-  parseRsyncVersion,
-  type RsyncCapabilities,
-  type RsyncPlan,
-} from "./rsync.ts";
+import { buildRsyncArgv, buildRsyncRelayArgv } from "./rsync.ts";
+import { parseProgressLine, parseRsyncStats } from "./rsync_output.ts";
+import type { RsyncCapabilities, RsyncPlan } from "./rsync_types.ts";
+import { parseRsyncVersion } from "./rsync_version.ts";
 
 const MODERN: RsyncCapabilities = { version: "3.2.7", protectsArgsByDefault: true };
 const OLD: RsyncCapabilities = { version: "3.1.3", protectsArgsByDefault: false };

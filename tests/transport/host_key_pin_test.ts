@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { sshdUnavailableReason, startSshd, type TestSshd } from "../harness/sshd.ts";
 import { assertNoAuthentication, logAfter, newKey, replaceHostKey } from "./host_key_helpers.ts";
 import { HostKeyError } from "../../src/core/errors.ts";
-import { runRsync } from "../../src/sync/rsync.ts";
+import { runRsync } from "../../src/sync/rsync_run.ts";
 import { pinnedKnownHostsFile } from "../../src/transport/known_hosts.ts";
 import { connectSsh } from "../../src/transport/ssh/connection.ts";
 import { SshPool } from "../../src/transport/ssh/pool.ts";

@@ -7,11 +7,8 @@ import { skipIf } from "../helpers.ts";
 import assert from "node:assert/strict";
 import { sshdUnavailableReason, startSshd, type TestSshd } from "../harness/sshd.ts";
 import { SshError } from "../../src/core/errors.ts";
-import {
-  type RawExecOpener,
-  rsyncRelaySupported,
-  runRsyncOverConnection,
-} from "../../src/sync/rsync.ts";
+import { type RawExecOpener, runRsyncOverConnection } from "../../src/sync/rsync_relay.ts";
+import { rsyncRelaySupported } from "../../src/sync/rsync_version.ts";
 import { connectSsh } from "../../src/transport/ssh/connection.ts";
 import type { SshTarget } from "../../src/transport/ssh/types.ts";
 import { shellQuote } from "../../src/transport/quote.ts";

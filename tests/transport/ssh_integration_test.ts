@@ -14,7 +14,7 @@ import {
 } from "../harness/sshd.ts";
 import { HostKeyError, PermissionError, SshError, TimeoutError } from "../../src/core/errors.ts";
 import type { Logger } from "../../src/core/types.ts";
-import { runRsync } from "../../src/sync/rsync.ts";
+import { runRsync } from "../../src/sync/rsync_run.ts";
 import { connectSsh } from "../../src/transport/ssh/connection.ts";
 import { isPreAuthDrop } from "../../src/transport/ssh/errors.ts";
 import { SshPool } from "../../src/transport/ssh/pool.ts";

@@ -9,7 +9,7 @@ import {
   REFUSAL_PREFIX,
   WORKSPACE_RSYNC,
 } from "../../src/extensions/ssh_workspace/remote_scripts.ts";
-import { runRsync } from "../../src/sync/rsync.ts";
+import { runRsync } from "../../src/sync/rsync_run.ts";
 import { type IsolatedHost, isolatedTest, startIsolatedHost } from "../harness/isolated_host.ts";
 import { createOk } from "../harness/test_vm.ts";
 

@@ -7,22 +7,10 @@
  * @module
  */
 
-import {
-  ExtensionError,
-  HostKeyError,
-  UsageError,
-  WorkspaceError,
-  WorkspaceGoneError,
-} from "../../core/errors.ts";
+import { ExtensionError, HostKeyError, UsageError, WorkspaceError } from "../../core/errors.ts";
 import type { TargetScan, WorkspaceMarker } from "../types.ts";
 import { currentIdentity, optionalEnv } from "../../core/permissions.ts";
-import {
-  type RsyncPlan,
-  rsyncRelaySupported,
-  runRsync,
-  runRsyncOverConnection,
-} from "../../sync/rsync.ts";
-import { remoteCommand } from "../../transport/quote.ts";
+import { rsyncRelaySupported } from "../../sync/rsync_version.ts";
 import type { SshConnection } from "../../transport/ssh/connection.ts";
 import { SshPool } from "../../transport/ssh/pool.ts";
 import { sshTargetKey } from "../../transport/ssh/types.ts";
@@ -36,46 +24,24 @@ import {
   targetFromHandle,
 } from "./handle.ts";
 import {
-  EXEC_REFUSED,
-  EXEC_STARTED,
   HAS_PROGRAM,
   MAKE_WORKSPACE,
   MARKER_FILE,
-  REFUSAL_PREFIX,
   REMOVE_WORKSPACE,
   SCRIPT_EXIT,
   WORKSPACE_EXEC,
-  WORKSPACE_HOLD,
-  WORKSPACE_RSYNC,
 } from "./remote_scripts.ts";
 import { scanMarkedWorkspaces } from "./reap.ts";
-import { sftpSync, type SftpSyncPlan } from "../../sync/sftp_sync.ts";
 import { selectFiles } from "../../sync/git_selection.ts";
-import { pinnedKnownHostsFile } from "../../transport/known_hosts.ts";
-import { checkNonce, checkWorkspacePath, newNonce, pathInWorkspace } from "./workspace_path.ts";
-
-/** What the remote scripts are told about a workspace: path, id and creation nonce. */
-interface WorkspaceRef {
-  /** `<root>/sbx-<id>`. */
-  workspace: string;
-  /** The sandbox id. */
-  id: string;
-  /** The creation nonce, or `""` for a workspace made before nonces. */
-  nonce: string;
-  /** `user@host:port`, for messages. */
-  where: string;
-}
-
-/** The checked workspace of a handle (and, given the record's id, of that record only). */
-function workspaceRef(handle: SshWorkspaceHandle, recordId?: string): WorkspaceRef {
-  const { workspace, id } = checkWorkspacePath(handle.workspace, recordId);
-  return {
-    workspace,
-    id,
-    nonce: checkNonce(workspace, handle["nonce"]),
-    where: `${handleTarget(handle)}:${handle.ssh_port}`,
-  };
-}
+import { checkWorkspacePath, newNonce, pathInWorkspace } from "./workspace_path.ts";
+import { ExecGate } from "./exec_gate.ts";
+import {
+  repinError,
+  workspaceRef,
+  workspaceRefusal,
+  workspaceScriptError,
+} from "./workspace_ref.ts";
+import { rsyncInWorkspace, sftpSyncInWorkspace, type WorkspaceHost } from "./workspace_sync.ts";
 
 /** Base class of backends whose sandboxes are workspace directories reached over SSH. */
 export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceHandle>
@@ -219,7 +185,7 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
     if (whyNotRsync !== undefined) {
       this.logger.warn(`${whyNotRsync}; syncing over SFTP (slower, no delta transfer)`);
       return noted(
-        await this.#sftpSync(
+        await sftpSyncInWorkspace(
           connection,
           ref,
           {
@@ -231,12 +197,13 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
             protect: [MARKER_FILE],
           },
           options,
+          this.logger,
         ),
       );
     }
     return noted(
-      await this.#rsync(
-        handle,
+      await rsyncInWorkspace(
+        this.#host(handle),
         ref,
         {
           source: from,
@@ -255,77 +222,6 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
         "sync into",
       ),
     );
-  }
-
-  /**
-   * The SFTP fallback, which cannot run a shell per file: a lock holder
-   * (WORKSPACE_HOLD) checks and locks the workspace and keeps it as its
-   * working directory; on Linux every SFTP path then goes through
-   * `/proc/<holder>/cwd/`, the checked directory itself, so a path swapped
-   * for a symlink meanwhile is never written through. Ending the holder
-   * (destroy does) ends the sync.
-   */
-  async #sftpSync(
-    connection: SshConnection,
-    ref: WorkspaceRef,
-    plan: SftpSyncPlan,
-    options: SyncOptions,
-  ): Promise<SyncReport> {
-    const holder = await connection.openRawExec(
-      remoteCommand(["sh", "-c", WORKSPACE_HOLD, "sh", ref.workspace, ref.id, ref.nonce]),
-      { signal: options.signal },
-    );
-    const stderr = new Response(holder.stderr).text().catch(() => "");
-    const reader = holder.stdout.getReader();
-    let ready = "";
-    while (!ready.includes("\n") && ready.length < 100) {
-      const next = await reader.read().catch(() => undefined);
-      if (!next || next.done) break;
-      ready += new TextDecoder().decode(next.value);
-    }
-    reader.releaseLock();
-    await holder.stdout.cancel().catch(() => {});
-    const pid = /^ready (\d+)\n/.exec(ready)?.[1];
-    const stdin = holder.stdin.getWriter();
-    const release = async () => {
-      await stdin.close().catch(() => {});
-      return await holder.exit.catch(() => -1);
-    };
-    if (pid === undefined) {
-      const code = await release();
-      throw refusalFromStderr(ref, await stderr, "sync into") ??
-        workspaceRefusal(ref, code, (await stderr).trim(), "sync into");
-    }
-    const gone = new AbortController();
-    let finished = false;
-    holder.exit.then(() => finished || gone.abort(), () => finished || gone.abort());
-    const signal = options.signal ? AbortSignal.any([options.signal, gone.signal]) : gone.signal;
-    try {
-      const base = `/proc/${pid}/cwd`;
-      const session = await connection.sftp();
-      const viaProc = await session.stat(base).then((s) => s?.isDirectory === true, () => false)
-        .finally(() => session.close());
-      if (!viaProc) {
-        this.logger.debug(`no /proc on ${ref.where}: SFTP writes go to ${ref.workspace} by path`);
-      }
-      return await sftpSync(
-        connection,
-        { ...plan, workspace: viaProc ? base : ref.workspace },
-        { onProgress: options.onProgress, signal, logger: this.logger },
-      );
-    } catch (error) {
-      if (gone.signal.aborted && !options.signal?.aborted) {
-        throw new WorkspaceGoneError(
-          ref.workspace,
-          `was removed on ${ref.where} during the sync (sandboxer's lock holder there was ended); nothing was recreated — create a new sandbox`,
-          { cause: error },
-        );
-      }
-      throw error;
-    } finally {
-      finished = true;
-      await release();
-    }
   }
 
   /**
@@ -349,8 +245,8 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
     // Connected first even for rsync's own ssh: the connection verifies the pin, and its key is
     // the only one that ssh is then given to accept.
     const connection = await this.connect(handle, options.signal);
-    await this.#rsync(
-      handle,
+    await rsyncInWorkspace(
+      this.#host(handle),
       ref,
       {
         source: localDir,
@@ -371,87 +267,9 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
     );
   }
 
-  /**
-   * rsync over `connection` (the relay), or over rsync's own `ssh` with a
-   * known_hosts file that holds only the key `connection` verified (the pin);
-   * either way the remote rsync starts through WORKSPACE_RSYNC, in the
-   * checked workspace, with paths relative to it.
-   */
-  async #rsync(
-    handle: Handle,
-    ref: WorkspaceRef,
-    plan: RsyncPlan,
-    connection: SshConnection,
-    relay: boolean,
-    options: Pick<SyncOptions, "onProgress" | "signal">,
-    verb: string,
-  ): Promise<SyncReport> {
-    const guarded: RsyncPlan = {
-      ...plan,
-      rsyncPath: ["sh", "-c", WORKSPACE_RSYNC, "sh", ref.workspace, ref.id, ref.nonce, "rsync"],
-    };
-    const runOptions = {
-      onProgress: options.onProgress,
-      signal: options.signal,
-      logger: this.logger,
-      explainFailure: (stderr: string) => refusalFromStderr(ref, stderr, verb),
-    };
-    try {
-      if (relay) return await runRsyncOverConnection(guarded, connection, runOptions);
-      await using pinned = await pinnedKnownHostsFile({
-        host: plan.target.host,
-        port: plan.target.port,
-        keyType: connection.hostKey.type,
-        keyBase64: connection.hostKey.base64,
-      });
-      const target = {
-        ...plan.target,
-        knownHostsFile: pinned.path,
-        pinnedHostKey: connection.hostKeyFingerprint,
-      };
-      return await runRsync({ ...guarded, target }, runOptions);
-    } catch (error) {
-      if (error instanceof HostKeyError && error.reason === "pinned") {
-        throw repinError(error, handle);
-      }
-      if (
-        error instanceof WorkspaceError || error instanceof WorkspaceGoneError ||
-        options.signal?.aborted
-      ) {
-        throw error;
-      }
-      // rsync only sees its server end (killed, connection closed): a destroy that ended the
-      // sandbox's processes looks like a network failure. Ask the host.
-      throw await this.#goneDuring(handle, ref, verb, error) ?? error;
-    }
-  }
-
-  /** The error to report when the workspace was removed while rsync ran in it, if it was. */
-  async #goneDuring(
-    handle: Handle,
-    ref: WorkspaceRef,
-    verb: string,
-    cause: unknown,
-  ): Promise<Error | undefined> {
-    try {
-      const connection = await this.connect(handle);
-      const gate = new ExecGate(undefined);
-      const result = await connection.exec(
-        ["sh", "-c", WORKSPACE_EXEC, "sh", ref.workspace, ref.id, ref.nonce, "true"],
-        { stdout: gate.write },
-      );
-      if (gate.started) return undefined;
-      if (result.code !== SCRIPT_EXIT.missing && result.code !== SCRIPT_EXIT.otherNonce) {
-        return undefined;
-      }
-      return new WorkspaceGoneError(
-        ref.workspace,
-        `was removed on ${ref.where} during an attempt to ${verb} it (${gate.reason}); nothing was recreated — create a new sandbox`,
-        { cause },
-      );
-    } catch {
-      return undefined;
-    }
+  /** What workspace_sync.ts needs to reach this sandbox again. */
+  #host(handle: Handle): WorkspaceHost {
+    return { handle, logger: this.logger, connect: () => this.connect(handle) };
   }
 
   /**
@@ -613,130 +431,6 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
       known.catch(() => this.#hasRsync.delete(key));
     }
     return known;
-  }
-}
-
-/** The pin error again, with the command that pins the offered key for this sandbox. */
-function repinError(error: HostKeyError, handle: SshWorkspaceHandle): HostKeyError {
-  const id = handle.workspace.slice(handle.workspace.lastIndexOf("/sbx-") + 5);
-  const flag = `--accept-host-key ${error.fingerprint}`;
-  return new HostKeyError(error.host, error.fingerprint, "pinned", handle.known_hosts, {
-    pinned: error.pinned,
-    knownHostsToo: error.knownHostsToo,
-    repin:
-      `run the command again with ${flag} right after "sandboxer" (e.g. "sandboxer ${flag} destroy ${id}"); that key is then pinned`,
-  });
-}
-
-/**
- * Reads an exec wrapper's first stdout byte (EXEC_STARTED or EXEC_REFUSED)
- * and passes everything after it on: the program's output is unchanged.
- */
-class ExecGate {
-  #out: ((chunk: Uint8Array) => void) | undefined;
-  #state: "waiting" | "started" | "refused" = "waiting";
-  #reason = "";
-
-  constructor(out: ((chunk: Uint8Array) => void) | undefined) {
-    this.#out = out;
-  }
-
-  get started(): boolean {
-    return this.#state === "started";
-  }
-
-  get reason(): string {
-    return this.#reason.trim();
-  }
-
-  write = (chunk: Uint8Array): void => {
-    if (this.#state === "started") return this.#out?.(chunk);
-    if (chunk.length === 0) return;
-    if (this.#state === "waiting") {
-      if (chunk[0] === EXEC_STARTED) {
-        this.#state = "started";
-        if (chunk.length > 1) this.#out?.(chunk.subarray(1));
-        return;
-      }
-      this.#state = "refused";
-      if (chunk[0] === EXEC_REFUSED) chunk = chunk.subarray(1);
-    }
-    if (this.#reason.length < 2_000) this.#reason += new TextDecoder().decode(chunk);
-  };
-}
-
-/** A wrapper's REFUSAL_PREFIX line on stderr, as the error it stands for. */
-function refusalFromStderr(ref: WorkspaceRef, stderr: string, verb: string): Error | undefined {
-  const line = stderr.split("\n").find((l) => l.startsWith(REFUSAL_PREFIX));
-  const match = line ? /^(\d+) (.*)$/.exec(line.slice(REFUSAL_PREFIX.length)) : null;
-  return match ? workspaceRefusal(ref, Number(match[1]), match[2], verb) : undefined;
-}
-
-/** Why a workspace wrapper did not run the work. */
-function workspaceRefusal(ref: WorkspaceRef, code: number, why: string, verb: string): Error {
-  const reason = why.split("\n")[0] ?? "";
-  switch (code) {
-    case SCRIPT_EXIT.missing:
-      return new WorkspaceGoneError(
-        ref.workspace,
-        `no longer exists on ${ref.where} (${reason}), so sandboxer cannot ${verb} it and will not recreate it; destroy this sandbox and create a new one`,
-      );
-    case SCRIPT_EXIT.otherNonce:
-      return new WorkspaceGoneError(
-        ref.workspace,
-        `on ${ref.where} now holds another sandbox of the same name (${reason}), so this sandbox's workspace is gone; destroy this sandbox and create a new one`,
-      );
-    case SCRIPT_EXIT.notOurs:
-    case SCRIPT_EXIT.noMarker:
-      return new WorkspaceError(
-        ref.workspace,
-        `on ${ref.where} is not the workspace sandboxer made (${reason}), so sandboxer will not ${verb} it; inspect it on the host, then destroy this sandbox`,
-      );
-    default:
-      return new WorkspaceError(
-        ref.workspace,
-        `could not be checked on ${ref.where} before sandboxer would ${verb} it (exit ${code}${
-          reason ? `: ${reason}` : ""
-        }); check that the login user's shell is a POSIX sh`,
-      );
-  }
-}
-
-function workspaceScriptError(
-  workspace: string,
-  result: { code: number; stderr: string },
-  action: "create" | "remove",
-): WorkspaceError {
-  const detail = result.stderr.trim().split("\n").at(-1) ?? "";
-  switch (result.code) {
-    case SCRIPT_EXIT.noRoot:
-      return new WorkspaceError(
-        workspace,
-        `cannot be created: ${detail}; create the root on the host (e.g. sudo install -d -o USER /build) or set workspace.root`,
-      );
-    case SCRIPT_EXIT.exists:
-      return new WorkspaceError(
-        workspace,
-        "already exists on the host; pick another --name, or destroy the sandbox that owns it",
-      );
-    case SCRIPT_EXIT.notOurs:
-    case SCRIPT_EXIT.noMarker:
-      return new WorkspaceError(
-        workspace,
-        `was not removed: ${detail}; inspect it by hand — sandboxer only deletes workspaces it made`,
-      );
-    case SCRIPT_EXIT.removeFailed:
-      return new WorkspaceError(
-        workspace,
-        `was only partly removed (${detail}); its tombstone keeps the marker: unmount anything mounted inside it, then run destroy or gc again to finish`,
-      );
-    default:
-      return new WorkspaceError(
-        workspace,
-        `could not be ${action === "create" ? "created" : "removed"} (exit ${result.code}${
-          detail ? `: ${detail}` : ""
-        }); check the login user may write there`,
-      );
   }
 }
 

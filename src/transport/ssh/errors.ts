@@ -22,7 +22,8 @@ export function isPreAuthDrop(error: unknown): boolean {
   return typeof error === "object" && error !== null && preAuthDrops.has(error);
 }
 
-export function describe(target: SshTarget): string {
+/** The target as messages name it: `user@host:port`. */
+export function describe(target: Pick<SshTarget, "user" | "host" | "port">): string {
   return `${target.user}@${target.host}:${target.port}`;
 }
 
@@ -41,7 +42,21 @@ export function isNotCapable(error: unknown): boolean {
     (error instanceof Error && error.name === "NotCapable");
 }
 
-export function preAuthDrop(target: SshTarget, detail: string, cause?: unknown): SshError {
+/**
+ * A connection the server dropped before the SSH handshake (sshd's
+ * `MaxStartups`), marked so that {@linkcode isPreAuthDrop} retries it — the
+ * one tracker for ssh2's connections and rsync's own ssh alike.
+ *
+ * @param target Where it was going.
+ * @param detail What the client saw.
+ * @param cause The underlying error.
+ * @returns The error.
+ */
+export function preAuthDrop(
+  target: Pick<SshTarget, "user" | "host" | "port">,
+  detail: string,
+  cause?: unknown,
+): SshError {
   const error = new SshError(
     describe(target),
     "connect",

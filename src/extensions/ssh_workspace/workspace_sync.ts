@@ -1,0 +1,208 @@
+/**
+ * Sending files into (and copying them out of) a checked workspace: rsync
+ * started through the workspace wrapper, or the SFTP fallback through a lock
+ * holder.
+ *
+ * @module
+ */
+
+import { HostKeyError, WorkspaceError, WorkspaceGoneError } from "../../core/errors.ts";
+import type { Logger, SyncReport } from "../../core/types.ts";
+import type { RsyncPlan } from "../../sync/rsync_types.ts";
+import { runRsync } from "../../sync/rsync_run.ts";
+import { runRsyncOverConnection } from "../../sync/rsync_relay.ts";
+import { sftpSync, type SftpSyncPlan } from "../../sync/sftp_sync.ts";
+import { pinnedKnownHostsFile } from "../../transport/known_hosts.ts";
+import { remoteCommand } from "../../transport/quote.ts";
+import type { SshConnection } from "../../transport/ssh/connection.ts";
+import type { SyncOptions } from "../types.ts";
+import { ExecGate } from "./exec_gate.ts";
+import type { SshWorkspaceHandle } from "./handle.ts";
+import { SCRIPT_EXIT, WORKSPACE_EXEC, WORKSPACE_HOLD, WORKSPACE_RSYNC } from "./remote_scripts.ts";
+import {
+  refusalFromStderr,
+  repinError,
+  type WorkspaceRef,
+  workspaceRefusal,
+} from "./workspace_ref.ts";
+
+/** What the sync functions need of the extension: its logger and the sandbox's connection. */
+export interface WorkspaceHost {
+  /** The sandbox's handle. */
+  handle: SshWorkspaceHandle;
+  /** Where to log. */
+  logger: Logger;
+  /** The pooled connection to the sandbox's host (the pin checked). */
+  connect(): Promise<SshConnection>;
+}
+
+/**
+ * The SFTP fallback, which cannot run a shell per file: a lock holder
+ * (WORKSPACE_HOLD) checks and locks the workspace and keeps it as its
+ * working directory; on Linux every SFTP path then goes through
+ * `/proc/<holder>/cwd/`, the checked directory itself, so a path swapped
+ * for a symlink meanwhile is never written through. Ending the holder
+ * (destroy does) ends the sync.
+ *
+ * @param connection The connection to the host.
+ * @param ref The checked workspace.
+ * @param plan What to send.
+ * @param options Progress and abort signal.
+ * @param logger Where to log.
+ * @returns What was transferred.
+ */
+export async function sftpSyncInWorkspace(
+  connection: SshConnection,
+  ref: WorkspaceRef,
+  plan: SftpSyncPlan,
+  options: SyncOptions,
+  logger: Logger,
+): Promise<SyncReport> {
+  const holder = await connection.openRawExec(
+    remoteCommand(["sh", "-c", WORKSPACE_HOLD, "sh", ref.workspace, ref.id, ref.nonce]),
+    { signal: options.signal },
+  );
+  const stderr = new Response(holder.stderr).text().catch(() => "");
+  const reader = holder.stdout.getReader();
+  let ready = "";
+  while (!ready.includes("\n") && ready.length < 100) {
+    const next = await reader.read().catch(() => undefined);
+    if (!next || next.done) break;
+    ready += new TextDecoder().decode(next.value);
+  }
+  reader.releaseLock();
+  await holder.stdout.cancel().catch(() => {});
+  const pid = /^ready (\d+)\n/.exec(ready)?.[1];
+  const stdin = holder.stdin.getWriter();
+  const release = async () => {
+    await stdin.close().catch(() => {});
+    return await holder.exit.catch(() => -1);
+  };
+  if (pid === undefined) {
+    const code = await release();
+    throw refusalFromStderr(ref, await stderr, "sync into") ??
+      workspaceRefusal(ref, code, (await stderr).trim(), "sync into");
+  }
+  const gone = new AbortController();
+  let finished = false;
+  holder.exit.then(() => finished || gone.abort(), () => finished || gone.abort());
+  const signal = options.signal ? AbortSignal.any([options.signal, gone.signal]) : gone.signal;
+  try {
+    const base = `/proc/${pid}/cwd`;
+    const session = await connection.sftp();
+    const viaProc = await session.stat(base).then((s) => s?.isDirectory === true, () => false)
+      .finally(() => session.close());
+    if (!viaProc) {
+      logger.debug(`no /proc on ${ref.where}: SFTP writes go to ${ref.workspace} by path`);
+    }
+    return await sftpSync(
+      connection,
+      { ...plan, workspace: viaProc ? base : ref.workspace },
+      { onProgress: options.onProgress, signal, logger: logger },
+    );
+  } catch (error) {
+    if (gone.signal.aborted && !options.signal?.aborted) {
+      throw new WorkspaceGoneError(
+        ref.workspace,
+        `was removed on ${ref.where} during the sync (sandboxer's lock holder there was ended); nothing was recreated — create a new sandbox`,
+        { cause: error },
+      );
+    }
+    throw error;
+  } finally {
+    finished = true;
+    await release();
+  }
+}
+
+/**
+ * rsync over `connection` (the relay), or over rsync's own `ssh` with a
+ * known_hosts file that holds only the key `connection` verified (the pin);
+ * either way the remote rsync starts through WORKSPACE_RSYNC, in the
+ * checked workspace, with paths relative to it.
+ *
+ * @param host How to reach the sandbox again, its handle and the logger.
+ * @param ref The checked workspace.
+ * @param plan What to sync.
+ * @param connection The pooled connection (it verified the pin).
+ * @param relay Whether to relay over `connection`.
+ * @param options Progress and abort signal.
+ * @param verb What sandboxer does, for errors ("sync into").
+ * @returns What was transferred.
+ */
+export async function rsyncInWorkspace(
+  host: WorkspaceHost,
+  ref: WorkspaceRef,
+  plan: RsyncPlan,
+  connection: SshConnection,
+  relay: boolean,
+  options: Pick<SyncOptions, "onProgress" | "signal">,
+  verb: string,
+): Promise<SyncReport> {
+  const guarded: RsyncPlan = {
+    ...plan,
+    rsyncPath: ["sh", "-c", WORKSPACE_RSYNC, "sh", ref.workspace, ref.id, ref.nonce, "rsync"],
+  };
+  const runOptions = {
+    onProgress: options.onProgress,
+    signal: options.signal,
+    logger: host.logger,
+    explainFailure: (stderr: string) => refusalFromStderr(ref, stderr, verb),
+  };
+  try {
+    if (relay) return await runRsyncOverConnection(guarded, connection, runOptions);
+    await using pinned = await pinnedKnownHostsFile({
+      host: plan.target.host,
+      port: plan.target.port,
+      keyType: connection.hostKey.type,
+      keyBase64: connection.hostKey.base64,
+    });
+    const target = {
+      ...plan.target,
+      knownHostsFile: pinned.path,
+      pinnedHostKey: connection.hostKeyFingerprint,
+    };
+    return await runRsync({ ...guarded, target }, runOptions);
+  } catch (error) {
+    if (error instanceof HostKeyError && error.reason === "pinned") {
+      throw repinError(error, host.handle);
+    }
+    if (
+      error instanceof WorkspaceError || error instanceof WorkspaceGoneError ||
+      options.signal?.aborted
+    ) {
+      throw error;
+    }
+    // rsync only sees its server end (killed, connection closed): a destroy that ended the
+    // sandbox's processes looks like a network failure. Ask the host.
+    throw await goneDuring(host, ref, verb, error) ?? error;
+  }
+}
+
+/** The error to report when the workspace was removed while rsync ran in it, if it was. */
+async function goneDuring(
+  host: WorkspaceHost,
+  ref: WorkspaceRef,
+  verb: string,
+  cause: unknown,
+): Promise<Error | undefined> {
+  try {
+    const connection = await host.connect();
+    const gate = new ExecGate(undefined);
+    const result = await connection.exec(
+      ["sh", "-c", WORKSPACE_EXEC, "sh", ref.workspace, ref.id, ref.nonce, "true"],
+      { stdout: gate.write },
+    );
+    if (gate.started) return undefined;
+    if (result.code !== SCRIPT_EXIT.missing && result.code !== SCRIPT_EXIT.otherNonce) {
+      return undefined;
+    }
+    return new WorkspaceGoneError(
+      ref.workspace,
+      `was removed on ${ref.where} during an attempt to ${verb} it (${gate.reason}); nothing was recreated — create a new sandbox`,
+      { cause },
+    );
+  } catch {
+    return undefined;
+  }
+}
