@@ -45,6 +45,7 @@ import {
   REMOVE_WORKSPACE,
   SCRIPT_EXIT,
   WORKSPACE_EXEC,
+  WORKSPACE_EXEC_IN,
   WORKSPACE_HOLD,
   WORKSPACE_RSYNC,
 } from "./remote_scripts.ts";
@@ -177,8 +178,11 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
     const ref = workspaceRef(handle);
     const connection = await this.connect(handle, io.signal);
     const gate = new ExecGate(io.stdout);
+    const wrapper = io.cwd === undefined
+      ? ["sh", "-c", WORKSPACE_EXEC, "sh", ref.workspace, ref.id, ref.nonce]
+      : ["sh", "-c", WORKSPACE_EXEC_IN, "sh", ref.workspace, ref.id, ref.nonce, io.cwd];
     const result = await connection.exec(
-      ["sh", "-c", WORKSPACE_EXEC, "sh", ref.workspace, ref.id, ref.nonce, ...argv],
+      [...wrapper, ...argv],
       { stdin: io.stdin, signal: io.signal, stderr: io.stderr, stdout: gate.write },
     );
     if (!gate.started) throw workspaceRefusal(ref, result.code, gate.reason, "run commands in");
@@ -685,6 +689,11 @@ function workspaceRefusal(ref: WorkspaceRef, code: number, why: string, verb: st
       return new WorkspaceGoneError(
         ref.workspace,
         `on ${ref.where} now holds another sandbox of the same name (${reason}), so this sandbox's workspace is gone; destroy this sandbox and create a new one`,
+      );
+    case SCRIPT_EXIT.badDirectory:
+      return new WorkspaceError(
+        ref.workspace,
+        `refused the working directory: ${reason}; give -w a directory inside the workspace`,
       );
     case SCRIPT_EXIT.notOurs:
     case SCRIPT_EXIT.noMarker:
