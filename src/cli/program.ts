@@ -28,6 +28,7 @@ import { extensionsCommand } from "./commands/extensions.ts";
 import { runCommand } from "./commands/run.ts";
 import { portsCommand } from "./commands/ports.ts";
 import { imageCommand } from "./commands/image.ts";
+import { sshCommand, sshConfigCommand } from "./commands/ssh.ts";
 
 /** Exit code for usage errors. */
 export const EXIT_USAGE = 2;
@@ -87,6 +88,8 @@ export async function runCli(
       runCommand,
       portsCommand,
       imageCommand,
+      sshCommand,
+      sshConfigCommand,
     ]
   ) {
     program.addCommand(make(ctx) as unknown as Command);

@@ -181,6 +181,21 @@ exec "$@"
 `;
 
 /**
+ * `sh -c WORKSPACE_LOGIN sh WORKSPACE ID NONCE PROGRAM ARGS…`: as
+ * {@linkcode WORKSPACE_EXEC} for a terminal session (`sandboxer ssh`), where
+ * no byte may come before the program's own output: a refusal is one line
+ * on stderr instead.
+ */
+export const WORKSPACE_LOGIN = `ws=$1 id=$2 nonce=$3
+shift 3
+${FUNCTIONS}
+enter; rc=$?
+if [ "$rc" -ne 0 ]; then printf 'sandboxer: workspace %s\\n' "$why" >&2; exit "$rc"; fi
+${PROCESS_MARK}=$id:$nonce; export ${PROCESS_MARK}
+exec "$@"
+`;
+
+/**
  * `sh -c WORKSPACE_EXEC_IN sh WORKSPACE ID NONCE DIR PROGRAM ARGS…`: as
  * {@linkcode WORKSPACE_EXEC}, in DIR (relative to the workspace) resolved
  * with symlinks followed; a DIR that resolves outside the workspace is

@@ -57,6 +57,7 @@ import { remoteCommand } from "../quote.ts";
 import { describe, mapConnectError, preAuthDrop } from "./errors.ts";
 import { preferredHostKeyAlgorithms, type VerifiedHostKey } from "./host_key.ts";
 import { loadPrivateKey } from "./keys.ts";
+import { pumpStdin } from "./stdin_pump.ts";
 import { CLOSE_GRACE_MS, Ssh2SftpSession } from "./sftp.ts";
 import type {
   RawExecChannel,
@@ -784,38 +785,4 @@ export function connectSsh(
   options: ConnectSshOptions = {},
 ): Promise<SshConnection> {
   return SshConnection.connect(target, options);
-}
-
-/**
- * Copy `stdin` into the channel as the remote command takes it (waiting for
- * 'drain' when the window is full), then send EOF. Returns a function that
- * stops reading, for when the command ends before its input does.
- */
-function pumpStdin(stdin: ReadableStream<Uint8Array>, channel: ClientChannel): () => void {
-  const reader = stdin.getReader();
-  let stopped = false;
-  (async () => {
-    try {
-      while (!stopped) {
-        const { value, done } = await reader.read();
-        if (done || stopped) break;
-        if (!channel.write(Buffer.from(value))) {
-          await new Promise<void>((resolve) => {
-            channel.once("drain", resolve);
-            channel.once("close", resolve);
-          });
-        }
-      }
-      if (!stopped) channel.end();
-    } catch {
-      // The caller's stream failed or the channel closed: the command sees EOF either way.
-      if (!stopped) channel.end();
-    } finally {
-      reader.releaseLock();
-    }
-  })();
-  return () => {
-    stopped = true;
-    reader.cancel().catch(() => {});
-  };
 }
