@@ -29,6 +29,7 @@ import { runCommand } from "./commands/run.ts";
 import { portsCommand } from "./commands/ports.ts";
 import { imageCommand } from "./commands/image.ts";
 import { sshCommand, sshConfigCommand } from "./commands/ssh.ts";
+import { forwardCommand } from "./commands/forward.ts";
 
 /** Exit code for usage errors. */
 export const EXIT_USAGE = 2;
@@ -90,6 +91,7 @@ export async function runCli(
       imageCommand,
       sshCommand,
       sshConfigCommand,
+      forwardCommand,
     ]
   ) {
     program.addCommand(make(ctx) as unknown as Command);
