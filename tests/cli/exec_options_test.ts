@@ -127,6 +127,28 @@ Deno.test("exec: stdin, -n, -e, -w (hostile too) and --timeout", async (t) => {
     assert.equal(bad.code, 125);
     assert.match(oneLine(bad.stderr), /Cannot use --timeout soon/);
   });
+  await t.step("-t runs the command on a PTY; its code, -e and --timeout still apply", async () => {
+    const plain = await vm.cli(["exec", "x1", "--", "sh", "-c", "tty; true"]);
+    assert.match(plain.stdout, /not a tty/);
+    const tty = await vm.cli([
+      "exec",
+      "-t",
+      "-e",
+      "WHO=pty",
+      "x1",
+      "--",
+      "sh",
+      "-c",
+      'tty; echo "$WHO"; pwd -P; exit 4',
+    ]);
+    assert.equal(tty.code, 4, tty.stderr);
+    assert.match(tty.stdout, /^\/dev\/pts\/\d+\r?$/m);
+    assert.match(tty.stdout, /^pty\r?$/m);
+    assert.ok(tty.stdout.includes(workspace), tty.stdout);
+    const slow = await vm.cli(["exec", "-t", "--timeout", "2s", "x1", "--", "sleep", "60"]);
+    assert.equal(slow.code, 124, slow.stderr);
+    assert.match(oneLine(slow.stderr), /ran past --timeout 2s/);
+  });
   await t.step("exec's options after the id are refused with where they go", async () => {
     const result = await vm.cli(["exec", "x1", "--timeout", "1m", "--", "true"]);
     assert.equal(result.code, 125);

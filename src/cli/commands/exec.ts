@@ -1,13 +1,24 @@
 import { Command } from "../../deps/commander.ts";
 import { parseDuration } from "../../config/duration.ts";
-import { UsageError } from "../../core/errors.ts";
+import { SandboxStateError, UsageError } from "../../core/errors.ts";
+import { attach } from "./ssh.ts";
 import type { CliContext } from "../context.ts";
 
 /** Exit code of `exec` when `--timeout` ended the remote command (as timeout(1)). */
 export const EXIT_TIMEOUT = 124;
 
 /** exec's own options, which must come before the id (after it, every word is the command's). */
-const OWN_OPTIONS = new Set(["-e", "--env", "-w", "--workdir", "-n", "--no-stdin", "--timeout"]);
+const OWN_OPTIONS = new Set([
+  "-e",
+  "--env",
+  "-w",
+  "--workdir",
+  "-n",
+  "--no-stdin",
+  "--timeout",
+  "-t",
+  "--tty",
+]);
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -16,6 +27,7 @@ interface ExecFlags {
   workdir?: string;
   stdin: boolean;
   timeout?: string;
+  tty?: boolean;
 }
 
 /**
@@ -37,6 +49,7 @@ export function execCommand(ctx: CliContext) {
     )
     .option("-w, --workdir <dir>", "run in DIR, relative to the workspace (must stay inside it)")
     .option("-n, --no-stdin", "give the command no stdin (like ssh -n)")
+    .option("-t, --tty", "run the command on a terminal (a PTY), through OpenSSH")
     .option("--timeout <duration>", "end the command after this long (e.g. 90s, 5m); exit 124")
     .passThroughOptions()
     .action(async (id: string, command: string[], flags: ExecFlags) => {
@@ -54,7 +67,7 @@ export function execCommand(ctx: CliContext) {
       const env = flags.env.map(checkEnv);
       const timeoutMs = flags.timeout === undefined ? undefined : timeoutOf(flags.timeout);
       if (flags.workdir === "") throw new UsageError('Cannot use -w "": give a directory');
-      if (env.length && argv[0]?.startsWith("-")) {
+      if ((env.length || flags.tty) && argv[0]?.startsWith("-")) {
         throw new UsageError(
           `Cannot run ${JSON.stringify(argv[0])}: a program name may not start with "-"; write ./${
             argv[0]
@@ -67,6 +80,11 @@ export function execCommand(ctx: CliContext) {
         ? undefined
         : setTimeout(() => timer.abort(new DOMException("Timed out", "TimeoutError")), timeoutMs);
       try {
+        if (flags.tty) {
+          ctx.exitCode = await onTerminal(ctx, id, env, argv, flags, timer.signal);
+          if (!timer.signal.aborted) return;
+          throw timer.signal.reason;
+        }
         ctx.exitCode = await manager.exec(id, env.length ? ["env", ...env, ...argv] : argv, {
           stdout: ctx.output.outBytes,
           stderr: ctx.output.errBytes,
@@ -112,4 +130,35 @@ function timeoutOf(value: string): number {
     );
   }
   return seconds * 1000;
+}
+
+/** `exec -t`: OpenSSH with a PTY, in a ready sandbox, with the profile's and -e's variables. */
+async function onTerminal(
+  ctx: CliContext,
+  id: string,
+  env: readonly string[],
+  argv: readonly string[],
+  flags: ExecFlags,
+  timeout: AbortSignal,
+): Promise<number> {
+  if (flags.workdir !== undefined || !flags.stdin) {
+    throw new UsageError(
+      "Cannot combine -t with -w or -n yet: run the command through sh -c 'cd DIR && …' instead",
+    );
+  }
+  if (argv.length === 0) {
+    throw new UsageError("Cannot exec: no command given; add -- CMD [ARGS...]");
+  }
+  const record = await (await ctx.manager()).show(id);
+  if (record.status !== "ready") {
+    throw new SandboxStateError(
+      id,
+      `is ${record.status}, and exec runs only in ready sandboxes; look inside with "sandboxer ssh ${id}"`,
+    );
+  }
+  const vars = [...(record.env ?? []), ...env];
+  return await attach(record, vars.length ? ["env", ...vars, ...argv] : argv, {
+    tty: "-tt",
+    signal: AbortSignal.any([ctx.signal, timeout]),
+  });
 }

@@ -3,6 +3,7 @@ import { SandboxStateError } from "../../core/errors.ts";
 import { run, runAttached } from "../../process/run.ts";
 import { WORKSPACE_EXEC, WORKSPACE_LOGIN } from "../../extensions/ssh_workspace/remote_scripts.ts";
 import { remoteCommand } from "../../transport/quote.ts";
+import type { SandboxRecord } from "../../sandbox/journal.ts";
 import type { CliContext } from "../context.ts";
 import { type SshAccess, sshAccess } from "../ssh_access.ts";
 
@@ -25,15 +26,34 @@ export function sshCommand(ctx: CliContext) {
     .passThroughOptions()
     .action(async (id: string, command: string[]) => {
       const argv = command[0] === "--" ? command.slice(1) : command;
-      const access = await sshAccess(await (await ctx.manager()).show(id));
-      await checkWorkspace(id, access, ctx.signal);
-      const tty = Deno.stdin.isTerminal() ? "-t" : "-T";
-      const remote = inWorkspace(id, access, argv.length ? argv : LOGIN_SHELL);
-      ctx.exitCode = await runAttached(
-        ["ssh", "-F", access.configFile, tty, "-q", access.alias, "--", remote],
-        ctx.signal,
-      );
+      const record = await (await ctx.manager()).show(id);
+      ctx.exitCode = await attach(record, argv.length ? argv : LOGIN_SHELL, {
+        tty: Deno.stdin.isTerminal() ? "-t" : "-T",
+        signal: ctx.signal,
+      });
     });
+}
+
+/**
+ * Run argv in a sandbox's workspace through OpenSSH on this terminal.
+ *
+ * @param record The sandbox's record.
+ * @param argv Program and arguments, kept literal.
+ * @param options `-t`, `-tt` (force a PTY) or `-T`; aborting stops ssh.
+ * @returns ssh's exit code: the command's, or 255 when ssh itself failed.
+ */
+export async function attach(
+  record: SandboxRecord,
+  argv: readonly string[],
+  options: { tty: "-t" | "-tt" | "-T"; signal: AbortSignal },
+): Promise<number> {
+  const access = await sshAccess(record);
+  await checkWorkspace(record.id, access, options.signal);
+  const remote = inWorkspace(record.id, access, argv);
+  return await runAttached(
+    ["ssh", "-F", access.configFile, options.tty, "-q", access.alias, "--", remote],
+    options.signal,
+  );
 }
 
 /**
