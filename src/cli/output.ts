@@ -19,6 +19,8 @@ export interface Output {
   errBytes(chunk: Uint8Array): void;
   /** Whether stderr is a terminal (progress display). */
   errIsTerminal: boolean;
+  /** Our stdin as a stream (exec passes it on); absent when there is none to give. */
+  inStream?(): ReadableStream<Uint8Array>;
 }
 
 const encoder = new TextEncoder();
@@ -37,6 +39,7 @@ export const processOutput: Output = {
   get errIsTerminal() {
     return Deno.stderr.isTerminal();
   },
+  inStream: () => Deno.stdin.readable,
 };
 
 const NAMED_ESCAPES: Readonly<Record<string, string>> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };

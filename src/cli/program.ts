@@ -28,6 +28,8 @@ import { extensionsCommand } from "./commands/extensions.ts";
 import { runCommand } from "./commands/run.ts";
 import { portsCommand } from "./commands/ports.ts";
 import { imageCommand } from "./commands/image.ts";
+import { sshCommand, sshConfigCommand } from "./commands/ssh.ts";
+import { forwardCommand } from "./commands/forward.ts";
 
 /** Exit code for usage errors. */
 export const EXIT_USAGE = 2;
@@ -87,6 +89,9 @@ export async function runCli(
       runCommand,
       portsCommand,
       imageCommand,
+      sshCommand,
+      sshConfigCommand,
+      forwardCommand,
     ]
   ) {
     program.addCommand(make(ctx) as unknown as Command);

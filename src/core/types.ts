@@ -44,10 +44,19 @@ export interface ExecIO {
   stdout?: (chunk: Uint8Array) => void;
   /** Receives stderr chunks as they arrive. */
   stderr?: (chunk: Uint8Array) => void;
-  /** Data for the command's stdin; closed after it is written. */
-  stdin?: Uint8Array;
+  /**
+   * Data for the command's stdin: bytes, or a stream read as the command
+   * consumes it (with backpressure); stdin is closed after the last byte.
+   */
+  stdin?: Uint8Array | ReadableStream<Uint8Array>;
   /** Aborting it stops the command. */
   signal?: AbortSignal;
+  /**
+   * A directory relative to the workspace to run in. The extension resolves
+   * it on the host (symlinks followed) and must refuse one outside the
+   * workspace; one that cannot keep that promise must refuse any `cwd`.
+   */
+  cwd?: string;
 }
 
 /** Progress of a running sync. */

@@ -244,3 +244,41 @@ async function writeStdin(
     if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
   }
 }
+
+/**
+ * Run a program on this process's own terminal (stdin, stdout and stderr
+ * inherited), for interactive programs such as `ssh -t`, which set the
+ * terminal's modes themselves and restore them when they exit.
+ *
+ * @param argv The program and its arguments.
+ * @param signal Aborting it stops the program (SIGTERM, then SIGKILL).
+ * @returns The program's exit code (128+N when killed by signal N).
+ * @throws {MissingProgramError} When the program is not installed.
+ * @throws {PermissionError} When `--allow-run` does not cover the program.
+ */
+export async function runAttached(
+  argv: readonly [string, ...string[]],
+  signal?: AbortSignal,
+): Promise<number> {
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(argv[0], {
+      args: argv.slice(1),
+      stdin: "inherit",
+      stdout: "inherit",
+      stderr: "inherit",
+    }).spawn();
+  } catch (error) {
+    throw await spawnError(argv[0], undefined, error);
+  }
+  let cancelKill = () => {};
+  const onAbort = () => cancelKill = terminate(child);
+  signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    const status = await child.status;
+    return status.signal ? signalExitCode(status.signal) : status.code;
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+    cancelKill();
+  }
+}

@@ -132,6 +132,8 @@ Deno.test("runbook: prepare the VM, first run and everyday use through a reverse
       /^The Glorious Glasgow Haskell Compilation System, version 9\.6\.6$/m,
     );
     assert.match(first.stdout, new RegExp(`${vm.root}/sbx-first-run`));
+    // exec's stdin reached tee, and the file it wrote is there for the next exec.
+    assert.equal(first.stdout.split('main = putStrLn "hello"\n').length, 3, first.stdout);
     assert.match(first.stderr, /setup: ghc --version && cabal --version/);
     assert.deepEqual(await listDir(vm.root), [".cabal"]);
 

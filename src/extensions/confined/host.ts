@@ -152,7 +152,11 @@ export class ConfinedExtension extends SandboxExtension<unknown, SandboxHandle> 
    * @returns The exit code.
    */
   override async exec(handle: SandboxHandle, argv: readonly string[], io: ExecIO): Promise<number> {
-    return await this.#call("exec", [handle, [...argv], io.stdin], {
+    // A stream cannot cross into the worker: its bytes are read first (confined stdin is buffered).
+    const stdin = io.stdin instanceof ReadableStream
+      ? new Uint8Array(await new Response(io.stdin).arrayBuffer())
+      : io.stdin;
+    return await this.#call("exec", [handle, [...argv], stdin, io.cwd], {
       stdout: io.stdout,
       stderr: io.stderr,
       signal: io.signal,

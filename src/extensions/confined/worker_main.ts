@@ -144,6 +144,7 @@ async function call(
           stdout: output("stdout"),
           stderr: output("stderr"),
           stdin: args[2] as Uint8Array | undefined,
+          cwd: args[3] as string | undefined,
           signal,
         });
       case "sync": {

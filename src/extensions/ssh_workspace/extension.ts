@@ -30,6 +30,7 @@ import {
   REMOVE_WORKSPACE,
   SCRIPT_EXIT,
   WORKSPACE_EXEC,
+  WORKSPACE_EXEC_IN,
 } from "./remote_scripts.ts";
 import { scanMarkedWorkspaces } from "./reap.ts";
 import { selectFiles } from "../../sync/git_selection.ts";
@@ -143,8 +144,11 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
     const ref = workspaceRef(handle);
     const connection = await this.connect(handle, io.signal);
     const gate = new ExecGate(io.stdout);
+    const wrapper = io.cwd === undefined
+      ? ["sh", "-c", WORKSPACE_EXEC, "sh", ref.workspace, ref.id, ref.nonce]
+      : ["sh", "-c", WORKSPACE_EXEC_IN, "sh", ref.workspace, ref.id, ref.nonce, io.cwd];
     const result = await connection.exec(
-      ["sh", "-c", WORKSPACE_EXEC, "sh", ref.workspace, ref.id, ref.nonce, ...argv],
+      [...wrapper, ...argv],
       { stdin: io.stdin, signal: io.signal, stderr: io.stderr, stdout: gate.write },
     );
     if (!gate.started) throw workspaceRefusal(ref, result.code, gate.reason, "run commands in");

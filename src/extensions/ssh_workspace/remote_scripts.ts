@@ -52,6 +52,8 @@ export const SCRIPT_EXIT = {
   otherNonce: 96,
   /** The tombstone could not be emptied. */
   removeFailed: 97,
+  /** exec's `-w DIR` is missing, not a directory, or resolves outside the workspace. */
+  badDirectory: 99,
   /** The check itself failed (the marker could not be read: a missing `head`, an I/O error). */
   checkFailed: 98,
 } as const;
@@ -173,6 +175,45 @@ shift 3
 ${FUNCTIONS}
 enter; rc=$?
 if [ "$rc" -ne 0 ]; then printf '\\025%s\\n' "$why"; exit "$rc"; fi
+${PROCESS_MARK}=$id:$nonce; export ${PROCESS_MARK}
+printf '\\006'
+exec "$@"
+`;
+
+/**
+ * `sh -c WORKSPACE_LOGIN sh WORKSPACE ID NONCE PROGRAM ARGS…`: as
+ * {@linkcode WORKSPACE_EXEC} for a terminal session (`sandboxer ssh`), where
+ * no byte may come before the program's own output: a refusal is one line
+ * on stderr instead.
+ */
+export const WORKSPACE_LOGIN = `ws=$1 id=$2 nonce=$3
+shift 3
+${FUNCTIONS}
+enter; rc=$?
+if [ "$rc" -ne 0 ]; then printf 'sandboxer: workspace %s\\n' "$why" >&2; exit "$rc"; fi
+${PROCESS_MARK}=$id:$nonce; export ${PROCESS_MARK}
+exec "$@"
+`;
+
+/**
+ * `sh -c WORKSPACE_EXEC_IN sh WORKSPACE ID NONCE DIR PROGRAM ARGS…`: as
+ * {@linkcode WORKSPACE_EXEC}, in DIR (relative to the workspace) resolved
+ * with symlinks followed; a DIR that resolves outside the workspace is
+ * refused before the program starts, so a symlink cannot lead a command out.
+ */
+export const WORKSPACE_EXEC_IN = `ws=$1 id=$2 nonce=$3 dir=$4
+shift 4
+${FUNCTIONS}
+enter; rc=$?
+if [ "$rc" -ne 0 ]; then printf '\\025%s\\n' "$why"; exit "$rc"; fi
+top=$PWD
+if ! cd -P -- "$dir" 2>/dev/null; then
+  printf '\\025%s\\n' "$dir is not a directory in the workspace"; exit ${SCRIPT_EXIT.badDirectory}
+fi
+case $PWD/ in
+  "$top"/*) ;;
+  *) printf '\\025%s\\n' "$dir resolves to $PWD, outside the workspace"; exit ${SCRIPT_EXIT.badDirectory} ;;
+esac
 ${PROCESS_MARK}=$id:$nonce; export ${PROCESS_MARK}
 printf '\\006'
 exec "$@"

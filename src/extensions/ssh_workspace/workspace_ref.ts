@@ -102,6 +102,11 @@ export function workspaceRefusal(
         ref.workspace,
         `on ${ref.where} now holds another sandbox of the same name (${reason}), so this sandbox's workspace is gone; destroy this sandbox and create a new one`,
       );
+    case SCRIPT_EXIT.badDirectory:
+      return new WorkspaceError(
+        ref.workspace,
+        `refused the working directory: ${reason}; give -w a directory inside the workspace`,
+      );
     case SCRIPT_EXIT.notOurs:
     case SCRIPT_EXIT.noMarker:
       return new WorkspaceError(

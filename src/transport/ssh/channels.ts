@@ -9,6 +9,7 @@
 import { errorText, SshError } from "../../core/errors.ts";
 import type { ClientChannel } from "../../deps/ssh2.ts";
 import { signalExitCode } from "../../process/signals.ts";
+import { pumpStdin } from "./stdin_pump.ts";
 import type { RawExecChannel, SshExecIO, SshExecResult } from "./types.ts";
 import { Buffer } from "node:buffer";
 
@@ -108,7 +109,12 @@ export function driveExec(
         ),
       );
     });
-    channel.end(io.stdin === undefined ? undefined : Buffer.from(io.stdin));
+    if (io.stdin instanceof ReadableStream) {
+      const stop = pumpStdin(io.stdin, channel);
+      channel.once("close", stop);
+    } else {
+      channel.end(io.stdin === undefined ? undefined : Buffer.from(io.stdin));
+    }
   });
 }
 
