@@ -452,6 +452,27 @@ export class Journal {
     return removed;
   }
 
+  /**
+   * Drop a record for good (its file, lock and stale heartbeats), if `may`
+   * still allows it once the record's lock is held.
+   *
+   * @param id The sandbox id.
+   * @param may Decides on the record as it is under the lock.
+   * @returns The record dropped, or undefined when it was gone or `may` refused.
+   */
+  async forget(
+    id: string,
+    may: (record: SandboxRecord) => boolean,
+  ): Promise<SandboxRecord | undefined> {
+    return await this.#locked(id, async (lock) => {
+      const record = await this.#read(id);
+      if (record === undefined || !may(record)) return undefined;
+      await Deno.remove(`${this.#recordsDir}/${id}.json`);
+      await this.#cleanUp(id, lock);
+      return record;
+    });
+  }
+
   /** After a record reached `destroyed` (or vanished): drop its lock and stale heartbeats. */
   async #cleanUp(id: string, lock: { drop: boolean }): Promise<number> {
     let removed = 1;

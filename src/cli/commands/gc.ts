@@ -1,9 +1,12 @@
 import { Command } from "../../deps/commander.ts";
 import { UsageError } from "../../core/errors.ts";
 import type { GcTargetReport } from "../../sandbox/gc_target.ts";
+import type { GcReport } from "../../sandbox/manager.ts";
 import type { CliContext } from "../context.ts";
 import { escapeControl, json } from "../output.ts";
 import { collect } from "./create.ts";
+import { parseDuration } from "../../config/duration.ts";
+import { pruneDestroyed } from "../../sandbox/prune.ts";
 
 /**
  * `sandboxer gc`.
@@ -26,22 +29,32 @@ export function gcCommand(ctx: CliContext) {
       collect,
       [] as string[],
     )
+    .option(
+      "--prune <age>",
+      "also forget records destroyed longer ago than AGE (e.g. 7d), so list --all stays short",
+    )
     .option("--json", "print the report as JSON")
     .action(async (options) => {
       if (options.set.length && options.target === undefined) {
         throw new UsageError("Cannot use --set without --target: it overrides the target profile");
       }
+      const pruneAge = options.prune === undefined ? undefined : ageSeconds(options.prune);
       const manager = await ctx.manager();
-      const report = await manager.gc();
+      const gcReport = await manager.gc();
+      const report: GcReport & { pruned?: string[] } = pruneAge === undefined ? gcReport : {
+        ...gcReport,
+        pruned: await pruneDestroyed(manager, { olderThanSeconds: pruneAge }),
+      };
       if (report.failed.length) ctx.exitCode = 1;
       // In text mode the local part is printed before the scan, which may fail on its own.
       if (!options.json) {
         for (const d of report.destroyed) line(ctx, `destroyed ${d.id}: ${d.reason}`);
         for (const f of report.failed) line(ctx, `could not destroy ${f.id}: ${f.error}`);
         for (const r of report.reaped) line(ctx, `reaped ${r}`);
+        for (const p of report.pruned ?? []) line(ctx, `forgot destroyed record ${p}`);
         if (
           options.target === undefined && !report.destroyed.length && !report.failed.length &&
-          !report.reaped.length
+          !report.reaped.length && !report.pruned?.length
         ) {
           ctx.output.out("Nothing to collect.\n");
         }
@@ -58,6 +71,15 @@ export function gcCommand(ctx: CliContext) {
       if (options.json) ctx.output.out(json({ ...report, target }));
       else printTarget(ctx, target);
     });
+}
+
+/** Parse `--prune AGE`. */
+function ageSeconds(value: string): number {
+  try {
+    return parseDuration(value);
+  } catch {
+    throw new UsageError(`Cannot use --prune ${value}: write an age such as 12h, 7d or 0s`);
+  }
 }
 
 /** One line of the human report: paths, reasons and errors come from the remote host. */
