@@ -29,6 +29,8 @@ import { extensionsCommand } from "./commands/extensions.ts";
 import { runCommand } from "./commands/run.ts";
 import { portsCommand } from "./commands/ports.ts";
 import { imageCommand } from "./commands/image.ts";
+import { fetchCommand } from "./commands/fetch.ts";
+import { extendCommand } from "./commands/extend.ts";
 
 /** Exit code for usage errors. */
 export const EXIT_USAGE = 2;
@@ -88,6 +90,8 @@ export async function runCli(
       runCommand,
       portsCommand,
       imageCommand,
+      fetchCommand,
+      extendCommand,
     ]
   ) {
     program.addCommand(make(ctx) as unknown as Command);

@@ -243,7 +243,7 @@ export class Journal {
 
   /**
    * Change a fact about the sandbox itself that any process using it may
-   * learn (a host key the user accepted), without taking the record over:
+   * learn (a host key the user accepted, a later expiry), without taking the record over:
    * the owner, status and every other field stay as the journal holds them.
    *
    * @param id The sandbox id.
@@ -253,7 +253,7 @@ export class Journal {
    */
   async amend(
     id: string,
-    change: (record: SandboxRecord) => Pick<Partial<SandboxRecord>, "handle">,
+    change: (record: SandboxRecord) => Pick<Partial<SandboxRecord>, "handle" | "expires_at">,
   ): Promise<SandboxRecord> {
     validateId(id);
     return await this.#locked(id, async () => {

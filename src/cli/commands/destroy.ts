@@ -4,6 +4,7 @@ import { UsageError } from "../../core/errors.ts";
 import type { CliContext } from "../context.ts";
 import { json } from "../output.ts";
 import { publicRecord } from "../render.ts";
+import { forgetSandbox, leftBehind } from "../../sandbox/forget.ts";
 
 /** How long `destroy --wait` waits when no duration is given. */
 const DEFAULT_WAIT_SECONDS = 600;
@@ -26,10 +27,23 @@ export function destroyCommand(ctx: CliContext) {
       "--wait [duration]",
       "if the sandbox is in use, wait for it to be free (default 10m), then destroy it",
     )
+    .option(
+      "--forget",
+      "drop the record without touching its host (for a host that is gone for good); says what may be left there",
+    )
     .option("--json", "print the final record as JSON")
     .action(async (id, options) => {
       if (options.force && options.wait !== undefined) {
         throw new UsageError("Cannot use --force with --wait: pick one");
+      }
+      if (options.forget) {
+        if (options.force || options.wait !== undefined) {
+          throw new UsageError("Cannot use --forget with --force or --wait: it touches no host");
+        }
+        const forgotten = await forgetSandbox(await ctx.manager(), id);
+        if (options.json) ctx.output.out(json(publicRecord(forgotten)));
+        else ctx.logger.info(`forgot ${id}; ${leftBehind(forgotten)}`);
+        return;
       }
       const waitMs = options.wait === undefined
         ? undefined
