@@ -33,29 +33,15 @@
  */
 
 import { Semaphore } from "../../core/async.ts";
-import {
-  errorText,
-  HostKeyError,
-  SshError,
-  type SshStage,
-  TimeoutError,
-} from "../../core/errors.ts";
+import { errorText, SshError, type SshStage } from "../../core/errors.ts";
 import type { Logger } from "../../core/types.ts";
-import ssh2 from "../../deps/ssh2.ts";
-import type { ClientChannel, ConnectConfig, SFTPWrapper } from "../../deps/ssh2.ts";
-import { signalExitCode } from "../../process/signals.ts";
-import {
-  appendKnownHost,
-  fingerprintSha256,
-  keyBlobType,
-  knownHostsName,
-  knownKeyTypes,
-  matchHostKey,
-  readKnownHosts,
-} from "../known_hosts.ts";
+import type { ClientChannel, SFTPWrapper } from "../../deps/ssh2.ts";
+import { readKnownHosts } from "../known_hosts.ts";
 import { remoteCommand } from "../quote.ts";
-import { describe, mapConnectError, preAuthDrop } from "./errors.ts";
-import { preferredHostKeyAlgorithms, type VerifiedHostKey } from "./host_key.ts";
+import { type ChannelLink, driveExec, rawStreams } from "./channels.ts";
+import { describe } from "./errors.ts";
+import { handshake, type Ssh2Client } from "./handshake.ts";
+import type { VerifiedHostKey } from "./host_key.ts";
 import { loadPrivateKey } from "./keys.ts";
 import { CLOSE_GRACE_MS, Ssh2SftpSession } from "./sftp.ts";
 import type {
@@ -71,15 +57,7 @@ import type {
 import { Buffer } from "node:buffer";
 import type { Duplex } from "node:stream";
 
-const { Client } = ssh2;
-
-type Ssh2Client = InstanceType<typeof Client>;
-
 const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
-
-const DEFAULT_KEEPALIVE_INTERVAL_MS = 5_000;
-
-const KEEPALIVE_COUNT_MAX = 3;
 
 /** sshd's MaxSessions defaults to 10 channels per connection; stay below it. */
 const MAX_CHANNELS_PER_CONNECTION = 8;
@@ -104,34 +82,6 @@ export interface ConnectSshOptions {
   via?: SshConnection;
 }
 
-/** The parts of an ssh2 1.17 channel that {@linkcode sendSignal} needs. */
-interface ChannelInternals {
-  type?: string;
-  outgoing?: { id?: number; state?: string };
-  _client?: { _protocol?: { signal?: (id: number, name: string) => void } };
-}
-
-/**
- * Send a signal request on a session channel. ssh2's own `channel.signal()`
- * does nothing once stdin is closed (its writable side has ended), which is
- * always the case for our execs, so this goes to the protocol layer directly
- * (ssh2 is pinned; the integration test proves the remote process dies).
- * OpenSSH delivers it with killpg() to the whole session process group.
- */
-function sendSignal(channel: ClientChannel, name: string): void {
-  const internals = channel as unknown as ChannelInternals;
-  const state = internals.outgoing?.state;
-  const id = internals.outgoing?.id;
-  if (internals.type !== "session" || id === undefined || (state !== "open" && state !== "eof")) {
-    return;
-  }
-  try {
-    internals._client?._protocol?.signal?.(id, name);
-  } catch {
-    // The connection is going away; closing the channel is all that is left.
-  }
-}
-
 /**
  * An open, authenticated SSH connection. Make one with
  * {@linkcode connectSsh} (or an {@linkcode SshPool}); close it, or use
@@ -151,6 +101,7 @@ export class SshConnection implements AsyncDisposable {
   #closed = false;
   #closeReason = "the server closed the connection";
   #closedPromise: Promise<void>;
+  #link: ChannelLink;
 
   private constructor(
     client: Ssh2Client,
@@ -165,6 +116,11 @@ export class SshConnection implements AsyncDisposable {
     this.hostKey = { type: hostKey.type, base64: hostKey.base64 };
     this.#ownedJump = ownedJump;
     this.#logger = logger;
+    this.#link = {
+      where: describe(target),
+      closed: () => this.#closed,
+      closeReason: () => this.#closeReason,
+    };
     client.on("error", (error: unknown) => {
       this.#closeReason = errorText(error);
       logger?.debug(`ssh ${describe(target)}: ${this.#closeReason}`);
@@ -217,162 +173,14 @@ export class SshConnection implements AsyncDisposable {
       throw error;
     }
 
-    const client = new Client();
-    let failure: Error | undefined;
-    let hostKey: VerifiedHostKey | undefined;
-    let handshakeDone = false;
-
-    // ssh2 calls this during key exchange, before any authentication request is sent: a key
-    // refused here means the server never sees the user's key or name.
-    const hostVerifier = (key: Buffer, verify: (ok: boolean) => void): void => {
-      const blob = new Uint8Array(key);
-      const fingerprint = fingerprintSha256(blob);
-      let keyType: string;
-      try {
-        keyType = keyBlobType(blob);
-      } catch (error) {
-        failure = new SshError(where, "connect", `the server sent a malformed host key`, {
-          cause: error,
-        });
-        return verify(false);
-      }
-      const offered = { type: keyType, base64: Buffer.from(blob).toString("base64"), fingerprint };
-      const check = matchHostKey(known, {
-        host: target.host,
-        port: target.port,
-        keyType,
-        keyBlob: blob,
-      });
-      const name = knownHostsName(target.host, target.port);
-      const refuse = (error: Error) => {
-        failure = error;
-        verify(false);
-      };
-      if (check.status === "revoked") {
-        return refuse(
-          new HostKeyError(name, fingerprint, "revoked", target.knownHostsFile, {
-            line: check.entryLine,
-          }),
-        );
-      }
-      // The pin comes before trust-on-first-use: a key that is not the pinned one is never
-      // appended to known_hosts.
-      if (target.pinnedHostKey !== undefined && fingerprint !== target.pinnedHostKey) {
-        return refuse(
-          new HostKeyError(name, fingerprint, "pinned", target.knownHostsFile, {
-            pinned: target.pinnedHostKey,
-            knownHostsToo: check.status === "match" ? undefined : check.status,
-          }),
-        );
-      }
-      if (check.status === "match") {
-        hostKey = offered;
-        return verify(true);
-      }
-      if (check.status === "unknown" && target.acceptNewHostKey) {
-        appendKnownHost({
-          file: target.knownHostsFile,
-          host: target.host,
-          port: target.port,
-          keyType,
-          keyBase64: offered.base64,
-        })
-          .then(() => {
-            logger?.warn(
-              `Permanently added ${name} (${keyType} ${fingerprint}) to ${target.knownHostsFile}`,
-            );
-            hostKey = offered;
-            verify(true);
-          })
-          .catch((error) => refuse(error instanceof Error ? error : new Error(String(error))));
-        return;
-      }
-      refuse(new HostKeyError(name, fingerprint, check.status, target.knownHostsFile));
-    };
-
-    const config: ConnectConfig = {
-      host: target.host,
-      port: target.port,
-      username: target.user,
-      privateKey,
-      passphrase: privateKey ? target.passphrase : undefined,
-      agent: target.agent,
-      sock: sock as ConnectConfig["sock"],
-      hostVerifier,
-      readyTimeout: timeoutMs,
-      keepaliveInterval: target.keepaliveIntervalMs ?? DEFAULT_KEEPALIVE_INTERVAL_MS,
-      keepaliveCountMax: KEEPALIVE_COUNT_MAX,
-      tryKeyboard: false,
-      // Offer the key (then the agent) at once: ssh2's default opens with a "none" request
-      // that servers refuse, one round trip more per connect (~6-9 ms on loopback here).
-      authHandler: [
-        ...(privateKey ? ["publickey" as const] : []),
-        ...(target.agent !== undefined ? ["agent" as const] : []),
-      ],
-      algorithms: {
-        serverHostKey: preferredHostKeyAlgorithms(
-          knownKeyTypes(known, target.host, target.port),
-        ) as NonNullable<ConnectConfig["algorithms"]>["serverHostKey"],
-      },
-    };
-
+    let opened: { client: Ssh2Client; hostKey: VerifiedHostKey };
     try {
-      await new Promise<void>((resolve, reject) => {
-        let settled = false;
-        const finish = (error?: Error) => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          signal?.removeEventListener("abort", onAbort);
-          if (error === undefined) return resolve();
-          client.destroy();
-          reject(error);
-        };
-        const onAbort = () => finish(signal?.reason ?? new DOMException("Aborted", "AbortError"));
-        const timer = setTimeout(
-          () => finish(new TimeoutError(`connect to ${where}`, timeoutMs)),
-          timeoutMs,
-        );
-        signal?.addEventListener("abort", onAbort, { once: true });
-        // Nagle's algorithm costs ~150 ms per handshake round trip and per exec here.
-        client.on("connect", () => client.setNoDelay(true));
-        client.on("handshake", () => {
-          handshakeDone = true;
-        });
-        client.once("ready", () => finish());
-        // This listener stays for good: an 'error' event with no listener would throw.
-        client.on(
-          "error",
-          (error: unknown) => finish(failure ?? mapConnectError(error, target, timeoutMs)),
-        );
-        client.on("close", () => {
-          finish(
-            failure ??
-              (handshakeDone
-                ? new SshError(
-                  where,
-                  "authenticate",
-                  "the server closed the connection during authentication",
-                )
-                : preAuthDrop(target, "closed before the handshake")),
-          );
-        });
-        try {
-          client.connect(config);
-        } catch (error) {
-          finish(mapConnectError(error, target, timeoutMs));
-        }
-      });
+      opened = await handshake({ target, privateKey, known, sock, timeoutMs, signal, logger });
     } catch (error) {
       await ownedJump?.close();
       throw error;
     }
-    if (hostKey === undefined) {
-      // ssh2 verifies before "ready"; reaching here without a verified key would be a bug.
-      client.destroy();
-      await ownedJump?.close();
-      throw new Error(`connected to ${where} without a verified host key`);
-    }
+    const { client, hostKey } = opened;
     logger?.debug(
       `connected to ${where} in ${
         Math.round(performance.now() - started)
@@ -501,62 +309,12 @@ export class SshConnection implements AsyncDisposable {
       return await this.#openChannel<ClientChannel, SshExecResult>(
         "exec",
         (callback) => this.#client.exec(command, callback),
-        (channel) => this.#drive(channel, argv[0], io),
+        (channel) => driveExec(channel, argv[0], io, this.#link),
         io.signal,
       );
     } finally {
       release();
     }
-  }
-
-  #drive(channel: ClientChannel, program: string, io: SshExecIO): Promise<SshExecResult> {
-    return new Promise<SshExecResult>((resolve, reject) => {
-      let settled = false;
-      let result: SshExecResult | undefined;
-      const settle = (error: unknown, value?: SshExecResult) => {
-        if (settled) return;
-        settled = true;
-        io.signal?.removeEventListener("abort", onAbort);
-        if (value) resolve(value);
-        else reject(error);
-      };
-      const onAbort = () => {
-        sendSignal(channel, "KILL");
-        channel.close();
-        settle(io.signal?.reason ?? new DOMException("Aborted", "AbortError"));
-      };
-      if (io.signal?.aborted) return onAbort();
-      io.signal?.addEventListener("abort", onAbort, { once: true });
-
-      channel.on("exit", (code: number | null, signal?: string) => {
-        result = typeof code === "number"
-          ? { code }
-          : { code: signalExitCode(signal ?? ""), signal };
-      });
-      // Data listeners are always attached: an undrained channel never emits 'close'.
-      channel.on("data", (chunk: Buffer) => io.stdout?.(new Uint8Array(chunk)));
-      channel.stderr.on("data", (chunk: Buffer) => io.stderr?.(new Uint8Array(chunk)));
-      channel.on("error", (error: unknown) => {
-        settle(
-          new SshError(describe(this.target), "exec", `${program}: ${errorText(error)}`, {
-            cause: error,
-          }),
-        );
-      });
-      channel.on("close", () => {
-        if (result) return settle(undefined, result);
-        settle(
-          new SshError(
-            describe(this.target),
-            "exec",
-            this.#closed
-              ? `the connection was lost while ${program} ran (${this.#closeReason}); check the network and run it again`
-              : `the server closed the session of ${program} without an exit status`,
-          ),
-        );
-      });
-      channel.end(io.stdin === undefined ? undefined : Buffer.from(io.stdin));
-    });
   }
 
   /**
@@ -583,119 +341,13 @@ export class SshConnection implements AsyncDisposable {
       return await this.#openChannel<ClientChannel, RawExecChannel>(
         "exec",
         (callback) => this.#client.exec(command, callback),
-        (channel) => this.#rawStreams(channel, release, signal),
+        (channel) => rawStreams(channel, release, signal, this.#link),
         signal,
       );
     } catch (error) {
       release();
       throw error;
     }
-  }
-
-  #rawStreams(
-    channel: ClientChannel,
-    release: () => void,
-    signal: AbortSignal | undefined,
-  ): RawExecChannel {
-    let closed = false;
-    let code: number | undefined;
-    let failure: unknown;
-    let settleExit!: (code: number) => void;
-    let failExit!: (error: unknown) => void;
-    const exit = new Promise<number>((resolve, reject) => {
-      settleExit = resolve;
-      failExit = reject;
-    });
-    // The caller may only look at `exit` after its streams are done.
-    exit.catch(() => {});
-    const onAbort = () => {
-      failure ??= signal?.reason ?? new DOMException("Aborted", "AbortError");
-      sendSignal(channel, "KILL");
-      channel.close();
-    };
-    const lost = () =>
-      new SshError(
-        describe(this.target),
-        "exec",
-        this.#closed
-          ? `the connection was lost while the command ran (${this.#closeReason}); check the network and run it again`
-          : "the server closed the session without an exit status",
-        // The bare reason, for callers that word the error themselves (the rsync relay).
-        { cause: new Error(this.#closed ? this.#closeReason : "no exit status") },
-      );
-
-    // Output flows into a ReadableStream; the channel pauses while its queue is full and
-    // resumes when the reader pulls, so a slow reader holds back the remote side.
-    const readable = (source: ClientChannel | ClientChannel["stderr"]) => {
-      let discard = false;
-      let ended = false;
-      return new ReadableStream<Uint8Array>({
-        start(controller) {
-          source.on("data", (chunk: Buffer) => {
-            if (discard || ended) return;
-            controller.enqueue(new Uint8Array(chunk));
-            if ((controller.desiredSize ?? 0) <= 0) source.pause();
-          });
-          source.once("end", () => {
-            if (ended) return;
-            ended = true;
-            if (!discard) controller.close();
-          });
-        },
-        pull() {
-          source.resume();
-        },
-        cancel() {
-          discard = true;
-          source.resume();
-        },
-      }, new CountQueuingStrategy({ highWaterMark: 8 }));
-    };
-    const stdout = readable(channel);
-    const stderr = readable(channel.stderr);
-
-    const stdin = new WritableStream<Uint8Array>({
-      write: (chunk) => {
-        if (closed) throw failure ?? lost();
-        // A copy: the caller may reuse its buffer once the write resolves.
-        if (channel.write(Buffer.from(chunk))) return;
-        return new Promise<void>((resolve) => {
-          const done = () => {
-            channel.off("drain", done);
-            channel.off("close", done);
-            resolve();
-          };
-          channel.on("drain", done);
-          channel.on("close", done);
-        });
-      },
-      close: () => {
-        if (!closed) channel.end();
-      },
-      abort: () => {
-        if (!closed) channel.close();
-      },
-    });
-
-    channel.on("exit", (exitCode: number | null, exitSignal?: string) => {
-      code = typeof exitCode === "number" ? exitCode : signalExitCode(exitSignal ?? "");
-    });
-    channel.on("error", (error: unknown) => {
-      failure ??= new SshError(describe(this.target), "exec", errorText(error), {
-        cause: error,
-      });
-    });
-    channel.on("close", () => {
-      closed = true;
-      signal?.removeEventListener("abort", onAbort);
-      release();
-      if (failure !== undefined) failExit(failure);
-      else if (code !== undefined) settleExit(code);
-      else failExit(lost());
-    });
-    if (signal?.aborted) onAbort();
-    else signal?.addEventListener("abort", onAbort, { once: true });
-    return { stdin, stdout, stderr, exit };
   }
 
   /**
