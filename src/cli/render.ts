@@ -94,6 +94,10 @@ export function recordDetails(record: SandboxRecord): string {
     ],
     ["owner", `${shown.owner.user}@${shown.owner.host} pid ${shown.owner.pid}`],
     ["env", shown.env?.length ? shown.env.join(" ") : "-"],
+    [
+      "labels",
+      Object.entries(shown.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(" ") || "-",
+    ],
   ];
   if (shown.ephemeral) lines.splice(9, 0, ["run", "yes: destroyed when its run ends"]);
   const text = lines.map(([k, v]) => `${(k + ":").padEnd(11)}${escapeControl(v)}`);

@@ -51,6 +51,26 @@ export async function collectGarbage(
   return report;
 }
 
+/**
+ * What `gc` would destroy now, and why, changing nothing (`gc --dry-run`).
+ * Orphan reaping is not planned: it asks each extension's host.
+ *
+ * @param parts The manager's parts.
+ * @param now The current time.
+ * @returns The sandboxes gc would destroy, with the reason.
+ */
+export async function planGarbage(
+  parts: ManagerParts,
+  now: Date,
+): Promise<{ id: string; reason: string }[]> {
+  const plan: { id: string; reason: string }[] = [];
+  for (const record of await parts.records()) {
+    const reason = await gcReason(parts, record, now);
+    if (reason !== undefined) plan.push({ id: record.id, reason });
+  }
+  return plan;
+}
+
 /** What no live record owns any more: extensions' orphans (VMs), then port leases. */
 async function reapOrphans(parts: ManagerParts): Promise<string[]> {
   const live = async (id: string) => {

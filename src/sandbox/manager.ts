@@ -30,7 +30,7 @@ import { currentIdentity, optionalEnv } from "../core/permissions.ts";
 import { withGrants } from "../extensions/confined/permissions.ts";
 import { createSandbox, syncInto } from "./create_flow.ts";
 import { destroySandbox } from "./destroy_flow.ts";
-import { collectGarbage } from "./gc_flow.ts";
+import { collectGarbage, planGarbage } from "./gc_flow.ts";
 import { assertDirectory, checkProgram, ManagerParts, withEnv, withRepo } from "./manager_parts.ts";
 import type {
   CreateOptions,
@@ -346,6 +346,16 @@ export class Manager implements AsyncDisposable {
    */
   gc(options: { now?: Date } = {}): Promise<GcReport> {
     return collectGarbage(this.#parts, options);
+  }
+
+  /**
+   * What {@linkcode gc} would destroy now, and why, without changing anything.
+   *
+   * @param options `now` for tests.
+   * @returns The sandboxes and reasons.
+   */
+  gcPlan(options: { now?: Date } = {}): Promise<{ id: string; reason: string }[]> {
+    return planGarbage(this.#parts, options.now ?? new Date());
   }
 
   /**

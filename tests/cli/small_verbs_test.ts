@@ -92,3 +92,69 @@ Deno.test("destroy --forget drops a record whose host is gone, saying what may b
   const both = await vm.cli(["destroy", "g1", "--forget", "--force"]);
   assert.equal(both.code, 2);
 });
+
+Deno.test("gc --dry-run says what gc would destroy and forget, and changes nothing", async () => {
+  await using vm = await startTestVm();
+  const profile = await vm.profile("p");
+  await createOk(vm, ["-p", profile, "--name", "exp", "--ttl", "1s"]);
+  await createOk(vm, ["-p", profile, "--name", "keep"]);
+  await createOk(vm, ["-p", profile, "--name", "dead"]);
+  assert.equal((await vm.cli(["destroy", "dead"])).code, 0);
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+
+  const dry = await vm.cli(["gc", "--dry-run", "--prune", "0s"]);
+  assert.equal(dry.code, 0, dry.stderr);
+  assert.match(dry.stdout, /^would destroy exp: expired at /m);
+  assert.match(dry.stdout, /^would forget destroyed record dead$/m);
+  assert.doesNotMatch(dry.stdout, /keep/);
+  const json = await vm.cli(["gc", "--dry-run", "--json"]);
+  assert.equal(json.code, 0, json.stderr);
+  assert.deepEqual(JSON.parse(json.stdout).would_destroy.map((d: { id: string }) => d.id), ["exp"]);
+  assert.deepEqual(
+    (await vm.list()).map((r) => `${r.id}:${r.status}`).sort(),
+    ["dead:destroyed", "exp:ready", "keep:ready"],
+    "nothing changed",
+  );
+  assert.ok((await vm.rootEntries()).includes("sbx-exp"), "the workspace is still there");
+  const target = await vm.cli(["gc", "--dry-run", "--target", profile]);
+  assert.equal(target.code, 2);
+  assert.match(target.stderr, /^sandboxer: error: Cannot use --dry-run with --target/m);
+
+  const real = await vm.cli(["gc"]);
+  assert.match(real.stdout, /^destroyed exp: expired at /m);
+  assert.equal((await vm.cli(["destroy", "keep"])).code, 0);
+});
+
+Deno.test("create --label KEY=VALUE; list and destroy filter by label", async () => {
+  await using vm = await startTestVm();
+  const profile = await vm.profile("p");
+  await createOk(vm, ["-p", profile, "--name", "a1", "--label", "team=ci", "--label", "pr=12"]);
+  await createOk(vm, ["-p", profile, "--name", "a2", "--label", "team=ci"]);
+  await createOk(vm, ["-p", profile, "--name", "b1", "--label", "team=web"]);
+  const bad = await vm.cli(["create", "-p", profile, "--label", "nokey"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /^sandboxer: error: Cannot use --label "nokey": write KEY=VALUE/m);
+
+  const ids = async (args: string[]) => {
+    const result = await vm.cli(["list", "--json", ...args]);
+    assert.equal(result.code, 0, result.stderr);
+    return JSON.parse(result.stdout).map((r: { id: string }) => r.id).sort();
+  };
+  assert.deepEqual(await ids(["--label", "team=ci"]), ["a1", "a2"]);
+  assert.deepEqual(await ids(["--label", "team=ci", "--label", "pr=12"]), ["a1"]);
+  assert.deepEqual(await ids(["--label", "team=none"]), []);
+  assert.match((await vm.cli(["show", "a1"])).stdout, /^labels: +team=ci pr=12$/m);
+
+  const both = await vm.cli(["destroy", "a1", "--label", "team=ci"]);
+  assert.equal(both.code, 2);
+  const destroyed = await vm.cli(["destroy", "--label", "team=ci"]);
+  assert.equal(destroyed.code, 0, destroyed.stderr);
+  assert.match(destroyed.stderr, /destroyed a1/);
+  assert.match(destroyed.stderr, /destroyed a2/);
+  assert.deepEqual(await ids([]), ["b1"], "only the labelled ones went");
+  assert.deepEqual(
+    (await vm.rootEntries()).filter((n) => n.startsWith("sbx-")),
+    ["sbx-b1"],
+  );
+  assert.equal((await vm.cli(["destroy", "b1"])).code, 0);
+});

@@ -33,13 +33,40 @@ export function gcCommand(ctx: CliContext) {
       "--prune <age>",
       "also forget records destroyed longer ago than AGE (e.g. 7d), so list --all stays short",
     )
+    .option(
+      "--dry-run",
+      "only print what would be destroyed (and, with --prune, forgotten); changes nothing",
+    )
     .option("--json", "print the report as JSON")
     .action(async (options) => {
       if (options.set.length && options.target === undefined) {
         throw new UsageError("Cannot use --set without --target: it overrides the target profile");
       }
+      if (options.dryRun && options.target !== undefined) {
+        throw new UsageError(
+          "Cannot use --dry-run with --target: the target scan has no dry run; run gc --dry-run without --target",
+        );
+      }
       const pruneAge = options.prune === undefined ? undefined : ageSeconds(options.prune);
       const manager = await ctx.manager();
+      if (options.dryRun) {
+        const plan = {
+          would_destroy: await manager.gcPlan(),
+          ...(pruneAge === undefined ? {} : {
+            would_forget: await pruneDestroyed(manager, {
+              olderThanSeconds: pruneAge,
+              dryRun: true,
+            }),
+          }),
+        };
+        if (options.json) return ctx.output.out(json(plan));
+        for (const d of plan.would_destroy) line(ctx, `would destroy ${d.id}: ${d.reason}`);
+        for (const id of plan.would_forget ?? []) line(ctx, `would forget destroyed record ${id}`);
+        if (!plan.would_destroy.length && !plan.would_forget?.length) {
+          ctx.output.out("Nothing to collect.\n");
+        }
+        return;
+      }
       const gcReport = await manager.gc();
       const report: GcReport & { pruned?: string[] } = pruneAge === undefined ? gcReport : {
         ...gcReport,
