@@ -30,7 +30,7 @@ import { currentIdentity, optionalEnv } from "../core/permissions.ts";
 import { withGrants } from "../extensions/confined/permissions.ts";
 import { createSandbox, syncInto } from "./create_flow.ts";
 import { destroySandbox } from "./destroy_flow.ts";
-import { collectGarbage, planGarbage } from "./gc_flow.ts";
+import { collectGarbage, type GcOptions, planGarbage } from "./gc_flow.ts";
 import { assertDirectory, checkProgram, ManagerParts, withEnv, withRepo } from "./manager_parts.ts";
 import type {
   CreateOptions,
@@ -47,6 +47,7 @@ export type {
   ManagerOptions,
   ManagerSyncOptions,
 } from "./manager_options.ts";
+export type { GcOptions } from "./gc_flow.ts";
 
 let internals: (manager: Manager) => ManagerInternals;
 
@@ -344,7 +345,7 @@ export class Manager implements AsyncDisposable {
    * @param options `now` for tests.
    * @returns What was destroyed and what could not be.
    */
-  gc(options: { now?: Date } = {}): Promise<GcReport> {
+  gc(options: GcOptions = {}): Promise<GcReport> {
     return collectGarbage(this.#parts, options);
   }
 
@@ -354,8 +355,8 @@ export class Manager implements AsyncDisposable {
    * @param options `now` for tests.
    * @returns The sandboxes and reasons.
    */
-  gcPlan(options: { now?: Date } = {}): Promise<{ id: string; reason: string }[]> {
-    return planGarbage(this.#parts, options.now ?? new Date());
+  gcPlan(options: GcOptions = {}): Promise<{ id: string; reason: string }[]> {
+    return planGarbage(this.#parts, options.now ?? new Date(), options.only);
   }
 
   /**

@@ -158,3 +158,21 @@ Deno.test("create --label KEY=VALUE; list and destroy filter by label", async ()
   );
   assert.equal((await vm.cli(["destroy", "b1"])).code, 0);
 });
+
+Deno.test("gc --label only collects sandboxes with the label", async () => {
+  await using vm = await startTestVm();
+  const profile = await vm.profile("p");
+  await createOk(vm, ["-p", profile, "--name", "c1", "--ttl", "1s", "--label", "team=ci"]);
+  await createOk(vm, ["-p", profile, "--name", "w1", "--ttl", "1s", "--label", "team=web"]);
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  const dry = await vm.cli(["gc", "--dry-run", "--label", "team=ci"]);
+  assert.match(dry.stdout, /^would destroy c1: expired/m);
+  assert.doesNotMatch(dry.stdout, /w1/);
+  const result = await vm.cli(["gc", "--label", "team=ci"]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /^destroyed c1: expired/m);
+  assert.doesNotMatch(result.stdout, /w1/);
+  assert.equal((await vm.show("w1")).status, "ready", "an expired sandbox without the label stays");
+  assert.equal((await vm.cli(["gc"])).code, 0);
+  assert.equal((await vm.show("w1")).status, "destroyed");
+});

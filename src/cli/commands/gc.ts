@@ -7,6 +7,8 @@ import { escapeControl, json } from "../output.ts";
 import { collect } from "./create.ts";
 import { parseDuration } from "../../config/duration.ts";
 import { pruneDestroyed } from "../../sandbox/prune.ts";
+import type { SandboxRecord } from "../../sandbox/journal.ts";
+import { hasLabels, parseLabels } from "../labels.ts";
 
 /**
  * `sandboxer gc`.
@@ -34,6 +36,12 @@ export function gcCommand(ctx: CliContext) {
       "also forget records destroyed longer ago than AGE (e.g. 7d), so list --all stays short",
     )
     .option(
+      "--label <key=value>",
+      "only destroy sandboxes with this label (repeatable: all must match)",
+      collect,
+      [] as string[],
+    )
+    .option(
       "--dry-run",
       "only print what would be destroyed (and, with --prune, forgotten); changes nothing",
     )
@@ -48,10 +56,12 @@ export function gcCommand(ctx: CliContext) {
         );
       }
       const pruneAge = options.prune === undefined ? undefined : ageSeconds(options.prune);
+      const filter = parseLabels(options.label);
+      const only = (record: SandboxRecord) => hasLabels(record, filter);
       const manager = await ctx.manager();
       if (options.dryRun) {
         const plan = {
-          would_destroy: await manager.gcPlan(),
+          would_destroy: await manager.gcPlan({ only }),
           ...(pruneAge === undefined ? {} : {
             would_forget: await pruneDestroyed(manager, {
               olderThanSeconds: pruneAge,
@@ -67,7 +77,7 @@ export function gcCommand(ctx: CliContext) {
         }
         return;
       }
-      const gcReport = await manager.gc();
+      const gcReport = await manager.gc({ only });
       const report: GcReport & { pruned?: string[] } = pruneAge === undefined ? gcReport : {
         ...gcReport,
         pruned: await pruneDestroyed(manager, { olderThanSeconds: pruneAge }),
