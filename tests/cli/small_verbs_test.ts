@@ -6,7 +6,7 @@ import { freePort } from "../harness/sshd.ts";
 Deno.test("fetch ID REMOTE [LOCAL] copies a file or directory out of a workspace", async () => {
   await using vm = await startTestVm();
   const profile = await vm.profile("p");
-  await createOk(vm, ["-p", profile, "--name", "f1"]);
+  const created = await createOk(vm, ["-p", profile, "--name", "f1"]);
   const made = await vm.cli([
     "exec",
     "f1",
@@ -28,7 +28,11 @@ Deno.test("fetch ID REMOTE [LOCAL] copies a file or directory out of a workspace
 
   const missing = await vm.cli(["fetch", "f1", "nope.txt", local]);
   assert.equal(missing.code, 1);
-  assert.match(missing.stderr, /^sandboxer: error: .*nope\.txt/m);
+  assert.equal(
+    missing.stderr,
+    `sandboxer: error: Workspace ${created.workspace} has no nope.txt to copy back; give a path relative to the workspace (see what is there with sandboxer exec ID -- ls)\n`,
+    "one clear line, not rsync's",
+  );
   assert.equal(
     missing.stderr.trim().split("\n").length,
     1,
