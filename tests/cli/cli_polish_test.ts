@@ -95,3 +95,35 @@ Deno.test("gc --prune AGE forgets destroyed records older than AGE, and only tho
   assert.deepEqual((await vm.list()).map((r) => r.id), ["live"]);
   assert.equal((await vm.cli(["destroy", "live"])).code, 0);
 });
+
+Deno.test("a connect that takes more than a second prints a line saying what it waits for", async () => {
+  await using vm = await startTestVm();
+  // Accepts TCP and never speaks SSH: the connect waits until its timeout.
+  const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const conn of silent) held.push(conn);
+  })();
+  try {
+    const profile = await vm.profile("slow", {
+      target: { port: silent.addr.port, connect_timeout: "3s" },
+    });
+    const result = await vm.cli(["create", "-p", profile]);
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(
+      result.stderr,
+      new RegExp(
+        `^sandboxer: connecting to \\S*127\\.0\\.0\\.1:${silent.addr.port} \\(up to 3 s\\)…$`,
+        "m",
+      ),
+    );
+    const fast = await vm.cli(["create", "-p", await vm.profile("fast"), "--name", "q1"]);
+    assert.equal(fast.code, 0, fast.stderr);
+    assert.doesNotMatch(fast.stderr, /connecting to/, "a quick connect says nothing");
+    assert.equal((await vm.cli(["destroy", "q1"])).code, 0);
+  } finally {
+    silent.close();
+    for (const conn of held) conn.close();
+    await accepting.catch(() => {});
+  }
+});
