@@ -16,6 +16,7 @@ import { permissionErrorFrom } from "../core/permissions.ts";
 import { CliContext } from "./context.ts";
 import { escapeControl, json as jsonText, type Output } from "./output.ts";
 import { VERSION } from "./version.ts";
+import { checkUnknownOptionsFirst, hoistGlobalOptions } from "./parse_order.ts";
 import { createCommand } from "./commands/create.ts";
 import { listCommand } from "./commands/list.ts";
 import { showCommand } from "./commands/show.ts";
@@ -30,6 +31,8 @@ import { portsCommand } from "./commands/ports.ts";
 import { imageCommand } from "./commands/image.ts";
 import { sshCommand, sshConfigCommand } from "./commands/ssh.ts";
 import { forwardCommand } from "./commands/forward.ts";
+import { fetchCommand } from "./commands/fetch.ts";
+import { extendCommand } from "./commands/extend.ts";
 
 /** Exit code for usage errors. */
 export const EXIT_USAGE = 2;
@@ -92,17 +95,21 @@ export async function runCli(
       sshCommand,
       sshConfigCommand,
       forwardCommand,
+      fetchCommand,
+      extendCommand,
     ]
   ) {
     program.addCommand(make(ctx) as unknown as Command);
   }
   configure(program, output);
+  args = hoistGlobalOptions(program, args);
   try {
     await program.parseAsync(args as string[], { from: "user" });
     return ctx.exitCode;
   } catch (error) {
-    // Global options take no value, so the verb is the first word that is not an option.
-    const verb = args.find((arg) => !arg.startsWith("-"));
+    // Global options come first (hoisted) and take no separate value word except
+    // --accept-host-key, so the verb is the first word that is neither an option nor its value.
+    const verb = args.find((arg, i) => !arg.startsWith("-") && args[i - 1] !== "--accept-host-key");
     const json = wantsJson(program, verb, args, error);
     const code = reportError(error, output, args.includes("--debug"), json);
     if (verb !== undefined && PASS_THROUGH_VERBS.has(verb) && code !== 0) {
@@ -134,8 +141,10 @@ function configure(command: Command, output: Output): void {
   command.exitOverride().configureOutput({
     writeOut: (text) => output.out(text),
     writeErr: (text) => output.err(text),
-    outputError: (text, write) => write(text),
+    // One prefix for every error line, commander's usage errors included.
+    outputError: (text, write) => write(`sandboxer: ${text}`),
   });
+  if (command.options.some((o) => o.mandatory)) checkUnknownOptionsFirst(command);
   for (const sub of command.commands) configure(sub as Command, output);
 }
 

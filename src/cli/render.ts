@@ -50,7 +50,10 @@ function maskEntry(entry: string): string {
  * @param records The records.
  * @returns The table.
  */
-export function recordsTable(records: readonly SandboxRecord[]): string {
+export function recordsTable(
+  records: readonly SandboxRecord[],
+  now: Date = new Date(),
+): string {
   if (records.length === 0) return "No sandboxes.\n";
   return table(
     ["ID", "STATUS", "PROFILE", "EXTENSION", "WORKSPACE", "EXPIRES"],
@@ -58,10 +61,10 @@ export function recordsTable(records: readonly SandboxRecord[]): string {
       [
         r.id,
         r.status === "failed" && r.step ? `failed (${r.step})` : r.status,
-        r.profile,
+        shortProfile(r.profile),
         r.extension,
         r.workspace ?? "-",
-        r.expires_at ?? "never",
+        relativeExpiry(r.expires_at, now),
       ].map(escapeControl)
     ),
   );
@@ -85,11 +88,67 @@ export function recordDetails(record: SandboxRecord): string {
     ["extension", shown.extension],
     ["workspace", shown.workspace ?? "-"],
     ["created", shown.created_at],
-    ["expires", shown.expires_at ?? "never"],
+    [
+      "expires",
+      shown.expires_at ? `${shown.expires_at} (${relativeExpiry(shown.expires_at)})` : "never",
+    ],
     ["owner", `${shown.owner.user}@${shown.owner.host} pid ${shown.owner.pid}`],
     ["env", shown.env?.length ? shown.env.join(" ") : "-"],
-    ["handle", JSON.stringify(shown.handle)],
+    [
+      "labels",
+      Object.entries(shown.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(" ") || "-",
+    ],
   ];
   if (shown.ephemeral) lines.splice(9, 0, ["run", "yes: destroyed when its run ends"]);
-  return lines.map(([k, v]) => `${(k + ":").padEnd(11)}${escapeControl(v)}`).join("\n") + "\n";
+  const text = lines.map(([k, v]) => `${(k + ":").padEnd(11)}${escapeControl(v)}`);
+  text.push(shown.handle ? "handle:" : "handle:    -", ...handleLines(shown.handle ?? {}, "  "));
+  return text.join("\n") + "\n";
+}
+
+/** `profile.web` prints as `web`; anything else as it is. */
+export function shortProfile(id: string): string {
+  return id.startsWith("profile.") ? id.slice("profile.".length) : id;
+}
+
+/**
+ * When a sandbox expires, relative to `now`: `in 7h52m`, `expired 3m ago`, or `never`.
+ *
+ * @param expiresAt ISO time, or null.
+ * @param now The time to count from.
+ * @returns The text.
+ */
+export function relativeExpiry(expiresAt: string | null, now: Date = new Date()): string {
+  if (expiresAt === null) return "never";
+  const ms = Date.parse(expiresAt) - now.getTime();
+  if (Number.isNaN(ms)) return expiresAt;
+  return ms >= 0 ? `in ${span(ms)}` : `expired ${span(-ms)} ago`;
+}
+
+/** Two most significant units, as people say it: 2d3h, 7h52m, 4m10s, 9s. */
+function span(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  const parts: [number, string][] = [
+    [Math.floor(s / 86400), "d"],
+    [Math.floor(s / 3600) % 24, "h"],
+    [Math.floor(s / 60) % 60, "m"],
+    [s % 60, "s"],
+  ];
+  const first = parts.findIndex(([n]) => n > 0);
+  if (first < 0) return "0s";
+  return parts.slice(first, first + 2).filter(([n], i) => i === 0 || n > 0)
+    .map(([n, unit]) => `${n}${unit}`).join("");
+}
+
+/** A handle as indented `key: value` lines, nested objects one level deeper. */
+function handleLines(value: JsonObject, indent: string): string[] {
+  const lines: string[] = [];
+  for (const [key, field] of Object.entries(value)) {
+    if (field !== null && typeof field === "object" && !Array.isArray(field)) {
+      lines.push(`${indent}${escapeControl(key)}:`, ...handleLines(field, indent + "  "));
+    } else {
+      const text = typeof field === "string" ? field : JSON.stringify(field);
+      lines.push(`${indent}${escapeControl(key)}: ${escapeControl(text)}`);
+    }
+  }
+  return lines;
 }

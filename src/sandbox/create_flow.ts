@@ -61,6 +61,7 @@ export async function createSandbox(
     env: profile.env,
     permissions: grants === "none" ? null : grants,
     ...(options.ephemeral ? { ephemeral: true } : {}),
+    ...(options.labels && Object.keys(options.labels).length ? { labels: options.labels } : {}),
   });
   options.onRecorded?.(recorded);
   parts.logger.debug(`recorded sandbox ${id} in ${parts.journal.dir}`);

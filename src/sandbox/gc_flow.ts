@@ -16,12 +16,12 @@ import type { GcReport } from "./manager_options.ts";
  * died. An expired sandbox is destroyed even while an exec or sync uses it.
  *
  * @param parts The manager's parts.
- * @param options `now` for tests.
+ * @param options `now` for tests; `only` limits it to the records it accepts (`gc --label`).
  * @returns What was destroyed and what could not be.
  */
 export async function collectGarbage(
   parts: ManagerParts,
-  options: { now?: Date } = {},
+  options: GcOptions = {},
 ): Promise<GcReport> {
   const now = options.now ?? new Date();
   const report: GcReport = { destroyed: [], failed: [], reaped: [] };
@@ -30,7 +30,7 @@ export async function collectGarbage(
     parts.logger.warn(`could not tidy the state directory: ${oneLine(error)}`);
   });
   for (const listed of await parts.records()) {
-    if (listed.status === "destroyed") continue;
+    if (listed.status === "destroyed" || options.only?.(listed) === false) continue;
     let reason: string | undefined;
     try {
       // Decided again under the record's lock: it may have changed since it was listed.
@@ -49,6 +49,35 @@ export async function collectGarbage(
   }
   report.reaped = await reapOrphans(parts);
   return report;
+}
+
+/**
+ * What `gc` would destroy now, and why, changing nothing (`gc --dry-run`).
+ * Orphan reaping is not planned: it asks each extension's host.
+ *
+ * @param parts The manager's parts.
+ * @param now The current time.
+ * @returns The sandboxes gc would destroy, with the reason.
+ */
+export async function planGarbage(
+  parts: ManagerParts,
+  now: Date,
+  only: GcOptions["only"] = () => true,
+): Promise<{ id: string; reason: string }[]> {
+  const plan: { id: string; reason: string }[] = [];
+  for (const record of (await parts.records()).filter(only)) {
+    const reason = await gcReason(parts, record, now);
+    if (reason !== undefined) plan.push({ id: record.id, reason });
+  }
+  return plan;
+}
+
+/** Options of {@linkcode collectGarbage}. */
+export interface GcOptions {
+  /** The current time, for tests. */
+  now?: Date;
+  /** Only records this accepts are destroyed (`gc --label`); orphans are reaped regardless. */
+  only?: (record: SandboxRecord) => boolean;
 }
 
 /** What no live record owns any more: extensions' orphans (VMs), then port leases. */

@@ -159,7 +159,7 @@ export class Journal {
 
   /**
    * Change a fact about the sandbox itself that any process using it may
-   * learn (a host key the user accepted), without taking the record over:
+   * learn (a host key the user accepted, a later expiry), without taking the record over:
    * the owner, status and every other field stay as the journal holds them.
    *
    * @param id The sandbox id.
@@ -169,7 +169,7 @@ export class Journal {
    */
   async amend(
     id: string,
-    change: (record: SandboxRecord) => Pick<Partial<SandboxRecord>, "handle">,
+    change: (record: SandboxRecord) => Pick<Partial<SandboxRecord>, "handle" | "expires_at">,
   ): Promise<SandboxRecord> {
     validateId(id);
     return await this.#files.locked(id, async () => {
@@ -366,6 +366,28 @@ export class Journal {
       });
     }
     return removed;
+  }
+
+  /**
+   * Drop a record for good (its file, lock and stale heartbeats), if `may`
+   * still allows it once the record's lock is held.
+   *
+   * @param id The sandbox id.
+   * @param may Decides on the record as it is under the lock.
+   * @returns The record dropped, or undefined when it was gone or `may` refused.
+   */
+  async forget(
+    id: string,
+    may: (record: SandboxRecord) => boolean,
+  ): Promise<SandboxRecord | undefined> {
+    validateId(id);
+    return await this.#files.locked(id, async (lock) => {
+      const record = await this.#files.read(id);
+      if (record === undefined || !may(record)) return undefined;
+      await Deno.remove(`${this.#files.recordsDir}/${id}.json`);
+      await this.#cleanUp(id, lock);
+      return record;
+    });
   }
 
   /** After a record reached `destroyed` (or vanished): drop its lock and stale heartbeats. */

@@ -31,7 +31,7 @@ import { currentIdentity, optionalEnv } from "../core/permissions.ts";
 import { withGrants } from "../extensions/confined/permissions.ts";
 import { createSandbox, syncInto } from "./create_flow.ts";
 import { destroySandbox } from "./destroy_flow.ts";
-import { collectGarbage } from "./gc_flow.ts";
+import { collectGarbage, type GcOptions, planGarbage } from "./gc_flow.ts";
 import { assertDirectory, checkProgram, ManagerParts, withEnv, withRepo } from "./manager_parts.ts";
 import type {
   CreateOptions,
@@ -337,8 +337,18 @@ export class Manager implements AsyncDisposable {
    * @param options `now` for tests.
    * @returns What was destroyed and what could not be.
    */
-  gc(options: { now?: Date } = {}): Promise<GcReport> {
+  gc(options: GcOptions = {}): Promise<GcReport> {
     return collectGarbage(this.#parts, options);
+  }
+
+  /**
+   * What {@linkcode gc} would destroy now, and why, without changing anything.
+   *
+   * @param options `now` for tests.
+   * @returns The sandboxes and reasons.
+   */
+  gcPlan(options: GcOptions = {}): Promise<{ id: string; reason: string }[]> {
+    return planGarbage(this.#parts, options.now ?? new Date(), options.only);
   }
 
   /**

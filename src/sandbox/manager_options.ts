@@ -64,6 +64,8 @@ export interface CreateOptions {
    * as long as the sandbox should live.
    */
   ephemeral?: boolean;
+  /** Labels to record with the sandbox (`create --label KEY=VALUE`). */
+  labels?: Record<string, string>;
 }
 
 /** Options for {@linkcode Manager.sync}. */

@@ -67,6 +67,8 @@ export interface SandboxRecord {
    * died (like a crashed create). Cleared when `run --keep` keeps it.
    */
   ephemeral?: boolean;
+  /** The user's `KEY=VALUE` labels from `create --label`, for filtering list, destroy and gc. */
+  labels?: Record<string, string>;
   /** Who owns the record now: its creator, or the process that took it over to destroy it. */
   owner: SandboxOwner;
 }

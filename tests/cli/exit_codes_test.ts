@@ -85,6 +85,11 @@ Deno.test("run: the command's code passes through; create, setup and artifact fa
       "true",
     ]);
     assert.equal(result.code, 125, result.stderr);
+    assert.match(
+      result.stderr,
+      /^sandboxer: error: Workspace \S+ has no no-such-file to copy back/m,
+    );
+    assert.doesNotMatch(result.stderr, /link_stat|rsync/, "one clear line, not rsync's output");
   });
   await t.step("a host that does not answer", async () => {
     const dead = await vm.profile("dead", { target: { port: await freePort() } });

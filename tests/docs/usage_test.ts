@@ -43,6 +43,14 @@ Deno.test("README.md usage and docs/profiles.md overrides: every command runs as
         assert.match(result.stdout, /Building executable 'hello'/);
       } else if (/ list$/.test(command.text)) {
         assert.match(result.stdout, new RegExp(`^${id}\\s+ready`, "m"));
+      } else if (/ extend /.test(command.text)) {
+        assert.match(result.stderr, new RegExp(`${id} now expires in 7h59m`));
+      } else if (/ fetch /.test(command.text)) {
+        assert.deepEqual(
+          await listDir(`${project}/fetched/app`),
+          ["Main.hs"],
+          "fetched a directory",
+        );
       } else if (/ destroy /.test(command.text)) {
         assert.match(result.stderr, new RegExp(`destroyed ${id}`));
       } else if (/ run /.test(command.text)) {

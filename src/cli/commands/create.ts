@@ -5,6 +5,7 @@ import type { CliContext } from "../context.ts";
 import { escapeControl, json } from "../output.ts";
 import { publicRecord } from "../render.ts";
 import { progressPrinter } from "./progress.ts";
+import { parseLabels } from "../labels.ts";
 
 /**
  * `sandboxer create`.
@@ -20,8 +21,15 @@ export function createCommand(ctx: CliContext) {
     .option("--repo <dir>", "local directory to sync into the workspace")
     .option("--set <path=value>", "override a profile field (repeatable)", collect, [] as string[])
     .option("--ttl <duration>", "lifetime such as 30m or 8h, overriding the profile's ttl")
+    .option(
+      "--label <key=value>",
+      "label the sandbox, for list/destroy --label (repeatable)",
+      collect,
+      [] as string[],
+    )
     .option("--json", "print the sandbox as JSON")
     .action(async (options) => {
+      const labels = parseLabels(options.label);
       const manager = await ctx.manager();
       const started = performance.now();
       const record = await manager.create({
@@ -33,6 +41,7 @@ export function createCommand(ctx: CliContext) {
         setupIO: { stdout: ctx.output.errBytes, stderr: ctx.output.errBytes },
         onProgress: progressPrinter(ctx.output),
         signal: ctx.signal,
+        labels,
       });
       if (options.json) {
         ctx.output.out(json(publicRecord(record)));

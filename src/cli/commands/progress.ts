@@ -18,6 +18,7 @@ export function progressPrinter(output: Output): ((p: SyncProgress) => void) | u
     const mib = (progress.bytes / 1048576).toFixed(1);
     const file = escapeControl(progress.file ?? "");
     output.err(`\r\x1b[Ksync: ${percent}${mib} MiB ${file}`.slice(0, 120));
-    if (progress.percent === 100) output.err("\n");
+    // The summary line follows: a finished bar is wiped, not left above it.
+    if (progress.percent === 100) output.err("\r\x1b[K");
   };
 }

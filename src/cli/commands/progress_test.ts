@@ -23,5 +23,9 @@ Deno.test("sync progress is drawn only when stderr is a terminal", () => {
   const print = progressPrinter(tty.output);
   assert.ok(print);
   print({ bytes: 1048576, percent: 100, file: "a\x1b[2Jb" });
-  assert.equal(tty.err.join(""), "\r\x1b[Ksync: 100% 1.0 MiB a\\x1b[2Jb\n");
+  assert.equal(
+    tty.err.join(""),
+    "\r\x1b[Ksync: 100% 1.0 MiB a\\x1b[2Jb\r\x1b[K",
+    "the finished bar is cleared before the summary line",
+  );
 });

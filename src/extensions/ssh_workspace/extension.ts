@@ -27,6 +27,7 @@ import {
   HAS_PROGRAM,
   MAKE_WORKSPACE,
   MARKER_FILE,
+  PATH_EXISTS,
   REMOVE_WORKSPACE,
   SCRIPT_EXIT,
   WORKSPACE_EXEC,
@@ -249,6 +250,17 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
     // Connected first even for rsync's own ssh: the connection verifies the pin, and its key is
     // the only one that ssh is then given to accept.
     const connection = await this.connect(handle, options.signal);
+    // Asked first so a missing path is one clear line, not rsync's link_stat output. A missing
+    // workspace (exit 2) is left to the rsync step, which names it.
+    const probe = await connection.run(["sh", "-c", PATH_EXISTS, "sh", ref.workspace, relative]);
+    if (probe.code === 1) {
+      throw new WorkspaceError(
+        ref.workspace,
+        `has no ${
+          relative.slice(2)
+        } to copy back; give a path relative to the workspace (see what is there with sandboxer exec ID -- ls)`,
+      );
+    }
     await rsyncInWorkspace(
       this.#host(handle),
       ref,

@@ -358,3 +358,9 @@ exit "$refused"
 
 /** `sh -c HAS_PROGRAM sh NAME`: exit 0 when NAME is on the remote PATH. */
 export const HAS_PROGRAM = `command -v "$1" >/dev/null 2>&1`;
+
+/**
+ * `sh -c PATH_EXISTS sh WORKSPACE PATH`: exit 2 when the workspace is not there, 1 when PATH
+ * (relative to it) is not; reads only, so `fetch` can name a missing path in one line.
+ */
+export const PATH_EXISTS = 'cd -- "$1" 2>/dev/null || exit 2; [ -e "$2" ] || [ -L "$2" ] || exit 1';

@@ -53,6 +53,9 @@ export interface HandshakeInput {
   logger?: Logger;
 }
 
+/** After this long without a ready connection, the user is told what is being waited for. */
+const SLOW_CONNECT_MS = 1000;
+
 /**
  * Connect, verify the host key and authenticate.
  *
@@ -169,6 +172,7 @@ export async function handshake(
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      clearTimeout(slow);
       signal?.removeEventListener("abort", onAbort);
       if (error === undefined) return resolve();
       client.destroy();
@@ -178,6 +182,11 @@ export async function handshake(
     const timer = setTimeout(
       () => finish(new TimeoutError(`connect to ${where}`, timeoutMs)),
       timeoutMs,
+    );
+    // A connect is usually milliseconds; a silent second means a slow or far host, so say so.
+    const slow = setTimeout(
+      () => logger?.info(`connecting to ${where} (up to ${Math.round(timeoutMs / 1000)} s)…`),
+      SLOW_CONNECT_MS,
     );
     signal?.addEventListener("abort", onAbort, { once: true });
     // Nagle's algorithm costs ~150 ms per handshake round trip and per exec here.
