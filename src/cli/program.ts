@@ -33,6 +33,7 @@ import { sshCommand, sshConfigCommand } from "./commands/ssh.ts";
 import { forwardCommand } from "./commands/forward.ts";
 import { fetchCommand } from "./commands/fetch.ts";
 import { extendCommand } from "./commands/extend.ts";
+import { doctorCommand } from "./commands/doctor.ts";
 
 /** Exit code for usage errors. */
 export const EXIT_USAGE = 2;
@@ -97,6 +98,7 @@ export async function runCli(
       forwardCommand,
       fetchCommand,
       extendCommand,
+      doctorCommand,
     ]
   ) {
     program.addCommand(make(ctx) as unknown as Command);

@@ -19,6 +19,15 @@ import type {
   SyncOptions,
 } from "./types.ts";
 import type { ExecIO, Logger, SyncReport } from "../core/types.ts";
+import type { SshTarget } from "../transport/ssh/types.ts";
+
+/** Where a profile's fixed SSH server and workspace root are, for `sandboxer doctor`. */
+export interface FixedTarget {
+  /** How to connect (host key policy included). */
+  target: SshTarget;
+  /** The directory workspaces are made in. */
+  root: string;
+}
 
 /**
  * Base class of sandbox backends. A subclass holds only what is particular to
@@ -161,6 +170,16 @@ export abstract class SandboxExtension<
    * @param context The id of the record the handle belongs to (the manager always gives it).
    */
   abstract destroy(handle: Handle, context?: DestroyContext): Promise<void>;
+
+  /**
+   * The fixed SSH server a profile's sandboxes are made on, for `sandboxer doctor`. Optional:
+   * backends whose server is made per sandbox leave it out or return undefined.
+   *
+   * @param config The profile's parsed config.
+   * @param acceptNewHostKey Trust an unknown host key and add it to known_hosts.
+   * @returns The target and workspace root, or undefined.
+   */
+  fixedTarget?(config: Config, acceptNewHostKey: boolean): Promise<FixedTarget | undefined>;
 
   /**
    * List the marked workspaces on the target a profile's config points at,

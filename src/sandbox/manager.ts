@@ -11,6 +11,7 @@ import { listProfiles, loadProfile, profileSearchPath } from "../config/profile.
 import type { JsonObject } from "../core/types.ts";
 import type { Profile } from "../config/types.ts";
 import { ExtensionRegistry } from "../extensions/registry.ts";
+import type { FixedTarget } from "../extensions/base.ts";
 import type { ExecIO, SyncReport } from "../core/types.ts";
 import { ConfigError, ExtensionError, ImageError, UsageError } from "../core/errors.ts";
 import { Journal } from "./journal.ts";
@@ -378,6 +379,22 @@ export class Manager implements AsyncDisposable {
       now: options.now,
       signal: options.signal,
     });
+  }
+
+  /**
+   * Validate a profile and find the fixed SSH server its sandboxes are made on (`doctor`).
+   *
+   * @param profile Profile name or file path.
+   * @param acceptNewHostKey Trust an unknown host key and add it to known_hosts.
+   * @returns The profile, and its target (undefined when its extension has none to check).
+   */
+  async fixedTarget(
+    profile: string,
+    acceptNewHostKey = false,
+  ): Promise<{ profile: Profile; target: FixedTarget | undefined }> {
+    const { profile: loaded, config } = await this.resolveProfile(profile);
+    const extension = this.#parts.extension(loaded.extension);
+    return { profile: loaded, target: await extension.fixedTarget?.(config, acceptNewHostKey) };
   }
 
   /**

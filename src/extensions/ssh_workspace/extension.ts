@@ -14,7 +14,7 @@ import { rsyncRelaySupported } from "../../sync/rsync_version.ts";
 import type { SshConnection } from "../../transport/ssh/connection.ts";
 import { SshPool } from "../../transport/ssh/pool.ts";
 import { sshTargetKey } from "../../transport/ssh/types.ts";
-import { SandboxExtension } from "../base.ts";
+import { type FixedTarget, SandboxExtension } from "../base.ts";
 import type { CreateContext, DestroyContext, ExtensionOptions, SyncOptions } from "../types.ts";
 import type { ExecIO, SyncReport } from "../../core/types.ts";
 import {
@@ -349,6 +349,23 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
    */
   protected handleForProfile(_config: Config, _id: string): Promise<Handle | undefined> {
     return Promise.resolve(undefined);
+  }
+
+  /**
+   * The profile's fixed SSH target and workspace root, for `sandboxer doctor`.
+   *
+   * @param config The profile's parsed config.
+   * @param acceptNewHostKey Trust an unknown host key and add it to known_hosts.
+   * @returns The target and root, or undefined for a server made per sandbox.
+   */
+  override async fixedTarget(
+    config: Config,
+    acceptNewHostKey: boolean,
+  ): Promise<FixedTarget | undefined> {
+    const handle = await this.handleForProfile(config, "probe");
+    if (!handle) return undefined;
+    const root = handle.workspace.slice(0, handle.workspace.lastIndexOf("/"));
+    return { target: targetFromHandle(handle, acceptNewHostKey), root };
   }
 
   /**
