@@ -13,6 +13,7 @@ import type { SshConnection } from "../transport/ssh/connection.ts";
 import type { FixedTarget } from "../extensions/base.ts";
 import type { Profile } from "../config/types.ts";
 import type { Manager } from "./manager.ts";
+import { forgetSandbox } from "./forget.ts";
 
 /** The outcome of one check. */
 export interface DoctorCheck {
@@ -201,26 +202,35 @@ async function setupCheck(
 ): Promise<DoctorCheck> {
   const name = `doctor-${crypto.randomUUID().slice(0, 8)}`;
   let id: string | undefined;
+  let check: DoctorCheck;
+  const commands = `${profile.setup.length} command${profile.setup.length === 1 ? "" : "s"}`;
   try {
-    const record = await manager.create({
+    id = (await manager.create({
       profile: profile.file,
       name,
       signal,
       onRecorded: (r) => id = r.id,
-    });
-    id = record.id;
-    return {
-      ok: true,
-      line: `setup (${profile.setup.length} commands) runs in a scratch workspace`,
+    })).id;
+    check = { ok: true, line: `setup (${commands}) runs in a scratch sandbox ${name}` };
+  } catch (error) {
+    check = {
+      ok: false,
+      line: `setup failed in a scratch sandbox ${name}: ${errorText(error).split("\n")[0]}`,
+      fix: "fix the failing setup command in the profile (the line above names it)",
     };
+  }
+  if (id === undefined) return check;
+  try {
+    // A scratch sandbox leaves nothing behind: neither its workspace nor its record.
+    if ((await manager.destroy(id)).status === "destroyed") await forgetSandbox(manager, id);
   } catch (error) {
     return {
       ok: false,
-      line: `setup failed in a scratch workspace: ${errorText(error).split("\n")[0]}`,
-      fix: "fix the failing setup command in the profile; try it with sandboxer create",
+      line: `${check.line}; the scratch sandbox ${id} could not be destroyed: ${
+        errorText(error).split("\n")[0]
+      }`,
+      fix: `sandboxer destroy ${id}${check.fix ? `; and ${check.fix}` : ""}`,
     };
-  } finally {
-    // The destroyed record stays in `list --all` like any other; the workspace is gone.
-    if (id !== undefined) await manager.destroy(id).catch(() => {});
   }
+  return check;
 }

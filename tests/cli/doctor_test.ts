@@ -19,8 +19,9 @@ Deno.test("doctor passes every check on a good profile, setup included, and leav
   assert.match(result.stdout, /✓ login as \S+ on .* works/);
   assert.ok(result.stdout.includes(`✓ workspace root ${vm.root} exists and is writable`));
   assert.match(result.stdout, /✓ rsync is installed here and on /);
-  assert.match(result.stdout, /✓ setup \(1 commands\) runs in a scratch workspace/);
+  assert.match(result.stdout, /✓ setup \(1 command\) runs in a scratch sandbox doctor-/);
   assert.deepEqual(await vm.rootEntries(), [], "the scratch directory and workspace are gone");
+  assert.deepEqual(await vm.list(), [], "and so is the scratch sandbox's record");
 });
 
 Deno.test("doctor names an unknown host key with its fingerprint and the fix, and exits 1", async () => {
@@ -72,4 +73,24 @@ Deno.test("doctor names an invalid profile field and exits 1", async () => {
   const result = await vm.cli(["doctor", "--profile", profile]);
   assert.equal(result.code, 1, result.stdout + result.stderr);
   assert.match(result.stdout, /✗ profile .* is invalid: .*port/);
+});
+
+Deno.test("doctor reports a failing setup, and removes the scratch sandbox all the same", async () => {
+  await using vm = await startTestVm();
+  const profile = await vm.profile("failing", "setup:\n  - exit 3");
+  const result = await vm.cli(["doctor", "--profile", profile]);
+  assert.equal(result.code, 1, result.stdout + result.stderr);
+  assert.match(result.stdout, /✓ workspace root .* exists and is writable/);
+  assert.match(result.stdout, /✗ setup failed in a scratch sandbox doctor-\S+: .*exit code 3/);
+  assert.match(result.stdout, /fix: fix the failing setup command/);
+  assert.deepEqual(await vm.rootEntries(), []);
+  assert.deepEqual(await vm.list(), []);
+});
+
+Deno.test("doctor says what it cannot check for a server made per sandbox, and exits 1", async () => {
+  await using vm = await startTestVm();
+  const result = await vm.cli(["doctor", "--profile", "compose-sshd"]);
+  assert.equal(result.code, 1, result.stdout + result.stderr);
+  assert.match(result.stdout, /^✓ profile compose-sshd validates/);
+  assert.match(result.stdout, /\n- ext\.compose-ssh has no fixed SSH server to check/);
 });
