@@ -51,7 +51,13 @@ export async function watchSync(options: WatchSyncOptions): Promise<void> {
   };
 
   // First, so a missing or wrong directory is the sync's own clear error.
-  await syncOnce();
+  try {
+    await syncOnce();
+  } catch (error) {
+    // Ctrl-C during the first sync is the user stopping the watch, not a failure.
+    if (signal.aborted) return;
+    throw error;
+  }
   if (signal.aborted) return;
   const root = await Deno.realPath(options.repo);
   const relevant = changeFilter(root, options.settings);
