@@ -93,6 +93,21 @@ Deno.test("sync --watch: changes are synced, ignored paths are not, SIGINT exits
   assert.match(errors, /watch stopped/);
   // The CLI and any rsync it started name the repo on their command lines.
   assert.deepEqual((await processTable()).filter((p) => p.args.includes(repo)), []);
+
+  // --json: each sync is one JSON report with its duration.
+  const jsonChild = await spawnSandboxer(["sync", id, "--repo", repo, "--watch", "--json"], vm.env);
+  const jsonOut = lineReader(jsonChild);
+  const jsonErrors = new Response(jsonChild.stderr).text();
+  try {
+    await until("the first JSON line", () => jsonOut.lines.length >= 1);
+  } finally {
+    jsonChild.kill("SIGINT");
+  }
+  assert.equal((await jsonChild.status).code, 0, await jsonErrors);
+  await jsonOut.done;
+  const first = JSON.parse(jsonOut.lines[0]);
+  assert.equal(first.files, 0);
+  assert.equal(typeof first.ms, "number");
   assert.equal((await vm.cli(["destroy", id])).code, 0);
 });
 
