@@ -188,6 +188,39 @@ function fixed(
 }
 
 /**
+ * Which of `paths` (relative to `source`) git ignores, by the same rules as
+ * the listing a sync uses: `git check-ignore` leaves tracked files out, as
+ * `ls-files` does. Outside a work tree, or without git, nothing is reported
+ * ignored, so a watcher errs towards one sync too many.
+ *
+ * @param source The local directory being synced.
+ * @param paths Changed paths, relative to `source`.
+ * @param signal Aborting it stops git.
+ * @returns The ignored ones.
+ */
+export async function gitIgnored(
+  source: string,
+  paths: readonly string[],
+  signal?: AbortSignal,
+): Promise<Set<string>> {
+  if (paths.length === 0) return new Set();
+  try {
+    // Exit 1 means "none of them is ignored"; NUL-separated on both sides, so any name survives.
+    const out = await git(source, ["check-ignore", "-z", "--stdin"], signal, [1], {
+      stdin: joinNul(paths),
+    });
+    return new Set(splitNul(out).map((path) => text.decode(path)));
+  } catch (error) {
+    if (error instanceof GitUnusable) return new Set();
+    throw error;
+  }
+}
+
+function joinNul(paths: readonly string[]): Uint8Array {
+  return utf8.encode(paths.map((path) => `${path}\0`).join(""));
+}
+
+/**
  * Run git in `dir` and return its raw stdout; a failure (an exit code other
  * than 0 and `alsoFine`) is {@linkcode GitUnusable}.
  */
@@ -196,6 +229,7 @@ async function git(
   args: string[],
   signal?: AbortSignal,
   alsoFine: readonly number[] = [],
+  input: { stdin?: Uint8Array } = {},
 ): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   let result;
@@ -203,6 +237,7 @@ async function git(
     result = await run(["git", "-C", dir, ...args], {
       signal,
       allowFailure: true,
+      stdin: input.stdin,
       onStdout: (chunk) => chunks.push(chunk.slice()),
     });
   } catch (error) {
