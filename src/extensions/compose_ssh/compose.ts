@@ -340,7 +340,10 @@ async function runCompose(
   };
   options.logger?.debug(`$ ${argv.join(" ")}`);
   return await run(argv, {
-    env: project.env,
+    // docker-compose v1 gives up on any one engine request after 60 s (COMPOSE_HTTP_TIMEOUT):
+    // on a loaded host with the vfs driver, creating a container takes longer. Our own timeout
+    // bounds the whole command, so the client may wait as long; the profile's value still wins.
+    env: { COMPOSE_HTTP_TIMEOUT: String(Math.ceil(timeoutMs / 1000)), ...project.env },
     signal: options.signal,
     timeoutMs,
     allowFailure: true,
