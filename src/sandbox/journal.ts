@@ -242,6 +242,33 @@ export class Journal {
   }
 
   /**
+   * Drop a record this journal handle owns, for a create that made nothing
+   * (or rolled back what it made): a record with nothing behind it would only
+   * hold the name and clutter `list`.
+   *
+   * @param id The sandbox id.
+   * @param options The states the record must be in.
+   * @throws {OwnershipLostError} when another process owns the record now.
+   * @throws {SandboxStateError} when the record is not in an expected state.
+   */
+  async forget(id: string, options: JournalUpdateOptions = {}): Promise<void> {
+    validateId(id);
+    await this.#locked(id, async (lock) => {
+      const current = await this.#read(id);
+      if (current === undefined) return;
+      if (current.owner?.token !== this.token) throw lostTo(current);
+      if (options.expect && !options.expect.includes(current.status)) {
+        throw new SandboxStateError(
+          id,
+          `is ${current.status}, not ${options.expect.join(" or ")} as this step expects`,
+        );
+      }
+      await Deno.remove(`${this.#recordsDir}/${id}.json`);
+      await this.#cleanUp(id, lock);
+    });
+  }
+
+  /**
    * Change a fact about the sandbox itself that any process using it may
    * learn (a host key the user accepted), without taking the record over:
    * the owner, status and every other field stay as the journal holds them.

@@ -90,7 +90,10 @@ export interface CreateOptions {
   onProgress?: (progress: SyncProgress) => void;
   /** Called as each phase (`create`, `sync`, `setup`) ends, with its duration. */
   onPhase?: (phase: string, ms: number) => void;
-  /** Aborting stops creation; the record is left `failed` for `destroy`. */
+  /**
+   * Aborting stops creation; a sandbox already made is left `failed` for
+   * `destroy`, one never made leaves no record.
+   */
   signal?: AbortSignal;
   /**
    * Called once this create has written the sandbox's record (and so owns
@@ -310,6 +313,9 @@ export class Manager implements AsyncDisposable {
    * @param options Profile, name, repo, overrides.
    * @returns The `ready` record.
    * @throws {ConfigError} for a bad profile (nothing is recorded or made).
+   * @throws {SandboxerError} for any failure; when nothing was made the
+   * record is removed, when all of it was rolled back the record ends
+   * `destroyed`: either way the name is free again.
    * @throws {SetupFailedError} when a setup command fails (the record stays `failed` with its handle).
    */
   async create(options: CreateOptions): Promise<SandboxRecord> {
@@ -404,10 +410,23 @@ export class Manager implements AsyncDisposable {
         }
         throw lost;
       }
-      // A half-made sandbox is rolled back at once; one that failed later (sync, setup) is kept
-      // for inspection until `destroy`.
-      if (!created && handle) await this.#rollBack(extension, id, handle);
+      // Nothing made: no record is left, so the name is free and `list` shows only sandboxes
+      // that exist. A half-made sandbox is rolled back at once (its record ends `destroyed`,
+      // the name free again); one that failed later (sync, setup) is kept `failed` for
+      // inspection until `destroy`.
+      if (handle === null) await this.#forget(id);
+      else if (!created) await this.#rollBack(extension, id, handle);
       throw error;
+    }
+  }
+
+  /** Drop the record of a create that left nothing behind; a failure here only warns. */
+  async #forget(id: string): Promise<void> {
+    try {
+      await this.#journal.forget(id, { expect: ["failed"] });
+    } catch (error) {
+      if (error instanceof OwnershipLostError) return;
+      this.#logger.warn(`could not remove the record of ${id}: ${oneLine(error)}`);
     }
   }
 
