@@ -19,6 +19,7 @@ import { VERSION } from "./version.ts";
 import { createCommand } from "./commands/create.ts";
 import { listCommand } from "./commands/list.ts";
 import { showCommand } from "./commands/show.ts";
+import { logsCommand } from "./commands/logs.ts";
 import { execCommand } from "./commands/exec.ts";
 import { syncCommand } from "./commands/sync.ts";
 import { destroyCommand } from "./commands/destroy.ts";
@@ -78,6 +79,7 @@ export async function runCli(
       createCommand,
       listCommand,
       showCommand,
+      logsCommand,
       execCommand,
       syncCommand,
       destroyCommand,

@@ -28,6 +28,7 @@ import {
   StateDirError,
 } from "../core/errors.ts";
 import { mapPermissionError } from "../core/permissions.ts";
+import { transcriptPath } from "./transcript.ts";
 import type { ResolvedPermissions } from "../extensions/confined/permissions.ts";
 
 /** Lifecycle states: `creating → ready → destroying → destroyed`, or `failed` from any step. */
@@ -483,6 +484,8 @@ export class Journal {
   async #cleanUp(id: string, lock: { drop: boolean }): Promise<number> {
     let removed = 1;
     lock.drop = true;
+    // The transcript goes with the sandbox it describes.
+    await Deno.remove(transcriptPath(this.dir, id)).catch(() => {});
     for (const name of await this.#entries()) {
       const match = BEAT_FILE.exec(name);
       const legacy = name === `${id}.alive`;

@@ -43,6 +43,7 @@ import {
 import { buildImage } from "../extensions/vm_packer/image/packer.ts";
 import { type VmPackerConfig, VmPackerExtension } from "../extensions/vm_packer/extension.ts";
 import { currentIdentity, optionalEnv } from "../core/permissions.ts";
+import { Transcript, transcriptCap, transcriptPath } from "./transcript.ts";
 import {
   type ResolvedPermissions,
   resolvePermissions,
@@ -206,6 +207,7 @@ export class Manager implements AsyncDisposable {
   #env: EnvReader;
   #extensions = new Map<string, SandboxExtension<unknown>>();
   #warned = new Set<string>();
+  #transcriptCap: number;
 
   static {
     internals = (manager) => ({ journal: manager.#journal, registry: manager.#registry });
@@ -235,6 +237,22 @@ export class Manager implements AsyncDisposable {
     this.#acceptHostKey = options.acceptHostKey;
     this.#env = options.env ?? optionalEnv;
     this.#home = this.#env("HOME");
+    this.#transcriptCap = transcriptCap(this.#env("SANDBOXER_LOG_MAX"));
+  }
+
+  /**
+   * Where a sandbox's transcript (create, setup, sync and exec, timestamped)
+   * is kept; it is removed with the sandbox.
+   *
+   * @param id The sandbox id.
+   * @returns The file path (it may not exist yet).
+   */
+  transcriptPath(id: string): string {
+    return transcriptPath(this.#journal.dir, validateId(id));
+  }
+
+  #transcript(id: string): Transcript {
+    return new Transcript(this.#journal.dir, id, this.#transcriptCap);
   }
 
   /**
@@ -351,6 +369,8 @@ export class Manager implements AsyncDisposable {
     });
     options.onRecorded?.(recorded);
     this.#logger.debug(`recorded sandbox ${id} in ${this.#journal.dir}`);
+    const log = this.#transcript(id);
+    await log.note(`create: ${profile.id} (${profile.extension}${repo ? `, repo ${repo}` : ""})`);
     // Every write below checks that this process still owns a `creating` record: a create that
     // was stopped past the heartbeat limit and finished by gc must not write `ready` over it.
     const creating = { expect: ["creating"] } as const;
@@ -362,7 +382,9 @@ export class Manager implements AsyncDisposable {
     let created = false;
     let started = performance.now();
     const phaseDone = (phase: string) => {
-      options.onPhase?.(phase, performance.now() - started);
+      const ms = performance.now() - started;
+      options.onPhase?.(phase, ms);
+      void log.note(`${phase}: done in ${Math.round(ms)} ms`);
       started = performance.now();
     };
     try {
@@ -387,15 +409,19 @@ export class Manager implements AsyncDisposable {
       phaseDone("create");
       if (repo !== undefined) {
         await this.#journal.update(id, { step: "sync" }, creating);
-        await this.#sync(extension, id, handle, repo, profile.sync, options);
+        await this.#sync(extension, id, handle, repo, profile.sync, options, log);
         phaseDone("sync");
       }
       if (profile.setup.length) {
-        await this.#setup(extension, id, handle, profile, options);
+        await this.#setup(extension, id, handle, profile, options, log);
         phaseDone("setup");
       }
+      await log.note("ready");
+      await log.flush();
       return await this.#journal.update(id, { status: "ready", step: null }, creating);
     } catch (error) {
+      await log.note(`create failed: ${oneLine(error)}`);
+      await log.flush();
       // Taken over while this process was stopped or slow: the new owner finishes the sandbox.
       if (error instanceof OwnershipLostError) throw error;
       try {
@@ -495,7 +521,28 @@ export class Manager implements AsyncDisposable {
     checkProgram(argv[0]);
     await using use = await this.#use(id, "exec", "run commands in");
     const { record, extension, handle } = use;
-    const code = await extension.exec(handle, withEnv(record.env, argv), io);
+    const log = this.#transcript(id);
+    await log.note(`exec: ${JSON.stringify(argv)}`);
+    let code: number;
+    try {
+      code = await extension.exec(handle, withEnv(record.env, argv), {
+        ...io,
+        stdout: (chunk) => {
+          log.output("stdout", chunk);
+          io.stdout?.(chunk);
+        },
+        stderr: (chunk) => {
+          log.output("stderr", chunk);
+          io.stderr?.(chunk);
+        },
+      });
+    } catch (error) {
+      await log.flush();
+      await log.note(`exec failed: ${oneLine(error)}`);
+      throw error;
+    }
+    await log.flush();
+    await log.note(`exec: exit code ${code}`);
     await this.#keepPin(record, handle);
     return code;
   }
@@ -522,7 +569,15 @@ export class Manager implements AsyncDisposable {
       use.record.extension,
       withRepo(use.record.permissions ?? "none", repo),
     );
-    const report = await this.#sync(extension, id, use.handle, repo, use.record.sync, options);
+    const report = await this.#sync(
+      extension,
+      id,
+      use.handle,
+      repo,
+      use.record.sync,
+      options,
+      this.#transcript(id),
+    );
     await this.#keepPin(use.record, use.handle);
     return report;
   }
@@ -956,6 +1011,7 @@ export class Manager implements AsyncDisposable {
     repo: string,
     settings: SyncSettings,
     options: { onProgress?: (p: SyncProgress) => void; signal?: AbortSignal },
+    log: Transcript,
   ): Promise<SyncReport> {
     if (!extension.sync) {
       throw new ExtensionError(
@@ -979,6 +1035,9 @@ export class Manager implements AsyncDisposable {
       } ms)`,
     );
     if (report.notice !== undefined) this.#logger.info(`sync: ${report.notice}`);
+    await log.note(
+      `sync: ${repo} by ${report.method}: ${report.files} files sent, ${report.deleted} deleted, ${report.bytes} bytes`,
+    );
     return report;
   }
 
@@ -988,12 +1047,14 @@ export class Manager implements AsyncDisposable {
     handle: SandboxHandle,
     profile: Profile,
     options: CreateOptions,
+    log: Transcript,
   ): Promise<void> {
     const commands = profile.setup;
     await this.#journal.update(id, { step: "setup" });
     for (const command of commands) {
       options.signal?.throwIfAborted();
       this.#logger.info(`setup: ${command}`);
+      await log.note(`setup: ${command}`);
       let tail = "";
       const decoder = new TextDecoder();
       const keepTail = (chunk: Uint8Array) => {
@@ -1001,14 +1062,21 @@ export class Manager implements AsyncDisposable {
       };
       const io = options.setupIO;
       const code = await extension.exec(handle, withEnv(profile.env, ["sh", "-c", command]), {
-        stdout: io?.stdout ?? ((chunk) => this.#logger.info(decoder.decode(chunk).trimEnd())),
+        stdout: (chunk) => {
+          log.output("setup", chunk);
+          if (io?.stdout) io.stdout(chunk);
+          else this.#logger.info(decoder.decode(chunk).trimEnd());
+        },
         stderr: (chunk) => {
+          log.output("setup", chunk);
           keepTail(chunk);
           if (io?.stderr) io.stderr(chunk);
           else this.#logger.info(new TextDecoder().decode(chunk).trimEnd());
         },
         signal: options.signal,
       });
+      await log.flush();
+      await log.note(`setup: exit code ${code}`);
       if (code !== 0) {
         const lastLine = tail.trim().split("\n").at(-1) ?? "";
         throw new SetupFailedError(command, code, lastLine);
