@@ -83,3 +83,21 @@ Deno.test("logs -f prints new lines as they come and ends when the sandbox is de
   await follower.stderr.cancel();
   assert.equal(status.code, 0);
 });
+
+Deno.test("a create failed in setup keeps a failed record whose logs say why; destroy clears both", async () => {
+  await using vm = await startTestVm();
+  const profile = await vm.profile("setupfail", {
+    extra: ["setup:", "  - echo about to fail; exit 7"],
+  });
+  const created = await vm.cli(["create", "--profile", profile, "--name", "sf1"]);
+  assert.equal(created.code, 1, created.stderr);
+  assert.equal((await vm.show("sf1")).status, "failed");
+  const logs = await vm.cli(["logs", "sf1"]);
+  assert.equal(logs.code, 0, logs.stderr);
+  assert.match(logs.stdout, /setup\| about to fail\n/);
+  assert.match(logs.stdout, /setup: exit code 7\n/);
+  assert.match(logs.stdout, /create failed: Setup command .* failed with exit code 7/);
+  assert.equal((await vm.cli(["destroy", "sf1"])).code, 0);
+  assert.equal(await exists(`${vm.env.SANDBOXER_HOME}/logs/sf1.log`), false);
+  assert.deepEqual(await vm.rootEntries(), []);
+});
