@@ -5,6 +5,18 @@
  * {@linkcode SandboxExtension}.
  *
  * ```ts ignore
+ * import { Sandbox } from "@sandboxer/sandboxer";
+ *
+ * await using box = await Sandbox.create({ profile: "vm-haskell-build", repo: "." });
+ * const { code, stdout } = await box.exec(["cabal", "build"]);
+ * console.log(code, stdout);
+ * await box.fetch("dist/hello", "dist");
+ * // leaving the block destroys the sandbox
+ * ```
+ *
+ * The {@linkcode Manager} underneath handles many sandboxes, the journal and gc:
+ *
+ * ```ts ignore
  * import { Manager } from "@sandboxer/sandboxer";
  *
  * await using manager = await Manager.open();
@@ -55,6 +67,7 @@ export type { SandboxOwner, SandboxRecord, SandboxStatus } from "./src/sandbox/r
 export type { ResolvedPermissions } from "./src/extensions/confined/permissions.ts";
 export type { ConfigSource, Profile, SyncSettings } from "./src/config/types.ts";
 export type { JsonObject, JsonValue } from "./src/core/types.ts";
+export { Sandbox, type SandboxExecResult } from "./src/sandbox/sandbox.ts";
 export {
   type KeepPolicy,
   runInSandbox,
@@ -70,10 +83,4 @@ export type {
   ImageInputs,
   ImageManifest,
 } from "./src/extensions/vm_packer/image/cache.ts";
-export {
-  ConfigError,
-  type ErrorCode,
-  PermissionError,
-  SandboxerError,
-  SandboxNotFoundError,
-} from "./src/core/errors.ts";
+export { ConfigError, type ErrorCode, PermissionError, SandboxerError } from "./src/core/errors.ts";

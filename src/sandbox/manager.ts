@@ -13,6 +13,7 @@ import type { Profile } from "../config/types.ts";
 import { ExtensionRegistry } from "../extensions/registry.ts";
 import type { ExecIO, SyncReport } from "../core/types.ts";
 import { ConfigError, ExtensionError, ImageError, UsageError } from "../core/errors.ts";
+import { validateId } from "../core/ids.ts";
 import { Journal } from "./journal.ts";
 import type { SandboxRecord } from "./record.ts";
 import { gcTarget, type GcTargetOptions, type GcTargetReport } from "./gc_target.ts";
@@ -32,7 +33,15 @@ import { withGrants } from "../extensions/confined/permissions.ts";
 import { createSandbox, syncInto } from "./create_flow.ts";
 import { destroySandbox } from "./destroy_flow.ts";
 import { collectGarbage } from "./gc_flow.ts";
-import { assertDirectory, checkProgram, ManagerParts, withEnv, withRepo } from "./manager_parts.ts";
+import {
+  assertDirectory,
+  checkProgram,
+  ManagerParts,
+  oneLine,
+  withEnv,
+  withRepo,
+} from "./manager_parts.ts";
+import { transcriptPath } from "./transcript.ts";
 import type {
   CreateOptions,
   DestroyOptions,
@@ -123,6 +132,17 @@ export class Manager implements AsyncDisposable {
   }
 
   /**
+   * Where a sandbox's transcript (create, setup, sync and exec, timestamped)
+   * is kept; it is removed with the sandbox.
+   *
+   * @param id The sandbox id.
+   * @returns The file path (it may not exist yet).
+   */
+  transcriptPath(id: string): string {
+    return transcriptPath(this.#parts.journal.dir, validateId(id));
+  }
+
+  /**
    * The port registry of this state directory (range from
    * `SANDBOXER_PORT_RANGE`, default 12222-12299).
    *
@@ -198,6 +218,9 @@ export class Manager implements AsyncDisposable {
    * @param options Profile, name, repo, overrides.
    * @returns The `ready` record.
    * @throws {ConfigError} for a bad profile (nothing is recorded or made).
+   * @throws {SandboxerError} for any failure; when nothing was made the
+   * record is removed, when all of it was rolled back the record ends
+   * `destroyed`: either way the name is free again.
    * @throws {SetupFailedError} when a setup command fails (the record stays `failed` with its handle).
    */
   async create(options: CreateOptions): Promise<SandboxRecord> {
@@ -244,7 +267,18 @@ export class Manager implements AsyncDisposable {
     checkProgram(argv[0]);
     await using use = await this.#parts.use(id, "exec", "run commands in");
     const { record, extension, handle } = use;
-    const code = await extension.exec(handle, withEnv(record.env, argv), io);
+    const log = this.#parts.transcript(id);
+    await log.note(`exec: ${JSON.stringify(argv)}`);
+    let code: number;
+    try {
+      code = await extension.exec(handle, withEnv(record.env, argv), log.tee(io));
+    } catch (error) {
+      await log.flush();
+      await log.note(`exec failed: ${oneLine(error)}`);
+      throw error;
+    }
+    await log.flush();
+    await log.note(`exec: exit code ${code}`);
     await this.#parts.keepPin(record, handle);
     return code;
   }
@@ -279,6 +313,7 @@ export class Manager implements AsyncDisposable {
       repo,
       use.record.sync,
       options,
+      this.#parts.transcript(id),
     );
     await this.#parts.keepPin(use.record, use.handle);
     return report;
