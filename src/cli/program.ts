@@ -20,6 +20,7 @@ import { checkUnknownOptionsFirst, hoistGlobalOptions } from "./parse_order.ts";
 import { createCommand } from "./commands/create.ts";
 import { listCommand } from "./commands/list.ts";
 import { showCommand } from "./commands/show.ts";
+import { logsCommand } from "./commands/logs.ts";
 import { execCommand } from "./commands/exec.ts";
 import { syncCommand } from "./commands/sync.ts";
 import { destroyCommand } from "./commands/destroy.ts";
@@ -84,6 +85,7 @@ export async function runCli(
       createCommand,
       listCommand,
       showCommand,
+      logsCommand,
       execCommand,
       syncCommand,
       destroyCommand,
@@ -123,8 +125,8 @@ export async function runCli(
 
 /**
  * Whether the failed command was given `--json`: its parsed option, or — when parsing itself
- * failed — the word before any `--`. exec and run pass their words on to the remote command and
- * have no `--json` of their own.
+ * failed — the word before any `--`. exec and run pass their words on to the remote command, so
+ * for them only a parsed `--json` of their own counts (run has one, exec none).
  */
 function wantsJson(
   program: Command,
@@ -132,9 +134,10 @@ function wantsJson(
   args: readonly string[],
   error: unknown,
 ): boolean {
-  if (verb === undefined || PASS_THROUGH_VERBS.has(verb)) return false;
+  if (verb === undefined) return false;
   const command = program.commands.find((c) => c.name() === verb);
   if ((command?.opts() as { json?: unknown } | undefined)?.json === true) return true;
+  if (PASS_THROUGH_VERBS.has(verb)) return false;
   const own = args.includes("--") ? args.slice(0, args.indexOf("--")) : args;
   return error instanceof CommanderError && own.includes("--json");
 }

@@ -14,6 +14,7 @@ import type { SandboxRecord } from "./record.ts";
 import { randomId, validateId } from "../core/ids.ts";
 import { lostProblem } from "./destroy_flow.ts";
 import { assertDirectory, type ManagerParts, oneLine, withEnv, withRepo } from "./manager_parts.ts";
+import type { Transcript } from "./transcript.ts";
 import type { CreateOptions } from "./manager_options.ts";
 
 /**
@@ -25,6 +26,9 @@ import type { CreateOptions } from "./manager_options.ts";
  * @param options Name, repo, TTL, callbacks.
  * @returns The `ready` record.
  * @throws {ConfigError} for a bad profile (nothing is recorded or made).
+ * @throws {SandboxerError} for any failure; when nothing was made the
+ * record is removed, when all of it was rolled back the record ends
+ * `destroyed`: either way the name is free again.
  * @throws {SetupFailedError} when a setup command fails (the record stays `failed` with its handle).
  */
 export async function createSandbox(
@@ -65,6 +69,8 @@ export async function createSandbox(
   });
   options.onRecorded?.(recorded);
   parts.logger.debug(`recorded sandbox ${id} in ${parts.journal.dir}`);
+  const log = parts.transcript(id);
+  await log.note(`create: ${profile.id} (${profile.extension}${repo ? `, repo ${repo}` : ""})`);
   // Every write below checks that this process still owns a `creating` record: a create that
   // was stopped past the heartbeat limit and finished by gc must not write `ready` over it.
   const creating = { expect: ["creating"] } as const;
@@ -76,7 +82,9 @@ export async function createSandbox(
   let created = false;
   let started = performance.now();
   const phaseDone = (phase: string) => {
-    options.onPhase?.(phase, performance.now() - started);
+    const ms = performance.now() - started;
+    options.onPhase?.(phase, ms);
+    void log.note(`${phase}: done in ${Math.round(ms)} ms`);
     started = performance.now();
   };
   try {
@@ -101,15 +109,19 @@ export async function createSandbox(
     phaseDone("create");
     if (repo !== undefined) {
       await parts.journal.update(id, { step: "sync" }, creating);
-      await syncInto(parts, extension, id, handle, repo, profile.sync, options);
+      await syncInto(parts, extension, id, handle, repo, profile.sync, options, log);
       phaseDone("sync");
     }
     if (profile.setup.length) {
-      await runSetup(parts, extension, id, handle, profile, options);
+      await runSetup(parts, extension, id, handle, profile, options, log);
       phaseDone("setup");
     }
+    await log.note("ready");
+    await log.flush();
     return await parts.journal.update(id, { status: "ready", step: null }, creating);
   } catch (error) {
+    await log.note(`create failed: ${oneLine(error)}`);
+    await log.flush();
     // Taken over while this process was stopped or slow: the new owner finishes the sandbox.
     if (error instanceof OwnershipLostError) throw error;
     try {
@@ -124,10 +136,23 @@ export async function createSandbox(
       }
       throw lost;
     }
-    // A half-made sandbox is rolled back at once; one that failed later (sync, setup) is kept
-    // for inspection until `destroy`.
-    if (!created && handle) await rollBack(parts, extension, id, handle);
+    // Nothing made: no record is left, so the name is free and `list` shows only sandboxes
+    // that exist. A half-made sandbox is rolled back at once (its record ends `destroyed`,
+    // the name free again); one that failed later (sync, setup) is kept `failed` for
+    // inspection until `destroy`.
+    if (handle === null) await forget(parts, id);
+    else if (!created) await rollBack(parts, extension, id, handle);
     throw error;
+  }
+}
+
+/** Drop the record of a create that left nothing behind; a failure here only warns. */
+async function forget(parts: ManagerParts, id: string): Promise<void> {
+  try {
+    await parts.journal.forgetOwn(id, { expect: ["failed"] });
+  } catch (error) {
+    if (error instanceof OwnershipLostError) return;
+    parts.logger.warn(`could not remove the record of ${id}: ${oneLine(error)}`);
   }
 }
 
@@ -168,6 +193,7 @@ async function rollBack(
  * @param repo The local directory.
  * @param settings The profile's sync settings.
  * @param options Progress and abort signal.
+ * @param log The sandbox's transcript, told what was sent.
  * @returns What was transferred.
  */
 export async function syncInto(
@@ -178,6 +204,7 @@ export async function syncInto(
   repo: string,
   settings: SyncSettings,
   options: { onProgress?: (p: SyncProgress) => void; signal?: AbortSignal },
+  log: Transcript,
 ): Promise<SyncReport> {
   if (!extension.sync) {
     throw new ExtensionError(
@@ -201,6 +228,9 @@ export async function syncInto(
     } ms)`,
   );
   if (report.notice !== undefined) parts.logger.info(`sync: ${report.notice}`);
+  await log.note(
+    `sync: ${repo} by ${report.method}: ${report.files} files sent, ${report.deleted} deleted, ${report.bytes} bytes`,
+  );
   return report;
 }
 
@@ -211,12 +241,14 @@ async function runSetup(
   handle: SandboxHandle,
   profile: Profile,
   options: CreateOptions,
+  log: Transcript,
 ): Promise<void> {
   const commands = profile.setup;
   await parts.journal.update(id, { step: "setup" });
   for (const command of commands) {
     options.signal?.throwIfAborted();
     parts.logger.info(`setup: ${command}`);
+    await log.note(`setup: ${command}`);
     let tail = "";
     const decoder = new TextDecoder();
     const keepTail = (chunk: Uint8Array) => {
@@ -224,14 +256,21 @@ async function runSetup(
     };
     const io = options.setupIO;
     const code = await extension.exec(handle, withEnv(profile.env, ["sh", "-c", command]), {
-      stdout: io?.stdout ?? ((chunk) => parts.logger.info(decoder.decode(chunk).trimEnd())),
+      stdout: (chunk) => {
+        log.output("setup", chunk);
+        if (io?.stdout) io.stdout(chunk);
+        else parts.logger.info(decoder.decode(chunk).trimEnd());
+      },
       stderr: (chunk) => {
+        log.output("setup", chunk);
         keepTail(chunk);
         if (io?.stderr) io.stderr(chunk);
         else parts.logger.info(new TextDecoder().decode(chunk).trimEnd());
       },
       signal: options.signal,
     });
+    await log.flush();
+    await log.note(`setup: exit code ${code}`);
     if (code !== 0) {
       const lastLine = tail.trim().split("\n").at(-1) ?? "";
       throw new SetupFailedError(command, code, lastLine);

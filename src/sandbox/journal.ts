@@ -31,6 +31,7 @@ import {
   type SandboxUse,
 } from "./record.ts";
 import { StateFiles } from "./state_files.ts";
+import { transcriptPath } from "./transcript.ts";
 
 /** Options for the {@linkcode Journal} constructor. */
 export interface JournalOptions {
@@ -154,6 +155,33 @@ export class Journal {
       await this.#files.write(next);
       if (next.status === "destroyed") await this.#cleanUp(id, lock);
       return next;
+    });
+  }
+
+  /**
+   * Drop a record this journal handle owns, for a create that made nothing
+   * (or rolled back what it made): a record with nothing behind it would only
+   * hold the name and clutter `list`.
+   *
+   * @param id The sandbox id.
+   * @param options The states the record must be in.
+   * @throws {OwnershipLostError} when another process owns the record now.
+   * @throws {SandboxStateError} when the record is not in an expected state.
+   */
+  async forgetOwn(id: string, options: JournalUpdateOptions = {}): Promise<void> {
+    validateId(id);
+    await this.#files.locked(id, async (lock) => {
+      const current = await this.#files.read(id);
+      if (current === undefined) return;
+      if (current.owner?.token !== this.token) throw lostTo(current);
+      if (options.expect && !options.expect.includes(current.status)) {
+        throw new SandboxStateError(
+          id,
+          `is ${current.status}, not ${options.expect.join(" or ")} as this step expects`,
+        );
+      }
+      await Deno.remove(`${this.#files.recordsDir}/${id}.json`);
+      await this.#cleanUp(id, lock);
     });
   }
 
@@ -394,6 +422,8 @@ export class Journal {
   async #cleanUp(id: string, lock: { drop: boolean }): Promise<number> {
     let removed = 1;
     lock.drop = true;
+    // The transcript goes with the sandbox it describes.
+    await Deno.remove(transcriptPath(this.dir, id)).catch(() => {});
     for (const name of await this.#files.entries()) {
       const match = BEAT_FILE.exec(name);
       const legacy = name === `${id}.alive`;

@@ -14,6 +14,7 @@ import { ExtensionRegistry } from "../extensions/registry.ts";
 import type { FixedTarget } from "../extensions/base.ts";
 import type { ExecIO, SyncReport } from "../core/types.ts";
 import { ConfigError, ExtensionError, ImageError, UsageError } from "../core/errors.ts";
+import { validateId } from "../core/ids.ts";
 import { Journal } from "./journal.ts";
 import type { SandboxRecord } from "./record.ts";
 import { gcTarget, type GcTargetOptions, type GcTargetReport } from "./gc_target.ts";
@@ -33,7 +34,15 @@ import { withGrants } from "../extensions/confined/permissions.ts";
 import { createSandbox, syncInto } from "./create_flow.ts";
 import { destroySandbox } from "./destroy_flow.ts";
 import { collectGarbage, type GcOptions, planGarbage } from "./gc_flow.ts";
-import { assertDirectory, checkProgram, ManagerParts, withEnv, withRepo } from "./manager_parts.ts";
+import {
+  assertDirectory,
+  checkProgram,
+  ManagerParts,
+  oneLine,
+  withEnv,
+  withRepo,
+} from "./manager_parts.ts";
+import { transcriptPath } from "./transcript.ts";
 import type {
   CreateOptions,
   DestroyOptions,
@@ -81,24 +90,6 @@ export function managerInternals(manager: Manager): ManagerInternals {
  * }
  * ```
  */
-/**
- * The lifecycle of sandboxes: create, exec, sync, destroy, gc.
- *
- * @example Create, run a command, destroy
- * ```ts
- * import { Manager } from "@sandboxer/sandboxer";
- *
- * async function build(): Promise<number> {
- *   await using manager = await Manager.open();
- *   const box = await manager.create({ profile: "vm-haskell-build", repo: "." });
- *   try {
- *     return await manager.exec(box.id, ["cabal", "build"]);
- *   } finally {
- *     await manager.destroy(box.id);
- *   }
- * }
- * ```
- */
 export class Manager implements AsyncDisposable {
   // Private so that mod.ts does not publish the journal and the registry; the SDK's own modules
   // (run_sandbox.ts) reach them through managerInternals().
@@ -121,6 +112,17 @@ export class Manager implements AsyncDisposable {
   ) {
     this.#parts = new ManagerParts(journal, registry, options);
     this.profilePath = profilePath;
+  }
+
+  /**
+   * Where a sandbox's transcript (create, setup, sync and exec, timestamped)
+   * is kept; it is removed with the sandbox.
+   *
+   * @param id The sandbox id.
+   * @returns The file path (it may not exist yet).
+   */
+  transcriptPath(id: string): string {
+    return transcriptPath(this.#parts.journal.dir, validateId(id));
   }
 
   /**
@@ -199,6 +201,9 @@ export class Manager implements AsyncDisposable {
    * @param options Profile, name, repo, overrides.
    * @returns The `ready` record.
    * @throws {ConfigError} for a bad profile (nothing is recorded or made).
+   * @throws {SandboxerError} for any failure; when nothing was made the
+   * record is removed, when all of it was rolled back the record ends
+   * `destroyed`: either way the name is free again.
    * @throws {SetupFailedError} when a setup command fails (the record stays `failed` with its handle).
    */
   async create(options: CreateOptions): Promise<SandboxRecord> {
@@ -245,7 +250,18 @@ export class Manager implements AsyncDisposable {
     checkProgram(argv[0]);
     await using use = await this.#parts.use(id, "exec", "run commands in");
     const { record, extension, handle } = use;
-    const code = await extension.exec(handle, withEnv(record.env, argv), io);
+    const log = this.#parts.transcript(id);
+    await log.note(`exec: ${JSON.stringify(argv)}`);
+    let code: number;
+    try {
+      code = await extension.exec(handle, withEnv(record.env, argv), log.tee(io));
+    } catch (error) {
+      await log.flush();
+      await log.note(`exec failed: ${oneLine(error)}`);
+      throw error;
+    }
+    await log.flush();
+    await log.note(`exec: exit code ${code}`);
     await this.#parts.keepPin(record, handle);
     return code;
   }
@@ -280,6 +296,7 @@ export class Manager implements AsyncDisposable {
       repo,
       use.record.sync,
       options,
+      this.#parts.transcript(id),
     );
     await this.#parts.keepPin(use.record, use.handle);
     return report;

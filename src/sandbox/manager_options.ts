@@ -49,7 +49,10 @@ export interface CreateOptions {
   onProgress?: (progress: SyncProgress) => void;
   /** Called as each phase (`create`, `sync`, `setup`) ends, with its duration. */
   onPhase?: (phase: string, ms: number) => void;
-  /** Aborting stops creation; the record is left `failed` for `destroy`. */
+  /**
+   * Aborting stops creation; a sandbox already made is left `failed` for
+   * `destroy`, one never made leaves no record.
+   */
   signal?: AbortSignal;
   /**
    * Called once this create has written the sandbox's record (and so owns

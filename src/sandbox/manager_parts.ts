@@ -25,6 +25,7 @@ import {
   withGrants,
 } from "../extensions/confined/permissions.ts";
 import type { ManagerOptions } from "./manager_options.ts";
+import { Transcript, transcriptCap } from "./transcript.ts";
 
 /** A ready sandbox marked in use, with the extension and handle to reach it. */
 export type SandboxInUseBy = SandboxInUse & {
@@ -50,6 +51,7 @@ export class ManagerParts {
   readonly env: EnvReader;
   #extensions = new Map<string, SandboxExtension<unknown>>();
   #warned = new Set<string>();
+  #transcriptCap: number;
 
   /**
    * @param journal The journal of records.
@@ -74,6 +76,17 @@ export class ManagerParts {
     this.acceptHostKey = options.acceptHostKey;
     this.env = options.env ?? optionalEnv;
     this.home = this.env("HOME");
+    this.#transcriptCap = transcriptCap(this.env("SANDBOXER_LOG_MAX"));
+  }
+
+  /**
+   * A sandbox's transcript, capped by `SANDBOXER_LOG_MAX`.
+   *
+   * @param id The sandbox id.
+   * @returns The transcript to note steps and output in.
+   */
+  transcript(id: string): Transcript {
+    return new Transcript(this.journal.dir, id, this.#transcriptCap);
   }
 
   /**

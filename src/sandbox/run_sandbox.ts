@@ -7,7 +7,7 @@
 
 import type { ExecIO, Logger, SyncProgress } from "../core/types.ts";
 import { silentLogger } from "../core/types.ts";
-import { errorText, UsageError } from "../core/errors.ts";
+import { errorText, SandboxNotFoundError, UsageError } from "../core/errors.ts";
 import type { ArtifactSpec } from "./artifacts.ts";
 import { randomId, validateId } from "../core/ids.ts";
 import { type Manager, managerInternals } from "./manager.ts";
@@ -141,7 +141,9 @@ export async function runInSandbox(
       await manager.destroy(id, { force: true, onlyOwn: true });
       phase.done("destroy");
     } catch (error) {
-      if (failure === undefined) failure = error;
+      // A create that made nothing left no record: nothing to destroy.
+      if (error instanceof SandboxNotFoundError) recorded = false;
+      else if (failure === undefined) failure = error;
       else {logger.error(
           `could not destroy ${id}: ${errorText(error)}; run "sandboxer destroy ${id}"`,
         );}
@@ -149,9 +151,11 @@ export async function runInSandbox(
   } else if (recorded) {
     // A kept sandbox outlives this run: gc must not take it for the leftover of a dead run.
     await managerInternals(manager).journal.update(id, { ephemeral: false }).catch((error) => {
-      logger.warn(`could not mark ${id} as kept: ${errorText(error)}`);
+      // A create that made nothing left no record: there is nothing to keep.
+      if (error instanceof SandboxNotFoundError) recorded = false;
+      else logger.warn(`could not mark ${id} as kept: ${errorText(error)}`);
     });
-    logger.info(`kept sandbox ${id}; destroy it with "sandboxer destroy ${id}"`);
+    if (recorded) logger.info(`kept sandbox ${id}; destroy it with "sandboxer destroy ${id}"`);
   }
   if (failure !== undefined) throw failure;
   return { id, exitCode, kept: recorded && keep };

@@ -105,8 +105,11 @@ Deno.test("a create that fails after its side effect is rolled back at once", as
   assert.equal(record.step, "create");
   assert.match(record.error ?? "", /fail_create/);
   assert.equal(await exists(`${tmp.path}/sbx-box-4`), false);
-  // Destroying it again is a no-op.
+  // Destroying it again is a no-op, and the name is free again.
   assert.equal((await manager.destroy("box-4")).status, "destroyed");
+  assert.deepEqual(await manager.list(), []);
+  await writeProfile(tmp.path, "crash", `extension: ext.local-dir\nroot: ${tmp.path}\n`);
+  assert.equal((await manager.create({ profile: "crash", name: "box-4" })).status, "ready");
 });
 
 Deno.test("Manager.gc() destroys expired sandboxes only", async () => {
@@ -129,4 +132,27 @@ Deno.test("two creates with the same --name: the second is refused and the first
   await manager.create({ profile: "local", name: "same" });
   await assert.rejects(manager.create({ profile: "local", name: "same" }), /already in use/);
   assert.equal((await manager.show("same")).status, "ready");
+});
+
+Deno.test("a create rolled back frees its name; one failed in setup stays for gc", async () => {
+  await using tmp = await tempDir();
+  await writeProfile(tmp.path, "norootdir", `extension: ext.local-dir\nroot: ${tmp.path}/nope\n`);
+  await writeProfile(
+    tmp.path,
+    "setupfail",
+    `extension: ext.local-dir\nroot: ${tmp.path}\nttl: 1h\nsetup:\n  - exit 3\n`,
+  );
+  await using manager = await openManager(`${tmp.path}/state`, tmp.path);
+  await assert.rejects(manager.create({ profile: "norootdir", name: "gone" }));
+  assert.deepEqual(await manager.list(), [], "rolled back: not listed");
+  await Deno.mkdir(`${tmp.path}/nope`);
+  assert.equal((await manager.create({ profile: "norootdir", name: "gone" })).status, "ready");
+  await manager.destroy("gone");
+
+  await assert.rejects(manager.create({ profile: "setupfail", name: "kept", setupIO: {} }));
+  assert.equal((await manager.show("kept")).status, "failed");
+  assert.deepEqual((await manager.gc()).destroyed, [], "not expired yet: kept to look at");
+  const report = await manager.gc({ now: new Date(Date.now() + 2 * 3600_000) });
+  assert.deepEqual(report.destroyed.map((d) => d.id), ["kept"]);
+  assert.equal(await exists(`${tmp.path}/sbx-kept`), false);
 });

@@ -12,6 +12,7 @@ import {
   type CliOutcome,
   FAST,
   faultTest,
+  readRecord,
   type RecordJson,
   sleep,
   spawnCli,
@@ -84,12 +85,16 @@ faultTest("faults: sshd killed mid-create (at connect, at workspace)", async (t)
         assert.equal(result.code, 1, result.stderr);
         assert.ok(took < CONNECT_BOUND_MS, `took ${Math.round(took)} ms after the kill`);
         assert.match(result.stderr, /^sandboxer: error: Cannot .*(connect|exec)/m);
-        const record = await waitForRecord(state, id, (r) => r.status !== "creating", "fail");
-        assertFailedAt(record, step, step === "connect" ? null : `${host.root}/sbx-${id}`);
-
         await host.unthrottle();
         await host.sshd.restart();
-        await destroyOk(host, id);
+        if (step === "connect") {
+          // Nothing was made on the host: no record is left and the name is free.
+          assert.equal(await readRecord(state, id), undefined);
+        } else {
+          const record = await waitForRecord(state, id, (r) => r.status !== "creating", "fail");
+          assertFailedAt(record, step, `${host.root}/sbx-${id}`);
+          await destroyOk(host, id);
+        }
         await assertOnlySentinelLeft(host);
       },
     );

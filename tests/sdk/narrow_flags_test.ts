@@ -99,7 +99,7 @@ console.log(JSON.stringify({ code, stdout }));
   assert.deepEqual(await listDir(vm.root), []);
 });
 
-Deno.test("an SDK script missing --allow-net gets one line naming it", async () => {
+Deno.test("an SDK script missing --allow-net gets one line naming it and leaves no record", async () => {
   await using vm = await startTestVm();
   await using work = await tempDir();
   const profile = await vm.profile("narrow");
@@ -133,4 +133,8 @@ try {
   const lines = result.stdout.trim().split("\n");
   assert.equal(lines.length, 1, result.stdout);
   assert.match(lines[0], new RegExp(`--allow-net=${sshd.host}:${sshd.port}`));
+  const records = (await listDir(`${state}/sandboxes`).catch(() => [])).filter((name) =>
+    name.endsWith(".json")
+  );
+  assert.deepEqual(records, [], "no record of a sandbox that was never made");
 });

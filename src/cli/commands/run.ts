@@ -2,6 +2,7 @@ import { Command } from "../../deps/commander.ts";
 import { parseArtifact } from "../../sandbox/artifacts.ts";
 import { UsageError } from "../../core/errors.ts";
 import type { CliContext } from "../context.ts";
+import { json } from "../output.ts";
 import { progressPrinter } from "./progress.ts";
 import { collect, ttlSeconds } from "./create.ts";
 
@@ -29,6 +30,10 @@ export function runCommand(ctx: CliContext) {
     .option("-n, --name <id>", "sandbox id; random when absent")
     .option("--set <path=value>", "override a profile field (repeatable)", collect, [] as string[])
     .option("--ttl <duration>", "lifetime of a kept sandbox, e.g. 8h")
+    .option(
+      "--json",
+      "print one result document on stdout (id, exit code, phase timings, artifacts); CMD's output goes to stderr",
+    )
     .argument("<command...>", "program and arguments, after --; kept literal")
     .passThroughOptions()
     .action(async (command, options) => {
@@ -36,6 +41,8 @@ export function runCommand(ctx: CliContext) {
         throw new UsageError("Cannot use --keep with --keep-on-failure: pick one");
       }
       const phases: string[] = [];
+      const timings: Record<string, number> = {};
+      const artifacts = options.artifact.map(parseArtifact);
       const { runInSandbox } = await import("../../sandbox/run_sandbox.ts");
       const result = await runInSandbox(await ctx.manager(), {
         profile: options.profile,
@@ -44,12 +51,19 @@ export function runCommand(ctx: CliContext) {
         name: options.name,
         overrides: options.set,
         ttlSeconds: options.ttl === undefined ? undefined : ttlSeconds(options.ttl),
-        artifacts: options.artifact.map(parseArtifact),
+        artifacts,
         keep: options.keep ? "always" : options.keepOnFailure ? "on-failure" : "never",
-        io: { stdout: ctx.output.outBytes, stderr: ctx.output.errBytes },
+        // With --json, stdout carries only the result document.
+        io: {
+          stdout: options.json ? ctx.output.errBytes : ctx.output.outBytes,
+          stderr: ctx.output.errBytes,
+        },
         setupIO: { stdout: ctx.output.errBytes, stderr: ctx.output.errBytes },
         onProgress: progressPrinter(ctx.output),
-        onPhase: (phase, ms) => phases.push(`${phase} ${(ms / 1000).toFixed(2)}s`),
+        onPhase: (phase, ms) => {
+          phases.push(`${phase} ${(ms / 1000).toFixed(2)}s`);
+          timings[phase] = Math.round(ms);
+        },
         logger: ctx.logger,
         signal: ctx.signal,
       }).finally(() => {
@@ -57,5 +71,14 @@ export function runCommand(ctx: CliContext) {
       });
       // A command that never ran is sandboxer's failure, not the command's.
       ctx.exitCode = result.exitCode ?? 125;
+      if (options.json) {
+        ctx.output.out(json({
+          id: result.id,
+          exit_code: result.exitCode ?? null,
+          kept: result.kept,
+          phases_ms: timings,
+          artifacts,
+        }));
+      }
     });
 }
