@@ -10,7 +10,7 @@ import { configFilePath } from "../config/files.ts";
 import { parseRegistration } from "../config/registration.ts";
 import type { FieldType } from "../config/types.ts";
 import type { ComposeSshConfig } from "./compose_ssh/config.ts";
-import type { VmPackerConfig } from "./vm_packer/extension.ts";
+import type { VmPackerConfig } from "./vm_packer/config.ts";
 
 /** Every dotted path to a leaf (a value that is not a plain object) of `T`. */
 type Leaves<T, P extends string = ""> = {

@@ -28,7 +28,8 @@ import {
   removeImage,
 } from "../extensions/vm_packer/image/cache.ts";
 import { buildImage } from "../extensions/vm_packer/image/packer.ts";
-import { type VmPackerConfig, VmPackerExtension } from "../extensions/vm_packer/extension.ts";
+import type { VmPackerConfig } from "../extensions/vm_packer/config.ts";
+import { VmPackerExtension } from "../extensions/vm_packer/extension.ts";
 import { currentIdentity, optionalEnv } from "../core/permissions.ts";
 import { withGrants } from "../extensions/confined/permissions.ts";
 import { createSandbox, syncInto } from "./create_flow.ts";

@@ -32,10 +32,10 @@ import type { JsonObject } from "../../core/types.ts";
 import { resolveSshConfig } from "../../config/ssh_config.ts";
 import type { CreateContext, DestroyContext, OrphanReapContext } from "../types.ts";
 import { SshWorkspaceExtension } from "../ssh_workspace/extension.ts";
-import type { SshWorkspaceHandle } from "../ssh_workspace/handle.ts";
 import { newNonce, workspacePath, workspaceRootProblem } from "../ssh_workspace/workspace_path.ts";
 import { generateKeyPair, publicKeyFingerprint, writeKnownHosts } from "../compose_ssh/keys.ts";
-import { type AccelSetting, detectAccel } from "./boot/accel.ts";
+import { detectAccel } from "./boot/accel.ts";
+import type { VmPackerConfig, VmPackerHandle } from "./config.ts";
 import { reapVms, teardownVm } from "./boot/lifecycle.ts";
 import { makeOverlay } from "./boot/overlay.ts";
 import { launchQemu, runningQemu, socketAnswers } from "./boot/qemu.ts";
@@ -43,60 +43,6 @@ import { makeSeedDisk } from "./boot/seed.ts";
 import { isNonce, makeVmDir, readMarker, VM_FILES, vmDirOf } from "./boot/vm_dir.ts";
 import { IMAGE_FILES, type ImageInputs, imagesDir } from "./image/cache.ts";
 import { findImage } from "./image/packer.ts";
-
-/** A profile's configuration for `ext.vm-packer`, after validation. */
-export interface VmPackerConfig {
-  /** `attach` to a running VM, or `boot` a throwaway one per sandbox. */
-  mode: "attach" | "boot";
-  /** Where to connect (attach), or the login user (boot). */
-  target: {
-    host?: string;
-    /** A VM registered in the port registry (attach mode). */
-    vm?: string;
-    port?: number;
-    user?: string;
-    identity_file?: string;
-    passphrase_env?: string;
-    known_hosts: string;
-    ssh_config?: string;
-    /** Seconds. */
-    connect_timeout: number;
-    /** Seconds. */
-    keepalive_interval: number;
-  };
-  /** Where workspaces go. */
-  workspace: { root: string };
-  /** What the image is built from (boot mode). */
-  image: {
-    template?: string;
-    base?: string;
-    variables: string[];
-    kernel: string;
-    initrd: string;
-  };
-  /** The throwaway VM (boot mode). */
-  vm: {
-    cpus: number;
-    /** MiB. */
-    memory: number;
-    accel: AccelSetting;
-    /** Seconds. */
-    boot_timeout: number;
-    append: string;
-  };
-}
-
-/** The destroy handle of a vm-packer sandbox; boot mode adds its VM. */
-export type VmPackerHandle = SshWorkspaceHandle & {
-  /** `boot` for a throwaway VM; absent in attach mode. */
-  mode?: "boot";
-  /** `<stateDir>/vms/<id>` (informational: teardown derives it again). */
-  vm_dir?: string;
-  /** The VM's creation nonce, also in the VM directory's marker. */
-  vm_nonce?: string;
-  /** Content key of the image the overlay is backed by. */
-  image_key?: string;
-};
 
 /** Pause between SSH attempts while a VM boots. */
 const BOOT_POLL_MS = 500;
