@@ -57,12 +57,12 @@ export { Manager } from "./src/sandbox/manager.ts";
 export type {
   CreateOptions,
   DestroyOptions,
+  GcOptions,
   GcReport,
   ManagerOptions,
   ManagerSyncOptions,
 } from "./src/sandbox/manager_options.ts";
 export type { GcTargetOptions, GcTargetReport } from "./src/sandbox/gc_target.ts";
-export type { EnvReader } from "./src/core/paths.ts";
 export type { SandboxOwner, SandboxRecord, SandboxStatus } from "./src/sandbox/record.ts";
 export type { ResolvedPermissions } from "./src/extensions/confined/permissions.ts";
 export type { ConfigSource, Profile, SyncSettings } from "./src/config/types.ts";

@@ -9,7 +9,7 @@ import { SandboxNotFoundError } from "../core/errors.ts";
 import type { SandboxRecord } from "./record.ts";
 import { destroyRecord } from "./destroy_flow.ts";
 import { type ManagerParts, oneLine } from "./manager_parts.ts";
-import type { GcReport } from "./manager_options.ts";
+import type { GcOptions, GcReport } from "./manager_options.ts";
 
 /**
  * Destroy expired sandboxes and those whose creator, destroyer or `run`
@@ -70,14 +70,6 @@ export async function planGarbage(
     if (reason !== undefined) plan.push({ id: record.id, reason });
   }
   return plan;
-}
-
-/** Options of {@linkcode collectGarbage}. */
-export interface GcOptions {
-  /** The current time, for tests. */
-  now?: Date;
-  /** Only records this accepts are destroyed (`gc --label`); orphans are reaped regardless. */
-  only?: (record: SandboxRecord) => boolean;
 }
 
 /** What no live record owns any more: extensions' orphans (VMs), then port leases. */

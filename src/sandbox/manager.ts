@@ -34,7 +34,7 @@ import { currentIdentity, optionalEnv } from "../core/permissions.ts";
 import { withGrants } from "../extensions/confined/permissions.ts";
 import { createSandbox, syncInto } from "./create_flow.ts";
 import { destroySandbox } from "./destroy_flow.ts";
-import { collectGarbage, type GcOptions, planGarbage } from "./gc_flow.ts";
+import { collectGarbage, planGarbage } from "./gc_flow.ts";
 import {
   assertDirectory,
   checkProgram,
@@ -47,6 +47,7 @@ import { transcriptPath } from "./transcript.ts";
 import type {
   CreateOptions,
   DestroyOptions,
+  GcOptions,
   GcReport,
   ManagerOptions,
   ManagerSyncOptions,

@@ -4,7 +4,6 @@
  * @module
  */
 
-import type { EnvReader } from "../core/paths.ts";
 import type { ExecIO, Logger, SyncProgress } from "../core/types.ts";
 import type { SandboxRecord } from "./record.ts";
 
@@ -28,7 +27,7 @@ export interface ManagerOptions {
    */
   acceptHostKey?: string;
   /** How to read the environment. Default: only variables the process may read. */
-  env?: EnvReader;
+  env?: (name: string) => string | undefined;
 }
 
 /** Options for {@linkcode Manager.create}. */
@@ -112,4 +111,12 @@ export interface GcReport {
    * port leases, throwaway VMs (one line each).
    */
   reaped: string[];
+}
+
+/** Options of `Manager.gc()` and `Manager.gcPlan()`. */
+export interface GcOptions {
+  /** The current time, for tests. */
+  now?: Date;
+  /** Only records this accepts are destroyed (`gc --label`); orphans are reaped regardless. */
+  only?: (record: SandboxRecord) => boolean;
 }

@@ -75,9 +75,9 @@ export function unescapeRsyncName(escaped: string): string {
  *
  * @example
  * ```ts
- * import { parseRsyncItems } from "./sftp_sync.ts";
+ * import { parseRsyncItems, type RsyncItem } from "./rsync_items.ts";
  * const items = parseRsyncItems(">f+++++++++ a b.txt\n*deleting   old/\n");
- * console.log(items.map((i) => `${i.action} ${i.kind} ${i.path}`)); // ["send file a b.txt", "delete dir old"]
+ * console.log(items.map((i: RsyncItem) => `${i.action} ${i.kind} ${i.path}`)); // ["send file a b.txt", "delete dir old"]
  * ```
  */
 export function parseRsyncItems(stdout: string): RsyncItem[] {
