@@ -213,9 +213,13 @@ Deno.test("runbook troubleshooting: each message is what sandboxer prints, each 
         const listed = await new DocSession(DOC, env(), box.scratch, (text) => text).run(cleanup);
         assert.match(listed.stdout, /^first-run\s+failed\s|^No sandboxes\.$/m);
       } else {
-        // A profile mistake is refused before anything is recorded: nothing to clean up.
+        // Refused before anything was made (a profile mistake, no connection, an unknown or
+        // changed host key, a refused login): no record is left, so there is nothing to clean up.
+        // (A fix that ran `sandboxer run` leaves that run's own destroyed record, never first-run.)
         const listed = await runScript("sandboxer list --all", { cwd: home, env: env() });
-        assert.equal(listed.stdout, "No sandboxes.\n");
+        assert.doesNotMatch(listed.stdout, /^first-run\s/m);
+        const live = await runScript("sandboxer list", { cwd: home, env: env() });
+        assert.equal(live.stdout, "No sandboxes.\n");
       }
       assert.deepEqual((await listDir(vm.root)).filter((n) => n.startsWith("sbx-")), []);
     });
@@ -236,7 +240,7 @@ Deno.test("runbook troubleshooting: each message is what sandboxer prints, each 
     const [ss] = workstationFixes("Cannot connect … connection refused");
     const shown = await session.run(ss);
     assert.doesNotMatch(shown.stdout, /LISTEN/);
-  });
+  }, { recorded: false });
 
   await entry("Cannot connect to … timed out", async () => {
     // Accepts TCP, never speaks SSH: a stale tunnel.
@@ -263,7 +267,7 @@ Deno.test("runbook troubleshooting: each message is what sandboxer prints, each 
       for (const conn of held) conn.close();
       await accepting.catch(() => {});
     }
-  });
+  }, { recorded: false });
 
   const port = vm.sshd.port;
   const profile = await box.haskellProfile();
@@ -284,7 +288,7 @@ Deno.test("runbook troubleshooting: each message is what sandboxer prints, each 
       await Deno.readTextFile(`${home}/.ssh/known_hosts`),
       /^\[127\.0\.0\.1\]:\d+ ssh-ed25519 /,
     );
-  });
+  }, { recorded: false });
 
   await entry("Host key … does not match …", async () => {
     await Deno.copyFile(
@@ -305,7 +309,7 @@ Deno.test("runbook troubleshooting: each message is what sandboxer prints, each 
     await session.run(fix);
     const again = await cli(`run --profile ${profile} -- true`, port, profile);
     assert.equal(again.result.code, 0, again.result.stderr);
-  });
+  }, { recorded: false });
 
   await entry("Cannot authenticate … the server refused every key offered", async () => {
     await Deno.remove(`${home}/.ssh/sandboxer_build_vm`);
@@ -320,7 +324,7 @@ Deno.test("runbook troubleshooting: each message is what sandboxer prints, each 
       asInDoc(errorLine(result.stderr), box, port),
       messageOf("Cannot authenticate … the server refused every key offered"),
     );
-  });
+  }, { recorded: false });
 
   await entry("target.identity_file: no such file", async () => {
     await Deno.remove(`${home}/.ssh/sandboxer_build_vm`);
