@@ -84,9 +84,13 @@ Deno.test("vm-packer: a re-keyed host is refused before authentication; --accept
   assert.equal(destroyed.code, 0, destroyed.stderr);
   assert.deepEqual(await vm.rootEntries(), ["sbx-pin1"]);
 
-  // A flag that is not a fingerprint is a usage error.
+  // A flag that is not a fingerprint is a usage error: exit 125 from exec (sandboxer's own
+  // failure, not the command's), 2 from any other verb.
   const bad = await vm.cli(["--accept-host-key", "yes", "exec", "pin1", "--", "true"]);
-  assert.equal(bad.code, 2, bad.stderr);
+  assert.equal(bad.code, 125, bad.stderr);
+  assert.match(bad.stderr, /--accept-host-key/);
+  const badList = await vm.cli(["--accept-host-key", "yes", "show", "pin1"]);
+  assert.equal(badList.code, 2, badList.stderr);
   assert.match(bad.stderr, /--accept-host-key/);
 });
 
