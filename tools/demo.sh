@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The demo of sandboxer's main job: a private OpenSSH server on a free loopback port with throwaway
-# keys, then create -> sync this repo -> exec -> destroy through the real CLI, each step timed.
+# keys, then create -> sync this repo -> exec -> ssh -- CMD -> destroy, then the same in one `run`,
+# through the real CLI, each step timed.
 #
 # It installs what it lacks, and says so on stderr: deno 2.9.6 from npm when missing, and, when
 # root, openssh-server, openssh-client and rsync from apt-get. It leaves nothing behind.

@@ -54,8 +54,17 @@ try {
   say(`• exec in the workspace (${listing.time}):`);
   say(listing.stdout.trimEnd().split("\n").map((l) => `    ${l}`).join("\n"));
 
+  const shell = await cli(["ssh", record.id, "--", "sh", "-c", 'echo "in $(pwd)"'], env);
+  say(`• ssh into the workspace (${shell.time}): ${shell.stdout.trim()}`);
+
   const destroyed = await cli(["destroy", record.id], env);
   say(`• destroyed ${record.id} (${destroyed.time})`);
+
+  const ran = await cli(
+    ["run", "--profile", profile, "--repo", ROOT, "--", "sh", "-c", "test -f deno.json && echo ok"],
+    env,
+  );
+  say(`• run: create, sync, command, destroy in one go (${ran.time}): ${ran.stdout.trim()}`);
 
   const left = await listDir(root);
   if (left.length) throw new Error(`workspace root not empty after destroy: ${left.join(", ")}`);
