@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { ConfigError, PermissionError, ProfileNotFoundError, UsageError } from "../core/errors.ts";
+import { PermissionError, ProfileNotFoundError, UsageError } from "../core/errors.ts";
 import { listProfiles, loadProfile, parseProfile, profileSearchPath } from "./profile.ts";
 import { validateConfig } from "./schema.ts";
 import type { ConfigSchema } from "./types.ts";
+import { configError } from "../testing/config_error.ts";
 
 const DEV = [
   "id: profile.dev",
@@ -43,16 +44,6 @@ async function write(dir: string, name: string, text: string): Promise<string> {
 
 function profileText(name: string, extra = ""): string {
   return `id: profile.${name}\nextension: ext.vm-packer\ntarget:\n  host: ${name}-host\n${extra}`;
-}
-
-function configError(work: () => unknown): ConfigError {
-  try {
-    work();
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, `expected ConfigError, got ${error}`);
-    return error;
-  }
-  assert.fail("expected a ConfigError");
 }
 
 Deno.test("parseProfile() splits sandboxer's fields from the extension's", () => {

@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
-import { ConfigError } from "../core/errors.ts";
+import type { ConfigError } from "../core/errors.ts";
 import { parseRegistrationSchema } from "./registration_schema.ts";
 import { validateConfig } from "./schema.ts";
 import type { ConfigSchema } from "./types.ts";
 import type { JsonObject } from "../core/types.ts";
 import { parseYamlDocument, withOverrides } from "./yaml_source.ts";
+import { configError } from "../testing/config_error.ts";
 
 const VM_SCHEMA: ConfigSchema = {
   "target.host": { type: "string", required: true, description: "the build machine" },
@@ -22,16 +23,6 @@ const VM_SCHEMA: ConfigSchema = {
 function validate(text: string, schema: ConfigSchema = VM_SCHEMA, file = "dev.yaml"): JsonObject {
   const { data, source } = parseYamlDocument(file, text);
   return validateConfig((data ?? {}) as JsonObject, schema, source, { home: "/home/ana" });
-}
-
-function configError(work: () => unknown): ConfigError {
-  try {
-    work();
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, `expected ConfigError, got ${error}`);
-    return error;
-  }
-  assert.fail("expected a ConfigError");
 }
 
 Deno.test("validateConfig() returns a nested object with defaults applied", () => {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
-import { ConfigError, PermissionError } from "../core/errors.ts";
+import { PermissionError } from "../core/errors.ts";
 import { fileSource, parseYamlDocument, splitFieldPath, withOverrides } from "./yaml_source.ts";
+import { configError } from "../testing/config_error.ts";
 
 const PROFILE = [
   "id: profile.dev", // 1
@@ -14,16 +15,6 @@ const PROFILE = [
   "  - make test", // 9
   "",
 ].join("\n");
-
-function configError(work: () => unknown): ConfigError {
-  try {
-    work();
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, `expected ConfigError, got ${error}`);
-    return error;
-  }
-  assert.fail("expected a ConfigError");
-}
 
 Deno.test("parseYamlDocument() returns plain data", () => {
   const { data, source } = parseYamlDocument("dev.yaml", PROFILE);

@@ -2,6 +2,16 @@ import assert from "node:assert/strict";
 import { checkFromWorker, checkResult, LIMITS, ProtocolViolation, toWire } from "./protocol.ts";
 
 Deno.test("checkFromWorker() passes what an honest worker sends, rebuilt from known fields", () => {
+  const errorMessage = {
+    type: "error",
+    id: 3,
+    error: {
+      name: "ConfigError",
+      message: "m",
+      code: "CONFIG_INVALID",
+      location: { file: "f", line: 2 },
+    },
+  };
   assert.deepEqual(checkFromWorker({ type: "log", level: "warn", message: "hi", extra: 1 }), {
     type: "log",
     level: "warn",
@@ -12,26 +22,8 @@ Deno.test("checkFromWorker() passes what an honest worker sends, rebuilt from kn
     { type: "recordHandle", id: 1, ackId: 2, handle: { a: 1 }, workspace: "/w" },
   );
   assert.deepEqual(
-    checkFromWorker({
-      type: "error",
-      id: 3,
-      error: {
-        name: "ConfigError",
-        message: "m",
-        code: "CONFIG_INVALID",
-        location: { file: "f", line: 2 },
-      },
-    }),
-    {
-      type: "error",
-      id: 3,
-      error: {
-        name: "ConfigError",
-        message: "m",
-        code: "CONFIG_INVALID",
-        location: { file: "f", line: 2 },
-      },
-    },
+    checkFromWorker(structuredClone(errorMessage)),
+    errorMessage,
   );
   const chunk = new Uint8Array([1, 2]);
   assert.equal(
