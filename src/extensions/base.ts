@@ -37,6 +37,9 @@ export interface FixedTarget {
  * (which must call `ctx.recordHandle()` before its first side effect), then
  * `sync` and `exec` as asked, and `destroy` from the stored handle alone.
  *
+ * A backend that places sandboxes through a scheduler (a Kubernetes pod, a
+ * Nomad job) implements these same methods; docs/scale-out.md maps each one.
+ *
  * @example A backend that makes a local directory
  * ```ts ignore
  * import { type CreateContext, type ExecIO, SandboxExtension } from "@sandboxer/sandboxer";

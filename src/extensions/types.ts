@@ -49,7 +49,9 @@ export interface CreateContext<Config> {
   /**
    * Store the destroy handle in the journal. Call it **before** the first
    * side effect (and again when the handle changes) so a crash at any point
-   * leaves a record that `destroy` can finish.
+   * leaves a record that `destroy` can finish. (For a scheduler backend: once
+   * before the API call that makes the pod or job, and again with its name
+   * and uid; see docs/scale-out.md.)
    */
   recordHandle(handle: SandboxHandle): Promise<void>;
   /** Name the step now running (shown in the journal if it fails). */
