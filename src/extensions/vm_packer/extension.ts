@@ -130,6 +130,9 @@ export class VmPackerExtension extends SshWorkspaceExtension<VmPackerConfig, VmP
       throw new ConfigError(
         source.locate("target.identity_file"),
         `no such file ${key}; give the path of the private key (e.g. ~/.ssh/id_ed25519), or leave the field out to use ssh-agent`,
+        // The cause says it is this machine that lacks the file: `sandboxer profiles` lists
+        // such a profile as well-formed but not ready, instead of as broken.
+        { cause: new Deno.errors.NotFound(key) },
       );
     }
     return config;
