@@ -71,20 +71,14 @@ export async function sshAccess(
   await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
   const knownHosts = `${dir}/${alias}.known_hosts`;
   await writePrivate(knownHosts, `${alias} ${await pinnedKey(handle, host, record.id)}\n`);
-  const lines = [
-    `Host ${alias}`,
-    `  HostName ${host}`,
-    `  Port ${handle.ssh_port}`,
-    `  User ${user}`,
-    `  HostKeyAlias ${alias}`,
-    `  UserKnownHostsFile ${knownHosts}`,
-    "  GlobalKnownHostsFile none",
-    "  StrictHostKeyChecking yes",
-    ...(handle.identity_file
-      ? [`  IdentityFile ${handle.identity_file}`, "  IdentitiesOnly yes"]
-      : []),
-  ];
-  const config = lines.join("\n") + "\n";
+  const config = sshConfigBlock({
+    alias,
+    host,
+    port: handle.ssh_port,
+    user,
+    knownHostsFile: knownHosts,
+    identityFile: handle.identity_file ?? undefined,
+  }, refuse);
   const configFile = `${dir}/${alias}.config`;
   await writePrivate(configFile, config);
   return { alias, config, configFile, workspace: handle.workspace, nonce: handle.nonce ?? "" };
@@ -109,4 +103,58 @@ async function pinnedKey(handle: SshWorkspaceHandle, host: string, id: string): 
 async function writePrivate(path: string, text: string): Promise<void> {
   await Deno.writeTextFile(path, text, { mode: 0o600 });
   await Deno.chmod(path, 0o600);
+}
+
+/** The values of one `Host` block. */
+export interface SshConfigValues {
+  alias: string;
+  host: string;
+  port: number;
+  user: string;
+  knownHostsFile: string;
+  identityFile?: string;
+}
+
+/**
+ * An OpenSSH `Host` block that trusts only `knownHostsFile`. Every value is
+ * double-quoted (a state directory may hold spaces) with `%` doubled where
+ * OpenSSH expands `%` tokens, so a path or host is read back exactly; a value
+ * no config file can hold (a quote, a backslash, a control character) is
+ * refused instead of written.
+ *
+ * @param values The block's values.
+ * @param refuse Builds the error for a value that cannot be written.
+ * @returns The block, ending in a newline.
+ */
+export function sshConfigBlock(
+  values: SshConfigValues,
+  refuse: (problem: string) => Error,
+): string {
+  const arg = (field: string, value: string, tokens: boolean) => {
+    if (/["\\\x00-\x1f\x7f]/.test(value)) {
+      throw refuse(
+        `has a ${field} an OpenSSH config file cannot hold (${
+          JSON.stringify(value)
+        }); use a path or name without quotes, backslashes or control characters`,
+      );
+    }
+    return `"${tokens ? value.replaceAll("%", "%%") : value}"`;
+  };
+  const lines = [
+    `Host ${values.alias}`,
+    `  HostName ${arg("host", values.host, true)}`,
+    `  Port ${values.port}`,
+    `  User ${arg("user", values.user, false)}`,
+    `  HostKeyAlias ${values.alias}`,
+    `  UserKnownHostsFile ${arg("known_hosts path", values.knownHostsFile, true)}`,
+    "  GlobalKnownHostsFile none",
+    "  StrictHostKeyChecking yes",
+    ...(values.identityFile
+      ? [
+        `  IdentityFile ${arg("identity file", values.identityFile, true)}`,
+        "  IdentitiesOnly yes",
+      ]
+      : []),
+  ];
+  return lines.join("\n") + "\n";
 }

@@ -128,7 +128,7 @@ Deno.test("ssh-config: plain ssh -F reaches the sandbox with sandboxer's own kno
   const knownHosts = `${vm.env.SANDBOXER_HOME}/ssh/sbx-c1.known_hosts`;
   assert.match(printed.stdout, /^Host sbx-c1$/m);
   assert.match(printed.stdout, /^ {2}HostKeyAlias sbx-c1$/m);
-  assert.ok(printed.stdout.includes(`  UserKnownHostsFile ${knownHosts}\n`), printed.stdout);
+  assert.ok(printed.stdout.includes(`  UserKnownHostsFile "${knownHosts}"\n`), printed.stdout);
   assert.equal((await Deno.stat(knownHosts)).mode! & 0o777, 0o600);
   assert.match(await Deno.readTextFile(knownHosts), /^sbx-c1 ssh-ed25519 /);
   const config = `${vm.dir}/ssh_config`;
