@@ -20,6 +20,9 @@ export NO_COLOR=1
 source tools/install_deps.sh
 install_deno
 install_apt_packages openssh-server openssh-client rsync busybox iproute2 procps e2fsprogs docker.io docker-compose debootstrap
+# `sandboxer ssh` in a real terminal (tests/cli/ssh_test.ts) and a server inside a sandbox for
+# `forward` (tests/cli/forward_test.ts).
+install_apt_packages tmux python3
 # Boot-mode VM tests (tests/vm_boot/: real packer and qemu under tcg) and contrib/remote-build.mk.
 install_apt_packages qemu-system-x86 qemu-utils linux-image-amd64 packer make
 
