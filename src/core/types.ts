@@ -72,7 +72,7 @@ export interface SyncProgress {
 /** What a sync did. */
 export interface SyncReport {
   /** How the files were moved. */
-  method: "rsync" | "sftp" | "tar";
+  method: "rsync" | "sftp";
   /** Files sent (created or updated). */
   files: number;
   /** Files deleted on the remote side. */
