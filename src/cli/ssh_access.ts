@@ -131,7 +131,8 @@ export function sshConfigBlock(
   refuse: (problem: string) => Error,
 ): string {
   const arg = (field: string, value: string, tokens: boolean) => {
-    if (/["\\\x00-\x1f\x7f]/.test(value)) {
+    const unsafe = [...value].some((c) => c < " " || c === "\x7f" || c === '"' || c === "\\");
+    if (unsafe) {
       throw refuse(
         `has a ${field} an OpenSSH config file cannot hold (${
           JSON.stringify(value)

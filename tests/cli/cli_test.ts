@@ -130,14 +130,17 @@ Deno.test("create --json, list, show, exec, destroy through the CLI", async () =
   assert.deepEqual(listed.map((r: { id: string }) => r.id), ["c1"]);
   const shown = await runSandboxer(["show", "c1"], env);
   assert.match(shown.stdout, /status:\s+ready/);
-  // exec runs in the workspace and passes output and exit code through (tar is a program both
+  // exec runs in the workspace and passes output and exit code through (rsync is a program both
   // the CLI's --allow-run and the test extension's registration grant).
   await Deno.writeTextFile(`${tmp.path}/sbx-c1/here.txt`, "in the workspace\n");
-  const ran = await runSandboxer(["exec", "c1", "--", "tar", "-cvf", "/dev/null", "here.txt"], env);
+  const ran = await runSandboxer(["exec", "c1", "--", "rsync", "--list-only", "here.txt"], env);
   assert.equal(ran.code, 0, ran.stderr);
-  assert.equal(ran.stdout, "here.txt\n");
-  const failing = await runSandboxer(["exec", "c1", "--", "tar", "-tf", "missing.tar"], env);
-  assert.equal(failing.code, 2, failing.stderr);
+  assert.match(ran.stdout, /^-\S+\s+17 .* here\.txt\n$/);
+  const failing = await runSandboxer(
+    ["exec", "c1", "--", "rsync", "--list-only", "missing.tar"],
+    env,
+  );
+  assert.equal(failing.code, 23, failing.stderr);
   assert.match(failing.stderr, /missing\.tar/);
   // destroy --json prints the final record, and only that, on stdout.
   const destroyed = await runSandboxer(["destroy", "c1", "--json"], env);

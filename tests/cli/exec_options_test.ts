@@ -108,17 +108,19 @@ Deno.test("exec: stdin, -n, -e, -w (hostile too) and --timeout", async (t) => {
   });
   await t.step("--timeout kills the command and exits 124", async () => {
     const started = Date.now();
-    const result = await vm.cli(["exec", "--timeout", "2s", "x1", "--", "sleep", "60"]);
+    // A duration no other test uses: the login user is shared with tests running beside this one.
+    const result = await vm.cli(["exec", "--timeout", "2s", "x1", "--", "sleep", "6017"]);
     assert.equal(result.code, 124, result.stderr);
     assert.match(oneLine(result.stderr), /ran past --timeout 2s and was killed/);
     assert.ok(Date.now() - started < 30_000);
+    // The kill reaches the host as the CLI exits: allow it up to 5 s to land.
     const gone = await vm.cli([
       "exec",
       "x1",
       "--",
       "sh",
       "-c",
-      "! pgrep -x 'sleep' -u \"$(id -u)\"",
+      "for i in $(seq 50); do pgrep -xf 'sleep 6017' -u \"$(id -u)\" >/dev/null || exit 0; sleep 0.1; done; exit 1",
     ]);
     assert.equal(gone.code, 0, "the remote sleep was killed");
     const fast = await vm.cli(["exec", "--timeout", "1m", "x1", "--", "sh", "-c", "exit 3"]);
