@@ -169,10 +169,8 @@ export class Journal {
    * @throws {SandboxStateError} when the record is not in an expected state.
    */
   async forgetOwn(id: string, options: JournalUpdateOptions = {}): Promise<void> {
-    validateId(id);
-    await this.#files.locked(id, async (lock) => {
-      const current = await this.#files.read(id);
-      if (current === undefined) return;
+    // The same removal as forget(), with the owner and state checks of update().
+    await this.forget(id, (current) => {
       if (current.owner?.token !== this.token) throw lostTo(current);
       if (options.expect && !options.expect.includes(current.status)) {
         throw new SandboxStateError(
@@ -180,8 +178,7 @@ export class Journal {
           `is ${current.status}, not ${options.expect.join(" or ")} as this step expects`,
         );
       }
-      await Deno.remove(`${this.#files.recordsDir}/${id}.json`);
-      await this.#cleanUp(id, lock);
+      return true;
     });
   }
 
