@@ -15,7 +15,7 @@ export const ROOT: string = decodeURIComponent(new URL("..", import.meta.url).pa
 export const FIXTURE_EXTENSIONS: string = `${ROOT}/tests/fixtures/extensions`;
 
 export { type TempDir, tempDir } from "../src/testing/temp_dir.ts";
-export { exists } from "../src/testing/exists.ts";
+export { exists } from "../src/core/fs.ts";
 export { writeProfile } from "../src/testing/write_profile.ts";
 
 /** The argv to run the CLI exactly as `deno task sandboxer` does, read from deno.json. */

@@ -128,3 +128,24 @@ export class Semaphore {
     };
   }
 }
+
+/**
+ * Wait `ms` milliseconds, or until `signal` aborts (then reject with its reason).
+ *
+ * @param ms How long.
+ * @param signal Ends the wait early.
+ */
+export function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    signal?.throwIfAborted();
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}

@@ -6,6 +6,7 @@
  */
 
 import { formatDuration } from "../config/duration.ts";
+import { delay } from "../core/async.ts";
 import { OwnershipLostError, SandboxInUseError } from "../core/errors.ts";
 import type { SandboxRecord, SandboxUse } from "./record.ts";
 import { type ManagerParts, oneLine } from "./manager_parts.ts";
@@ -128,21 +129,6 @@ async function assertFree(parts: ManagerParts, record: SandboxRecord): Promise<v
 
 /** How often `destroy --wait` looks again. */
 const WAIT_POLL_MS = 200;
-
-function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    signal?.throwIfAborted();
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
 
 function describeUsers(users: readonly SandboxUse[]): string {
   const [first, ...rest] = users;

@@ -32,6 +32,7 @@
  * @module
  */
 
+import { exists } from "../core/fs.ts";
 import { MissingProgramError, PermissionError } from "../core/errors.ts";
 import { mapPermissionError } from "../core/permissions.ts";
 import { run } from "../process/run.ts";
@@ -334,16 +335,6 @@ async function submodulePaths(top: string, signal?: AbortSignal): Promise<string
   // Each entry is "submodule.<name>.path\n<path>".
   return splitNul(out).map((entry) => text.decode(entry.subarray(entry.indexOf(0x0a) + 1)))
     .filter((path) => path !== "" && !path.startsWith("/") && !path.split("/").includes(".."));
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
 }
 
 /**

@@ -7,6 +7,7 @@
  */
 
 import { dirname, resolve } from "node:path";
+import { isFile } from "../../core/fs.ts";
 import { ConfigError } from "../../core/errors.ts";
 import type { ConfigSource } from "../../config/types.ts";
 import { workspaceRootProblem } from "../ssh_workspace/workspace_path.ts";
@@ -102,12 +103,4 @@ export function checkComposeSshConfig(
   const problem = workspaceRootProblem(config.workspace.root);
   if (problem) throw new ConfigError(source.locate("workspace.root"), problem);
   return config;
-}
-
-function isFile(path: string): boolean {
-  try {
-    return Deno.statSync(path).isFile;
-  } catch {
-    return false;
-  }
 }

@@ -18,6 +18,8 @@ import {
   TimeoutError,
 } from "../../core/errors.ts";
 import { resolve } from "node:path";
+import { delay } from "../../core/async.ts";
+import { errorCode, exists } from "../../core/fs.ts";
 import { defaultStateDir } from "../../core/paths.ts";
 import { optionalEnv } from "../../core/permissions.ts";
 import type { ConfigSchema, ConfigSource } from "../../config/types.ts";
@@ -230,7 +232,7 @@ export class ComposeSshExtension extends SshWorkspaceExtension<ComposeSshConfig,
     if (running) await this.#removeWorkspaceQuietly(handle, id);
     const anything = left.containers.length + left.networks.length + left.volumes.length > 0;
     // compose down needs the file; the label sweep below also covers a missing or broken one.
-    if (anything && await exists(handle.compose_file)) {
+    if (anything && await exists(handle.compose_file, { follow: true })) {
       try {
         const failed = await composeDown(composeProject(handle), { logger: this.logger });
         if (failed) {
@@ -404,23 +406,4 @@ function freeLoopbackPort(): number {
   } finally {
     listener.close();
   }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** The `code` of a Node-style error (`ECONNREFUSED`), if any. */
-function errorCode(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null | undefined)?.code;
-  return typeof code === "string" ? code : undefined;
 }

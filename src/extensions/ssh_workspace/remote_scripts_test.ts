@@ -13,7 +13,7 @@ import {
   WORKSPACE_RSYNC,
 } from "./remote_scripts.ts";
 import { newNonce } from "./workspace_path.ts";
-import { exists } from "../../testing/exists.ts";
+import { exists } from "../../core/fs.ts";
 
 interface Run {
   code: number;

@@ -23,6 +23,7 @@ import {
   TimeoutError,
   VmError,
 } from "../../core/errors.ts";
+import { isFile } from "../../core/fs.ts";
 import { BootTimeoutError } from "../../core/errors.ts";
 import { defaultStateDir } from "../../core/paths.ts";
 import { optionalEnv } from "../../core/permissions.ts";
@@ -472,13 +473,4 @@ async function consoleTail(dir: string): Promise<string[]> {
   const text = await Deno.readTextFile(`${dir}/${VM_FILES.console}`).catch(() => "");
   return text.replace(/\r/g, "").split("\n").map((l) => l.trim()).filter(Boolean)
     .slice(-CONSOLE_TAIL_LINES);
-}
-
-function isFile(path: string): boolean {
-  try {
-    return Deno.statSync(path).isFile;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
 }

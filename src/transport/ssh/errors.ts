@@ -4,6 +4,7 @@
  * @module
  */
 
+import { errorCode } from "../../core/fs.ts";
 import { errorText, SshError, TimeoutError } from "../../core/errors.ts";
 import { mapPermissionError } from "../../core/permissions.ts";
 import type { SshTarget } from "./types.ts";
@@ -25,11 +26,6 @@ export function isPreAuthDrop(error: unknown): boolean {
 /** The target as messages name it: `user@host:port`. */
 export function describe(target: Pick<SshTarget, "user" | "host" | "port">): string {
   return `${target.user}@${target.host}:${target.port}`;
-}
-
-function errorCode(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === "string" ? code : undefined;
 }
 
 function errorLevel(error: unknown): string | undefined {
