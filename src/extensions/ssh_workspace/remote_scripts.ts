@@ -54,6 +54,8 @@ export const SCRIPT_EXIT = {
   removeFailed: 97,
   /** exec's `-w DIR` is missing, not a directory, or resolves outside the workspace. */
   badDirectory: 99,
+  /** fetch's path is missing, a symlink, or resolves outside the workspace. */
+  badPath: 89,
   /** The check itself failed (the marker could not be read: a missing `head`, an I/O error). */
   checkFailed: 98,
 } as const;
@@ -231,6 +233,32 @@ ${FUNCTIONS}
 enter; rc=$?
 if [ "$rc" -ne 0 ]; then printf '${REFUSAL_PREFIX}%s %s\\n' "$rc" "$why" >&2; exit "$rc"; fi
 lock
+${PROCESS_MARK}=$id:$nonce; export ${PROCESS_MARK}
+exec "$@"
+`;
+
+/**
+ * `sh -c WORKSPACE_RSYNC_FROM sh WORKSPACE ID NONCE DIR NAME rsync --server --sender …`: as
+ * {@linkcode WORKSPACE_RSYNC} for copying `DIR/NAME` out (fetch, artifacts), with rsync started
+ * in DIR as the host resolves it (symlinks followed) and only if that is inside the workspace;
+ * NAME itself must not be a symlink. rsync then reads `./NAME` from that directory, which it
+ * holds open: a path swapped for a symlink after the check cannot lead it out.
+ */
+export const WORKSPACE_RSYNC_FROM = `ws=$1 id=$2 nonce=$3 dir=$4 base=$5
+shift 5
+${FUNCTIONS}
+refuse() { printf '${REFUSAL_PREFIX}%s %s\\n' "$1" "$2" >&2; exit "$1"; }
+enter; rc=$?
+[ "$rc" -eq 0 ] || refuse "$rc" "$why"
+lock
+top=$PWD
+cd -P -- "$dir" 2>/dev/null || refuse ${SCRIPT_EXIT.badPath} "$dir is not a directory in the workspace"
+case $PWD/ in
+  "$top"/*) ;;
+  *) refuse ${SCRIPT_EXIT.badPath} "$dir resolves to $PWD, outside the workspace" ;;
+esac
+[ -L "$base" ] && refuse ${SCRIPT_EXIT.badPath} "$dir/$base is a symlink (to $(readlink -- "$base" 2>/dev/null)); fetch the path it points to"
+[ -e "$base" ] || refuse ${SCRIPT_EXIT.badPath} "$dir/$base does not exist"
 ${PROCESS_MARK}=$id:$nonce; export ${PROCESS_MARK}
 exec "$@"
 `;

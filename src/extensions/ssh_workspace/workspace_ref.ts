@@ -107,6 +107,11 @@ export function workspaceRefusal(
         ref.workspace,
         `refused the working directory: ${reason}; give -w a directory inside the workspace`,
       );
+    case SCRIPT_EXIT.badPath:
+      return new WorkspaceError(
+        ref.workspace,
+        `refused the path: ${reason}; give a path inside the workspace (symlinks are followed only within it)`,
+      );
     case SCRIPT_EXIT.notOurs:
     case SCRIPT_EXIT.noMarker:
       return new WorkspaceError(

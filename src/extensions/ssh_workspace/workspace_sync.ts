@@ -18,7 +18,13 @@ import type { SshConnection } from "../../transport/ssh/connection.ts";
 import type { SyncOptions } from "../types.ts";
 import { ExecGate } from "./exec_gate.ts";
 import type { SshWorkspaceHandle } from "./handle.ts";
-import { SCRIPT_EXIT, WORKSPACE_EXEC, WORKSPACE_HOLD, WORKSPACE_RSYNC } from "./remote_scripts.ts";
+import {
+  SCRIPT_EXIT,
+  WORKSPACE_EXEC,
+  WORKSPACE_HOLD,
+  WORKSPACE_RSYNC,
+  WORKSPACE_RSYNC_FROM,
+} from "./remote_scripts.ts";
 import {
   refusalFromStderr,
   repinError,
@@ -139,10 +145,7 @@ export async function rsyncInWorkspace(
   options: Pick<SyncOptions, "onProgress" | "signal">,
   verb: string,
 ): Promise<SyncReport> {
-  const guarded: RsyncPlan = {
-    ...plan,
-    rsyncPath: ["sh", "-c", WORKSPACE_RSYNC, "sh", ref.workspace, ref.id, ref.nonce, "rsync"],
-  };
+  const guarded = guardedPlan(ref, plan);
   const runOptions = {
     onProgress: options.onProgress,
     signal: options.signal,
@@ -177,6 +180,21 @@ export async function rsyncInWorkspace(
     // sandbox's processes looks like a network failure. Ask the host.
     throw await goneDuring(host, ref, verb, error) ?? error;
   }
+}
+
+/**
+ * The plan with its remote rsync started through the workspace check: WORKSPACE_RSYNC for a
+ * push; for a pull of `./DIR/NAME`, WORKSPACE_RSYNC_FROM in DIR as the host resolves it, reading
+ * `./NAME` there, so nothing outside the workspace is read through a symlink.
+ */
+function guardedPlan(ref: WorkspaceRef, plan: RsyncPlan): RsyncPlan {
+  const check = ["sh", "-c", WORKSPACE_RSYNC, "sh", ref.workspace, ref.id, ref.nonce];
+  if (plan.direction !== "pull") return { ...plan, rsyncPath: [...check, "rsync"] };
+  const slash = plan.remoteDir.lastIndexOf("/");
+  const dir = slash > 0 ? plan.remoteDir.slice(0, slash) : ".";
+  const name = plan.remoteDir.slice(slash + 1);
+  check[2] = WORKSPACE_RSYNC_FROM;
+  return { ...plan, remoteDir: `./${name}`, rsyncPath: [...check, dir, name, "rsync"] };
 }
 
 /** The error to report when the workspace was removed while rsync ran in it, if it was. */
