@@ -21,6 +21,7 @@ export type {
   OrphanReapContext,
   SandboxHandle,
   SyncOptions,
+  WaitProgress,
 } from "./src/extensions/types.ts";
 export type { ExecIO, Logger, SyncProgress, SyncReport } from "./src/core/types.ts";
 export type {

@@ -103,7 +103,8 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
     );
     // The nonce is recorded before the workspace exists: whatever a crash leaves behind, only a
     // directory whose marker holds it is ever this sandbox's to remove.
-    const nonce = newNonce();
+    // A nonce already in the handle is the one a pool's lease holds: the marker gets the same.
+    const nonce = typeof handle.nonce === "string" ? handle.nonce : newNonce();
     const recorded = { ...handle, "host_key_fingerprint": connection.hostKeyFingerprint, nonce };
     await ctx.recordHandle(recorded);
     await ctx.step("workspace");

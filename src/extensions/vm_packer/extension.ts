@@ -43,6 +43,8 @@ import { makeSeedDisk } from "./boot/seed.ts";
 import { isNonce, makeVmDir, readMarker, VM_FILES, vmDirOf } from "./boot/vm_dir.ts";
 import { IMAGE_FILES, type ImageInputs, imagesDir } from "./image/cache.ts";
 import { findImage } from "./image/packer.ts";
+import { checkPoolConfig, isFile } from "./pool/config.ts";
+import { createInPool, type PoolHooks, releaseLease } from "./pool/place.ts";
 
 /** Pause between SSH attempts while a VM boots. */
 const BOOT_POLL_MS = 500;
@@ -85,6 +87,7 @@ export class VmPackerExtension extends SshWorkspaceExtension<VmPackerConfig, VmP
     schema: ConfigSchema,
   ): VmPackerConfig {
     const config = super.parseConfig(raw, source, schema);
+    if (config.targets !== undefined) checkPoolConfig(raw, config, source);
     if (config.mode === "boot") {
       for (const field of ["template", "base"] as const) {
         if (config.image[field] === undefined) {
@@ -111,7 +114,10 @@ export class VmPackerExtension extends SshWorkspaceExtension<VmPackerConfig, VmP
           `has ${JSON.stringify(bad)}; write each variable as NAME=value`,
         );
       }
-    } else if (config.target.host === undefined && config.target.vm === undefined) {
+    } else if (
+      config.targets === undefined && config.target.host === undefined &&
+      config.target.vm === undefined
+    ) {
       throw new ConfigError(
         source.locate("target"),
         'needs target.host (or target.vm, a VM registered with "sandboxer ports register") in attach mode',
@@ -147,6 +153,7 @@ export class VmPackerExtension extends SshWorkspaceExtension<VmPackerConfig, VmP
    */
   override async create(ctx: CreateContext<VmPackerConfig>): Promise<VmPackerHandle> {
     if (ctx.config.mode === "boot") return await this.#createBoot(ctx);
+    if (ctx.config.targets) return await createInPool(this.#poolHooks(), ctx);
     return await this.makeWorkspace(ctx, (await this.handleForProfile(ctx.config, ctx.id))!);
   }
 
@@ -160,7 +167,11 @@ export class VmPackerExtension extends SshWorkspaceExtension<VmPackerConfig, VmP
    * @param context The record's id.
    */
   override async destroy(handle: VmPackerHandle, context?: DestroyContext): Promise<void> {
-    if (handle.mode !== "boot") return await super.destroy(handle, context);
+    if (handle.mode !== "boot") {
+      await super.destroy(handle, context);
+      const id = context?.id ?? handle.workspace.slice(handle.workspace.lastIndexOf("/sbx-") + 5);
+      return await releaseLease(this.#poolHooks(), handle, id);
+    }
     const id = context?.id ?? handle.workspace.slice(handle.workspace.lastIndexOf("/sbx-") + 5);
     const dir = vmDirOf(this.#stateDir(), id);
     const nonce = handle.vm_nonce;
@@ -241,6 +252,17 @@ export class VmPackerExtension extends SshWorkspaceExtension<VmPackerConfig, VmP
       kernel: resolve(config.image.kernel),
       initrd: resolve(config.image.initrd),
       variables: config.image.variables,
+    };
+  }
+
+  /** What placing in a pool (pool/place.ts) needs of this extension. */
+  #poolHooks(): PoolHooks {
+    return {
+      logger: this.logger,
+      handleFor: async (config, id) => (await this.handleForProfile(config, id))!,
+      connect: (handle, signal) =>
+        this.connect(handle, signal, this.options.acceptNewHostKey ?? false),
+      makeWorkspace: (ctx, handle) => this.makeWorkspace(ctx, handle),
     };
   }
 
@@ -472,13 +494,4 @@ async function consoleTail(dir: string): Promise<string[]> {
   const text = await Deno.readTextFile(`${dir}/${VM_FILES.console}`).catch(() => "");
   return text.replace(/\r/g, "").split("\n").map((l) => l.trim()).filter(Boolean)
     .slice(-CONSOLE_TAIL_LINES);
-}
-
-function isFile(path: string): boolean {
-  try {
-    return Deno.statSync(path).isFile;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
 }
