@@ -12,7 +12,7 @@
  * @module
  */
 
-export { type FixedTarget, SandboxExtension } from "./src/extensions/base.ts";
+export { type FixedTarget, type PoolEntryConfig, SandboxExtension } from "./src/extensions/base.ts";
 export { silentLogger } from "./src/core/types.ts";
 export type {
   CreateContext,

@@ -27,6 +27,7 @@
 import { errorText } from "../core/errors.ts";
 import type { TargetScan, WorkspaceMarker } from "../extensions/types.ts";
 import type { Journal } from "./journal.ts";
+import type { PoolHostReport } from "./gc_pool.ts";
 
 /**
  * The part of an extension `gc --target` needs: the optional
@@ -58,6 +59,8 @@ export interface GcTargetReport {
   failed: (WorkspaceMarker & { reason: string; error: string })[];
   /** `sbx-*` entries that are not marked workspaces; never touched. */
   ignored: { workspace: string; reason: string }[];
+  /** For a pool profile: what was done on each host, leases included (see gc_pool.ts). */
+  hosts?: PoolHostReport[];
 }
 
 /** Input of {@linkcode gcTarget}. */

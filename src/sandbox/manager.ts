@@ -18,6 +18,7 @@ import { validateId } from "../core/ids.ts";
 import { Journal } from "./journal.ts";
 import type { SandboxRecord } from "./record.ts";
 import { gcTarget, type GcTargetOptions, type GcTargetReport } from "./gc_target.ts";
+import { gcPool } from "./gc_pool.ts";
 import { defaultStateDir, splitPathList } from "../core/paths.ts";
 import { BUILTIN_PROFILES_DIR } from "../config/builtin_files.ts";
 import type { PortRegistry } from "../core/ports/registry.ts";
@@ -391,13 +392,17 @@ export class Manager implements AsyncDisposable {
         "cannot scan a target for leaked workspaces; use plain gc for its sandboxes",
       );
     }
-    return await gcTarget({
+    const input = {
       journal: { list: () => this.#parts.records() },
       extension: { listMarkedWorkspaces: list, removeMarkedWorkspace: remove },
       config,
       now: options.now,
       signal: options.signal,
-    });
+    };
+    const entries = extension.poolEntries?.(config);
+    const reapLeases = extension.reapLeases?.bind(extension);
+    if (!entries || !reapLeases) return await gcTarget(input);
+    return await gcPool({ ...input, entries, reapLeases, logger: this.#parts.logger });
   }
 
   /**

@@ -353,7 +353,8 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
   }
 
   /**
-   * The profile's fixed SSH target and workspace root, for `sandboxer doctor`.
+   * The profile's fixed SSH target and workspace root, for `sandboxer doctor`
+   * (every host of a pool in `pool`).
    *
    * @param config The profile's parsed config.
    * @param acceptNewHostKey Trust an unknown host key and add it to known_hosts.
@@ -363,6 +364,15 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
     config: Config,
     acceptNewHostKey: boolean,
   ): Promise<FixedTarget | undefined> {
+    const entries = this.poolEntries?.(config);
+    if (entries) {
+      const pool = [];
+      for (const { label, capacity, config } of entries) {
+        const one = await this.fixedTarget(config, acceptNewHostKey);
+        if (one) pool.push({ ...one, label, capacity });
+      }
+      return pool.length ? { ...pool[0], pool } : undefined;
+    }
     const handle = await this.handleForProfile(config, "probe");
     if (!handle) return undefined;
     const root = handle.workspace.slice(0, handle.workspace.lastIndexOf("/"));

@@ -31,6 +31,7 @@ import type { ConfigSchema, ConfigSource } from "../../config/types.ts";
 import type { JsonObject } from "../../core/types.ts";
 import { resolveSshConfig } from "../../config/ssh_config.ts";
 import type { CreateContext, DestroyContext, OrphanReapContext } from "../types.ts";
+import type { PoolEntryConfig } from "../base.ts";
 import { SshWorkspaceExtension } from "../ssh_workspace/extension.ts";
 import { newNonce, workspacePath, workspaceRootProblem } from "../ssh_workspace/workspace_path.ts";
 import { generateKeyPair, publicKeyFingerprint, writeKnownHosts } from "../compose_ssh/keys.ts";
@@ -43,8 +44,9 @@ import { makeSeedDisk } from "./boot/seed.ts";
 import { isNonce, makeVmDir, readMarker, VM_FILES, vmDirOf } from "./boot/vm_dir.ts";
 import { IMAGE_FILES, type ImageInputs, imagesDir } from "./image/cache.ts";
 import { findImage } from "./image/packer.ts";
-import { checkPoolConfig, isFile } from "./pool/config.ts";
-import { createInPool, type PoolHooks, releaseLease } from "./pool/place.ts";
+import { consoleTail, step } from "./boot/steps.ts";
+import { checkPoolConfig, isFile, poolEntriesOf } from "./pool/config.ts";
+import { createInPool, type PoolHooks, reapPoolLeases, releaseLease } from "./pool/place.ts";
 
 /** Pause between SSH attempts while a VM boots. */
 const BOOT_POLL_MS = 500;
@@ -54,8 +56,6 @@ const POWEROFF_COMMAND = "/usr/local/sbin/sandboxer-poweroff";
 const POWEROFF_SSH_MS = 5_000;
 /** How long a guest that was asked gets before qemu is told to quit. */
 const POWEROFF_WAIT_MS = 5_000;
-/** Console lines shown when a boot fails. */
-const CONSOLE_TAIL_LINES = 8;
 
 /**
  * Workspaces on a pre-built VM reached over SSH.
@@ -253,6 +253,30 @@ export class VmPackerExtension extends SshWorkspaceExtension<VmPackerConfig, VmP
       initrd: resolve(config.image.initrd),
       variables: config.image.variables,
     };
+  }
+
+  /**
+   * A pool profile's hosts, each as a single-target config (see pool/config.ts).
+   *
+   * @param config The parsed config.
+   * @returns The entries, or undefined without `targets`.
+   */
+  override poolEntries(config: VmPackerConfig): PoolEntryConfig<VmPackerConfig>[] | undefined {
+    return poolEntriesOf(config);
+  }
+
+  /**
+   * Reclaim one pool host's dead leases (`gc --target`).
+   *
+   * @param entry The host.
+   * @param options Abort signal.
+   * @returns The slots reaped and those live.
+   */
+  override async reapLeases(
+    entry: PoolEntryConfig<VmPackerConfig>,
+    options: { signal?: AbortSignal },
+  ): Promise<{ reaped: string[]; live: string[] }> {
+    return await reapPoolLeases(this.#poolHooks(), entry.config, options.signal);
   }
 
   /** What placing in a pool (pool/place.ts) needs of this extension. */
@@ -469,29 +493,4 @@ export class VmPackerExtension extends SshWorkspaceExtension<VmPackerConfig, VmP
       keepalive_interval_ms: target.keepalive_interval * 1000,
     };
   }
-}
-
-/**
- * Name a create step. For the crash tests only: with
- * `SANDBOXER_TEST_HOLD_AT=<step>` the create stops right after recording that
- * step (until killed or aborted), so a test can SIGKILL sandboxer at exactly
- * that point, however fast the step is.
- */
-async function step(ctx: CreateContext<VmPackerConfig>, name: string): Promise<void> {
-  await ctx.step(name);
-  if (optionalEnv("SANDBOXER_TEST_HOLD_AT") !== name) return;
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(resolve, 3_600_000);
-    ctx.signal?.addEventListener("abort", () => {
-      clearTimeout(timer);
-      reject(ctx.signal?.reason);
-    }, { once: true });
-  });
-}
-
-/** The last lines of a VM's serial console. */
-async function consoleTail(dir: string): Promise<string[]> {
-  const text = await Deno.readTextFile(`${dir}/${VM_FILES.console}`).catch(() => "");
-  return text.replace(/\r/g, "").split("\n").map((l) => l.trim()).filter(Boolean)
-    .slice(-CONSOLE_TAIL_LINES);
 }

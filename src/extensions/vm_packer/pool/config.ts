@@ -9,7 +9,11 @@ import { ConfigError } from "../../../core/errors.ts";
 import type { ConfigSource } from "../../../config/types.ts";
 import type { JsonObject } from "../../../core/types.ts";
 import { workspaceRootProblem } from "../../ssh_workspace/workspace_path.ts";
-import type { PoolEntry, VmPackerConfig } from "../config.ts";
+import type { PoolEntryConfig } from "../../base.ts";
+import type { VmPackerConfig } from "../config.ts";
+
+/** The fields of an entry that name its host. */
+type EntryTarget = VmPackerConfig["target"];
 
 /** Where a host's leases live, under its workspace root. */
 export const POOL_DIR = ".sbx-pool";
@@ -85,12 +89,28 @@ export function entryConfig(config: VmPackerConfig, index: number): VmPackerConf
 }
 
 /**
+ * A pool's hosts, each as a single-target config.
+ *
+ * @param config The parsed config.
+ * @returns The entries, or undefined without `targets`.
+ */
+export function poolEntriesOf(
+  config: VmPackerConfig,
+): PoolEntryConfig<VmPackerConfig>[] | undefined {
+  return config.targets?.map((entry, index) => ({
+    label: entryLabel(entry),
+    capacity: entry.capacity,
+    config: entryConfig(config, index),
+  }));
+}
+
+/**
  * `host:port` of an entry as written (`vm:NAME` for a registered VM), for messages.
  *
  * @param entry The entry.
  * @returns The label.
  */
-export function entryLabel(entry: PoolEntry): string {
+export function entryLabel(entry: EntryTarget): string {
   if (entry.vm !== undefined) return `vm:${entry.vm}`;
   return `${entry.host}:${entry.port ?? 22}`;
 }
@@ -104,7 +124,7 @@ export function entryLabel(entry: PoolEntry): string {
  * @param entry The entry.
  * @returns A name of `[A-Za-z0-9._-]` characters.
  */
-export function entryKey(entry: PoolEntry): string {
+export function entryKey(entry: EntryTarget): string {
   const parts = [entry.vm ? `vm-${entry.vm}` : entry.host!, String(entry.port ?? 22)];
   if (entry.user !== undefined) parts.push(entry.user);
   return parts.join("_").replace(/[^A-Za-z0-9._-]/g, "-").replace(/^\.+/, "-");

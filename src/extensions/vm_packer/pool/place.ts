@@ -19,6 +19,7 @@ import {
   type AcquireResult,
   type EntryOnHost,
   heartbeat,
+  reap,
   release,
   unwait,
 } from "./lease.ts";
@@ -108,6 +109,30 @@ export async function releaseLease(
   if (outcome === "foreign") {
     hooks.logger.warn(`left ${ref.dir}/slot-${ref.slot} on ${ref.host} alone: another lease`);
   }
+}
+
+/**
+ * Reclaim the dead leases (and stale waiters) of one pool host, for `gc --target`.
+ *
+ * @param hooks The extension's connection step.
+ * @param config The host's single-target config.
+ * @param signal Abort signal.
+ * @returns The slots reaped and those live.
+ */
+export async function reapPoolLeases(
+  hooks: Pick<PoolHooks, "connect" | "handleFor">,
+  config: VmPackerConfig,
+  signal?: AbortSignal,
+): Promise<{ reaped: string[]; live: string[] }> {
+  const handle = await hooks.handleFor(config, "probe");
+  const root = config.workspace.root;
+  return await reap({
+    label: entryLabel(config.target),
+    connection: await hooks.connect(handle, signal),
+    dir: `${root}/${POOL_DIR}/${entryKey(config.target)}`,
+    root,
+    capacity: 0,
+  }, signal);
 }
 
 interface Placed {

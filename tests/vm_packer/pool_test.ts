@@ -1,0 +1,229 @@
+// Pools of build hosts (issue 15 item 1): a profile with `targets:` (2 real sshds × 2 slots) and
+// many concurrent `sandboxer create --wait` processes. How many workspaces a host holds at once is
+// measured ON THE HOST, by the setup command itself under flock, not by polling from here. Also:
+// a create without --wait fails at once when full, naming hosts and capacity; gc --target reaps a
+// lease whose sandbox vanished; an unreachable entry is skipped with a warning; doctor checks
+// every host; target and targets together are a config error at file and line.
+import assert from "node:assert/strict";
+import { freePort } from "../harness/sshd.ts";
+import { startTestVm, type TestVm } from "../harness/test_vm.ts";
+import { exists, listDir } from "../helpers.ts";
+
+/**
+ * Run in each workspace's setup: under flock on a file in the workspace root, count the
+ * workspaces (and removals in progress) on this host and keep the largest count in `.max`;
+ * twice, a second apart, so the slot is held a moment.
+ */
+const MEASURE = [
+  'r=$(cd .. && pwd); m() { ( flock 8; n=$(ls -d "$r"/sbx-* "$r"/.sbx-*.tomb-* 2>/dev/null | wc -l)',
+  'x=$(cat "$r/.max" 2>/dev/null || echo 0); [ "$n" -gt "$x" ] && echo "$n" > "$r/.max"',
+  'echo "$n" >> "$r/.seen" ) 8>>"$r/.measure"; }; m; sleep 1; m',
+].join("; ");
+
+interface EntrySpec {
+  vm: TestVm;
+  port?: number;
+  capacity: number;
+}
+
+/** Write a pool profile: one `targets:` entry per host, each with its own workspace root. */
+async function poolProfile(
+  dir: string,
+  name: string,
+  entries: EntrySpec[],
+  extra: string[] = [],
+): Promise<string> {
+  const lines = [`id: profile.${name}`, "extension: ext.vm-packer", "targets:"];
+  for (const { vm, port, capacity } of entries) {
+    lines.push(
+      `  - host: ${JSON.stringify(vm.sshd.host)}`,
+      `    port: ${port ?? vm.sshd.port}`,
+      `    user: ${JSON.stringify(vm.sshd.user)}`,
+      `    identity_file: ${JSON.stringify(vm.sshd.identityFile)}`,
+      `    known_hosts: ${JSON.stringify(vm.sshd.knownHostsFile)}`,
+      `    capacity: ${capacity}`,
+      `    workspace_root: ${JSON.stringify(vm.root)}`,
+    );
+  }
+  lines.push(...extra);
+  const file = `${dir}/${name}.yaml`;
+  await Deno.writeTextFile(file, lines.join("\n") + "\n");
+  return file;
+}
+
+/** The lease directories (`slot-N`) and waiter markers left on a host. */
+async function leftOnHost(vm: TestVm): Promise<string[]> {
+  const pool = `${vm.root}/.sbx-pool`;
+  if (!(await exists(pool))) return [];
+  const left: string[] = [];
+  for (const key of await listDir(pool)) {
+    for (const name of await listDir(`${pool}/${key}`)) {
+      if (name.startsWith("slot-")) left.push(`${key}/${name}`);
+    }
+    for (const name of await listDir(`${pool}/${key}/waiters`).catch(() => [])) {
+      left.push(`${key}/waiters/${name}`);
+    }
+  }
+  return left;
+}
+
+Deno.test("pool: 7 concurrent creates with --wait on 2 hosts × 2 slots, never more than 2 per host", async () => {
+  await using vm1 = await startTestVm();
+  await using vm2 = await startTestVm();
+  const profile = await poolProfile(vm1.dir, "pool", [
+    { vm: vm1, capacity: 2 },
+    { vm: vm2, capacity: 2 },
+  ], ["setup:", `  - ${JSON.stringify(MEASURE)}`]);
+  const cli = (args: string[]) => vm1.cli(args);
+
+  const worker = async (n: number) => {
+    const created = await cli(["create", "--profile", profile, "--name", `p${n}`, "--wait", "5m"]);
+    assert.equal(created.code, 0, `create p${n}: ${created.stderr}`);
+    const destroyed = await cli(["destroy", `p${n}`]);
+    assert.equal(destroyed.code, 0, `destroy p${n}: ${destroyed.stderr}`);
+    return created;
+  };
+  const results = await Promise.all([0, 1, 2, 3, 4, 5, 6].map(worker));
+  assert.equal(results.length, 7);
+
+  let measured = 0;
+  for (const vm of [vm1, vm2]) {
+    const max = Number((await Deno.readTextFile(`${vm.root}/.max`).catch(() => "0")).trim());
+    assert.ok(max <= 2, `host ${vm.sshd.port} held ${max} workspaces at once (capacity 2)`);
+    measured += (await Deno.readTextFile(`${vm.root}/.seen`).catch(() => ""))
+      .trim().split("\n").filter(Boolean).length;
+  }
+  assert.equal(measured, 14, "every create measured its host twice");
+  assert.deepEqual(await leftOnHost(vm1), [], "no lease or waiter left on host 1");
+  assert.deepEqual(await leftOnHost(vm2), [], "no lease or waiter left on host 2");
+  for (const vm of [vm1, vm2]) {
+    assert.deepEqual((await vm.rootEntries()).filter((n) => n.startsWith("sbx-")), []);
+  }
+});
+
+Deno.test("pool: full without --wait, gc --target, unreachable hosts, doctor, show and config errors", async (t) => {
+  await using vm1 = await startTestVm();
+  await using vm2 = await startTestVm();
+  const profile = await poolProfile(vm1.dir, "pair", [
+    { vm: vm1, capacity: 2 },
+    { vm: vm2, capacity: 2 },
+  ]);
+  // --set addresses an entry by its index.
+  const one = ["--set", "targets.0.capacity=1", "--set", "targets.1.capacity=1"];
+  const hosts = [vm1, vm2].map((vm) => `127.0.0.1:${vm.sshd.port}`);
+
+  await t.step("a create without --wait fails at once when every slot is taken", async () => {
+    for (const name of ["a", "b"]) {
+      const result = await vm1.cli(["create", "--profile", profile, ...one, "--name", name]);
+      assert.equal(result.code, 0, result.stderr);
+    }
+    const started = performance.now();
+    const full = await vm1.cli(["create", "--profile", profile, ...one, "--name", "c"]);
+    assert.equal(full.code, 1, full.stderr);
+    assert.ok(performance.now() - started < 60_000);
+    const errors = full.stderr.trim().split("\n").filter((l) => /error/i.test(l));
+    assert.equal(errors.length, 1, full.stderr);
+    assert.match(errors[0], /every slot of the pool is taken/);
+    for (const host of hosts) assert.ok(errors[0].includes(`${host} 1/1`), errors[0]);
+    assert.match(errors[0], /--wait/);
+    const list = await vm1.list();
+    assert.deepEqual(list.map((r) => r.id).sort(), ["a", "b"], "the failed create left no record");
+  });
+
+  await t.step("show and list name the host and slot", async () => {
+    const shown = await vm1.cli(["show", "a"]);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /^host: +\S+@127\.0\.0\.1:\d+ \(pool slot 0\)$/m);
+    const listed = await vm1.cli(["list"]);
+    assert.match(listed.stdout, /HOST/);
+    assert.match(listed.stdout, /@127\.0\.0\.1:\d+ \(pool slot 0\)/);
+  });
+
+  await t.step("destroy releases the lease, so the slot is free again", async () => {
+    for (const name of ["a", "b"]) {
+      const result = await vm1.cli(["destroy", name]);
+      assert.equal(result.code, 0, result.stderr);
+    }
+    assert.deepEqual([...await leftOnHost(vm1), ...await leftOnHost(vm2)], []);
+  });
+
+  await t.step("gc --target reaps a lease whose sandbox vanished from the host", async () => {
+    const single = ["--set", "targets.0.capacity=1"];
+    const onlyOne = await poolProfile(vm1.dir, "single", [{ vm: vm1, capacity: 1 }]);
+    const created = await vm1.cli(["create", "--profile", onlyOne, ...single, "--name", "gone"]);
+    assert.equal(created.code, 0, created.stderr);
+    // Behind sandboxer's back: the workspace is removed on the host and the record forgotten.
+    await Deno.remove(`${vm1.root}/sbx-gone`, { recursive: true });
+    const forgot = await vm1.cli(["destroy", "gone", "--forget"]);
+    assert.equal(forgot.code, 0, forgot.stderr);
+    assert.equal((await leftOnHost(vm1)).length, 1, "its lease is still there");
+    const gc = await vm1.cli(["gc", "--target", onlyOne]);
+    assert.equal(gc.code, 0, gc.stderr);
+    assert.match(gc.stdout, /reaped lease slot-0 \(gone\) on 127\.0\.0\.1:\d+/);
+    assert.deepEqual(await leftOnHost(vm1), []);
+  });
+
+  const closed = await freePort();
+  const broken = await poolProfile(vm1.dir, "broken", [
+    { vm: vm1, port: closed, capacity: 1 },
+    { vm: vm2, capacity: 1 },
+  ]);
+  await t.step("an unreachable entry is skipped with a warning", async () => {
+    const created = await vm1.cli(["create", "--profile", broken, "--name", "d"]);
+    assert.equal(created.code, 0, created.stderr);
+    assert.equal((await vm1.show("d")).workspace, `${vm2.root}/sbx-d`);
+    // The hosts are tried from a random one on: the second create tries the closed one for sure.
+    const full = await vm1.cli(["create", "--profile", broken, "--name", "e"]);
+    assert.equal(full.code, 1, full.stderr);
+    const warning = `skipped pool host 127.0.0.1:${closed}`;
+    assert.ok((created.stderr + full.stderr).includes(warning), created.stderr + full.stderr);
+    assert.ok(full.stderr.includes(`127.0.0.1:${closed} unreachable`), full.stderr);
+    const gc = await vm1.cli(["gc", "--target", broken]);
+    assert.equal(gc.code, 0, gc.stderr);
+    assert.ok(gc.stdout.includes(`skipped pool host 127.0.0.1:${closed} (unreachable)`));
+    assert.match(gc.stdout, /1 lease\(s\) in use on 127\.0\.0\.1:\d+/);
+    const destroyed = await vm1.cli(["destroy", "d"]);
+    assert.equal(destroyed.code, 0, destroyed.stderr);
+    assert.deepEqual(await leftOnHost(vm2), []);
+  });
+
+  await t.step("doctor: one line per host, ✗ with the fix for the unreachable one", async () => {
+    const doctor = await vm1.cli(["doctor", "--profile", broken]);
+    assert.equal(doctor.code, 1, doctor.stdout + doctor.stderr);
+    assert.ok(
+      doctor.stdout.includes(
+        `✗ pool host 127.0.0.1:${closed} (capacity 1): 127.0.0.1:${closed} is not reachable`,
+      ),
+      doctor.stdout,
+    );
+    assert.match(doctor.stdout, /fix: check target\.host and target\.port/);
+    assert.ok(
+      doctor.stdout.includes(`✓ pool host 127.0.0.1:${vm2.sshd.port} (capacity 1): reachable`),
+      doctor.stdout,
+    );
+    const good = await vm1.cli(["doctor", "--profile", profile]);
+    assert.equal(good.code, 0, good.stdout + good.stderr);
+    assert.equal(good.stdout.match(/^✓ pool host /gm)?.length, 2, good.stdout);
+  });
+
+  await t.step("target and targets together are refused at the file and line", async () => {
+    const text = await Deno.readTextFile(profile);
+    const both = `${vm1.dir}/both.yaml`;
+    await Deno.writeTextFile(
+      both,
+      text.replace("id: profile.pair", "id: profile.both") + "target:\n  host: 127.0.0.1\n",
+    );
+    const line = text.split("\n").indexOf("targets:") + 1;
+    const result = await vm1.cli(["create", "--profile", both]);
+    assert.equal(result.code, 1, result.stderr);
+    assert.ok(result.stderr.includes(`${both}:${line}:`), result.stderr);
+    assert.match(result.stderr, /targets.*cannot be set together with target/);
+
+    const badPort = await vm1.cli(["create", "--profile", profile, "--set", "targets.1.port=0"]);
+    assert.equal(badPort.code, 1, badPort.stderr);
+    assert.match(badPort.stderr, /targets\[1\]\.port/);
+    const noEntry = await vm1.cli(["create", "--profile", profile, "--set", "targets.5.port=22"]);
+    assert.equal(noEntry.code, 2, noEntry.stderr);
+    assert.match(noEntry.stderr, /"targets" has 2 entries/);
+  });
+});
