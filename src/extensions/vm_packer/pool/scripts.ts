@@ -68,7 +68,10 @@ alive() {
   [ -d "$root/.sbx-$lid.tomb-$lnonce" ] && return 0
   return 1
 }
-drop() { rm -f -- "$1/lease" "$1/heartbeat" "$1/heartbeat.tmp" && rmdir -- "$1" 2>/dev/null; }
+drop() {
+  [ -z "$(ls -A -- "$1" | grep -v -x -e lease -e heartbeat -e heartbeat.tmp)" ] || return 1
+  rm -f -- "$1/lease" "$1/heartbeat" "$1/heartbeat.tmp" && rmdir -- "$1" 2>/dev/null
+}
 is_slot() { case \${1##*/} in slot-|slot-*[!0-9]*) return 1 ;; esac; [ -d "$1" ] && [ ! -L "$1" ]; }
 `;
 
