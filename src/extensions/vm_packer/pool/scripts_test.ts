@@ -14,6 +14,12 @@ async function sh(script: string, args: string[]) {
   return await run(["sh", "-c", script, "sh", ...args], { allowFailure: true });
 }
 
+async function names(dir: string): Promise<string[]> {
+  const found: string[] = [];
+  for await (const entry of Deno.readDir(dir)) found.push(entry.name);
+  return found;
+}
+
 Deno.test("pool scripts: take, reclaim, queue and release leases on a host", async (t) => {
   await using dir = await tempDir("sbx-pool-scripts-");
   const root = dir.path;
@@ -78,7 +84,7 @@ Deno.test("pool scripts: take, reclaim, queue and release leases on a host", asy
       assert.equal((await acquire("w2", second)).stdout, "full 1 2 1\n");
       assert.equal((await acquire("x")).stdout, "full 1 2 2\n");
       assert.equal((await acquire("w1", first)).stdout, "slot 0 1 2\n");
-      assert.deepEqual([...Deno.readDirSync(`${pool}/waiters`)].map((e) => e.name), [
+      assert.deepEqual(await names(`${pool}/waiters`), [
         `w-${second}`,
       ]);
     },
@@ -98,6 +104,6 @@ Deno.test("pool scripts: take, reclaim, queue and release leases on a host", asy
     const reaped = await sh(POOL_REAP, [pool, root, "60"]);
     assert.equal(reaped.code, 0, reaped.stderr);
     assert.equal(reaped.stdout, "reaped slot-1 d\n");
-    assert.deepEqual([...Deno.readDirSync(pool)].map((e) => e.name).sort(), [".lock", "waiters"]);
+    assert.deepEqual((await names(pool)).sort(), [".lock", "waiters"]);
   });
 });
