@@ -7,64 +7,33 @@
 import assert from "node:assert/strict";
 import { freePort } from "../harness/sshd.ts";
 import { startTestVm, type TestVm } from "../harness/test_vm.ts";
-import { exists, listDir } from "../helpers.ts";
+import {
+  leasesLeft,
+  MEASURE_SETUP,
+  measured,
+  type PoolEntrySpec,
+  writePoolProfile,
+} from "../harness/pool_hosts.ts";
 
-/**
- * Run in each workspace's setup: under flock on a file in the workspace root, count the
- * workspaces (and removals in progress) on this host and keep the largest count in `.max`;
- * twice, a second apart, so the slot is held a moment.
- */
-const MEASURE = [
-  'r=$(cd .. && pwd); m() { ( flock 8; n=$(ls -d "$r"/sbx-* "$r"/.sbx-*.tomb-* 2>/dev/null | wc -l)',
-  'x=$(cat "$r/.max" 2>/dev/null || echo 0); [ "$n" -gt "$x" ] && echo "$n" > "$r/.max"',
-  'echo "$n" >> "$r/.seen" ) 8>>"$r/.measure"; }; m; sleep 1; m',
-].join("; ");
-
-interface EntrySpec {
-  vm: TestVm;
-  port?: number;
-  capacity: number;
+/** A pool entry for one test sshd. */
+function entry(vm: TestVm, capacity: number, port = vm.sshd.port): PoolEntrySpec {
+  const { host, user, identityFile, knownHostsFile } = vm.sshd;
+  return { host, port, user, identityFile, knownHostsFile, capacity, root: vm.root };
 }
 
 /** Write a pool profile: one `targets:` entry per host, each with its own workspace root. */
-async function poolProfile(
+function poolProfile(
   dir: string,
   name: string,
-  entries: EntrySpec[],
+  entries: { vm: TestVm; port?: number; capacity: number }[],
   extra: string[] = [],
 ): Promise<string> {
-  const lines = [`id: profile.${name}`, "extension: ext.vm-packer", "targets:"];
-  for (const { vm, port, capacity } of entries) {
-    lines.push(
-      `  - host: ${JSON.stringify(vm.sshd.host)}`,
-      `    port: ${port ?? vm.sshd.port}`,
-      `    user: ${JSON.stringify(vm.sshd.user)}`,
-      `    identity_file: ${JSON.stringify(vm.sshd.identityFile)}`,
-      `    known_hosts: ${JSON.stringify(vm.sshd.knownHostsFile)}`,
-      `    capacity: ${capacity}`,
-      `    workspace_root: ${JSON.stringify(vm.root)}`,
-    );
-  }
-  lines.push(...extra);
-  const file = `${dir}/${name}.yaml`;
-  await Deno.writeTextFile(file, lines.join("\n") + "\n");
-  return file;
+  return writePoolProfile(dir, name, entries.map((e) => entry(e.vm, e.capacity, e.port)), extra);
 }
 
-/** The lease directories (`slot-N`) and waiter markers left on a host. */
-async function leftOnHost(vm: TestVm): Promise<string[]> {
-  const pool = `${vm.root}/.sbx-pool`;
-  if (!(await exists(pool))) return [];
-  const left: string[] = [];
-  for (const key of await listDir(pool)) {
-    for (const name of await listDir(`${pool}/${key}`)) {
-      if (name.startsWith("slot-")) left.push(`${key}/${name}`);
-    }
-    for (const name of await listDir(`${pool}/${key}/waiters`).catch(() => [])) {
-      left.push(`${key}/waiters/${name}`);
-    }
-  }
-  return left;
+/** The leases and waiters left on a host. */
+function leftOnHost(vm: TestVm): Promise<string[]> {
+  return leasesLeft(vm.root);
 }
 
 Deno.test("pool: 7 concurrent creates with --wait on 2 hosts × 2 slots, never more than 2 per host", async () => {
@@ -73,7 +42,7 @@ Deno.test("pool: 7 concurrent creates with --wait on 2 hosts × 2 slots, never m
   const profile = await poolProfile(vm1.dir, "pool", [
     { vm: vm1, capacity: 2 },
     { vm: vm2, capacity: 2 },
-  ], ["setup:", `  - ${JSON.stringify(MEASURE)}`]);
+  ], ["setup:", `  - ${JSON.stringify(MEASURE_SETUP)}`]);
   const cli = (args: string[]) => vm1.cli(args);
 
   const worker = async (n: number) => {
@@ -86,14 +55,13 @@ Deno.test("pool: 7 concurrent creates with --wait on 2 hosts × 2 slots, never m
   const results = await Promise.all([0, 1, 2, 3, 4, 5, 6].map(worker));
   assert.equal(results.length, 7);
 
-  let measured = 0;
+  let measurements = 0;
   for (const vm of [vm1, vm2]) {
-    const max = Number((await Deno.readTextFile(`${vm.root}/.max`).catch(() => "0")).trim());
+    const { max, count } = await measured(vm.root);
     assert.ok(max <= 2, `host ${vm.sshd.port} held ${max} workspaces at once (capacity 2)`);
-    measured += (await Deno.readTextFile(`${vm.root}/.seen`).catch(() => ""))
-      .trim().split("\n").filter(Boolean).length;
+    measurements += count;
   }
-  assert.equal(measured, 14, "every create measured its host twice");
+  assert.equal(measurements, 14, "every create measured its host twice");
   assert.deepEqual(await leftOnHost(vm1), [], "no lease or waiter left on host 1");
   assert.deepEqual(await leftOnHost(vm2), [], "no lease or waiter left on host 2");
   for (const vm of [vm1, vm2]) {
