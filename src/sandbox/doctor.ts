@@ -15,16 +15,9 @@ import type { Profile } from "../config/types.ts";
 import type { Manager } from "./manager.ts";
 import { forgetSandbox } from "./forget.ts";
 import { poolHostCheck } from "./doctor_pool.ts";
+import type { DoctorCheck } from "./doctor_check.ts";
 
-/** The outcome of one check. */
-export interface DoctorCheck {
-  /** `true` passed, `false` failed, `undefined` could not be checked. */
-  ok: boolean | undefined;
-  /** What was checked, and what was found. */
-  line: string;
-  /** On failure: what to do. */
-  fix?: string;
-}
+export type { DoctorCheck } from "./doctor_check.ts";
 
 /** Options for {@linkcode doctor}. */
 export interface DoctorOptions {

@@ -11,7 +11,7 @@ import { errorText, HostKeyError } from "../core/errors.ts";
 import type { FixedTarget } from "../extensions/base.ts";
 import { connectSsh } from "../transport/ssh/connection.ts";
 import type { SshConnection } from "../transport/ssh/connection.ts";
-import type { DoctorCheck } from "./doctor.ts";
+import type { DoctorCheck } from "./doctor_check.ts";
 
 /** The single-host checks of doctor.ts that a pool host reuses. */
 export interface HostChecks {

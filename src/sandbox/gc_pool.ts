@@ -10,19 +10,12 @@
 import { errorText, SandboxerError } from "../core/errors.ts";
 import type { Logger } from "../core/types.ts";
 import type { PoolEntryConfig } from "../extensions/base.ts";
-import { gcTarget, type GcTargetInput, type GcTargetReport } from "./gc_target.ts";
-
-/** What `gc --target` did on one host of a pool. */
-export interface PoolHostReport extends GcTargetReport {
-  /** `host:port` as written in the profile. */
-  host: string;
-  /** Leases reclaimed: `slot-N (id)`. */
-  reaped: string[];
-  /** Leases still held: `slot-N (id)`. */
-  live: string[];
-  /** Why the host was skipped (unreachable), if it was. */
-  skipped?: string;
-}
+import {
+  gcTarget,
+  type GcTargetInput,
+  type GcTargetReport,
+  type PoolHostReport,
+} from "./gc_target.ts";
 
 /** Input of {@linkcode gcPool}. */
 export interface GcPoolInput<Config> extends GcTargetInput<Config> {

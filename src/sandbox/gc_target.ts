@@ -27,7 +27,6 @@
 import { errorText } from "../core/errors.ts";
 import type { TargetScan, WorkspaceMarker } from "../extensions/types.ts";
 import type { Journal } from "./journal.ts";
-import type { PoolHostReport } from "./gc_pool.ts";
 
 /**
  * The part of an extension `gc --target` needs: the optional
@@ -61,6 +60,18 @@ export interface GcTargetReport {
   ignored: { workspace: string; reason: string }[];
   /** For a pool profile: what was done on each host, leases included (see gc_pool.ts). */
   hosts?: PoolHostReport[];
+}
+
+/** What `gc --target` did on one host of a pool. */
+export interface PoolHostReport extends GcTargetReport {
+  /** `host:port` as written in the profile. */
+  host: string;
+  /** Leases reclaimed: `slot-N (id)`. */
+  reaped: string[];
+  /** Leases still held: `slot-N (id)`. */
+  live: string[];
+  /** Why the host was skipped (unreachable), if it was. */
+  skipped?: string;
 }
 
 /** Input of {@linkcode gcTarget}. */
