@@ -7,7 +7,7 @@
  * @module
  */
 
-import { PoolFullError, SandboxerError } from "../../../core/errors.ts";
+import { PoolError, PoolFullError, SandboxerError } from "../../../core/errors.ts";
 import type { Logger } from "../../../core/types.ts";
 import type { SshConnection } from "../../../transport/ssh/connection.ts";
 import type { CreateContext } from "../../types.ts";
@@ -21,6 +21,7 @@ import {
   heartbeat,
   reap,
   release,
+  STALE_SECONDS,
   unwait,
 } from "./lease.ts";
 
@@ -75,8 +76,15 @@ export async function createInPool(
   }, HEARTBEAT_SECONDS * 1000);
   try {
     const made = await hooks.makeWorkspace(ctx, handle);
-    // The workspace now keeps the lease alive: no more heartbeat needed.
-    await heartbeat(entry, slot, lease, true);
+    // The workspace now keeps the lease alive: no more heartbeat needed. A lease lost meanwhile
+    // (heartbeats late past the stale limit, so another create reclaimed the slot) would put one
+    // sandbox too many on the host: the create fails and is rolled back instead.
+    if (!(await heartbeat(entry, slot, lease, true))) {
+      throw new PoolError(
+        entry.label,
+        `reclaimed slot-${slot} of ${ctx.id} while it was being made (its heartbeat was over ${STALE_SECONDS}s late, e.g. on an overloaded machine); create it again`,
+      );
+    }
     return made;
   } finally {
     clearInterval(timer);
