@@ -6,6 +6,8 @@
 // every host; target and targets together are a config error at file and line.
 import assert from "node:assert/strict";
 import { freePort } from "../harness/sshd.ts";
+import { readRecord, spawnCli, waitForRecord } from "../faults/fault_helpers.ts";
+import { makeHeartbeatsStale } from "../helpers.ts";
 import { startTestVm, type TestVm } from "../harness/test_vm.ts";
 import {
   leasesLeft,
@@ -194,4 +196,40 @@ Deno.test("pool: full without --wait, gc --target, unreachable hosts, doctor, sh
     assert.equal(noEntry.code, 2, noEntry.stderr);
     assert.match(noEntry.stderr, /"targets" has 2 entries/);
   });
+});
+
+Deno.test("pool: sandboxer SIGKILLed while it holds a lease; gc releases the lease", async (t) => {
+  await using vm = await startTestVm();
+  const profile = await poolProfile(vm.dir, "crash", [{ vm, capacity: 1 }]);
+  const state = vm.env.SANDBOXER_HOME;
+  for (const step of ["connect", "workspace"]) {
+    await t.step(`killed at ${step}`, async () => {
+      const id = `k-${step}`;
+      const cli = await spawnCli(["create", "--name", id, "--profile", profile], {
+        ...vm.env,
+        SANDBOXER_TEST_HOLD_AT: step,
+      });
+      try {
+        await waitForRecord(state, id, (r) => r.step === step, `reach ${step}`);
+      } finally {
+        cli.child.kill("SIGKILL");
+        await cli.done;
+      }
+      const record = await readRecord(state, id);
+      assert.equal(record?.status, "creating", JSON.stringify(record));
+      assert.equal((record?.handle?.pool_lease as { slot: number }).slot, 0);
+      assert.equal((await leftOnHost(vm)).length, 1, "the lease is held on the host");
+      // The only slot is held by the killed create: a create without --wait fails at once.
+      const full = await vm.cli(["create", "--profile", profile]);
+      assert.equal(full.code, 1, full.stderr);
+      assert.match(full.stderr, /every slot of the pool is taken/);
+
+      assert.ok(await makeHeartbeatsStale(state, id) >= 1);
+      const gc = await vm.cli(["gc", "--json"]);
+      assert.equal(gc.code, 0, gc.stderr);
+      assert.deepEqual(JSON.parse(gc.stdout).destroyed.map((d: { id: string }) => d.id), [id]);
+      assert.deepEqual(await leftOnHost(vm), [], "gc's destroy released the lease");
+      assert.deepEqual((await vm.rootEntries()).filter((n) => n.startsWith("sbx-")), []);
+    });
+  }
 });

@@ -44,7 +44,7 @@ import { makeSeedDisk } from "./boot/seed.ts";
 import { isNonce, makeVmDir, readMarker, VM_FILES, vmDirOf } from "./boot/vm_dir.ts";
 import { IMAGE_FILES, type ImageInputs, imagesDir } from "./image/cache.ts";
 import { findImage } from "./image/packer.ts";
-import { consoleTail, step } from "./boot/steps.ts";
+import { consoleTail, step } from "./create_steps.ts";
 import { checkPoolConfig, isFile, poolEntriesOf } from "./pool/config.ts";
 import { createInPool, type PoolHooks, reapPoolLeases, releaseLease } from "./pool/place.ts";
 

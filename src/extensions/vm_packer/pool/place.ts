@@ -12,6 +12,7 @@ import type { Logger } from "../../../core/types.ts";
 import type { SshConnection } from "../../../transport/ssh/connection.ts";
 import type { CreateContext } from "../../types.ts";
 import { newNonce } from "../../ssh_workspace/workspace_path.ts";
+import { step } from "../create_steps.ts";
 import type { VmPackerConfig, VmPackerHandle } from "../config.ts";
 import { entryConfig, entryKey, entryLabel, POOL_DIR } from "./config.ts";
 import {
@@ -58,7 +59,7 @@ export async function createInPool(
   ctx: CreateContext<VmPackerConfig>,
 ): Promise<VmPackerHandle> {
   const nonce = newNonce();
-  await ctx.step("place");
+  await step(ctx, "place");
   const placed = await place(hooks, ctx, nonce);
   const { entry, slot } = placed;
   const lease = { id: ctx.id, nonce };
@@ -75,7 +76,8 @@ export async function createInPool(
     }, (error) => hooks.logger.debug(`heartbeat of ${ctx.id}: ${error}`));
   }, HEARTBEAT_SECONDS * 1000);
   try {
-    const made = await hooks.makeWorkspace(ctx, handle);
+    // The workspace steps (connect, workspace) honour the crash tests' hold too.
+    const made = await hooks.makeWorkspace({ ...ctx, step: (name) => step(ctx, name) }, handle);
     // The workspace now keeps the lease alive: no more heartbeat needed. A lease lost meanwhile
     // (heartbeats late past the stale limit, so another create reclaimed the slot) would put one
     // sandbox too many on the host: the create fails and is rolled back instead.

@@ -1,14 +1,14 @@
 /**
- * Helpers of a boot-mode create: named steps (with the crash tests' hold)
+ * Helpers of a vm-packer create: named steps (with the crash tests' hold)
  * and the VM console's last lines for errors.
  *
  * @module
  */
 
-import { optionalEnv } from "../../../core/permissions.ts";
-import type { CreateContext } from "../../types.ts";
-import type { VmPackerConfig } from "../config.ts";
-import { VM_FILES } from "./vm_dir.ts";
+import { optionalEnv } from "../../core/permissions.ts";
+import type { CreateContext } from "../types.ts";
+import type { VmPackerConfig } from "./config.ts";
+import { VM_FILES } from "./boot/vm_dir.ts";
 
 /** Console lines shown when a boot fails. */
 const CONSOLE_TAIL_LINES = 8;
