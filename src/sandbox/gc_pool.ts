@@ -7,9 +7,9 @@
  * @module
  */
 
-import { errorText, SandboxerError } from "../core/errors.ts";
+import { errorText, ExtensionError, SandboxerError } from "../core/errors.ts";
 import type { Logger } from "../core/types.ts";
-import type { PoolEntryConfig } from "../extensions/base.ts";
+import type { PoolEntryConfig, SandboxExtension } from "../extensions/base.ts";
 import {
   gcTarget,
   type GcTargetInput,
@@ -73,4 +73,38 @@ export async function gcPool<Config>(
     ignored: hosts.flatMap((h) => h.ignored),
     hosts,
   };
+}
+
+/**
+ * `gc --target` on a profile's extension: the target scan (gc_target.ts), or for a pool profile
+ * the scan and lease reaping on every host ({@linkcode gcPool}).
+ *
+ * @param extension The profile's extension.
+ * @param config The profile's parsed config.
+ * @param input The journal, logger, clock and abort signal.
+ * @returns The report.
+ * @throws {ExtensionError} when the extension cannot scan a target.
+ */
+export async function gcProfileTarget(
+  extension: SandboxExtension<unknown>,
+  config: unknown,
+  input: Pick<GcPoolInput<unknown>, "journal" | "logger" | "now" | "signal">,
+): Promise<GcTargetReport> {
+  const list = extension.listMarkedWorkspaces?.bind(extension);
+  const remove = extension.removeMarkedWorkspace?.bind(extension);
+  if (!list || !remove) {
+    throw new ExtensionError(
+      extension.id,
+      "cannot scan a target for leaked workspaces; use plain gc for its sandboxes",
+    );
+  }
+  const scan = {
+    ...input,
+    extension: { listMarkedWorkspaces: list, removeMarkedWorkspace: remove },
+    config,
+  };
+  const entries = extension.poolEntries?.(config);
+  const reapLeases = extension.reapLeases?.bind(extension);
+  if (!entries || !reapLeases) return await gcTarget(scan);
+  return await gcPool({ ...scan, entries, reapLeases });
 }

@@ -158,7 +158,7 @@ export class VmPackerExtension extends SshWorkspaceExtension<VmPackerConfig, VmP
   }
 
   /**
-   * Attach mode: remove the workspace. Boot mode: power the VM off (over SSH
+   * Attach mode: remove the workspace (and release a pooled sandbox's lease). Boot mode: power the VM off (over SSH
    * when the guest offers it, else through qemu's QMP socket), release its
    * port and delete its directory with the overlay; the workspace goes with
    * the VM.
@@ -167,12 +167,12 @@ export class VmPackerExtension extends SshWorkspaceExtension<VmPackerConfig, VmP
    * @param context The record's id.
    */
   override async destroy(handle: VmPackerHandle, context?: DestroyContext): Promise<void> {
+    const id = context?.id ?? handle.workspace.slice(handle.workspace.lastIndexOf("/sbx-") + 5);
     if (handle.mode !== "boot") {
       await super.destroy(handle, context);
-      const id = context?.id ?? handle.workspace.slice(handle.workspace.lastIndexOf("/sbx-") + 5);
+      // A pooled sandbox: its slot is free once its workspace is gone.
       return await releaseLease(this.#poolHooks(), handle, id);
     }
-    const id = context?.id ?? handle.workspace.slice(handle.workspace.lastIndexOf("/sbx-") + 5);
     const dir = vmDirOf(this.#stateDir(), id);
     const nonce = handle.vm_nonce;
     if (!isNonce(nonce) || (handle.vm_dir !== undefined && handle.vm_dir !== dir)) {
