@@ -100,6 +100,16 @@ Deno.test("pool: full without --wait, gc --target, unreachable hosts, doctor, sh
     assert.deepEqual(list.map((r) => r.id).sort(), ["a", "b"], "the failed create left no record");
   });
 
+  await t.step("create --wait gives up after the wait, and leaves no waiter behind", async () => {
+    const full = await vm1.cli(["create", "--profile", profile, ...one, "--wait", "3s"]);
+    assert.equal(full.code, 1, full.stderr);
+    assert.match(full.stderr, /every slot of the pool is taken after waiting [34]s/);
+    assert.match(full.stderr, /wait longer with a larger --wait/);
+    const waiters = [...await leftOnHost(vm1), ...await leftOnHost(vm2)]
+      .filter((path) => path.includes("/waiters/"));
+    assert.deepEqual(waiters, []);
+  });
+
   await t.step("show and list name the host and slot", async () => {
     const shown = await vm1.cli(["show", "a"]);
     assert.equal(shown.code, 0, shown.stderr);
