@@ -136,6 +136,7 @@ Deno.test("pool: full without --wait, gc --target, unreachable hosts, doctor, sh
     await Deno.remove(`${vm1.root}/sbx-gone`, { recursive: true });
     const forgot = await vm1.cli(["destroy", "gone", "--forget"]);
     assert.equal(forgot.code, 0, forgot.stderr);
+    assert.match(forgot.stderr, /sbx-gone and its pool lease .*gc --target/);
     assert.equal((await leftOnHost(vm1)).length, 1, "its lease is still there");
     const gc = await vm1.cli(["gc", "--target", onlyOne]);
     assert.equal(gc.code, 0, gc.stderr);
