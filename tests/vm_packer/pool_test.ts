@@ -127,7 +127,7 @@ Deno.test("pool: full without --wait, gc --target, unreachable hosts, doctor, sh
     assert.deepEqual([...await leftOnHost(vm1), ...await leftOnHost(vm2)], []);
   });
 
-  await t.step("gc --target reaps a lease whose sandbox vanished from the host", async () => {
+  await t.step("gc --target reaps the leases of sandboxes vanished or expired", async () => {
     const single = ["--set", "targets.0.capacity=1"];
     const onlyOne = await poolProfile(vm1.dir, "single", [{ vm: vm1, capacity: 1 }]);
     const created = await vm1.cli(["create", "--profile", onlyOne, ...single, "--name", "gone"]);
@@ -141,6 +141,18 @@ Deno.test("pool: full without --wait, gc --target, unreachable hosts, doctor, sh
     const gc = await vm1.cli(["gc", "--target", onlyOne]);
     assert.equal(gc.code, 0, gc.stderr);
     assert.match(gc.stdout, /reaped lease slot-0 \(gone\) on 127\.0\.0\.1:\d+/);
+    assert.deepEqual(await leftOnHost(vm1), []);
+
+    // Expired, and no record here (made from another machine, say): workspace and lease go.
+    const old = await vm1.cli(["create", "--profile", onlyOne, "--name", "old", "--ttl", "1s"]);
+    assert.equal(old.code, 0, old.stderr);
+    const expires = Date.parse((await vm1.show("old")).expires_at!);
+    assert.equal((await vm1.cli(["destroy", "old", "--forget"])).code, 0);
+    await new Promise((r) => setTimeout(r, Math.max(0, expires - Date.now()) + 100));
+    const expired = await vm1.cli(["gc", "--target", onlyOne]);
+    assert.equal(expired.code, 0, expired.stderr);
+    assert.match(expired.stdout, /removed \S+\/sbx-old on .*: expired at/);
+    assert.match(expired.stdout, /reaped lease slot-0 \(old\)/);
     assert.deepEqual(await leftOnHost(vm1), []);
   });
 
