@@ -1,13 +1,14 @@
 // Pools of build hosts (issue 15 item 1): a profile with `targets:` (2 real sshds × 2 slots) and
 // many concurrent `sandboxer create --wait` processes. How many workspaces a host holds at once is
 // measured ON THE HOST, by the setup command itself under flock, not by polling from here. Also:
-// a create without --wait fails at once when full, naming hosts and capacity; gc --target reaps a
+// a create without --wait fails at once when full, naming hosts and capacity; run --wait queues
+// until a slot frees; a killed create's lease is released by gc; gc --target reaps a
 // lease whose sandbox vanished; an unreachable entry is skipped with a warning; doctor checks
 // every host; target and targets together are a config error at file and line.
 import assert from "node:assert/strict";
 import { freePort } from "../harness/sshd.ts";
 import { readRecord, spawnCli, waitForRecord } from "../faults/fault_helpers.ts";
-import { makeHeartbeatsStale } from "../helpers.ts";
+import { makeHeartbeatsStale, spawnSandboxer, textOf } from "../helpers.ts";
 import { startTestVm, type TestVm } from "../harness/test_vm.ts";
 import {
   leasesLeft,
@@ -117,6 +118,28 @@ Deno.test("pool: full without --wait, gc --target, unreachable hosts, doctor, sh
     const listed = await vm1.cli(["list"]);
     assert.match(listed.stdout, /HOST/);
     assert.match(listed.stdout, /@127\.0\.0\.1:\d+ \(pool slot 0\)/);
+  });
+
+  await t.step("run --wait queues until a slot frees, then runs", async () => {
+    const queued = await spawnSandboxer(
+      ["run", "--profile", profile, ...one, "--wait", "5m", "--", "echo", "ran"],
+      vm1.env,
+    );
+    const output = queued.output();
+    // Its waiter marker appears on both hosts once it has found every slot taken.
+    const deadline = Date.now() + 60_000;
+    const waiters = async () =>
+      [...await leftOnHost(vm1), ...await leftOnHost(vm2)].filter((p) => p.includes("/waiters/"));
+    while ((await waiters()).length < 2) {
+      assert.ok(Date.now() < deadline, "run --wait never queued");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const freed = await vm1.cli(["destroy", "a"]);
+    assert.equal(freed.code, 0, freed.stderr);
+    const result = textOf(await output);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout, "ran\n");
+    assert.deepEqual(await waiters(), [], "it left the queue");
   });
 
   await t.step("destroy releases the lease, so the slot is free again", async () => {

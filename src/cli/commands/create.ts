@@ -82,8 +82,8 @@ export function ttlSeconds(value: string): number {
   return seconds;
 }
 
-/** Parse `create --wait DURATION` into seconds. */
-function waitSeconds(value: string): number {
+/** Parse `create --wait DURATION` (and `run --wait`) into seconds. */
+export function waitSeconds(value: string): number {
   try {
     return parseDuration(value);
   } catch {
