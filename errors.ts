@@ -31,6 +31,8 @@ export {
   MissingProgramError,
   OwnershipLostError,
   PermissionError,
+  PoolError,
+  PoolFullError,
   PortError,
   ProfileNotFoundError,
   RsyncTooOldError,

@@ -12,7 +12,7 @@
  * @module
  */
 
-export { type FixedTarget, SandboxExtension } from "./src/extensions/base.ts";
+export { type FixedTarget, type PoolEntryConfig, SandboxExtension } from "./src/extensions/base.ts";
 export { silentLogger } from "./src/core/types.ts";
 export type {
   CreateContext,
@@ -21,6 +21,7 @@ export type {
   OrphanReapContext,
   SandboxHandle,
   SyncOptions,
+  WaitProgress,
 } from "./src/extensions/types.ts";
 export type { ExecIO, Logger, SyncProgress, SyncReport } from "./src/core/types.ts";
 export type {

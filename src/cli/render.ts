@@ -56,13 +56,14 @@ export function recordsTable(
 ): string {
   if (records.length === 0) return "No sandboxes.\n";
   return table(
-    ["ID", "STATUS", "PROFILE", "EXTENSION", "WORKSPACE", "EXPIRES"],
+    ["ID", "STATUS", "PROFILE", "EXTENSION", "HOST", "WORKSPACE", "EXPIRES"],
     records.map((r) =>
       [
         r.id,
         r.status === "failed" && r.step ? `failed (${r.step})` : r.status,
         shortProfile(r.profile),
         r.extension,
+        hostOf(r),
         r.workspace ?? "-",
         relativeExpiry(r.expires_at, now),
       ].map(escapeControl)
@@ -86,6 +87,7 @@ export function recordDetails(record: SandboxRecord): string {
     ["error", shown.error ?? "-"],
     ["profile", `${shown.profile} (${shown.profile_file})`],
     ["extension", shown.extension],
+    ["host", hostOf(shown)],
     ["workspace", shown.workspace ?? "-"],
     ["created", shown.created_at],
     [
@@ -99,10 +101,29 @@ export function recordDetails(record: SandboxRecord): string {
       Object.entries(shown.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(" ") || "-",
     ],
   ];
-  if (shown.ephemeral) lines.splice(9, 0, ["run", "yes: destroyed when its run ends"]);
+  if (shown.ephemeral) lines.splice(10, 0, ["run", "yes: destroyed when its run ends"]);
   const text = lines.map(([k, v]) => `${(k + ":").padEnd(11)}${escapeControl(v)}`);
   text.push(shown.handle ? "handle:" : "handle:    -", ...handleLines(shown.handle ?? {}, "  "));
   return text.join("\n") + "\n";
+}
+
+/**
+ * Where an SSH-reached sandbox lives, `user@host:port` (with its pool slot),
+ * from its handle; `-` for one without.
+ *
+ * @param record The record.
+ * @returns The host.
+ */
+export function hostOf(record: SandboxRecord): string {
+  const handle = record.handle ?? {};
+  const target = handle.ssh_target ?? handle.vm_target;
+  if (typeof target !== "string") return "-";
+  const port = typeof handle.ssh_port === "number" && handle.ssh_port ? `:${handle.ssh_port}` : "";
+  const lease = handle.pool_lease;
+  const slot = lease && typeof lease === "object" && !Array.isArray(lease)
+    ? ` (pool slot ${lease.slot})`
+    : "";
+  return `${target}${port}${slot}`;
 }
 
 /** `profile.web` prints as `web`; anything else as it is. */

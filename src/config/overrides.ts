@@ -85,6 +85,26 @@ export function applyOverrides(
       const next = Object.hasOwn(node, segment) ? node[segment] : undefined;
       if (next === undefined || next === null) {
         node[segment] = {};
+      } else if (Array.isArray(next) && /^\d+$/.test(segments[index + 1])) {
+        // `targets.0.capacity=8`: an entry of a list of mappings, addressed by its index.
+        const through = segments.slice(0, index + 1).join(".");
+        const entry = Number(segments[index + 1]);
+        if (entry >= next.length || typeof next[entry] !== "object" || next[entry] === null) {
+          throw new UsageError(
+            `Cannot apply --set ${override}: "${through}" has ${next.length} entr${
+              next.length === 1 ? "y" : "ies"
+            } (0 to ${next.length - 1})${
+              entry < next.length ? `, and entry ${entry} is not a mapping` : ""
+            }; address an existing entry, e.g. --set ${through}.0.${segments.at(-1)}=…`,
+          );
+        }
+        if (index + 2 === segments.length) {
+          node = next as unknown as JsonObject;
+          break;
+        }
+        node = next[entry] as JsonObject;
+        index++;
+        continue;
       } else if (typeof next !== "object" || Array.isArray(next)) {
         const through = segments.slice(0, index + 1).join(".");
         throw new UsageError(

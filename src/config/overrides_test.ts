@@ -70,3 +70,16 @@ Deno.test("applyOverrides() refuses a path through a value that is not a mapping
   );
   assert.throws(() => applyOverrides({ setup: ["a"] }, ["setup.x=1"]), /"setup" is a list/);
 });
+
+Deno.test("applyOverrides() addresses an entry of a list by its index", () => {
+  const original: JsonObject = { targets: [{ host: "a", capacity: 1 }, { host: "b" }] };
+  const { data, fields } = applyOverrides(original, ["targets.1.capacity=8", "targets.0.port=2"]);
+  assert.deepEqual(data.targets, [{ host: "a", capacity: 1, port: 2 }, { host: "b", capacity: 8 }]);
+  assert.deepEqual(original.targets, [{ host: "a", capacity: 1 }, { host: "b" }]);
+  assert.equal(fields.get("targets.1.capacity"), "targets.1.capacity=8");
+  assert.throws(
+    () => applyOverrides(original, ["targets.2.capacity=8"]),
+    (error) =>
+      error instanceof UsageError && /"targets" has 2 entries \(0 to 1\)/.test(error.message),
+  );
+});

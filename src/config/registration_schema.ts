@@ -11,13 +11,27 @@ import { describeValue, isObject } from "./json_values.ts";
 import { FIELD_TYPES, Validator } from "./schema.ts";
 import type { ConfigSchema, ConfigSource, FieldSchema, FieldType } from "./types.ts";
 
-const SPEC_KEYS = ["type", "required", "default", "min", "max", "enum", "description"] as const;
+const SPEC_KEYS = [
+  "type",
+  "required",
+  "default",
+  "min",
+  "max",
+  "enum",
+  "description",
+  "items",
+  "items_like",
+] as const;
 const FIELD_NAME = /^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)*$/;
 
 /**
  * Validate the `config:` block of an extension registration: each key is a
  * dotted field path mapped to `{ type, required?, default?, min?, max?,
  * enum?, description? }`. Defaults and `enum` values must match the type.
+ * An `object[]` field (a list of mappings, such as a pool's `targets`) gives
+ * its entries' fields as `items` (a nested `config:` block) and/or
+ * `items_like: GROUP`, which gives each entry every `GROUP.*` field of this
+ * schema (`items_like: target` → `host`, `port`, … with their defaults).
  *
  * @param raw The value of the registration's `config` key.
  * @param source Locates fields of the registration for error messages.
@@ -46,6 +60,7 @@ export function parseRegistrationSchema(raw: unknown, source: ConfigSource): Con
     );
   }
   const schema: Record<string, FieldSchema> = {};
+  const itemsLike = new Map<string, string>();
   const checker = new Validator({}, source, {});
   for (const [name, spec] of Object.entries(raw)) {
     const at = `config.${name}`;
@@ -137,7 +152,46 @@ export function parseRegistrationSchema(raw: unknown, source: ConfigSource): Con
       }
       field.default = spec.default;
     }
+    if (spec.items !== undefined || spec.items_like !== undefined) {
+      if (field.type !== "object[]") {
+        throw new ConfigError(
+          source.locate(`${at}.${spec.items !== undefined ? "items" : "items_like"}`),
+          `applies only to fields of type object[] (this one is ${field.type}); remove it`,
+        );
+      }
+      const itemsSource: ConfigSource = {
+        file: source.file,
+        locate: (f) => source.locate(f.replace(/^config/, `${at}.items`)),
+      };
+      field.items = parseRegistrationSchema(spec.items, itemsSource);
+      if (spec.items_like !== undefined && spec.items_like !== null) {
+        if (typeof spec.items_like !== "string") {
+          throw new ConfigError(
+            source.locate(`${at}.items_like`),
+            `must be the name of a group of fields, e.g. target (got ${
+              describeValue(spec.items_like)
+            })`,
+          );
+        }
+        itemsLike.set(name, spec.items_like);
+      }
+    }
     schema[name] = field;
+  }
+  for (const [name, group] of itemsLike) {
+    const copied = Object.entries(schema)
+      .filter(([other]) => other.startsWith(`${group}.`))
+      .map(([other, spec]) => [other.slice(group.length + 1), spec] as const);
+    if (!copied.length) {
+      throw new ConfigError(
+        source.locate(`config.${name}.items_like`),
+        `names ${JSON.stringify(group)}, but no field of this schema starts with "${group}."`,
+      );
+    }
+    schema[name] = {
+      ...schema[name],
+      items: { ...Object.fromEntries(copied), ...schema[name].items },
+    };
   }
   for (const name of Object.keys(schema)) {
     const segments = name.split(".");

@@ -54,6 +54,7 @@ export const FIELD_TYPES: readonly FieldType[] = [
   "boolean",
   "duration",
   "string[]",
+  "object[]",
 ];
 
 const DURATION_EXAMPLES = `a duration such as 90 (seconds), "30m", "8h", "2d" or "1h30m"`;
@@ -362,9 +363,40 @@ export class Validator {
         this.#checkRange(path, items.length, field, "items long", "a list");
         return items.slice();
       }
+      case "object[]":
+        return this.#checkEntries(path, value, field, convert);
     }
     if (field.enum) this.#checkEnum(path, value, field.enum);
     return result;
+  }
+
+  /** A list of mappings, each validated against `field.items` and located as `path[i].field`. */
+  #checkEntries(path: string, value: JsonValue, field: FieldSchema, convert: boolean): JsonValue {
+    const fields = Object.keys(field.items ?? {});
+    if (!Array.isArray(value)) {
+      throw new ConfigError(
+        this.#source.locate(path),
+        `must be a list of mappings (got ${describeValue(value)}); write one \`- { ${
+          fields.slice(0, 2).map((name) => `${name}: …`).join(", ")
+        } }\` per entry`,
+      );
+    }
+    this.#checkRange(path, value.length, field, "items long", "a list");
+    return value.map((item, index) => {
+      const at = `${path}[${index}]`;
+      const source: ConfigSource = {
+        file: this.#source.file,
+        locate: (name) => this.#source.locate(`${at}.${name}`),
+      };
+      if (!isObject(item)) {
+        throw new ConfigError(
+          this.#source.locate(at),
+          `must be a mapping with ${fields.join(", ")} (got ${describeValue(item)})`,
+        );
+      }
+      const entry = new Validator(field.items ?? {}, source, this.#options);
+      return convert ? entry.run(item) : (entry.run(item), item);
+    });
   }
 
   #checkRange(
@@ -443,6 +475,8 @@ function placeholder(field: FieldSchema): string {
       return "<duration, e.g. 8h>";
     case "string[]":
       return "[<string>, …]";
+    case "object[]":
+      return "[{…}, …]";
     default:
       return `<${field.type}>`;
   }

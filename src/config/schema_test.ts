@@ -266,3 +266,46 @@ Deno.test("parseRegistrationSchema() rejects malformed entries", () => {
     /not a valid field name/,
   );
 });
+
+Deno.test("object[] fields: entries take the fields of items_like plus their own, errors name the entry", () => {
+  const schema = parseRegistrationSchema({
+    "target.host": { type: "string" },
+    "target.port": { type: "port" },
+    "target.known_hosts": { type: "path", default: "~/.ssh/known_hosts" },
+    targets: {
+      type: "object[]",
+      min: 1,
+      items_like: "target",
+      items: { capacity: { type: "integer", default: 1, min: 1 } },
+    },
+  }, parseYamlDocument("ext.demo.yaml", "").source);
+  assert.deepEqual(Object.keys(schema.targets.items ?? {}).sort(), [
+    "capacity",
+    "host",
+    "known_hosts",
+    "port",
+  ]);
+  const text = "targets:\n  - { host: a, port: 2222, capacity: 4 }\n  - host: b\n    port: 0\n";
+  const error = configError(() => validate(text, schema));
+  assert.deepEqual(
+    [error.location.line, error.location.field],
+    [4, "targets[1].port"],
+    error.message,
+  );
+  const config = validate(text.replace("port: 0", "port: 22"), schema);
+  assert.deepEqual(config.targets, [
+    { host: "a", port: 2222, capacity: 4, known_hosts: "/home/ana/.ssh/known_hosts" },
+    { host: "b", port: 22, capacity: 1, known_hosts: "/home/ana/.ssh/known_hosts" },
+  ]);
+  const unknown = configError(() => validate("targets:\n  - { host: a, colour: red }\n", schema));
+  assert.equal(unknown.location.field, "targets[0].colour");
+  const notList = configError(() => validate("targets: { host: a }\n", schema));
+  assert.match(notList.message, /must be a list of mappings/);
+  const wrongType = configError(() =>
+    parseRegistrationSchema(
+      { names: { type: "string", items_like: "target" } },
+      parseYamlDocument("ext.demo.yaml", "").source,
+    )
+  );
+  assert.match(wrongType.message, /applies only to fields of type object\[\]/);
+});

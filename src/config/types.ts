@@ -17,7 +17,8 @@ export type FieldType =
   | "port"
   | "boolean"
   | "duration"
-  | "string[]";
+  | "string[]"
+  | "object[]";
 
 /** One field of a {@linkcode ConfigSchema}. */
 export interface FieldSchema {
@@ -35,6 +36,8 @@ export interface FieldSchema {
   enum?: readonly JsonValue[];
   /** One line for `sandboxer extensions` and error messages. */
   description?: string;
+  /** For `object[]`: the fields of each entry (dotted paths, as in a {@linkcode ConfigSchema}). */
+  items?: ConfigSchema;
 }
 
 /**

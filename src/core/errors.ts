@@ -58,3 +58,4 @@ export {
 } from "./errors/workspace.ts";
 export { RsyncTooOldError, RsyncVersionError, SftpSyncError } from "./errors/sync.ts";
 export { BootTimeoutError, ImageBuildError, ImageError, VmError } from "./errors/vm.ts";
+export { PoolError, PoolFullError } from "./errors/pool.ts";

@@ -27,6 +27,18 @@ export interface FixedTarget {
   target: SshTarget;
   /** The directory workspaces are made in. */
   root: string;
+  /** For a pool profile: every host (`target`/`root` above are the first's). */
+  pool?: (FixedTarget & { label: string; capacity: number })[];
+}
+
+/** One host of a pool profile (`targets:`), as the single-target config the extension knows. */
+export interface PoolEntryConfig<Config> {
+  /** `host:port` as written, for messages. */
+  label: string;
+  /** How many sandboxes it holds at once. */
+  capacity: number;
+  /** The profile's config with only this host as its target. */
+  config: Config;
 }
 
 /**
@@ -183,6 +195,29 @@ export abstract class SandboxExtension<
    * @returns The target and workspace root, or undefined.
    */
   fixedTarget?(config: Config, acceptNewHostKey: boolean): Promise<FixedTarget | undefined>;
+
+  /**
+   * The hosts of a pool profile, each as a single-target config, so `doctor`
+   * and `gc --target` go over every one. Optional: undefined for a profile
+   * with one target.
+   *
+   * @param config The profile's parsed config.
+   * @returns The entries, or undefined.
+   */
+  poolEntries?(config: Config): PoolEntryConfig<Config>[] | undefined;
+
+  /**
+   * Reclaim the dead leases of one pool host (`gc --target`): those whose
+   * create died or whose sandbox is gone from the host.
+   *
+   * @param entry One of {@linkcode SandboxExtension.poolEntries}.
+   * @param options Abort signal.
+   * @returns The slots reaped and those still live (`slot-N (id)`).
+   */
+  reapLeases?(
+    entry: PoolEntryConfig<Config>,
+    options: { signal?: AbortSignal },
+  ): Promise<{ reaped: string[]; live: string[] }>;
 
   /**
    * List the marked workspaces on the target a profile's config points at,

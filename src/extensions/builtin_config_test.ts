@@ -34,6 +34,7 @@ type Optional<T, P extends string> = P extends `${infer H}.${infer R}`
 
 /** The schema types whose validated value has the TypeScript type `V`. */
 type SchemaTypes<V> = [V] extends [string[]] ? "string[]"
+  : [V] extends [object[]] ? "object[]"
   : [V] extends [string] ? "string" | "path"
   : [V] extends [number] ? "integer" | "port" | "duration"
   : [V] extends [boolean] ? "boolean"
@@ -60,6 +61,7 @@ const VM_PACKER: SchemaShape<VmPackerConfig> = {
   "target.ssh_config": { type: "path", present: false },
   "target.connect_timeout": { type: "duration", present: true },
   "target.keepalive_interval": { type: "duration", present: true },
+  "targets": { type: "object[]", present: false },
   "workspace.root": { type: "string", present: true },
   "image.template": { type: "path", present: false },
   "image.base": { type: "path", present: false },

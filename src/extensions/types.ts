@@ -58,6 +58,21 @@ export interface CreateContext<Config> {
   step(name: string): Promise<void>;
   /** Aborting it stops the creation. */
   readonly signal?: AbortSignal;
+  /**
+   * How long a backend with limited room (a pool's slots) may queue for it
+   * (`create --wait`); absent or 0: fail at once when there is none.
+   */
+  readonly waitSeconds?: number;
+  /** Called now and then while queued: seconds waited and how many wait ahead. */
+  readonly onWaiting?: (progress: WaitProgress) => void;
+}
+
+/** Progress of a create queued for room (`create --wait`). */
+export interface WaitProgress {
+  /** Seconds waited so far. */
+  waitedSeconds: number;
+  /** Creates queued ahead of this one. */
+  ahead: number;
 }
 
 /** What {@linkcode SandboxExtension.destroy} is told besides the handle. */

@@ -96,6 +96,8 @@ export async function createSandbox(
       stateDir: parts.journal.dir,
       expiresAt: expiresAt ?? undefined,
       signal: options.signal,
+      waitSeconds: options.waitSeconds,
+      onWaiting: options.onWaiting,
       recordHandle: async (next) => {
         await parts.journal.update(id, handleFields(next), creating);
         handle = next;

@@ -14,16 +14,10 @@ import type { FixedTarget } from "../extensions/base.ts";
 import type { Profile } from "../config/types.ts";
 import type { Manager } from "./manager.ts";
 import { forgetSandbox } from "./forget.ts";
+import { poolHostCheck } from "./doctor_pool.ts";
+import type { DoctorCheck } from "./doctor_check.ts";
 
-/** The outcome of one check. */
-export interface DoctorCheck {
-  /** `true` passed, `false` failed, `undefined` could not be checked. */
-  ok: boolean | undefined;
-  /** What was checked, and what was found. */
-  line: string;
-  /** On failure: what to do. */
-  fix?: string;
-}
+export type { DoctorCheck } from "./doctor_check.ts";
 
 /** Options for {@linkcode doctor}. */
 export interface DoctorOptions {
@@ -86,6 +80,11 @@ export async function doctor(
       line:
         `${profile.extension} has no fixed SSH server to check (its server is made per sandbox): host, host key, login, workspace root and setup are not checked`,
     });
+    return checks;
+  }
+  if (target.pool) {
+    const single = { tcp: tcpCheck, root: rootCheck };
+    for (const host of target.pool) report(await poolHostCheck(host, single, options.signal));
     return checks;
   }
   const { host, port, user } = target.target;

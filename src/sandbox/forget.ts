@@ -49,6 +49,11 @@ export function leftBehind(record: SandboxRecord): string {
   const handle = record.handle ?? {};
   const host = [handle.vm_target, handle.target, handle.host].find((v) => typeof v === "string");
   const where = host ? ` on ${host}` : "";
-  const what = record.workspace ? `the workspace ${record.workspace}` : "whatever its create made";
+  const lease = handle.pool_lease && typeof handle.pool_lease === "object"
+    ? " and its pool lease"
+    : "";
+  const what = record.workspace
+    ? `the workspace ${record.workspace}${lease}`
+    : "whatever its create made";
   return `nothing was removed: ${what}${where} may be left there (its extension ${record.extension}); remove it by hand if the host comes back, or run gc --target with its profile`;
 }

@@ -58,6 +58,20 @@ export interface GcTargetReport {
   failed: (WorkspaceMarker & { reason: string; error: string })[];
   /** `sbx-*` entries that are not marked workspaces; never touched. */
   ignored: { workspace: string; reason: string }[];
+  /** For a pool profile: what was done on each host, leases included (see gc_pool.ts). */
+  hosts?: PoolHostReport[];
+}
+
+/** What `gc --target` did on one host of a pool. */
+export interface PoolHostReport extends GcTargetReport {
+  /** `host:port` as written in the profile. */
+  host: string;
+  /** Leases reclaimed: `slot-N (id)`. */
+  reaped: string[];
+  /** Leases still held: `slot-N (id)`. */
+  live: string[];
+  /** Why the host was skipped (unreachable), if it was. */
+  skipped?: string;
 }
 
 /** Input of {@linkcode gcTarget}. */

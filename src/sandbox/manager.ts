@@ -17,7 +17,8 @@ import { ConfigError, ExtensionError, ImageError, UsageError } from "../core/err
 import { validateId } from "../core/ids.ts";
 import { Journal } from "./journal.ts";
 import type { SandboxRecord } from "./record.ts";
-import { gcTarget, type GcTargetOptions, type GcTargetReport } from "./gc_target.ts";
+import type { GcTargetOptions, GcTargetReport } from "./gc_target.ts";
+import { gcProfileTarget } from "./gc_pool.ts";
 import { defaultStateDir, splitPathList } from "../core/paths.ts";
 import { BUILTIN_PROFILES_DIR } from "../config/builtin_files.ts";
 import type { PortRegistry } from "../core/ports/registry.ts";
@@ -382,19 +383,9 @@ export class Manager implements AsyncDisposable {
    */
   async gcTarget(profile: string, options: GcTargetOptions = {}): Promise<GcTargetReport> {
     const { profile: loaded, config } = await this.resolveProfile(profile, options.overrides);
-    const extension = this.#parts.extension(loaded.extension);
-    const list = extension.listMarkedWorkspaces?.bind(extension);
-    const remove = extension.removeMarkedWorkspace?.bind(extension);
-    if (!list || !remove) {
-      throw new ExtensionError(
-        extension.id,
-        "cannot scan a target for leaked workspaces; use plain gc for its sandboxes",
-      );
-    }
-    return await gcTarget({
+    return await gcProfileTarget(this.#parts.extension(loaded.extension), config, {
       journal: { list: () => this.#parts.records() },
-      extension: { listMarkedWorkspaces: list, removeMarkedWorkspace: remove },
-      config,
+      logger: this.#parts.logger,
       now: options.now,
       signal: options.signal,
     });

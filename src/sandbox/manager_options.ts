@@ -6,6 +6,7 @@
 
 import type { ExecIO, Logger, SyncProgress } from "../core/types.ts";
 import type { SandboxRecord } from "./record.ts";
+import type { WaitProgress } from "../extensions/types.ts";
 
 /** Options for {@linkcode Manager.open}. */
 export interface ManagerOptions {
@@ -48,6 +49,13 @@ export interface CreateOptions {
   onProgress?: (progress: SyncProgress) => void;
   /** Called as each phase (`create`, `sync`, `setup`) ends, with its duration. */
   onPhase?: (phase: string, ms: number) => void;
+  /**
+   * Seconds to queue for room when the backend has none (every slot of a
+   * pool taken); absent or 0: fail at once.
+   */
+  waitSeconds?: number;
+  /** Called now and then while queued for room, with the seconds waited and how many wait ahead. */
+  onWaiting?: (progress: WaitProgress) => void;
   /**
    * Aborting stops creation; a sandbox already made is left `failed` for
    * `destroy`, one never made leaves no record.

@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { WaitProgress } from "../extensions/types.ts";
 import type { ExecIO, Logger, SyncProgress } from "../core/types.ts";
 import { silentLogger } from "../core/types.ts";
 import { errorText, SandboxNotFoundError, UsageError } from "../core/errors.ts";
@@ -41,6 +42,10 @@ export interface RunInSandboxOptions {
   onProgress?: (progress: SyncProgress) => void;
   /** Called as each phase ends (`create`, `sync`, `setup`, `run`, `artifacts`, `destroy`). */
   onPhase?: (phase: string, ms: number) => void;
+  /** Seconds to queue for a free slot of a pool profile (`--wait`); absent: fail at once. */
+  waitSeconds?: number;
+  /** Called now and then while queued for a slot. */
+  onWaiting?: (progress: WaitProgress) => void;
   /** Where warnings go. */
   logger?: Logger;
   /** Aborting (Ctrl-C) stops the current phase; teardown still runs. */
@@ -112,6 +117,8 @@ export async function runInSandbox(
       onProgress: options.onProgress,
       onPhase: options.onPhase,
       signal: options.signal,
+      waitSeconds: options.waitSeconds,
+      onWaiting: options.onWaiting,
       ephemeral: true,
       onRecorded: () => recorded = true,
     });

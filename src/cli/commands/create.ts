@@ -4,7 +4,7 @@ import { UsageError } from "../../core/errors.ts";
 import type { CliContext } from "../context.ts";
 import { escapeControl, json } from "../output.ts";
 import { publicRecord } from "../render.ts";
-import { progressPrinter } from "./progress.ts";
+import { progressPrinter, waitPrinter } from "./progress.ts";
 import { parseLabels } from "../labels.ts";
 
 /**
@@ -27,11 +27,17 @@ export function createCommand(ctx: CliContext) {
       collect,
       [] as string[],
     )
+    .option(
+      "--wait <duration>",
+      "when every slot of the profile's pool is taken, queue for one this long (e.g. 10m); default: fail at once",
+    )
     .option("--json", "print the sandbox as JSON")
     .action(async (options) => {
       const labels = parseLabels(options.label);
+      const wait = options.wait === undefined ? undefined : waitSeconds(options.wait);
       const manager = await ctx.manager();
       const started = performance.now();
+      const waiting = waitPrinter(ctx.output, (line) => ctx.logger.info(line));
       const record = await manager.create({
         profile: options.profile,
         name: options.name,
@@ -42,7 +48,9 @@ export function createCommand(ctx: CliContext) {
         onProgress: progressPrinter(ctx.output),
         signal: ctx.signal,
         labels,
-      });
+        waitSeconds: wait,
+        onWaiting: wait === undefined ? undefined : waiting.onWaiting,
+      }).finally(waiting.done);
       if (options.json) {
         ctx.output.out(json(publicRecord(record)));
       } else {
@@ -72,6 +80,17 @@ export function ttlSeconds(value: string): number {
     );
   }
   return seconds;
+}
+
+/** Parse `create --wait DURATION` (and `run --wait`) into seconds. */
+export function waitSeconds(value: string): number {
+  try {
+    return parseDuration(value);
+  } catch {
+    throw new UsageError(
+      `Cannot use --wait ${value}: write how long to queue for a slot, such as 90s, 10m or 1h`,
+    );
+  }
 }
 
 /** Commander helper to collect a repeatable option. */

@@ -125,6 +125,16 @@ function line(ctx: CliContext, text: string): void {
 }
 
 function printTarget(ctx: CliContext, report: GcTargetReport): void {
+  for (const host of report.hosts ?? []) {
+    if (host.skipped !== undefined) {
+      line(ctx, `skipped pool host ${host.host} (unreachable): ${host.skipped}`);
+      continue;
+    }
+    printTarget(ctx, { ...host, hosts: undefined });
+    for (const r of host.reaped) line(ctx, `reaped lease ${r} on ${host.host}`);
+    if (host.live.length) line(ctx, `${host.live.length} lease(s) in use on ${host.host}`);
+  }
+  if (report.hosts) return;
   const where = `${report.target}:${report.root}`;
   for (const r of report.removed) {
     line(ctx, `removed ${r.workspace} on ${report.target}: ${r.reason}${madeBy(r.creator)}`);

@@ -3,8 +3,8 @@ import { parseArtifact } from "../../sandbox/artifacts.ts";
 import { UsageError } from "../../core/errors.ts";
 import type { CliContext } from "../context.ts";
 import { json } from "../output.ts";
-import { progressPrinter } from "./progress.ts";
-import { collect, ttlSeconds } from "./create.ts";
+import { progressPrinter, waitPrinter } from "./progress.ts";
+import { collect, ttlSeconds, waitSeconds } from "./create.ts";
 
 /**
  * `sandboxer run --profile P [--repo DIR] [--artifact R[:L]]... -- CMD [ARGS...]`.
@@ -31,6 +31,10 @@ export function runCommand(ctx: CliContext) {
     .option("--set <path=value>", "override a profile field (repeatable)", collect, [] as string[])
     .option("--ttl <duration>", "lifetime of a kept sandbox, e.g. 8h")
     .option(
+      "--wait <duration>",
+      "when every slot of the profile's pool is taken, queue for one this long (e.g. 10m)",
+    )
+    .option(
       "--json",
       "print one result document on stdout (id, exit code, phase timings, artifacts); CMD's output goes to stderr",
     )
@@ -43,6 +47,8 @@ export function runCommand(ctx: CliContext) {
       const phases: string[] = [];
       const timings: Record<string, number> = {};
       const artifacts = options.artifact.map(parseArtifact);
+      const wait = options.wait === undefined ? undefined : waitSeconds(options.wait);
+      const waiting = waitPrinter(ctx.output, (line) => ctx.logger.info(line));
       const { runInSandbox } = await import("../../sandbox/run_sandbox.ts");
       const result = await runInSandbox(await ctx.manager(), {
         profile: options.profile,
@@ -66,7 +72,10 @@ export function runCommand(ctx: CliContext) {
         },
         logger: ctx.logger,
         signal: ctx.signal,
+        waitSeconds: wait,
+        onWaiting: wait === undefined ? undefined : waiting.onWaiting,
       }).finally(() => {
+        waiting.done();
         if (phases.length) ctx.logger.info(`phases: ${phases.join(" · ")}`);
       });
       // A command that never ran is sandboxer's failure, not the command's.

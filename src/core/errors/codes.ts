@@ -42,6 +42,8 @@ export const ERROR_CODES = [
   "IMAGE_BUILD",
   "VM",
   "BOOT_TIMEOUT",
+  "POOL_FULL",
+  "POOL",
 ] as const;
 
 /** The `code` of a {@linkcode SandboxerError}: one of {@linkcode ERROR_CODES}. */

@@ -63,11 +63,37 @@ export function resolvePermissions(
   const resolved = { net: [], run: [], read: [], write: [], env: [] } as ResolvedPermissions;
   for (const kind of KINDS) {
     for (const template of declared[kind] ?? []) {
-      const filled = fill(kind, template, values, options);
-      if (filled !== undefined && !resolved[kind].includes(filled)) resolved[kind].push(filled);
+      for (const [entryValues, entryOptions] of perEntry(template, values, options)) {
+        const filled = fill(kind, template, entryValues, entryOptions);
+        if (filled !== undefined && !resolved[kind].includes(filled)) resolved[kind].push(filled);
+      }
     }
   }
   return resolved;
+}
+
+/**
+ * A pool (`targets:`, a list of target mappings) needs the grants of every entry: a template
+ * naming `{target.…}` is filled once per entry, its refusals located at `targets[i].…`.
+ */
+function perEntry(
+  template: string,
+  values: JsonObject,
+  options: ResolveOptions,
+): [JsonObject, ResolveOptions][] {
+  const entries = values.targets;
+  if (!template.includes("{target.") || !Array.isArray(entries)) return [[values, options]];
+  return entries.map((entry, index) => [
+    { ...values, target: entry },
+    {
+      ...options,
+      source: options.source && {
+        file: options.source.file,
+        locate: (field: string) =>
+          options.source!.locate(field.replace(/^target\./, `targets[${index}].`)),
+      },
+    },
+  ]);
 }
 
 /** One entry filled and checked; undefined when a placeholder has no value. */

@@ -233,3 +233,25 @@ Deno.test("extensionCode() gives a URL module no files and only its own host", a
     remoteHost: "example.com:8443",
   });
 });
+
+Deno.test("resolvePermissions() grants a pool's {target.…} templates for every entry of targets", () => {
+  const grants = resolvePermissions(
+    { net: ["{target.host}:{target.port}"], read: ["{target.identity_file}"] },
+    {
+      targets: [
+        { host: "build-1", port: 12222, identity_file: "/keys/a" },
+        { host: "build-2", port: 12223 },
+      ],
+    },
+    { source, home: "/home/me" },
+  );
+  assert.deepEqual(grants.net, ["build-1:12222", "build-2:12223"]);
+  assert.deepEqual(grants.read, ["/keys/a"]);
+  assert.throws(
+    () =>
+      resolvePermissions({ net: ["{target.host}:{target.port}"] }, {
+        targets: [{ host: "a", port: 22 }, { host: "*", port: 22 }],
+      }, { source }),
+    (error) => error instanceof ConfigError && error.location.field === "targets[1].host",
+  );
+});

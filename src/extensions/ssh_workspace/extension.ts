@@ -103,7 +103,8 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
     );
     // The nonce is recorded before the workspace exists: whatever a crash leaves behind, only a
     // directory whose marker holds it is ever this sandbox's to remove.
-    const nonce = newNonce();
+    // A nonce already in the handle is the one a pool's lease holds: the marker gets the same.
+    const nonce = typeof handle.nonce === "string" ? handle.nonce : newNonce();
     const recorded = { ...handle, "host_key_fingerprint": connection.hostKeyFingerprint, nonce };
     await ctx.recordHandle(recorded);
     await ctx.step("workspace");
@@ -352,7 +353,8 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
   }
 
   /**
-   * The profile's fixed SSH target and workspace root, for `sandboxer doctor`.
+   * The profile's fixed SSH target and workspace root, for `sandboxer doctor`
+   * (every host of a pool in `pool`).
    *
    * @param config The profile's parsed config.
    * @param acceptNewHostKey Trust an unknown host key and add it to known_hosts.
@@ -362,6 +364,15 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
     config: Config,
     acceptNewHostKey: boolean,
   ): Promise<FixedTarget | undefined> {
+    const entries = this.poolEntries?.(config);
+    if (entries) {
+      const pool = [];
+      for (const { label, capacity, config } of entries) {
+        const one = await this.fixedTarget(config, acceptNewHostKey);
+        if (one) pool.push({ ...one, label, capacity });
+      }
+      return pool.length ? { ...pool[0], pool } : undefined;
+    }
     const handle = await this.handleForProfile(config, "probe");
     if (!handle) return undefined;
     const root = handle.workspace.slice(0, handle.workspace.lastIndexOf("/"));

@@ -28,6 +28,8 @@ export interface VmPackerConfig {
     /** Seconds. */
     keepalive_interval: number;
   };
+  /** A pool of build hosts instead of `target` (attach mode); see pool/. */
+  targets?: PoolEntry[];
   /** Where workspaces go. */
   workspace: { root: string };
   /** What the image is built from (boot mode). */
@@ -50,6 +52,26 @@ export interface VmPackerConfig {
   };
 }
 
+/** One host of a pool: every `target` field, plus its slots and an optional workspace root. */
+export type PoolEntry = VmPackerConfig["target"] & {
+  /** How many sandboxes it holds at once. */
+  capacity: number;
+  /** Overrides `workspace.root` for this entry. */
+  workspace_root?: string;
+};
+
+/** Where a pooled sandbox's lease is: its entry and slot, for destroy to release exactly it. */
+export type PoolLeaseRef = {
+  /** Index of the entry in `targets` (informational). */
+  entry: number;
+  /** `host:port` of the entry as written, for messages. */
+  host: string;
+  /** The entry's pool directory on the host: `<root>/.sbx-pool/<entry key>`. */
+  dir: string;
+  /** The slot number: the lease is `<dir>/slot-<n>`. */
+  slot: number;
+};
+
 /** The destroy handle of a vm-packer sandbox; boot mode adds its VM. */
 export type VmPackerHandle = SshWorkspaceHandle & {
   /** `boot` for a throwaway VM; absent in attach mode. */
@@ -60,4 +82,6 @@ export type VmPackerHandle = SshWorkspaceHandle & {
   vm_nonce?: string;
   /** Content key of the image the overlay is backed by. */
   image_key?: string;
+  /** A sandbox placed in a pool: its lease (released by destroy when the nonce matches). */
+  pool_lease?: PoolLeaseRef;
 };

@@ -32,6 +32,7 @@ import type { ConfigSchema, ConfigSource } from "../../config/types.ts";
 import type { JsonObject } from "../../core/types.ts";
 import { resolveSshConfig } from "../../config/ssh_config.ts";
 import type { CreateContext, DestroyContext, OrphanReapContext } from "../types.ts";
+import type { PoolEntryConfig } from "../base.ts";
 import { SshWorkspaceExtension } from "../ssh_workspace/extension.ts";
 import { newNonce, workspacePath, workspaceRootProblem } from "../ssh_workspace/workspace_path.ts";
 import { generateKeyPair, publicKeyFingerprint, writeKnownHosts } from "../compose_ssh/keys.ts";
@@ -44,6 +45,9 @@ import { makeSeedDisk } from "./boot/seed.ts";
 import { isNonce, makeVmDir, readMarker, VM_FILES, vmDirOf } from "./boot/vm_dir.ts";
 import { IMAGE_FILES, type ImageInputs, imagesDir } from "./image/cache.ts";
 import { findImage } from "./image/packer.ts";
+import { consoleTail, step } from "./create_steps.ts";
+import { checkPoolConfig, poolEntriesOf } from "./pool/config.ts";
+import { createInPool, type PoolHooks, reapPoolLeases, releaseLease } from "./pool/place.ts";
 
 /** Pause between SSH attempts while a VM boots. */
 const BOOT_POLL_MS = 500;
@@ -53,8 +57,6 @@ const POWEROFF_COMMAND = "/usr/local/sbin/sandboxer-poweroff";
 const POWEROFF_SSH_MS = 5_000;
 /** How long a guest that was asked gets before qemu is told to quit. */
 const POWEROFF_WAIT_MS = 5_000;
-/** Console lines shown when a boot fails. */
-const CONSOLE_TAIL_LINES = 8;
 
 /**
  * Workspaces on a pre-built VM reached over SSH.
@@ -86,6 +88,7 @@ export class VmPackerExtension extends SshWorkspaceExtension<VmPackerConfig, VmP
     schema: ConfigSchema,
   ): VmPackerConfig {
     const config = super.parseConfig(raw, source, schema);
+    if (config.targets !== undefined) checkPoolConfig(raw, config, source);
     if (config.mode === "boot") {
       for (const field of ["template", "base"] as const) {
         if (config.image[field] === undefined) {
@@ -112,7 +115,10 @@ export class VmPackerExtension extends SshWorkspaceExtension<VmPackerConfig, VmP
           `has ${JSON.stringify(bad)}; write each variable as NAME=value`,
         );
       }
-    } else if (config.target.host === undefined && config.target.vm === undefined) {
+    } else if (
+      config.targets === undefined && config.target.host === undefined &&
+      config.target.vm === undefined
+    ) {
       throw new ConfigError(
         source.locate("target"),
         'needs target.host (or target.vm, a VM registered with "sandboxer ports register") in attach mode',
@@ -148,11 +154,12 @@ export class VmPackerExtension extends SshWorkspaceExtension<VmPackerConfig, VmP
    */
   override async create(ctx: CreateContext<VmPackerConfig>): Promise<VmPackerHandle> {
     if (ctx.config.mode === "boot") return await this.#createBoot(ctx);
+    if (ctx.config.targets) return await createInPool(this.#poolHooks(), ctx);
     return await this.makeWorkspace(ctx, (await this.handleForProfile(ctx.config, ctx.id))!);
   }
 
   /**
-   * Attach mode: remove the workspace. Boot mode: power the VM off (over SSH
+   * Attach mode: remove the workspace (and release a pooled sandbox's lease). Boot mode: power the VM off (over SSH
    * when the guest offers it, else through qemu's QMP socket), release its
    * port and delete its directory with the overlay; the workspace goes with
    * the VM.
@@ -161,8 +168,12 @@ export class VmPackerExtension extends SshWorkspaceExtension<VmPackerConfig, VmP
    * @param context The record's id.
    */
   override async destroy(handle: VmPackerHandle, context?: DestroyContext): Promise<void> {
-    if (handle.mode !== "boot") return await super.destroy(handle, context);
     const id = context?.id ?? handle.workspace.slice(handle.workspace.lastIndexOf("/sbx-") + 5);
+    if (handle.mode !== "boot") {
+      await super.destroy(handle, context);
+      // A pooled sandbox: its slot is free once its workspace is gone.
+      return await releaseLease(this.#poolHooks(), handle, id);
+    }
     const dir = vmDirOf(this.#stateDir(), id);
     const nonce = handle.vm_nonce;
     if (!isNonce(nonce) || (handle.vm_dir !== undefined && handle.vm_dir !== dir)) {
@@ -242,6 +253,41 @@ export class VmPackerExtension extends SshWorkspaceExtension<VmPackerConfig, VmP
       kernel: resolve(config.image.kernel),
       initrd: resolve(config.image.initrd),
       variables: config.image.variables,
+    };
+  }
+
+  /**
+   * A pool profile's hosts, each as a single-target config (see pool/config.ts).
+   *
+   * @param config The parsed config.
+   * @returns The entries, or undefined without `targets`.
+   */
+  override poolEntries(config: VmPackerConfig): PoolEntryConfig<VmPackerConfig>[] | undefined {
+    return poolEntriesOf(config);
+  }
+
+  /**
+   * Reclaim one pool host's dead leases (`gc --target`).
+   *
+   * @param entry The host.
+   * @param options Abort signal.
+   * @returns The slots reaped and those live.
+   */
+  override async reapLeases(
+    entry: PoolEntryConfig<VmPackerConfig>,
+    options: { signal?: AbortSignal },
+  ): Promise<{ reaped: string[]; live: string[] }> {
+    return await reapPoolLeases(this.#poolHooks(), entry.config, options.signal);
+  }
+
+  /** What placing in a pool (pool/place.ts) needs of this extension. */
+  #poolHooks(): PoolHooks {
+    return {
+      logger: this.logger,
+      handleFor: async (config, id) => (await this.handleForProfile(config, id))!,
+      connect: (handle, signal) =>
+        this.connect(handle, signal, this.options.acceptNewHostKey ?? false),
+      makeWorkspace: (ctx, handle) => this.makeWorkspace(ctx, handle),
     };
   }
 
@@ -448,29 +494,4 @@ export class VmPackerExtension extends SshWorkspaceExtension<VmPackerConfig, VmP
       keepalive_interval_ms: target.keepalive_interval * 1000,
     };
   }
-}
-
-/**
- * Name a create step. For the crash tests only: with
- * `SANDBOXER_TEST_HOLD_AT=<step>` the create stops right after recording that
- * step (until killed or aborted), so a test can SIGKILL sandboxer at exactly
- * that point, however fast the step is.
- */
-async function step(ctx: CreateContext<VmPackerConfig>, name: string): Promise<void> {
-  await ctx.step(name);
-  if (optionalEnv("SANDBOXER_TEST_HOLD_AT") !== name) return;
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(resolve, 3_600_000);
-    ctx.signal?.addEventListener("abort", () => {
-      clearTimeout(timer);
-      reject(ctx.signal?.reason);
-    }, { once: true });
-  });
-}
-
-/** The last lines of a VM's serial console. */
-async function consoleTail(dir: string): Promise<string[]> {
-  const text = await Deno.readTextFile(`${dir}/${VM_FILES.console}`).catch(() => "");
-  return text.replace(/\r/g, "").split("\n").map((l) => l.trim()).filter(Boolean)
-    .slice(-CONSOLE_TAIL_LINES);
 }
