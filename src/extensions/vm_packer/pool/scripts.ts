@@ -50,6 +50,9 @@ command -v flock >/dev/null 2>&1 || {
   exit ${POOL_EXIT.noFlock}
 }
 [ -d "$root" ] || { echo "has no workspace root $root; create it (mkdir -p $root) or correct the entry's workspace_root" >&2; exit ${POOL_EXIT.noRoot}; }
+for p in "\${pool%/*}" "$pool" "$pool/waiters" "$pool/.lock"; do
+  [ ! -L "$p" ] || { echo "has a symlink at $p, where the pool's own directory belongs; remove it" >&2; exit ${POOL_EXIT.writeFailed}; }
+done
 mkdir -p -m 700 -- "$pool/waiters" 2>/dev/null || { echo "cannot make $pool" >&2; exit ${POOL_EXIT.writeFailed}; }
 exec 9>>"$pool/.lock" || exit ${POOL_EXIT.writeFailed}
 flock -w ${LOCK_WAIT_SECONDS} 9 || { echo "has its pool lock $pool/.lock held for over ${LOCK_WAIT_SECONDS}s" >&2; exit ${POOL_EXIT.lockTimeout}; }

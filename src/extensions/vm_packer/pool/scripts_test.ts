@@ -106,4 +106,30 @@ Deno.test("pool scripts: take, reclaim, queue and release leases on a host", asy
     assert.equal(reaped.stdout, "reaped slot-1 d\n");
     assert.deepEqual((await names(pool)).sort(), [".lock", "waiters"]);
   });
+
+  await t.step("a symlink planted where the pool directory belongs is refused", async () => {
+    await using elsewhere = await tempDir("sbx-pool-victim-");
+    await Deno.mkdir(`${elsewhere.path}/waiters`);
+    await Deno.writeTextFile(`${elsewhere.path}/waiters/w-1-x-y`, "0\n");
+    const planted = `${root}/.sbx-pool/planted_22`;
+    await Deno.symlink(elsewhere.path, planted);
+    for (
+      const [script, args] of [[POOL_ACQUIRE, [planted, root, "60", "2", "p", NONCE, "-", ""]], [
+        POOL_REAP,
+        [planted, root, "60"],
+      ]] as const
+    ) {
+      const result = await sh(script, [...args]);
+      assert.equal(result.code, POOL_EXIT.writeFailed, result.stderr);
+      assert.match(
+        result.stderr,
+        /has a symlink at .*planted_22, where the pool's own directory belongs/,
+      );
+    }
+    assert.deepEqual(
+      await names(`${elsewhere.path}/waiters`),
+      ["w-1-x-y"],
+      "nothing removed through it",
+    );
+  });
 });
