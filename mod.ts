@@ -63,11 +63,9 @@ export type {
   ManagerSyncOptions,
 } from "./src/sandbox/manager_options.ts";
 export type { GcTargetOptions, GcTargetReport, PoolHostReport } from "./src/sandbox/gc_target.ts";
-export type { WaitProgress } from "./src/extensions/types.ts";
 export type { SandboxOwner, SandboxRecord, SandboxStatus } from "./src/sandbox/record.ts";
 export type { ResolvedPermissions } from "./src/extensions/confined/permissions.ts";
 export type { ConfigSource, Profile, SyncSettings } from "./src/config/types.ts";
-export type { JsonObject, JsonValue } from "./src/core/types.ts";
 export { Sandbox, type SandboxExecResult } from "./src/sandbox/sandbox.ts";
 export {
   type KeepPolicy,
