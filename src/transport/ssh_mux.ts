@@ -7,8 +7,8 @@
  *
  * Its socket lives in `<state>/mux/` (0700, the caller's own; a directory that
  * is a symlink, another user's or open to others is refused) under a short
- * hashed name that covers the host, port, user, key file and the pinned host
- * key's fingerprint, so a master made under one key is never used for a
+ * hashed name that covers the host, port, user, key file, keepalive and the
+ * pinned host key's fingerprint, so a master made under one key is never used for a
  * sandbox that pins another. What sits at a socket's name and is not a socket
  * of the caller's (a symlink, a file) is refused; a socket nobody listens on
  * (its master was killed) is removed and a new master started.
@@ -40,6 +40,8 @@ export interface MuxKey {
   identityFile: string | null;
   /** The pinned host key's `SHA256:…` fingerprint. */
   fingerprint: string;
+  /** Keepalive interval (ms): how soon the master notices a dead link. */
+  keepaliveMs: number;
 }
 
 /**
@@ -50,7 +52,14 @@ export interface MuxKey {
  * @returns The name.
  */
 export async function muxSocketName(key: MuxKey): Promise<string> {
-  const text = JSON.stringify([key.host, key.port, key.user, key.identityFile, key.fingerprint]);
+  const text = JSON.stringify([
+    key.host,
+    key.port,
+    key.user,
+    key.identityFile,
+    key.fingerprint,
+    key.keepaliveMs,
+  ]);
   const digest = new Uint8Array(
     await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)),
   );
@@ -163,6 +172,8 @@ export interface MasterSpec {
   persistSeconds: number;
   /** Seconds to wait for the TCP connection. */
   connectTimeoutSeconds: number;
+  /** Seconds between keepalives (0: none); three missed ones end the master and its commands. */
+  keepaliveSeconds: number;
   /** Abort signal. */
   signal?: AbortSignal;
 }
@@ -202,7 +213,9 @@ export async function startMaster(spec: MasterSpec): Promise<string | undefined>
     "-o",
     `ConnectTimeout=${Math.max(1, Math.ceil(spec.connectTimeoutSeconds))}`,
     "-o",
-    "ServerAliveInterval=15",
+    `ServerAliveInterval=${Math.ceil(Math.max(0, spec.keepaliveSeconds || 0))}`,
+    "-o",
+    "ServerAliveCountMax=3",
     "-o",
     "LogLevel=ERROR",
     "-f",

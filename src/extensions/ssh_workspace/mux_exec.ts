@@ -95,6 +95,7 @@ async function readyMaster(
     user,
     identityFile,
     fingerprint,
+    keepaliveMs: handle.keepalive_interval_ms,
   });
   const socket = `${dir.path}/${name}`;
   const skip = (why: string) => {
@@ -132,6 +133,7 @@ async function readyMaster(
       socket,
       persistSeconds,
       connectTimeoutSeconds: handle.connect_timeout_ms / 1000,
+      keepaliveSeconds: handle.keepalive_interval_ms / 1000,
       signal,
     });
   });
@@ -209,11 +211,11 @@ async function runClient(
     const said = code === 255 ? await Deno.readTextFile(log).catch(() => "") : "";
     if (!gate.started) {
       const stderr = new TextDecoder().decode(concat(held)).trim();
-      if (code === 255 && gate.reason === "") throw lost(ref, said, false);
+      if (code === 255 && gate.reason === "") throw lost(ref, wrapped[0], said, false);
       throw workspaceRefusal(ref, code, gate.reason || stderr, "run commands in");
     }
     if (code === 255 && !/(Received exit status from master|Exit status) 255\b/.test(said)) {
-      throw lost(ref, said, true);
+      throw lost(ref, wrapped[0], said, true);
     }
     return code;
   } finally {
@@ -224,13 +226,13 @@ async function runClient(
 }
 
 /** The error for an ssh that ended without the command's exit status. */
-function lost(ref: WorkspaceRef, said: string, started: boolean): SshError {
+function lost(ref: WorkspaceRef, program: string, said: string, started: boolean): SshError {
   const line = said.split("\n").filter((l) => l.trim() !== "" && !l.startsWith("debug")).at(-1);
   return new SshError(
     ref.where,
     "exec",
     started
-      ? `the shared connection was lost while the command ran${line ? ` (${line.trim()})` : ""}`
+      ? `the connection was lost while ${program} ran${line ? ` (${line.trim()})` : ""}`
       : `ssh could not run the command${line ? ` (${line.trim()})` : ""}`,
     {
       fix:
