@@ -125,13 +125,11 @@ async function ownUid(dir: string): Promise<number> {
  * @throws {LocalFileError} when something else is at `path`.
  */
 export async function probeMaster(path: string, uid: number): Promise<"live" | "absent"> {
-  let info: Deno.FileInfo;
-  try {
-    info = await Deno.lstat(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return "absent";
+  const info = await Deno.lstat(path).catch((error) => {
+    if (error instanceof Deno.errors.NotFound) return undefined;
     throw error;
-  }
+  });
+  if (info === undefined) return "absent";
   const what = info.isSymlink
     ? "a symlink"
     : !info.isSocket

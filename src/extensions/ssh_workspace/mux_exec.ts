@@ -18,6 +18,7 @@ import { run, spawnPiped, terminate } from "../../process/run.ts";
 import { signalExitCode } from "../../process/signals.ts";
 import { pinnedKeyLine, sshConfigBlock, writePrivate } from "../../transport/openssh_config.ts";
 import { remoteCommand } from "../../transport/quote.ts";
+import { pumpInto } from "../../transport/ssh/stdin_pump.ts";
 import {
   controlPathArg,
   MAX_SOCKET_PATH,
@@ -283,33 +284,13 @@ async function killRemote(master: Master, pid: string): Promise<void> {
 /** Copy stdin into the client as it takes it, then close it; returns what stops the copy. */
 function feedStdin(child: Deno.ChildProcess, stdin: ExecIO["stdin"]): () => void {
   const writer = child.stdin.getWriter();
-  if (!(stdin instanceof ReadableStream)) {
-    (async () => {
-      if (stdin !== undefined) await writer.write(stdin);
-      await writer.close();
-    })().catch(() => {});
-    return () => {};
-  }
-  const reader = stdin.getReader();
-  let stopped = false;
+  const end = () => writer.close().catch(() => {});
+  if (stdin instanceof ReadableStream) return pumpInto(stdin, (chunk) => writer.write(chunk), end);
   (async () => {
-    try {
-      while (!stopped) {
-        const { value, done } = await reader.read();
-        if (done || stopped) break;
-        await writer.write(value);
-      }
-    } catch {
-      // The caller's stream failed or the command exited: it sees EOF either way.
-    } finally {
-      reader.releaseLock();
-      await writer.close().catch(() => {});
-    }
-  })();
-  return () => {
-    stopped = true;
-    reader.cancel().catch(() => {});
-  };
+    if (stdin !== undefined) await writer.write(stdin);
+    await end();
+  })().catch(() => {});
+  return () => {};
 }
 
 async function drain(
