@@ -1,8 +1,9 @@
 // exec shares one OpenSSH connection between CLI processes (ControlMaster/ControlPersist):
 // two execs authenticate once, SANDBOXER_SSH_MUX=0 makes no socket, the socket is 0600 in a
 // 0700 directory, a planted symlink or a directory open to others is refused, a killed master
-// leaves a stale socket the next exec replaces, a re-keyed host is still refused, and stdin
-// and exit codes (255 and deaths by signal included) pass through. Real sshd, the CLI's flags.
+// leaves a stale socket the next exec replaces, a re-keyed host is still refused, --timeout kills
+// the remote command, and stdin and exit codes (255 and deaths by signal included) pass through.
+// Real sshd, the CLI's flags.
 import assert from "node:assert/strict";
 import { processTable, spawnSandboxer, textOf } from "../helpers.ts";
 import { createOk, startTestVm, type TestVm } from "../harness/test_vm.ts";
@@ -102,6 +103,20 @@ Deno.test("exec over a shared connection: one login, safe socket, exit codes and
       const result = textOf(await child.output());
       assert.equal(result.code, 0, result.stderr);
       assert.equal(result.stdout, "hi\n");
+    });
+
+    await t.step("--timeout ends the remote command over the shared connection (124)", async () => {
+      // A duration no other test uses: the login user is shared with tests running beside this.
+      const result = await vm.cli(["exec", "--timeout", "2s", "m1", "--", "sleep", "7019"]);
+      assert.equal(result.code, 124, result.stderr);
+      assert.match(oneLine(result.stderr), /ran past --timeout 2s and was killed/);
+      const left = async () =>
+        (await processTable()).filter((p) => p.user === vm.sshd.user && /sleep 7019/.test(p.args));
+      for (let i = 0; i < 50 && (await left()).length > 0; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.deepEqual(await left(), [], "the remote sleep was killed");
+      assert.equal((await masters(vm)).length, 1, "still one master");
     });
 
     await t.step("a killed master leaves a stale socket; the next exec replaces it", async () => {
