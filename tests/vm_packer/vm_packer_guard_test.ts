@@ -155,14 +155,22 @@ isolatedTest(
 
     await t.step("the command runs in its own session, marked with the sandbox", async () => {
       const script = "read -r pid comm state ppid pgrp sid rest < /proc/$$/stat; " +
-        'echo "$pid $sid $pgrp"; echo "$SANDBOXER_SANDBOX"; pwd -P';
+        'echo "$pid $ppid $sid $pgrp"; echo "$SANDBOXER_SANDBOX"; pwd -P';
       const result = await host.cli(["exec", id, "--", "sh", "-c", script]);
       const [ids, mark, pwd] = result.stdout.trim().split("\n");
-      const [pid, sid, pgrp] = ids.split(" ");
-      assert.equal(sid, pid, "session leader");
-      assert.equal(pgrp, pid, "process group leader");
+      const [pid, ppid, sid, pgrp] = ids.split(" ");
+      // Its exec's own session and process group: led by the command itself over a direct
+      // connection, by its parent (MUX_EXEC's shell, which reports signals as 128+N) over a
+      // shared one. Either way nothing else's, so ending the group ends exactly this command.
+      assert.equal(pgrp, sid, "process group of its own session");
+      assert.ok(sid === pid || sid === ppid, `session ${sid} led by ${pid} or its parent ${ppid}`);
       assert.equal(mark, `${id}:${handle?.nonce}`);
       assert.equal(pwd, workspace);
+      const direct = await host.cli(["exec", id, "--", "sh", "-c", script], {
+        SANDBOXER_SSH_MUX: "0",
+      });
+      const [directPid, , directSid, directPgrp] = direct.stdout.split("\n")[0].split(" ");
+      assert.deepEqual([directSid, directPgrp], [directPid, directPid], "leads its own session");
     });
 
     await t.step("stdin reaches the program (SDK)", async () => {
