@@ -108,9 +108,17 @@ export async function benchContext(
 }
 
 let plainCounter = 0;
-const plainDir = (ctx: BenchContext) => Promise.resolve(`${ctx.plainRoot}/p${plainCounter++}`);
-const removeLocal = (path: string) => Deno.remove(path, { recursive: true }).catch(() => {});
-const cliRun = (ctx: BenchContext, args: string[]) => runChild([...ctx.cli, ...args], ctx.env);
+/** A new directory name under the plain tools' root (not made). */
+export const plainDir = (ctx: BenchContext): Promise<string> =>
+  Promise.resolve(`${ctx.plainRoot}/p${plainCounter++}`);
+/** Remove a directory of the host (it is on this machine). */
+export const removeLocal = (path: string): Promise<void> =>
+  Deno.remove(path, { recursive: true }).catch(() => {});
+/** Run the CLI with the context's environment. */
+export const cliRun = (
+  ctx: BenchContext,
+  args: string[],
+): ReturnType<typeof runChild> => runChild([...ctx.cli, ...args], ctx.env);
 const createSdk = async (ctx: BenchContext, m: Manager = ctx.manager) =>
   (await m.create({ profile: ctx.profile })).id;
 const destroyAll = (ctx: BenchContext, ids: readonly string[]) =>
@@ -259,7 +267,7 @@ export async function createGroup(ctx: BenchContext): Promise<GroupResult> {
 }
 
 /** Write dirty pages back (sync(1)) so that writeback from one run does not slow the next. */
-const flushDisk = async () => {
+export const flushDisk = async (): Promise<void> => {
   await new Deno.Command("sync").output();
 };
 

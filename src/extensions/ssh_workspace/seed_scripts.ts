@@ -12,12 +12,13 @@
  * the remote user (mode 0700), entered with `cd -P` and checked to resolve to
  * themselves, so a symlink planted at any level is refused, never followed.
  *
- * Updates copy the tree into `.tmp-<hash>-<nonce>` (copy-on-write with GNU
- * `cp --reflink=auto`, else a plain `cp -a`), write the marker last, and swap
- * it in with two renames under an exclusive `flock` of `<user>/`; readers copy
- * under a shared lock, so no create ever copies half a seed. Removal renames
- * a seed to `.old-<hash>-<nonce>` and deletes it with `find -xdev -depth
- * -delete`, which follows no symlink.
+ * Updates link the workspace's files into `.tmp-<hash>-<nonce>` (`cp -al`,
+ * else `cp -a`), write the marker last, and swap it in with two renames under
+ * an exclusive `flock` of `<user>/`; readers copy a seed into a new workspace
+ * (copy-on-write with GNU `cp --reflink=auto`, else a plain `cp -a`: never
+ * links) under a shared lock, so no create ever copies half a seed. Removal
+ * renames a seed to `.old-<hash>-<nonce>` and deletes it with `find -xdev
+ * -depth -delete`, which follows no symlink.
  *
  * @module
  */
@@ -100,7 +101,11 @@ drop() {
 }
 prune() {
   now=$(date +%s)
-  for e in "$sd"/.tmp-* "$sd"/.old-*; do
+  # Leftovers of a crash; a copy another update is making (unlocked) is younger than an hour.
+  find "$sd" -mindepth 1 -maxdepth 1 -name '.tmp-*' -mmin +60 | while IFS= read -r e; do
+    wipe "\${e##*/}"
+  done
+  for e in "$sd"/.old-*; do
     [ -e "$e" ] || [ -L "$e" ] || continue
     wipe "\${e##*/}"
   done
@@ -166,13 +171,16 @@ enter; rc=$?
 [ "$rc" -eq 0 ] || { echo "$why" >&2; exit "$rc"; }
 src=$PWD
 mk=1 seeddir || { echo "$why" >&2; exit ${SEED_EXIT.refused}; }
-slock
 tmp=.tmp-$hash-$snonce
 mkdir -m 700 -- "$sd/$tmp" || exit ${SEED_EXIT.failed}
-ok=1
-cp -a --reflink=auto "$src/." "$sd/$tmp/" 2>/dev/null || cp -a "$src/." "$sd/$tmp/" || ok=
+# Hard links: the files are not copied. A file rsync later replaces gets a new inode; one changed
+# in place changes here too, with its size and time, so the next sync resends it.
+if ! cp -al -- "$src/." "$sd/$tmp/" 2>/dev/null; then
+  wipe "$tmp"; mkdir -m 700 -- "$sd/$tmp" || exit ${SEED_EXIT.failed}
+  cp -a -- "$src/." "$sd/$tmp/" || { wipe "$tmp"; exit ${SEED_EXIT.failed}; }
+fi
 rm -f -- "$sd/$tmp/${MARKER_FILE}" "$sd/$tmp/$sm"
-[ -n "$ok" ] || { wipe "$tmp"; exit ${SEED_EXIT.failed}; }
+slock
 kb=$(du -sk -- "$sd/$tmp" | cut -f1)
 why=
 if [ -e "$sd/$hash" ] || [ -L "$sd/$hash" ]; then
@@ -193,8 +201,9 @@ printf '{"seed":"%s","owner":"%s","nonce":"%s","updated":%s,"expires":%s,"bytes"
   "$hash" "$owner" "$snonce" "$now" "$((now + ttl))" "$((kb * 1024))" > "$sd/$tmp/$sm" || { wipe "$tmp"; exit ${SEED_EXIT.failed}; }
 if [ -n "$old" ]; then mv -- "$sd/$hash" "$sd/.old-$hash-$old" || { wipe "$tmp"; exit ${SEED_EXIT.failed}; }; fi
 mv -- "$sd/$tmp" "$sd/$hash" || exit ${SEED_EXIT.failed}
-[ -z "$old" ] || wipe ".old-$hash-$old"
 prune "$budget" "$hash"
+# The replaced seed is deleted after the lock is released, in the background.
+[ -z "$old" ] || { exec 8<&-; wipe ".old-$hash-$old" </dev/null >/dev/null 2>&1 & }
 `;
 
 /**
