@@ -10,7 +10,7 @@
 import { Manager } from "../mod.ts";
 import { strictSshArgs } from "../tests/harness/sshd.ts";
 import { sandboxerTaskArgv } from "../tests/helpers.ts";
-import { alternate, median, quantile, type Row, runChild, type Samples } from "./lib.ts";
+import { alternate, type Arm, median, quantile, type Row, runChild, type Samples } from "./lib.ts";
 import type { BenchHost } from "./link.ts";
 import { TREE_EXCLUDES } from "./tree.ts";
 
@@ -296,16 +296,7 @@ export async function firstSyncGroup(ctx: BenchContext, what: string): Promise<G
         run: async (id: string) => void (await ctx.manager.sync(id, { repo: ctx.sourceDir })),
         cleanup: drop,
       },
-      {
-        name: "rsync",
-        async prepare() {
-          const dir = await plainDir(ctx);
-          await runChild([...ctx.sshCmd, "mkdir", dir]);
-          return dir;
-        },
-        run: async (dir: string) => (await runChild(rsyncArgv(ctx, dir))).ms,
-        cleanup: removeLocal,
-      },
+      emptyRsyncArm(ctx, "rsync"),
     ],
     ctx.runs,
     progress(ctx, "first sync", ctx.runs),
@@ -318,6 +309,26 @@ export async function firstSyncGroup(ctx: BenchContext, what: string): Promise<G
       row(ctx, samples, "first sync — CLI process (sandboxer sync)", "cli", "rsync", plain),
       row(ctx, samples, "first sync — SDK, warm Manager", "sdk warm", "rsync", plain),
     ],
+  };
+}
+
+/**
+ * The plain arm of a first sync: `rsync -a` into a directory made empty beforehand (untimed).
+ *
+ * @param ctx The context.
+ * @param name The arm's name.
+ * @returns The arm.
+ */
+export function emptyRsyncArm(ctx: BenchContext, name: string): Arm<string> {
+  return {
+    name,
+    async prepare() {
+      const dir = await plainDir(ctx);
+      await runChild([...ctx.sshCmd, "mkdir", dir]);
+      return dir;
+    },
+    run: async (dir: string) => (await runChild(rsyncArgv(ctx, dir))).ms,
+    cleanup: removeLocal,
   };
 }
 

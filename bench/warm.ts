@@ -15,6 +15,7 @@
 import {
   type BenchContext,
   cliRun,
+  emptyRsyncArm,
   flushDisk,
   type GroupResult,
   plainDir,
@@ -73,16 +74,7 @@ export async function warmGroup(ctx: BenchContext): Promise<GroupResult> {
           return syncMs;
         },
       },
-      {
-        name: "rsync empty",
-        async prepare() {
-          const dir = await plainDir(ctx);
-          await runChild([...ctx.sshCmd, "mkdir", dir]);
-          return dir;
-        },
-        run: async (dir: string) => (await runChild(rsyncArgv(ctx, dir))).ms,
-        cleanup: removeLocal,
-      },
+      emptyRsyncArm(ctx, "rsync empty"),
       {
         name: "cli create --repo",
         async prepare() {

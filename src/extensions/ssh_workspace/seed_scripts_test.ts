@@ -58,6 +58,10 @@ async function fixture() {
   };
 }
 
+async function names(dir: string): Promise<string[]> {
+  return (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort();
+}
+
 const HASH = "0123456789abcdef0123456789abcdef";
 const OTHER = "fedcba9876543210fedcba9876543210";
 
@@ -130,7 +134,7 @@ Deno.test("prune reaps expired seeds, then the oldest over the budget; a big tre
   const second = await f.update(a, OTHER, { kb: 60 });
   assert.equal(second.code, 0, second.stderr);
   assert.match(second.stdout, new RegExp(`reaped ${HASH} \\(over the budget`));
-  assert.deepEqual([...Deno.readDirSync(f.seeds)].map((e) => e.name), [OTHER]);
+  assert.deepEqual(await names(f.seeds), [OTHER]);
   const file = `${f.seeds}/${OTHER}/${SEED_MARKER}`;
   await Deno.writeTextFile(
     file,
@@ -138,9 +142,9 @@ Deno.test("prune reaps expired seeds, then the oldest over the budget; a big tre
   );
   const pruned = await sh(SEED_PRUNE, [f.root, USER, "0"]);
   assert.equal(pruned.stdout.trim(), `reaped ${OTHER} (expired)`);
-  assert.deepEqual([...Deno.readDirSync(f.seeds)], []);
+  assert.deepEqual(await names(f.seeds), []);
   const big = await f.update(a, HASH, { kb: 10 });
   assert.equal(big.code, SEED_EXIT.tooBig);
-  assert.deepEqual([...Deno.readDirSync(f.seeds)], []);
+  assert.deepEqual(await names(f.seeds), []);
   assert.equal((await sh(SEED_PRUNE, [f.root, "nobody-here", "0"])).stdout.trim(), "none");
 });

@@ -168,21 +168,7 @@ export async function copySeed(
   place: SeedPlace,
   signal?: AbortSignal,
 ): Promise<boolean> {
-  const result = await host.connection.run(
-    [
-      "sh",
-      "-c",
-      SEED_INTO,
-      "sh",
-      ref.workspace,
-      ref.id,
-      ref.nonce,
-      place.user,
-      place.hash,
-      place.owner,
-    ],
-    { signal },
-  );
+  const result = await host.connection.run(seedScript(SEED_INTO, ref, place), { signal });
   if (result.code === 0) {
     host.logger.info(`started ${ref.workspace} from the seed ${seedPath(place)}`);
     return true;
@@ -210,21 +196,9 @@ export async function saveSeed(
   place: SeedPlace,
   policy: SeedPolicy,
 ): Promise<void> {
-  const result = await host.connection.run([
-    "sh",
-    "-c",
-    SEED_UPDATE,
-    "sh",
-    ref.workspace,
-    ref.id,
-    ref.nonce,
-    place.user,
-    place.hash,
-    place.owner,
-    newNonce(),
-    String(policy.ttlSeconds),
-    String(policy.maxMb * 1024),
-  ]);
+  const result = await host.connection.run(
+    seedScript(SEED_UPDATE, ref, place, newNonce(), policy.ttlSeconds, policy.maxMb * 1024),
+  );
   logReaped(host.logger, place, result.stdout);
   if (result.code !== 0) {
     host.logger.warn(`kept no seed of ${ref.workspace}: ${firstLine(result.stderr, result.code)}`);
@@ -344,6 +318,19 @@ export async function pendingSeed(
   if (data.nonce !== ref.nonce) return undefined;
   await Deno.remove(file).catch(() => {});
   return { place: data.place, policy: data.policy };
+}
+
+/** `sh -c SCRIPT sh WORKSPACE ID NONCE USER HASH OWNER MORE…`, for SEED_INTO and SEED_UPDATE. */
+function seedScript(
+  script: string,
+  ref: WorkspaceRef,
+  place: SeedPlace,
+  ...more: (string | number)[]
+): string[] {
+  return [
+    ...["sh", "-c", script, "sh", ref.workspace, ref.id, ref.nonce],
+    ...[place.user, place.hash, place.owner, ...more.map(String)],
+  ];
 }
 
 function seedPath(place: Pick<SeedPlace, "root" | "user"> & { hash?: string }): string {
