@@ -3,7 +3,8 @@
 // (proved by a file only the seed holds and by the transcript's count of files sent), a changed
 // file still arrives; `sync.seed: off` sends everything; a seed whose marker names another
 // sandboxer, and symlinks planted at the seed path or the user's seed directory, are refused and
-// never followed (not by gc either); another user's seeds are never used; gc and gc --target
+// never followed (not by gc either); another user's seeds are never used; a profile that
+// excludes more never starts from a seed that holds those files; gc and gc --target
 // reap expired seeds, a tree over sync.seed_max_mb is not kept, `sync.seed: workspace` keeps
 // build outputs from destroy, and a pool entry's workspace_root holds its seeds.
 import assert from "node:assert/strict";
@@ -222,6 +223,23 @@ Deno.test("warm workspaces: seeds are used, refused, reaped and kept per user an
     assert.equal(await Deno.readTextFile(`${next.workspace}/out/a.o`), "built\n");
     assert.ok(await filesSent(vm, next.id) <= 2);
   });
+
+  await t.step(
+    "a profile that leaves more out never starts from a seed that holds it",
+    async () => {
+      await Deno.writeTextFile(`${repo}/creds.secret`, "token\n");
+      try {
+        const all = await create("s1");
+        assert.equal(await Deno.readTextFile(`${all.workspace}/creds.secret`), "token\n");
+        const strict = await vm.profile("strict", { extra: ["sync:", '  exclude: ["*.secret"]'] });
+        const record = await create("s2", strict);
+        assert.ok(!await exists(`${record.workspace}/creds.secret`), "an excluded file arrived");
+        assert.ok(await filesSent(vm, record.id) >= 40);
+      } finally {
+        await Deno.remove(`${repo}/creds.secret`);
+      }
+    },
+  );
 
   await t.step("a pool entry's workspace_root holds its seeds", async () => {
     const root = `${vm.dir}/pool-root`;

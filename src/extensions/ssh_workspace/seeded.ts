@@ -61,7 +61,7 @@ export abstract class SeededWorkspaceExtension<Config, Handle extends SshWorkspa
     let seeding: { host: SeedHost; place: Awaited<ReturnType<typeof seedPlace>> } | undefined;
     try {
       const host = await this.#seedHost(handle, options.signal);
-      seeding = { host, place: await seedPlace(host, from, options.signal) };
+      seeding = { host, place: await seedPlace(host, from, { ...options, mode: policy.mode }) };
       await copySeed(host, ref, seeding.place, options.signal);
     } catch (error) {
       options.signal?.throwIfAborted();

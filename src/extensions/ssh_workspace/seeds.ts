@@ -24,7 +24,7 @@ import { join } from "node:path";
 import type { Logger } from "../../core/types.ts";
 import { run } from "../../process/run.ts";
 import type { SshConnection } from "../../transport/ssh/connection.ts";
-import type { SeedPolicy } from "../types.ts";
+import type { SeedPolicy, SyncOptions } from "../types.ts";
 import { handleTarget, splitUserHost, type SshWorkspaceHandle } from "./handle.ts";
 import { SEED_EXIT, SEED_INTO, SEED_PRUNE, SEED_UPDATE } from "./seed_scripts.ts";
 import { newNonce } from "./workspace_path.ts";
@@ -121,22 +121,33 @@ export async function seedOwner(stateDir: string): Promise<string> {
 }
 
 /**
- * Where the seed of the repository at `from` lives on the handle's host.
+ * Where the seed of the repository at `from` lives on the handle's host. The
+ * name covers what decides the tree too — the seed mode and the file
+ * selection (`sync.exclude`, `sync.gitignore`, `sync.include_git`) — so a
+ * profile that leaves files out never starts from a seed that holds them.
  *
  * @param host The handle and the state directory.
  * @param from The local directory being synced.
- * @param signal Abort signal.
+ * @param options The sync's selection, the seed mode and the abort signal.
  * @returns The place.
  */
 export async function seedPlace(
   host: Pick<SeedHost, "handle" | "stateDir">,
   from: string,
-  signal?: AbortSignal,
+  options: Pick<SyncOptions, "exclude" | "gitignore" | "includeGit" | "signal"> & {
+    mode: SeedPolicy["mode"];
+  },
 ): Promise<SeedPlace> {
+  const selection = JSON.stringify([
+    options.mode,
+    options.gitignore ?? true,
+    options.includeGit ?? false,
+    [...(options.exclude ?? [])],
+  ]);
   return {
     root: host.handle.workspace.slice(0, host.handle.workspace.lastIndexOf("/")),
     user: seedUser(host.handle),
-    hash: await repoIdentity(from, signal),
+    hash: digest([await repoIdentity(from, options.signal), selection]),
     owner: await seedOwner(host.stateDir),
   };
 }
