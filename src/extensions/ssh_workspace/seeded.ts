@@ -60,8 +60,11 @@ export abstract class SeededWorkspaceExtension<Config, Handle extends SshWorkspa
     const ref = workspaceRef(handle);
     let seeding: { host: SeedHost; place: Awaited<ReturnType<typeof seedPlace>> } | undefined;
     try {
-      const host = await this.#seedHost(handle, options.signal);
-      seeding = { host, place: await seedPlace(host, from, { ...options, mode: policy.mode }) };
+      const [host, place] = await Promise.all([
+        this.#seedHost(handle, options.signal),
+        seedPlace({ handle, stateDir: this.#stateDir() }, from, { ...options, mode: policy.mode }),
+      ]);
+      seeding = { host, place };
       await copySeed(host, ref, seeding.place, options.signal);
     } catch (error) {
       options.signal?.throwIfAborted();

@@ -70,11 +70,15 @@ export async function repoIdentity(dir: string, signal?: AbortSignal): Promise<s
       (r) => r.code === 0 ? r.stdout.trim() : "",
       () => "",
     );
-  const roots = await git("rev-list", "--max-parents=0", "HEAD");
+  // At once: outside a work tree all three fail fast, and the answer is the path's.
+  const [roots, origin, prefix] = await Promise.all([
+    git("rev-list", "--max-parents=0", "HEAD"),
+    git("config", "--get", "remote.origin.url"),
+    git("rev-parse", "--show-prefix"),
+  ]);
   if (roots !== "") {
-    const origin = withoutCredentials(await git("config", "--get", "remote.origin.url"));
-    const prefix = await git("rev-parse", "--show-prefix");
-    return digest(["git", roots.split("\n").sort().join(","), origin, prefix]);
+    const url = withoutCredentials(origin);
+    return digest(["git", roots.split("\n").sort().join(","), url, prefix]);
   }
   return digest(["path", await machineId(), path]);
 }
