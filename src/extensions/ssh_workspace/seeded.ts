@@ -24,7 +24,7 @@ import {
   seedPlace,
   seedUser,
 } from "./seeds.ts";
-import { workspaceRef } from "./workspace_ref.ts";
+import { type WorkspaceRef, workspaceRef } from "./workspace_ref.ts";
 
 /** An {@linkcode SshWorkspaceExtension} whose new sandboxes may start from a seed. */
 export abstract class SeededWorkspaceExtension<Config, Handle extends SshWorkspaceHandle>
@@ -67,8 +67,9 @@ export abstract class SeededWorkspaceExtension<Config, Handle extends SshWorkspa
       seeding = { host, place };
       await copySeed(host, ref, seeding.place, options.signal);
     } catch (error) {
+      // The sync below meets the same failure (a lost connection) and reports it in one line.
       options.signal?.throwIfAborted();
-      this.logger.warn(`did not look for a seed of ${from}: ${errorText(error)}`);
+      this.logger.debug(`did not look for a seed of ${from}: ${errorText(error)}`);
     }
     const report = await super.sync(handle, from, options);
     if (seeding) {
@@ -93,15 +94,14 @@ export abstract class SeededWorkspaceExtension<Config, Handle extends SshWorkspa
    * @param context The record's id.
    */
   override async destroy(handle: Handle, context?: DestroyContext): Promise<void> {
-    if (this.seedsWanted(handle)) {
+    // A handle that is not this record's is refused by the removal below, in one line.
+    const ref = this.seedsWanted(handle) ? tryWorkspaceRef(handle, context?.id) : undefined;
+    const pending = ref && await pendingSeed(this.#stateDir(), ref).catch(() => undefined);
+    if (ref && pending) {
       try {
-        const ref = workspaceRef(handle, context?.id);
-        const pending = await pendingSeed(this.#stateDir(), ref);
-        if (pending) {
-          await saveSeed(await this.#seedHost(handle), ref, pending.place, pending.policy);
-        }
+        await saveSeed(await this.#seedHost(handle), ref, pending.place, pending.policy);
       } catch (error) {
-        this.logger.warn(`kept no seed of sandbox ${context?.id ?? ""}: ${errorText(error)}`);
+        this.logger.warn(`kept no seed of ${ref.workspace}: ${errorText(error)}`);
       }
     }
     await super.destroy(handle, context);
@@ -170,5 +170,16 @@ export abstract class SeededWorkspaceExtension<Config, Handle extends SshWorkspa
 
   #stateDir(): string {
     return this.options.stateDir ?? defaultStateDir();
+  }
+}
+
+function tryWorkspaceRef(
+  handle: SshWorkspaceHandle,
+  id: string | undefined,
+): WorkspaceRef | undefined {
+  try {
+    return workspaceRef(handle, id);
+  } catch {
+    return undefined;
   }
 }

@@ -189,11 +189,19 @@ export async function copySeed(
     return true;
   }
   if (result.code !== SEED_EXIT.none) {
-    host.logger.warn(
+    host.logger[seedLevel(result.code)](
       `did not use the seed ${seedPath(place)}: ${firstLine(result.stderr, result.code)}`,
     );
   }
   return false;
+}
+
+/**
+ * How loudly to say a seed script failed: its own refusals warn; the workspace's check failing
+ * (removed meanwhile) is the sync's or the destroy's to report, in its one line.
+ */
+function seedLevel(code: number): "warn" | "debug" {
+  return (Object.values(SEED_EXIT) as number[]).includes(code) ? "warn" : "debug";
 }
 
 /**
@@ -216,7 +224,9 @@ export async function saveSeed(
   );
   logReaped(host.logger, place, result.stdout);
   if (result.code !== 0) {
-    host.logger.warn(`kept no seed of ${ref.workspace}: ${firstLine(result.stderr, result.code)}`);
+    host.logger[seedLevel(result.code)](
+      `kept no seed of ${ref.workspace}: ${firstLine(result.stderr, result.code)}`,
+    );
     return;
   }
   host.logger.debug(`saved ${ref.workspace} as the seed ${seedPath(place)}`);
