@@ -10,7 +10,8 @@
 import { Manager } from "../mod.ts";
 import { strictSshArgs } from "../tests/harness/sshd.ts";
 import { sandboxerTaskArgv } from "../tests/helpers.ts";
-import { alternate, type Arm, median, quantile, type Row, runChild, type Samples } from "./lib.ts";
+import { alternate, median, quantile, type Row, runChild, type Samples } from "./lib.ts";
+import { cliRun, emptyRsyncArm, flushDisk, plainDir, removeLocal, rsyncArgv } from "./arms.ts";
 import type { BenchHost } from "./link.ts";
 import { TREE_EXCLUDES } from "./tree.ts";
 
@@ -107,36 +108,11 @@ export async function benchContext(
   };
 }
 
-let plainCounter = 0;
-/** A new directory name under the plain tools' root (not made). */
-export const plainDir = (ctx: BenchContext): Promise<string> =>
-  Promise.resolve(`${ctx.plainRoot}/p${plainCounter++}`);
-/** Remove a directory of the host (it is on this machine). */
-export const removeLocal = (path: string): Promise<void> =>
-  Deno.remove(path, { recursive: true }).catch(() => {});
-/** Run the CLI with the context's environment. */
-export const cliRun = (
-  ctx: BenchContext,
-  args: string[],
-): ReturnType<typeof runChild> => runChild([...ctx.cli, ...args], ctx.env);
 const createSdk = async (ctx: BenchContext, m: Manager = ctx.manager) =>
   (await m.create({ profile: ctx.profile })).id;
 const destroyAll = (ctx: BenchContext, ids: readonly string[]) =>
   Promise.all(ids.map((id) => ctx.manager.destroy(id))).then(() => {});
 const coldManager = (ctx: BenchContext) => Manager.open({ stateDir: ctx.host.env.SANDBOXER_HOME });
-
-/** `rsync -a` of the tree with the same selection as sandboxer's sync. */
-export const rsyncArgv = (ctx: BenchContext, dir: string): string[] => [
-  "rsync",
-  "-a",
-  "--delete",
-  "--filter=:- .gitignore",
-  ...TREE_EXCLUDES.map((p) => `--exclude=${p}`),
-  "-e",
-  ctx.sshE,
-  `${ctx.sourceDir}/`,
-  `${ctx.remote}:${dir}/`,
-];
 
 /**
  * One table row from a group's samples; the metric names the link unless it is loopback.
@@ -281,11 +257,6 @@ export async function createGroup(ctx: BenchContext): Promise<GroupResult> {
   };
 }
 
-/** Write dirty pages back (sync(1)) so that writeback from one run does not slow the next. */
-export const flushDisk = async (): Promise<void> => {
-  await new Deno.Command("sync").output();
-};
-
 /**
  * The first sync of the tree into an empty workspace against `rsync -a` into an empty directory.
  *
@@ -324,26 +295,6 @@ export async function firstSyncGroup(ctx: BenchContext, what: string): Promise<G
       row(ctx, samples, "first sync — CLI process (sandboxer sync)", "cli", "rsync", plain),
       row(ctx, samples, "first sync — SDK, warm Manager", "sdk warm", "rsync", plain),
     ],
-  };
-}
-
-/**
- * The plain arm of a first sync: `rsync -a` into a directory made empty beforehand (untimed).
- *
- * @param ctx The context.
- * @param name The arm's name.
- * @returns The arm.
- */
-export function emptyRsyncArm(ctx: BenchContext, name: string): Arm<string> {
-  return {
-    name,
-    async prepare() {
-      const dir = await plainDir(ctx);
-      await runChild([...ctx.sshCmd, "mkdir", dir]);
-      return dir;
-    },
-    run: async (dir: string) => (await runChild(rsyncArgv(ctx, dir))).ms,
-    cleanup: removeLocal,
   };
 }
 

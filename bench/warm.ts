@@ -12,18 +12,8 @@
  * @module
  */
 
-import {
-  type BenchContext,
-  cliRun,
-  emptyRsyncArm,
-  flushDisk,
-  type GroupResult,
-  plainDir,
-  progress,
-  removeLocal,
-  row,
-  rsyncArgv,
-} from "./groups.ts";
+import { cliRun, emptyRsyncArm, flushDisk, plainDir, removeLocal, rsyncArgv } from "./arms.ts";
+import { type BenchContext, type GroupResult, progress, row } from "./groups.ts";
 import { alternate, runChild } from "./lib.ts";
 
 /** Timed runs per arm: the issue asks for the median of 3. */
