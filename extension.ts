@@ -20,6 +20,7 @@ export type {
   ExtensionOptions,
   OrphanReapContext,
   SandboxHandle,
+  SeedPolicy,
   SyncOptions,
   WaitProgress,
 } from "./src/extensions/types.ts";

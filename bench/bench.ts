@@ -15,13 +15,13 @@
  * Options (or env): `--runs N` (`BENCH_RUNS`, default 15), `--concurrent-runs N`
  * (`BENCH_CONCURRENT_RUNS`, default 3), `--concurrency N` (default 32),
  * `--files N` (default 2000), `--mb N` (default 40), `--only a,b` (groups:
- * start, exec, create, sync, resync, concurrent), `--json FILE` (raw samples),
+ * start, exec, create, sync, resync, concurrent, warm), `--json FILE` (raw samples),
  * `--workspace-dir DIR` (where workspaces live on loopback; default a temp dir on the disk. To take
  * the disk out, point it at a symlink to a directory under /dev/shm: Deno refuses /dev paths without
  * --allow-all), `--link loopback,link` (`BENCH_LINK`; which hosts: the loopback sshd and/or an sshd
  * in a network namespace behind a slow link, see bench/link.ts), `--rtt MS` (default 20) and
- * `--mbit N` (default 100) shape that link. The exec, create, sync and re-sync groups run on each
- * link; start and concurrent on loopback only.
+ * `--mbit N` (default 100) shape that link. The exec, create, sync, re-sync and warm groups run on
+ * each link; start and concurrent on loopback only.
  *
  * @module
  */
@@ -40,6 +40,7 @@ import {
   resyncGroup,
   row as groupRow,
 } from "./groups.ts";
+import { warmGroup } from "./warm.ts";
 import {
   alternate,
   type Arm,
@@ -102,7 +103,7 @@ for (const link of LINKS) {
   }
 }
 const groups = new Set(
-  (flags.only ?? "start,exec,create,sync,resync,concurrent").split(",").map((g) => g.trim()),
+  (flags.only ?? "start,exec,create,sync,resync,concurrent,warm").split(",").map((g) => g.trim()),
 );
 
 const reason = await sshdUnavailableReason();
@@ -320,6 +321,7 @@ for (const link of LINKS) {
   if (groups.has("create")) take("create", await createGroup(ctx));
   if (groups.has("sync")) take("sync", await firstSyncGroup(ctx, treeText));
   if (groups.has("resync")) take("resync", await resyncGroup(ctx));
+  if (groups.has("warm")) take("warm", await warmGroup(ctx));
   if (groups.has("concurrent") && link === "loopback") {
     take("concurrent", await concurrentGroup(ctx, CONCURRENCY, CONCURRENT_RUNS));
   }

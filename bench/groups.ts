@@ -11,6 +11,7 @@ import { Manager } from "../mod.ts";
 import { strictSshArgs } from "../tests/harness/sshd.ts";
 import { sandboxerTaskArgv } from "../tests/helpers.ts";
 import { alternate, median, quantile, type Row, runChild, type Samples } from "./lib.ts";
+import { cliRun, emptyRsyncArm, flushDisk, plainDir, removeLocal, rsyncArgv } from "./arms.ts";
 import type { BenchHost } from "./link.ts";
 import { TREE_EXCLUDES } from "./tree.ts";
 
@@ -107,28 +108,11 @@ export async function benchContext(
   };
 }
 
-let plainCounter = 0;
-const plainDir = (ctx: BenchContext) => Promise.resolve(`${ctx.plainRoot}/p${plainCounter++}`);
-const removeLocal = (path: string) => Deno.remove(path, { recursive: true }).catch(() => {});
-const cliRun = (ctx: BenchContext, args: string[]) => runChild([...ctx.cli, ...args], ctx.env);
 const createSdk = async (ctx: BenchContext, m: Manager = ctx.manager) =>
   (await m.create({ profile: ctx.profile })).id;
 const destroyAll = (ctx: BenchContext, ids: readonly string[]) =>
   Promise.all(ids.map((id) => ctx.manager.destroy(id))).then(() => {});
 const coldManager = (ctx: BenchContext) => Manager.open({ stateDir: ctx.host.env.SANDBOXER_HOME });
-
-/** `rsync -a` of the tree with the same selection as sandboxer's sync. */
-export const rsyncArgv = (ctx: BenchContext, dir: string): string[] => [
-  "rsync",
-  "-a",
-  "--delete",
-  "--filter=:- .gitignore",
-  ...TREE_EXCLUDES.map((p) => `--exclude=${p}`),
-  "-e",
-  ctx.sshE,
-  `${ctx.sourceDir}/`,
-  `${ctx.remote}:${dir}/`,
-];
 
 /**
  * One table row from a group's samples; the metric names the link unless it is loopback.
@@ -273,11 +257,6 @@ export async function createGroup(ctx: BenchContext): Promise<GroupResult> {
   };
 }
 
-/** Write dirty pages back (sync(1)) so that writeback from one run does not slow the next. */
-const flushDisk = async () => {
-  await new Deno.Command("sync").output();
-};
-
 /**
  * The first sync of the tree into an empty workspace against `rsync -a` into an empty directory.
  *
@@ -303,16 +282,7 @@ export async function firstSyncGroup(ctx: BenchContext, what: string): Promise<G
         run: async (id: string) => void (await ctx.manager.sync(id, { repo: ctx.sourceDir })),
         cleanup: drop,
       },
-      {
-        name: "rsync",
-        async prepare() {
-          const dir = await plainDir(ctx);
-          await runChild([...ctx.sshCmd, "mkdir", dir]);
-          return dir;
-        },
-        run: async (dir: string) => (await runChild(rsyncArgv(ctx, dir))).ms,
-        cleanup: removeLocal,
-      },
+      emptyRsyncArm(ctx, "rsync"),
     ],
     ctx.runs,
     progress(ctx, "first sync", ctx.runs),

@@ -217,6 +217,17 @@ export async function listDir(path: string): Promise<string[]> {
   return names.sort();
 }
 
+/**
+ * The entry names of a workspace root, sorted, but `.sbx-seeds`: seeds outlive their sandboxes by
+ * design (docs/warm-workspaces.md; tests/vm_packer/warm_workspace_test.ts looks at them).
+ *
+ * @param root The workspace root.
+ * @returns Its entries' names.
+ */
+export async function workspaceRootEntries(root: string): Promise<string[]> {
+  return (await listDir(root)).filter((name) => name !== ".sbx-seeds");
+}
+
 /** Which heartbeat files: owner (`<id>.<token>.alive`, or the older `<id>.alive`), in-use (`<id>.<token>.inuse`). */
 export type HeartbeatKind = "alive" | "inuse";
 

@@ -59,6 +59,9 @@ Deno.test("parseProfile() splits sandboxer's fields from the extension's", () =>
     exclude: ["node_modules", ".cache"],
     gitignore: true,
     includeGit: false,
+    seed: "source",
+    seedMaxMb: 4096,
+    seedTtlSeconds: 7 * 86400,
   });
   assert.deepEqual(profile.setup, ["make deps"]);
   assert.equal(profile.ttlSeconds, 28_800);
@@ -67,7 +70,14 @@ Deno.test("parseProfile() splits sandboxer's fields from the extension's", () =>
 
 Deno.test("parseProfile() fills defaults for the optional sections", () => {
   const profile = parseProfile("p/min.yml", "id: profile.min\nextension: ext.compose\n");
-  assert.deepEqual(profile.sync, { exclude: [], gitignore: true, includeGit: false });
+  assert.deepEqual(profile.sync, {
+    exclude: [],
+    gitignore: true,
+    includeGit: false,
+    seed: "source",
+    seedMaxMb: 4096,
+    seedTtlSeconds: 7 * 86400,
+  });
   assert.deepEqual(profile.setup, []);
   assert.equal(profile.ttlSeconds, undefined);
   assert.equal(profile.description, undefined);
@@ -117,6 +127,29 @@ Deno.test("parseProfile() type-checks ttl, setup and sync", () => {
     parseProfile("dev.yaml", DEV.replace("  exclude:", "  gitignore: 0\n  exclude:"))
   );
   assert.equal(gitignore.problem, "must be true or false (got 0)");
+});
+
+Deno.test("parseProfile() checks the warm-workspace fields with file, line and field", () => {
+  const withSync = (lines: string) => DEV.replace("  exclude:", `${lines}\n  exclude:`);
+  const seedLine = DEV.split("\n").findIndex((line) => line.startsWith("  exclude:")) + 1;
+  const ok = parseProfile(
+    "dev.yaml",
+    withSync("  seed: workspace\n  seed_max_mb: 512\n  seed_ttl: 2d"),
+  );
+  assert.equal(ok.sync.seed, "workspace");
+  assert.equal(ok.sync.seedMaxMb, 512);
+  assert.equal(ok.sync.seedTtlSeconds, 2 * 86400);
+  const mode = configError(() => parseProfile("dev.yaml", withSync("  seed: always")));
+  assert.equal(mode.location.field, "sync.seed");
+  assert.equal(mode.location.line, seedLine);
+  assert.match(mode.message, /^dev\.yaml:\d+:\d+: sync\.seed: .*"source".*"workspace".*"off"/);
+  const size = configError(() => parseProfile("dev.yaml", withSync("  seed_max_mb: 0")));
+  assert.equal(size.location.field, "sync.seed_max_mb");
+  const ttl = configError(() => parseProfile("dev.yaml", withSync("  seed_ttl: later")));
+  assert.equal(ttl.location.field, "sync.seed_ttl");
+  assert.match(ttl.problem, /^must be a duration/);
+  const typo = configError(() => parseProfile("dev.yaml", withSync("  seeds: off")));
+  assert.match(typo.problem, /did you mean "sync.seed"\?/);
 });
 
 Deno.test("parseProfile() rejects empty files and lists", () => {

@@ -105,6 +105,12 @@ export interface SyncSettings {
   gitignore: boolean;
   /** Send `.git` directories too (`sync.include_git`); absent in records made before it existed. */
   includeGit?: boolean;
+  /** Warm workspaces: `source` (default), `workspace` or `off`; absent in older records. */
+  seed?: "source" | "workspace" | "off";
+  /** `sync.seed_max_mb`: the seeds of one remote user per workspace root take at most this. */
+  seedMaxMb?: number;
+  /** `sync.seed_ttl` in seconds: a seed not updated for this long is reaped. */
+  seedTtlSeconds?: number;
 }
 
 /** A validated profile. */

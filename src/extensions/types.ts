@@ -28,6 +28,25 @@ export interface SyncOptions {
   onProgress?: (progress: SyncProgress) => void;
   /** Aborting it stops the transfer. */
   signal?: AbortSignal;
+  /**
+   * Warm workspaces (the profile's `sync.seed*`): given only for the first
+   * sync of a new sandbox, which may then start from a copy, made on the
+   * host, of the last tree synced there for the same repository.
+   */
+  seed?: SeedPolicy;
+}
+
+/** How a new sandbox's workspace may start from a seed (docs/warm-workspaces.md). */
+export interface SeedPolicy {
+  /**
+   * `source`: the synced files, as after the last first sync; `workspace`:
+   * the whole workspace as it was at its last destroy; `off`: never.
+   */
+  mode: "source" | "workspace" | "off";
+  /** The most the seeds of one remote user under one workspace root may take, in MiB. */
+  maxMb: number;
+  /** How long a seed is kept after it was last updated, in seconds. */
+  ttlSeconds: number;
 }
 
 /** What {@linkcode SandboxExtension.create} is given. */
@@ -143,4 +162,6 @@ export interface TargetScan {
   markers: WorkspaceMarker[];
   /** `sbx-*` entries that are not marked workspaces, with why; never touched. */
   ignored: { workspace: string; reason: string }[];
+  /** Seeds (warm workspaces) reaped on the way: expired ones. */
+  seeds?: string[];
 }

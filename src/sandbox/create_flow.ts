@@ -8,7 +8,7 @@
 import type { Profile, SyncSettings } from "../config/types.ts";
 import type { SandboxExtension } from "../extensions/base.ts";
 import type { SyncProgress, SyncReport } from "../core/types.ts";
-import type { SandboxHandle } from "../extensions/types.ts";
+import type { SandboxHandle, SeedPolicy } from "../extensions/types.ts";
 import { ExtensionError, OwnershipLostError, SetupFailedError } from "../core/errors.ts";
 import type { SandboxRecord } from "./record.ts";
 import { randomId, validateId } from "../core/ids.ts";
@@ -111,7 +111,8 @@ export async function createSandbox(
     phaseDone("create");
     if (repo !== undefined) {
       await parts.journal.update(id, { step: "sync" }, creating);
-      await syncInto(parts, extension, id, handle, repo, profile.sync, options, log);
+      const seed = seedPolicy(profile.sync);
+      await syncInto(parts, extension, id, handle, repo, profile.sync, { ...options, seed }, log);
       phaseDone("sync");
     }
     if (profile.setup.length) {
@@ -205,7 +206,7 @@ export async function syncInto(
   handle: SandboxHandle,
   repo: string,
   settings: SyncSettings,
-  options: { onProgress?: (p: SyncProgress) => void; signal?: AbortSignal },
+  options: { onProgress?: (p: SyncProgress) => void; signal?: AbortSignal; seed?: SeedPolicy },
   log: Transcript,
 ): Promise<SyncReport> {
   if (!extension.sync) {
@@ -221,6 +222,7 @@ export async function syncInto(
     includeGit: settings.includeGit ?? false,
     onProgress: options.onProgress,
     signal: options.signal,
+    ...(options.seed ? { seed: options.seed } : {}),
   });
   parts.logger.info(
     `synced ${repo} → ${
@@ -234,6 +236,15 @@ export async function syncInto(
     `sync: ${repo} by ${report.method}: ${report.files} files sent, ${report.deleted} deleted, ${report.bytes} bytes`,
   );
   return report;
+}
+
+/** A profile's warm-workspace settings (defaults for records made before they existed). */
+function seedPolicy(settings: SyncSettings): SeedPolicy {
+  return {
+    mode: settings.seed ?? "source",
+    maxMb: settings.seedMaxMb ?? 4096,
+    ttlSeconds: settings.seedTtlSeconds ?? 7 * 86400,
+  };
 }
 
 async function runSetup(

@@ -58,6 +58,8 @@ export interface GcTargetReport {
   failed: (WorkspaceMarker & { reason: string; error: string })[];
   /** `sbx-*` entries that are not marked workspaces; never touched. */
   ignored: { workspace: string; reason: string }[];
+  /** Seeds reaped (expired warm workspaces, see docs/warm-workspaces.md). */
+  seeds?: string[];
   /** For a pool profile: what was done on each host, leases included (see gc_pool.ts). */
   hosts?: PoolHostReport[];
 }
@@ -110,6 +112,7 @@ export async function gcTarget<Config>(input: GcTargetInput<Config>): Promise<Gc
     kept: [],
     failed: [],
     ignored: scan.ignored,
+    ...(scan.seeds?.length ? { seeds: scan.seeds } : {}),
   };
   for (const marker of scan.markers) {
     const mine = local.get(marker.id);

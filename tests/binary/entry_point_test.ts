@@ -2,7 +2,7 @@
 // another directory (so no path leaks in from the working tree); and the compiled binary itself
 // whenever `deno compile` can get its denort runtime here.
 import assert from "node:assert/strict";
-import { denoDir, listDir, ROOT, skipIf, tempDir } from "../helpers.ts";
+import { denoDir, ROOT, skipIf, tempDir, workspaceRootEntries } from "../helpers.ts";
 import { startTestVm, type TestVm } from "../harness/test_vm.ts";
 
 const decoder = new TextDecoder();
@@ -62,7 +62,7 @@ async function lifecycle(vm: TestVm, sandboxer: (args: string[]) => ReturnType<t
   assert.equal(exec.stdout, `${vm.root}/sbx-entry\n`);
   const destroyed = await sandboxer(["destroy", "entry"]);
   assert.equal(destroyed.code, 0, destroyed.stderr);
-  assert.deepEqual(await listDir(vm.root), []);
+  assert.deepEqual(await workspaceRootEntries(vm.root), []);
 }
 
 Deno.test("`deno task sandboxer` from a copy of the repo: --version, extensions, create/exec/destroy", async () => {

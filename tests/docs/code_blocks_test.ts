@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { ROOT, runProgram, tempDir } from "../helpers.ts";
 import { type Block, fencedBlocks, readDoc } from "./markdown.ts";
 
-const GUIDES = ["docs/extension-sdk.md", "docs/sdk.md"];
+const GUIDES = ["docs/extension-sdk.md", "docs/sdk.md", "docs/warm-workspaces.md"];
 const MOD_URL = new URL("../../mod.ts", import.meta.url).href;
 
 function option(block: Block, name: string): string | undefined {

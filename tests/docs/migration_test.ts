@@ -2,7 +2,7 @@
 // "build VM" with stand-in ghc/cabal, the Makefile snippet through `make`, the ssh config and
 // profile snippets as files, and every command in the table checked to be among those run.
 import assert from "node:assert/strict";
-import { listDir } from "../helpers.ts";
+import { workspaceRootEntries } from "../helpers.ts";
 import { DocSession, setTestsFailing, startBuildVm, writeHaskellProject } from "./build_vm.ts";
 import { type Block, commandsOf, fencedBlocks, readDoc } from "./markdown.ts";
 
@@ -64,7 +64,7 @@ Deno.test("docs/migration-build-machines.md: every command runs as documented", 
   // The hand-run workflow, as people do it today.
   for (const block of byHeading("The hand-run workflow, for reference")) await run(use(block));
   assert.equal(await hello(), "Hello from the build VM\n");
-  assert.deepEqual(await listDir(vm.root), [], "the hand-made directory was removed");
+  assert.deepEqual(await workspaceRootEntries(vm.root), [], "the hand-made directory was removed");
   await Deno.remove(`${project}/dist`, { recursive: true });
 
   // Step by step: create, sync, exec, list, destroy.
@@ -73,7 +73,11 @@ Deno.test("docs/migration-build-machines.md: every command runs as documented", 
   assert.match(stepOut.stdout, /Building dependencies into .*\/\.cabal\/store/);
   assert.match(stepOut.stdout, /Test suite hello-test: PASS/);
   assert.match(stepOut.stdout, /ana-wip\s+ready/);
-  assert.deepEqual(await listDir(vm.root), [".cabal"], "workspace gone, cabal store kept");
+  assert.deepEqual(
+    await workspaceRootEntries(vm.root),
+    [".cabal"],
+    "workspace gone, cabal store kept",
+  );
 
   // One command, then with an artifact; the store built by the first sandbox is reused.
   const [oneCommand, phases] = byHeading("One command: `sandboxer run`").map(use);
@@ -90,7 +94,7 @@ Deno.test("docs/migration-build-machines.md: every command runs as documented", 
     phases.code,
     /^sandboxer: phases: create [\d.]+s · sync [\d.]+s · setup [\d.]+s · run [\d.]+s · artifacts [\d.]+s · destroy [\d.]+s\n$/,
   );
-  assert.deepEqual(await listDir(vm.root), [".cabal"]);
+  assert.deepEqual(await workspaceRootEntries(vm.root), [".cabal"]);
   const builds = (await Deno.readTextFile(`${store}/builds`)).trim().split("\n");
   assert.equal(builds.length, 3, "three sandboxes built against the one store");
   await Deno.remove(`${project}/dist`, { recursive: true });
@@ -112,7 +116,7 @@ Deno.test("docs/migration-build-machines.md: every command runs as documented", 
     /kept sandbox ana-debug; destroy it with "sandboxer destroy ana-debug"/,
   );
   assert.match(failOut.stdout, /Test suite hello-test: FAIL/);
-  assert.deepEqual(await listDir(vm.root), [".cabal"]);
+  assert.deepEqual(await workspaceRootEntries(vm.root), [".cabal"]);
   await setTestsFailing(project, false);
 
   // list --all and gc.
@@ -136,7 +140,7 @@ Deno.test("docs/migration-build-machines.md: every command runs as documented", 
   assert.match(moveOut.stdout, /^g\+\+ -o hello hello\.cpp$/m);
   const built = await new Deno.Command(`${cppProject}/hello`, { stdout: "piped" }).output();
   assert.equal(new TextDecoder().decode(built.stdout), "hello from g++\n", "artifact copied back");
-  assert.deepEqual(await listDir(vm.root), [".cabal"]);
+  assert.deepEqual(await workspaceRootEntries(vm.root), [".cabal"]);
 
   // Nothing was skipped: every block ran or became a file, and every command quoted in the
   // table is one of the commands run.

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { startSshd } from "../harness/sshd.ts";
 import { freePort, wrongKnownHostsFile } from "../harness/sshd.ts";
-import { listDir, ROOT } from "../helpers.ts";
+import { ROOT, workspaceRootEntries } from "../helpers.ts";
 import { type BuildVm, DocSession, startBuildVm, writeHaskellProject } from "./build_vm.ts";
 import { type Block, fencedBlocks, readDoc, runScript } from "./markdown.ts";
 
@@ -135,7 +135,7 @@ Deno.test("runbook: prepare the VM, first run and everyday use through a reverse
     // exec's stdin reached tee, and the file it wrote is there for the next exec.
     assert.equal(first.stdout.split('main = putStrLn "hello"\n').length, 3, first.stdout);
     assert.match(first.stderr, /setup: ghc --version && cabal --version/);
-    assert.deepEqual(await listDir(vm.root), [".cabal"]);
+    assert.deepEqual(await workspaceRootEntries(vm.root), [".cabal"]);
 
     // Everyday use, from a project.
     const project = `${box.scratch}/hello`;
@@ -145,7 +145,7 @@ Deno.test("runbook: prepare the VM, first run and everyday use through a reverse
     assert.match(everyday.stdout, /Building dependencies into .*\/\.cabal\/store/);
     assert.match(everyday.stdout, /Test suite hello-test: PASS/);
     assert.match(everyday.stdout, /^first-run\s+destroyed|^No sandboxes\.$/m);
-    assert.deepEqual(await listDir(vm.root), [".cabal"]);
+    assert.deepEqual(await workspaceRootEntries(vm.root), [".cabal"]);
   } finally {
     tunnel.kill();
     await tunnel.status;
@@ -221,7 +221,10 @@ Deno.test("runbook troubleshooting: each message is what sandboxer prints, each 
         const live = await runScript("sandboxer list", { cwd: home, env: env() });
         assert.equal(live.stdout, "No sandboxes.\n");
       }
-      assert.deepEqual((await listDir(vm.root)).filter((n) => n.startsWith("sbx-")), []);
+      assert.deepEqual(
+        (await workspaceRootEntries(vm.root)).filter((n) => n.startsWith("sbx-")),
+        [],
+      );
     });
 
   await entry("Cannot connect … connection refused", async () => {
@@ -410,7 +413,7 @@ Deno.test("vm-haskell-build: the real profile validates, and its setup fails cle
   assert.equal(shown.step, "setup");
   assert.equal(shown.handle.workspace, `${vm.root}/sbx-first-run`);
   assert.deepEqual(
-    await listDir(vm.root),
+    await workspaceRootEntries(vm.root),
     ["sbx-first-run"],
     "kept for inspection until destroyed",
   );
@@ -424,7 +427,7 @@ Deno.test("vm-haskell-build: the real profile validates, and its setup fails cle
     substitution(vm.sshd.port, vm.sshd.user, "vm-haskell-build", home),
   );
   await session.run(fix);
-  assert.deepEqual(await listDir(vm.root), []);
+  assert.deepEqual(await workspaceRootEntries(vm.root), []);
   const destroyed = JSON.parse((await sh("sandboxer show first-run --json")).stdout);
   assert.equal(destroyed.status, "destroyed");
 });

@@ -2,7 +2,7 @@
 // outside this repository (the checkout path and the profile name substituted) and run with the
 // documented `deno run` flags against a real sshd "build VM" with stand-in ghc/cabal.
 import assert from "node:assert/strict";
-import { listDir, ROOT } from "../helpers.ts";
+import { ROOT, workspaceRootEntries } from "../helpers.ts";
 import { DocSession, setTestsFailing, startBuildVm, writeHaskellProject } from "./build_vm.ts";
 import { commandsOf, fencedBlocks, readDoc, runScript } from "./markdown.ts";
 
@@ -47,7 +47,7 @@ Deno.test("docs/sdk.md: the scripts run with the documented flags", async () => 
   assert.match(result.stdout, /Test suite hello-test: PASS/);
   const hello = await new Deno.Command(`${project}/dist/hello`, { stdout: "piped" }).output();
   assert.equal(new TextDecoder().decode(hello.stdout), "Hello from the SDK\n");
-  assert.deepEqual(await listDir(vm.root), [".cabal"], "both sandboxes destroyed");
+  assert.deepEqual(await workspaceRootEntries(vm.root), [".cabal"], "both sandboxes destroyed");
 
   // A failing test suite: check.ts exits with cabal's code and still destroys the sandbox.
   await setTestsFailing(project, true);
@@ -56,5 +56,5 @@ Deno.test("docs/sdk.md: the scripts run with the documented flags", async () => 
   const failed = await runScript(check.text, { cwd: project, env: session.env });
   assert.equal(failed.code, 1, failed.stderr);
   assert.match(failed.stdout, /Test suite hello-test: FAIL/);
-  assert.deepEqual(await listDir(vm.root), [".cabal"]);
+  assert.deepEqual(await workspaceRootEntries(vm.root), [".cabal"]);
 });

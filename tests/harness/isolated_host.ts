@@ -114,7 +114,7 @@ export interface IsolatedHost extends AsyncDisposable {
   show(id: string): Promise<RecordJson>;
   /** `list --all --json`, parsed. */
   list(): Promise<RecordJson[]>;
-  /** Names in the workspace root on the host. */
+  /** Names in the workspace root on the host, but `.sbx-seeds` (seeds outlive their sandboxes). */
   rootEntries(): Promise<string[]>;
   /** Make a host path (and everything in it) belong to the login user. */
   chown(path: string): Promise<void>;
@@ -559,7 +559,11 @@ export async function startIsolatedHost(options: IsolatedHostOptions = {}): Prom
       },
       async rootEntries() {
         const names: string[] = [];
-        for await (const entry of Deno.readDir(path(root))) names.push(entry.name);
+        for await (const entry of Deno.readDir(path(root))) {
+          // Seeds outlive their sandboxes by design (docs/warm-workspaces.md); the warm
+          // workspace tests look at them.
+          if (entry.name !== ".sbx-seeds") names.push(entry.name);
+        }
         return names.sort();
       },
       async chown(p) {

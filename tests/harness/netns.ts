@@ -77,7 +77,7 @@ export interface NetnsHost extends AsyncDisposable {
   throttle(rate: string): Promise<void>;
   /** Remove the rate limit. */
   unthrottle(): Promise<void>;
-  /** Names in the workspace root (read directly: the namespace shares the file system). */
+  /** Names in the workspace root but `.sbx-seeds` (read directly: the file system is shared). */
   rootEntries(): Promise<string[]>;
 }
 
@@ -396,7 +396,11 @@ export async function startNetnsHost(options: NetnsHostOptions = {}): Promise<Ne
       unthrottle: () => tc(["del", "dev", "DEV", "root"]),
       async rootEntries() {
         const names: string[] = [];
-        for await (const entry of Deno.readDir(root)) names.push(entry.name);
+        for await (const entry of Deno.readDir(root)) {
+          // Seeds outlive their sandboxes by design (docs/warm-workspaces.md); the warm
+          // workspace tests look at them.
+          if (entry.name !== ".sbx-seeds") names.push(entry.name);
+        }
         return names.sort();
       },
       async [Symbol.asyncDispose]() {

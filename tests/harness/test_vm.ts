@@ -60,7 +60,10 @@ export interface TestVm extends AsyncDisposable {
   show(id: string): Promise<RecordJson>;
   /** `list --all --json`, parsed. */
   list(): Promise<RecordJson[]>;
-  /** Names in the workspace root (the host side, read directly: sshd runs on this machine). */
+  /**
+   * Names in the workspace root but `.sbx-seeds` (the host side, read directly: sshd runs on
+   * this machine).
+   */
   rootEntries(): Promise<string[]>;
   /** Make `path` (and everything in it) belong to the login user. */
   chown(path: string): Promise<void>;
@@ -126,7 +129,11 @@ export async function startTestVm(options: StartSshdOptions = {}): Promise<TestV
     },
     async rootEntries() {
       const names: string[] = [];
-      for await (const entry of Deno.readDir(root)) names.push(entry.name);
+      for await (const entry of Deno.readDir(root)) {
+        // Seeds outlive their sandboxes by design (docs/warm-workspaces.md); the warm
+        // workspace tests look at them.
+        if (entry.name !== ".sbx-seeds") names.push(entry.name);
+      }
       return names.sort();
     },
     chown,

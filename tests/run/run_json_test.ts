@@ -1,7 +1,7 @@
 // `run --json`: one result document on stdout (id, exit code, phase timings, artifacts) and the
 // command's own output on stderr, against a real sshd with the CLI's exact flags.
 import assert from "node:assert/strict";
-import { listDir, tempDir } from "../helpers.ts";
+import { tempDir, workspaceRootEntries } from "../helpers.ts";
 import { startTestVm } from "../harness/test_vm.ts";
 
 Deno.test("run --json prints one result document; the command's output goes to stderr", async () => {
@@ -33,7 +33,7 @@ Deno.test("run --json prints one result document; the command's output goes to s
   assert.match(result.stderr, /^to-stdout$/m);
   assert.match(result.stderr, /^to-stderr$/m);
   assert.equal(await Deno.readTextFile(`${out.path}/out.txt`), "made\n");
-  assert.deepEqual(await listDir(vm.root), []);
+  assert.deepEqual(await workspaceRootEntries(vm.root), []);
 });
 
 Deno.test("run --json whose create fails prints the error document and exits 125", async () => {

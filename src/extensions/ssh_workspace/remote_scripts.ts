@@ -99,7 +99,7 @@ export function tombstoneName(id: string, nonce: string): string {
  *   one-line marker (it reads a byte per system call); removal, which must
  *   never hang, redefines it with `head -c`.
  */
-const FUNCTIONS = `
+export const FUNCTIONS: string = `
 root=\${ws%/*} name=sbx-$id
 m=${MARKER_FILE}
 read_marker() { head=; IFS= read -r head < "$m" || [ -n "$head" ]; }

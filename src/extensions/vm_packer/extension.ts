@@ -33,7 +33,7 @@ import type { JsonObject } from "../../core/types.ts";
 import { resolveSshConfig } from "../../config/ssh_config.ts";
 import type { CreateContext, DestroyContext, OrphanReapContext } from "../types.ts";
 import type { PoolEntryConfig } from "../base.ts";
-import { SshWorkspaceExtension } from "../ssh_workspace/extension.ts";
+import { SeededWorkspaceExtension } from "../ssh_workspace/seeded.ts";
 import { newNonce, workspacePath, workspaceRootProblem } from "../ssh_workspace/workspace_path.ts";
 import { generateKeyPair, publicKeyFingerprint, writeKnownHosts } from "../compose_ssh/keys.ts";
 import { detectAccel } from "./boot/accel.ts";
@@ -69,7 +69,7 @@ const POWEROFF_WAIT_MS = 5_000;
  * workspace: { root: /build }
  * ```
  */
-export class VmPackerExtension extends SshWorkspaceExtension<VmPackerConfig, VmPackerHandle> {
+export class VmPackerExtension extends SeededWorkspaceExtension<VmPackerConfig, VmPackerHandle> {
   /** The registration id. */
   readonly id: string = "ext.vm-packer";
 
@@ -219,19 +219,21 @@ export class VmPackerExtension extends SshWorkspaceExtension<VmPackerConfig, VmP
   }
 
   /**
-   * Stop and remove VMs whose sandbox record is gone (or holds another VM),
-   * for `gc`.
+   * For `gc`: reap seeds, and stop and remove VMs whose sandbox record is gone (or holds another VM).
    *
    * @param ctx The journal's view.
-   * @returns One line per VM reaped.
+   * @returns One line per seed or VM reaped.
    */
   override async reapOrphans(ctx: OrphanReapContext): Promise<string[]> {
-    return await reapVms({
-      vmsDir: `${resolve(ctx.stateDir)}/vms`,
-      ports: openPortRegistry(resolve(ctx.stateDir), optionalEnv("SANDBOXER_PORT_RANGE")),
-      liveHandle: ctx.liveHandle,
-      logger: this.logger,
-    });
+    return [
+      ...await super.reapOrphans(ctx),
+      ...await reapVms({
+        vmsDir: `${resolve(ctx.stateDir)}/vms`,
+        ports: openPortRegistry(resolve(ctx.stateDir), optionalEnv("SANDBOXER_PORT_RANGE")),
+        liveHandle: ctx.liveHandle,
+        logger: this.logger,
+      }),
+    ];
   }
 
   /**

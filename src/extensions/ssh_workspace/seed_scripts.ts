@@ -1,0 +1,221 @@
+/**
+ * The remote scripts of warm workspaces (seeds.ts). Constants, like those of
+ * remote_scripts.ts: every value reaches them as a positional argument.
+ *
+ * A seed is the directory `<root>/.sbx-seeds/<user>/<hash>/` (`<hash>`: 32
+ * hex digits naming the repository, see seeds.ts), a copy of a synced tree
+ * whose marker `.sandboxer-seed.json` begins
+ * `{"seed":"<hash>","owner":"<owner>","nonce":"<nonce>","updated":<s>,"expires":<s>,"bytes":<n>}`.
+ * `<owner>` is the random id of the sandboxer state directory that made it;
+ * a seed is used only when its marker names this `<hash>` and this owner and
+ * has not expired. `.sbx-seeds` and `<user>` are real directories owned by
+ * the remote user (mode 0700), entered with `cd -P` and checked to resolve to
+ * themselves, so a symlink planted at any level is refused, never followed.
+ *
+ * Updates link the workspace's files into `.tmp-<hash>-<nonce>` (`cp -al`,
+ * else `cp -a`), write the marker last, and swap it in with two renames under
+ * an exclusive `flock` of `<user>/`; readers copy a seed into a new workspace
+ * (copy-on-write with GNU `cp --reflink=auto`, else a plain `cp -a`: never
+ * links) under a shared lock, so no create ever copies half a seed. Removal
+ * renames a seed to `.old-<hash>-<nonce>` and deletes it with `find -xdev
+ * -depth -delete`, which follows no symlink.
+ *
+ * @module
+ */
+
+import { FUNCTIONS, MARKER_FILE } from "./remote_scripts.ts";
+
+/** The marker file of a seed. */
+export const SEED_MARKER = ".sandboxer-seed.json";
+
+/** Exit codes of the seed scripts (the workspace's own refusals keep remote_scripts' codes). */
+export const SEED_EXIT = {
+  /** There is no seed for this repository (or it expired): nothing was copied. */
+  none: 80,
+  /** Something at the seed's path is not a seed this sandboxer may use; left alone. */
+  refused: 81,
+  /** The tree is larger than the budget: no seed kept. */
+  tooBig: 82,
+  /** The copy failed. */
+  failed: 83,
+} as const;
+
+/**
+ * Shell functions of the seed scripts. `seeddir` enters (with `mk=1`, makes)
+ * `$rp/.sbx-seeds/$user` and sets `sd`; `slock` takes its lock (`-s` shared);
+ * `valid NAME` reads a seed's marker into `sn` (nonce), `up`, `ex`, `by` and
+ * `so` (owner); `wipe NAME` deletes a directory of `$sd` without following
+ * symlinks; `prune BUDGET_KB KEEP` reaps expired seeds and, over the budget,
+ * the least recently updated ones, printing `reaped <hash> (<why>)` lines.
+ */
+const SEED_FUNCTIONS = `
+sm=${SEED_MARKER}
+seeddir() {
+  cd -P -- "$rp" 2>/dev/null || { why="the workspace root $rp does not exist"; return 1; }
+  for part in .sbx-seeds "$user"; do
+    here=$PWD
+    if [ -L "$part" ]; then why="$here/$part is a symlink, not sandboxer's seed directory"; return 2; fi
+    if [ ! -e "$part" ]; then
+      [ "$mk" = 1 ] || { why=absent; return 3; }
+      mkdir -m 700 -- "$part" 2>/dev/null
+    fi
+    if [ -L "$part" ] || [ ! -d "$part" ] || [ ! -O "$part" ]; then
+      why="$here/$part is not a seed directory of this user"; return 2
+    fi
+    cd -P -- "$part" 2>/dev/null || { why="$here/$part cannot be entered"; return 2; }
+    [ "$PWD" = "$here/$part" ] || { why="$here/$part resolves to $PWD"; return 2; }
+  done
+  sd=$PWD
+}
+slock() {
+  command -v flock >/dev/null 2>&1 || return 0
+  exec 8<"$sd"
+  flock $1 8
+}
+num() { case $1 in ''|*[!0-9]*) return 1 ;; esac; }
+field() { r=\${head#*\\"$1\\":}; r=\${r%%,*}; r=\${r%%\\}*}; r=\${r#\\"}; r=\${r%\\"}; }
+valid() {
+  case $1 in *[!0-9a-f]*) why="$1 is not a seed name"; return 1 ;; esac
+  [ \${#1} -eq 32 ] || { why="$1 is not a seed name"; return 1; }
+  if [ -L "$sd/$1" ] || [ ! -d "$sd/$1" ] || [ ! -O "$sd/$1" ]; then
+    why="$sd/$1 is not a directory of this user (a symlink?)"; return 1
+  fi
+  f=$sd/$1/$sm
+  if [ -L "$f" ] || [ ! -f "$f" ]; then why="$sd/$1 has no seed marker"; return 1; fi
+  head=$(head -c 400 -- "$f" 2>/dev/null)
+  case $head in "{\\"seed\\":\\"$1\\",\\"owner\\":\\""*) ;; *) why="the marker of $sd/$1 does not name it"; return 1 ;; esac
+  field owner; so=$r; field nonce; sn=$r; field updated; up=$r; field expires; ex=$r; field bytes; by=$r
+  if ! num "$up" || ! num "$ex" || ! num "$by"; then why="the marker of $sd/$1 is malformed"; return 1; fi
+  case $sn in ''|*[!0-9a-f]*) why="the marker of $sd/$1 has no nonce"; return 1 ;; esac
+}
+wipe() {
+  if [ -L "$sd/$1" ] || [ ! -d "$sd/$1" ]; then rm -f -- "$sd/$1"; return; fi
+  (
+    cd -P -- "$sd/$1" 2>/dev/null && [ "$PWD" = "$sd/$1" ] || exit 1
+    find . -xdev -mindepth 1 -type d ! -perm -u+rwx -exec chmod u+rwx {} + 2>/dev/null
+    find . -xdev -depth -mindepth 1 -delete 2>/dev/null
+  ) && rmdir -- "$sd/$1" 2>/dev/null
+}
+drop() {
+  mv -- "$sd/$1" "$sd/.old-$1-$2" 2>/dev/null && wipe ".old-$1-$2"
+}
+prune() {
+  now=$(date +%s)
+  # Leftovers of a crash; a copy another update is making (unlocked) is younger than an hour.
+  find "$sd" -mindepth 1 -maxdepth 1 -name '.tmp-*' -mmin +60 | while IFS= read -r e; do
+    wipe "\${e##*/}"
+  done
+  for e in "$sd"/.old-*; do
+    [ -e "$e" ] || [ -L "$e" ] || continue
+    wipe "\${e##*/}"
+  done
+  list= total=0
+  for e in "$sd"/*; do
+    e=\${e##*/}
+    valid "$e" 2>/dev/null || continue
+    if [ "$ex" -le "$now" ]; then drop "$e" "$sn" && echo "reaped $e (expired)"; continue; fi
+    total=$((total + by))
+    list="$list$up $e $by $sn
+"
+  done
+  [ "$1" -gt 0 ] 2>/dev/null || return 0
+  printf '%s' "$list" | sort -n | while read -r up e by sn; do
+    [ "$total" -gt $(($1 * 1024)) ] || break
+    [ "$e" = "$2" ] && continue
+    drop "$e" "$sn" && echo "reaped $e (over the budget of $1 KiB)"
+    total=$((total - by))
+  done
+}
+`;
+
+/**
+ * `sh -c SEED_INTO sh WORKSPACE ID NONCE USER HASH OWNER`: copy the seed
+ * `HASH` of USER into the fresh, checked workspace (its own marker kept).
+ * Exit 0 when seeded, {@linkcode SEED_EXIT}.none when there is no usable
+ * seed, `.refused` (with the reason on stderr) for one that is not ours.
+ */
+export const SEED_INTO = `ws=$1 id=$2 nonce=$3 user=$4 hash=$5 owner=$6
+${FUNCTIONS}
+${SEED_FUNCTIONS}
+enter; rc=$?
+[ "$rc" -eq 0 ] || { echo "$why" >&2; exit "$rc"; }
+dest=$PWD
+seeddir; rc=$?
+[ "$rc" -eq 3 ] && exit ${SEED_EXIT.none}
+[ "$rc" -eq 0 ] || { echo "$why" >&2; exit ${SEED_EXIT.refused}; }
+slock -s
+[ -e "$sd/$hash" ] || [ -L "$sd/$hash" ] || exit ${SEED_EXIT.none}
+valid "$hash" || { echo "$why" >&2; exit ${SEED_EXIT.refused}; }
+if [ "$so" != "$owner" ]; then echo "$sd/$hash was made by another sandboxer" >&2; exit ${SEED_EXIT.refused}; fi
+[ "$ex" -gt "$(date +%s)" ] || exit ${SEED_EXIT.none}
+cd -P -- "$sd/$hash" && [ "$PWD" = "$sd/$hash" ] || exit ${SEED_EXIT.refused}
+if [ -e ${MARKER_FILE} ] || [ -L ${MARKER_FILE} ]; then
+  echo "$sd/$hash holds a workspace marker" >&2; exit ${SEED_EXIT.refused}
+fi
+cp -a --reflink=auto . "$dest/" 2>/dev/null || cp -a . "$dest/" || exit ${SEED_EXIT.failed}
+rm -f -- "$dest/$sm"
+`;
+
+/**
+ * `sh -c SEED_UPDATE sh WORKSPACE ID NONCE USER HASH OWNER SEED_NONCE TTL BUDGET_KB`:
+ * copy the checked workspace (its marker left out) into a new seed `HASH`
+ * for USER, expiring TTL seconds from now, and swap it in atomically; a seed
+ * there is replaced only when its marker names this owner. Then prune (see
+ * {@linkcode SEED_FUNCTIONS}): the `reaped` lines on stdout. A tree over
+ * BUDGET_KB is not kept (and the stale seed it would replace is dropped).
+ */
+export const SEED_UPDATE = `ws=$1 id=$2 nonce=$3 user=$4 hash=$5 owner=$6 snonce=$7 ttl=$8 budget=$9
+${FUNCTIONS}
+${SEED_FUNCTIONS}
+enter; rc=$?
+[ "$rc" -eq 0 ] || { echo "$why" >&2; exit "$rc"; }
+src=$PWD
+mk=1 seeddir || { echo "$why" >&2; exit ${SEED_EXIT.refused}; }
+tmp=.tmp-$hash-$snonce
+mkdir -m 700 -- "$sd/$tmp" || exit ${SEED_EXIT.failed}
+# Hard links: the files are not copied. A file rsync later replaces gets a new inode; one changed
+# in place changes here too, with its size and time, so the next sync resends it.
+if ! cp -al -- "$src/." "$sd/$tmp/" 2>/dev/null; then
+  wipe "$tmp"; mkdir -m 700 -- "$sd/$tmp" || exit ${SEED_EXIT.failed}
+  cp -a -- "$src/." "$sd/$tmp/" || { wipe "$tmp"; exit ${SEED_EXIT.failed}; }
+fi
+rm -f -- "$sd/$tmp/${MARKER_FILE}" "$sd/$tmp/$sm"
+slock
+kb=$(du -sk -- "$sd/$tmp" | cut -f1)
+why=
+if [ -e "$sd/$hash" ] || [ -L "$sd/$hash" ]; then
+  if ! valid "$hash" || [ "$so" != "$owner" ]; then
+    [ -n "$why" ] || why="$sd/$hash was made by another sandboxer"
+    wipe "$tmp"; echo "left $sd/$hash alone: $why" >&2; exit ${SEED_EXIT.refused}
+  fi
+  old=$sn
+else
+  old=
+fi
+if [ "$kb" -gt "$budget" ]; then
+  wipe "$tmp"; [ -z "$old" ] || drop "$hash" "$old"
+  echo "the tree takes $kb KiB, more than the seed budget of $budget KiB" >&2; exit ${SEED_EXIT.tooBig}
+fi
+now=$(date +%s)
+printf '{"seed":"%s","owner":"%s","nonce":"%s","updated":%s,"expires":%s,"bytes":%s}\\n' \\
+  "$hash" "$owner" "$snonce" "$now" "$((now + ttl))" "$((kb * 1024))" > "$sd/$tmp/$sm" || { wipe "$tmp"; exit ${SEED_EXIT.failed}; }
+if [ -n "$old" ]; then mv -- "$sd/$hash" "$sd/.old-$hash-$old" || { wipe "$tmp"; exit ${SEED_EXIT.failed}; }; fi
+mv -- "$sd/$tmp" "$sd/$hash" || exit ${SEED_EXIT.failed}
+prune "$budget" "$hash"
+# The replaced seed is deleted after the lock is released, in the background.
+[ -z "$old" ] || { exec 8<&-; wipe ".old-$hash-$old" </dev/null >/dev/null 2>&1 & }
+`;
+
+/**
+ * `sh -c SEED_PRUNE sh ROOT USER BUDGET_KB`: `gc`'s pass over USER's seeds
+ * under ROOT (see {@linkcode SEED_FUNCTIONS}); BUDGET_KB 0 reaps by age only.
+ * Prints `reaped …` lines, and `none` when USER has no seed directory.
+ */
+export const SEED_PRUNE = `rp=$1 user=$2 budget=$3
+${SEED_FUNCTIONS}
+seeddir; rc=$?
+[ "$rc" -eq 3 ] && { echo none; exit 0; }
+[ "$rc" -eq 0 ] || { echo "$why" >&2; exit ${SEED_EXIT.refused}; }
+slock
+prune "$budget" ""
+`;

@@ -1,0 +1,150 @@
+// The seed scripts, run by a real `sh` on real trees in a temp dir (the remote side is a POSIX
+// shell too): an update makes a seed atomically with its marker, a create copies it (never links
+// it) and keeps its own marker, another owner's seed is neither used nor replaced, symlinks are
+// refused at every level and never followed by a prune, and prune reaps by age and by budget.
+// tests/vm_packer/warm_workspace_test.ts runs the same scripts over SSH through the CLI.
+import assert from "node:assert/strict";
+import { MAKE_WORKSPACE, MARKER_FILE } from "./remote_scripts.ts";
+import { SEED_EXIT, SEED_INTO, SEED_MARKER, SEED_PRUNE, SEED_UPDATE } from "./seed_scripts.ts";
+import { newNonce } from "./workspace_path.ts";
+
+const USER = "builder";
+const OWNER = "a".repeat(32);
+
+async function sh(script: string, args: string[]) {
+  const out = await new Deno.Command("sh", {
+    args: ["-c", script, "sh", ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+}
+
+async function fixture() {
+  const dir = await Deno.makeTempDir({ prefix: "sbx-seed-scripts-" });
+  const root = `${dir}/build`;
+  await Deno.mkdir(root);
+  const workspace = async (id: string) => {
+    const nonce = newNonce();
+    const ws = `${root}/sbx-${id}`;
+    const marker = JSON.stringify({ id, nonce, profile: "profile.t" });
+    const made = await sh(MAKE_WORKSPACE, [root, ws, marker]);
+    assert.equal(made.code, 0, made.stderr);
+    return { ws, id, nonce, args: [ws, id, nonce] };
+  };
+  return {
+    dir,
+    root,
+    seeds: `${root}/.sbx-seeds/${USER}`,
+    workspace,
+    update: (
+      w: { args: string[] },
+      hash: string,
+      opts: { owner?: string; ttl?: number; kb?: number } = {},
+    ) =>
+      sh(SEED_UPDATE, [
+        ...w.args,
+        USER,
+        hash,
+        opts.owner ?? OWNER,
+        newNonce(),
+        String(opts.ttl ?? 3600),
+        String(opts.kb ?? 100_000),
+      ]),
+    into: (w: { args: string[] }, hash: string, owner = OWNER) =>
+      sh(SEED_INTO, [...w.args, USER, hash, owner]),
+    [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }),
+  };
+}
+
+async function names(dir: string): Promise<string[]> {
+  return (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort();
+}
+
+const HASH = "0123456789abcdef0123456789abcdef";
+const OTHER = "fedcba9876543210fedcba9876543210";
+
+Deno.test("SEED_UPDATE makes a seed with its marker; SEED_INTO copies it into a new workspace", async () => {
+  await using f = await fixture();
+  const a = await f.workspace("a");
+  await Deno.mkdir(`${a.ws}/src`);
+  await Deno.writeTextFile(`${a.ws}/src/main.c`, "int main;\n");
+  const updated = await f.update(a, HASH);
+  assert.equal(updated.code, 0, updated.stderr);
+  const marker = JSON.parse(await Deno.readTextFile(`${f.seeds}/${HASH}/${SEED_MARKER}`));
+  assert.equal(marker.seed, HASH);
+  assert.equal(marker.owner, OWNER);
+  assert.ok(!await Deno.lstat(`${f.seeds}/${HASH}/${MARKER_FILE}`).then(() => true, () => false));
+  const b = await f.workspace("b");
+  const copied = await f.into(b, HASH);
+  assert.equal(copied.code, 0, copied.stderr);
+  assert.equal(await Deno.readTextFile(`${b.ws}/src/main.c`), "int main;\n");
+  assert.equal(JSON.parse(await Deno.readTextFile(`${b.ws}/${MARKER_FILE}`)).id, "b");
+  assert.equal((await Deno.stat(`${b.ws}/src/main.c`)).nlink, 1, "a copy, not a link");
+  assert.ok(!await Deno.lstat(`${b.ws}/${SEED_MARKER}`).then(() => true, () => false));
+  // No seed of another repository.
+  assert.equal((await f.into(b, OTHER)).code, SEED_EXIT.none);
+});
+
+Deno.test("another owner's seed is neither used nor replaced", async () => {
+  await using f = await fixture();
+  const a = await f.workspace("a");
+  assert.equal((await f.update(a, HASH, { owner: "b".repeat(32) })).code, 0);
+  const before = await Deno.readTextFile(`${f.seeds}/${HASH}/${SEED_MARKER}`);
+  const b = await f.workspace("b");
+  const used = await f.into(b, HASH);
+  assert.equal(used.code, SEED_EXIT.refused);
+  assert.match(used.stderr, /another sandboxer/);
+  assert.equal((await f.update(a, HASH)).code, SEED_EXIT.refused);
+  assert.equal(await Deno.readTextFile(`${f.seeds}/${HASH}/${SEED_MARKER}`), before);
+});
+
+Deno.test("symlinks at the seed, the user's directory or .sbx-seeds are refused and not followed", async () => {
+  await using f = await fixture();
+  const a = await f.workspace("a");
+  assert.equal((await f.update(a, HASH)).code, 0);
+  const victim = `${f.dir}/victim`;
+  await Deno.rename(`${f.seeds}/${HASH}`, victim);
+  const expired = (await Deno.readTextFile(`${victim}/${SEED_MARKER}`))
+    .replace(/"expires":\d+/, '"expires":1');
+  await Deno.writeTextFile(`${victim}/${SEED_MARKER}`, expired);
+  await Deno.symlink(victim, `${f.seeds}/${HASH}`);
+  const b = await f.workspace("b");
+  assert.equal((await f.into(b, HASH)).code, SEED_EXIT.refused);
+  assert.equal((await f.update(a, HASH)).code, SEED_EXIT.refused);
+  assert.equal((await sh(SEED_PRUNE, [f.root, USER, "0"])).code, 0);
+  assert.equal(await Deno.readTextFile(`${victim}/${SEED_MARKER}`), expired, "prune followed it");
+  await Deno.remove(`${f.seeds}/${HASH}`);
+  await Deno.rename(f.seeds, `${f.dir}/users`);
+  await Deno.symlink(`${f.dir}/users`, f.seeds);
+  assert.equal((await f.into(b, HASH)).code, SEED_EXIT.refused);
+  assert.equal((await sh(SEED_PRUNE, [f.root, USER, "0"])).code, SEED_EXIT.refused);
+  await Deno.remove(f.seeds);
+  await Deno.rename(`${f.root}/.sbx-seeds`, `${f.dir}/seeds`);
+  await Deno.symlink(`${f.dir}/seeds`, `${f.root}/.sbx-seeds`);
+  assert.equal((await f.update(a, OTHER)).code, SEED_EXIT.refused);
+});
+
+Deno.test("prune reaps expired seeds, then the oldest over the budget; a big tree is not kept", async () => {
+  await using f = await fixture();
+  const a = await f.workspace("a");
+  await Deno.writeTextFile(`${a.ws}/data`, "x".repeat(40_000));
+  assert.equal((await f.update(a, HASH)).code, 0);
+  const second = await f.update(a, OTHER, { kb: 60 });
+  assert.equal(second.code, 0, second.stderr);
+  assert.match(second.stdout, new RegExp(`reaped ${HASH} \\(over the budget`));
+  assert.deepEqual(await names(f.seeds), [OTHER]);
+  const file = `${f.seeds}/${OTHER}/${SEED_MARKER}`;
+  await Deno.writeTextFile(
+    file,
+    (await Deno.readTextFile(file)).replace(/"expires":\d+/, '"expires":1'),
+  );
+  const pruned = await sh(SEED_PRUNE, [f.root, USER, "0"]);
+  assert.equal(pruned.stdout.trim(), `reaped ${OTHER} (expired)`);
+  assert.deepEqual(await names(f.seeds), []);
+  const big = await f.update(a, HASH, { kb: 10 });
+  assert.equal(big.code, SEED_EXIT.tooBig);
+  assert.deepEqual(await names(f.seeds), []);
+  assert.equal((await sh(SEED_PRUNE, [f.root, "nobody-here", "0"])).stdout.trim(), "none");
+});
