@@ -50,7 +50,10 @@ faultTest(
     } finally {
       fill.close();
     }
-    const result = await runSandboxer(["create", "-p", profile, "--name", "full", ...FAST], host.env);
+    const result = await runSandboxer(
+      ["create", "-p", profile, "--name", "full", ...FAST],
+      host.env,
+    );
     assert.equal(result.code, 1, result.stderr);
     assert.match(
       errorLine(result.stderr),
@@ -63,7 +66,10 @@ faultTest(
     assert.deepEqual(JSON.parse(list.stdout), []);
     // Free the disk: the same name works at once.
     await Deno.remove(`${host.root}/FILL`);
-    const again = await runSandboxer(["create", "-p", profile, "--name", "full", ...FAST], host.env);
+    const again = await runSandboxer(
+      ["create", "-p", profile, "--name", "full", ...FAST],
+      host.env,
+    );
     assert.equal(again.code, 0, again.stderr);
     assert.equal((await runSandboxer(["destroy", "full"], host.env)).code, 0);
     assert.deepEqual(await host.rootEntries(), []);

@@ -1,4 +1,4 @@
-import type { SyncProgress } from "../../core/types.ts";
+import type { SyncProgress, SyncReport } from "../../core/types.ts";
 import type { WaitProgress } from "../../extensions/types.ts";
 import { escapeControl, type Output } from "../output.ts";
 
@@ -9,19 +9,82 @@ import { escapeControl, type Output } from "../output.ts";
  * @returns The callback, or undefined when stderr is not a terminal.
  */
 export function progressPrinter(output: Output): ((p: SyncProgress) => void) | undefined {
+  const bar = progressBar(output, "sync");
+  if (!bar) return undefined;
+  return (progress) => {
+    bar.show(progress);
+    // The summary line follows: a finished bar is wiped, not left above it.
+    if (progress.percent === 100) bar.clear();
+  };
+}
+
+/**
+ * What `fetch` and `run --artifact` show while copying: on a terminal, a
+ * progress line on stderr (`fetch: 45% 12.3 MiB, 3 files`), wiped before the
+ * one-line summary each copy ends with (`fetched 3 files, 12.9 MB in 1.4s`),
+ * which is all there is without a terminal.
+ *
+ * @param output Where to write.
+ * @param log Where the summary goes.
+ * @returns `onProgress` for the copy (undefined without a terminal), `done`
+ * to wipe the line and print the summary, `clear` to wipe it on failure.
+ */
+export function fetchPrinter(output: Output, log: (line: string) => void): {
+  onProgress: ((p: SyncProgress) => void) | undefined;
+  done: (what: string, report: SyncReport | undefined, ms: number) => void;
+  clear: () => void;
+} {
+  const bar = progressBar(output, "fetch");
+  return {
+    onProgress: bar && ((progress) => bar.show(progress)),
+    done: (what, report, ms) => {
+      bar?.clear();
+      const seconds = `${(ms / 1000).toFixed(1)}s`;
+      log(
+        report === undefined
+          ? `fetched ${what} in ${seconds}`
+          : `fetched ${plural(report.files, "file")}, ${
+            size(report.bytes)
+          } in ${seconds} (${what})`,
+      );
+    },
+    clear: () => bar?.clear(),
+  };
+}
+
+/** One progress line rewritten in place (at most every 100 ms), or undefined off a terminal. */
+function progressBar(output: Output, label: string) {
   if (!output.errIsTerminal) return undefined;
   let last = 0;
-  return (progress) => {
-    const now = Date.now();
-    if (now - last < 100 && progress.percent !== 100) return;
-    last = now;
-    const percent = progress.percent === undefined ? "" : `${progress.percent}% `;
-    const mib = (progress.bytes / 1048576).toFixed(1);
-    const file = escapeControl(progress.file ?? "");
-    output.err(`\r\x1b[Ksync: ${percent}${mib} MiB ${file}`.slice(0, 120));
-    // The summary line follows: a finished bar is wiped, not left above it.
-    if (progress.percent === 100) output.err("\r\x1b[K");
+  let shown = false;
+  return {
+    show(progress: SyncProgress) {
+      const now = Date.now();
+      if (now - last < 100 && progress.percent !== 100) return;
+      last = now;
+      shown = true;
+      const percent = progress.percent === undefined ? "" : `${progress.percent}% `;
+      const mib = (progress.bytes / 1048576).toFixed(1);
+      const files = progress.files === undefined ? "" : `, ${plural(progress.files, "file")}`;
+      const file = escapeControl(progress.file ?? "");
+      output.err(`\r\x1b[K${label}: ${percent}${mib} MiB${files} ${file}`.slice(0, 120));
+    },
+    clear() {
+      if (shown) output.err("\r\x1b[K");
+      shown = false;
+    },
   };
+}
+
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
+}
+
+/** Bytes for people: `512 bytes`, `12.3 kB`, `4.5 MB` (powers of 1000). */
+function size(bytes: number): string {
+  if (bytes < 1000) return plural(bytes, "byte");
+  if (bytes < 1_000_000) return `${(bytes / 1000).toFixed(1)} kB`;
+  return `${(bytes / 1_000_000).toFixed(1)} MB`;
 }
 
 /**

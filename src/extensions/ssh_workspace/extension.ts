@@ -16,7 +16,7 @@ import { SshPool } from "../../transport/ssh/pool.ts";
 import { sshTargetKey } from "../../transport/ssh/types.ts";
 import { type FixedTarget, SandboxExtension } from "../base.ts";
 import type { CreateContext, DestroyContext, ExtensionOptions, SyncOptions } from "../types.ts";
-import type { ExecIO, SyncReport } from "../../core/types.ts";
+import type { ExecIO, SyncProgress, SyncReport } from "../../core/types.ts";
 import {
   handleTarget,
   splitUserHost,
@@ -237,14 +237,15 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
    * @param handle The stored handle.
    * @param remotePath Path relative to the workspace, or absolute inside it.
    * @param localDir Local directory to copy into.
-   * @param options Abort signal.
+   * @param options Abort signal, and progress as bytes arrive (rsync's `--info=progress2`).
+   * @returns What rsync copied: regular files and their bytes.
    */
   override async fetch(
     handle: Handle,
     remotePath: string,
     localDir: string,
-    options: { signal?: AbortSignal },
-  ): Promise<void> {
+    options: { signal?: AbortSignal; onProgress?: (progress: SyncProgress) => void },
+  ): Promise<SyncReport> {
     const ref = workspaceRef(handle);
     const relative = pathInWorkspace(ref.workspace, remotePath);
     const relay = await rsyncRelaySupported();
@@ -262,7 +263,7 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
         } to copy back; give a path relative to the workspace (see what is there with sandboxer exec ID -- ls)`,
       );
     }
-    await rsyncInWorkspace(
+    return await rsyncInWorkspace(
       this.#host(handle),
       ref,
       {
@@ -273,7 +274,7 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
         exclude: [],
         gitignore: false,
         delete: false,
-        progress: false,
+        progress: options.onProgress !== undefined,
         direction: "pull",
         remoteEntry: true,
       },
