@@ -23,6 +23,24 @@ function oneLine(stderr: string): string {
   return lines[0];
 }
 
+/** Each `-w DIR` (with `flags`) is refused in one line, exit 125, and no command ran. */
+async function assertWorkdirsRefused(vm: TestVm, flags: string[], dirs: string[]): Promise<void> {
+  const canary = `${vm.dir}/canary${flags.join("")}`;
+  await Deno.writeTextFile(canary, "");
+  for (const dir of dirs) {
+    const result = await vm.cli(["exec", ...flags, "-w", dir, "x1", "--", "rm", "-f", canary]);
+    assert.equal(result.code, 125, `${dir}: ${result.stderr}`);
+    assert.match(
+      oneLine(result.stderr),
+      dir === "missing"
+        ? /refused the working directory: missing is not a directory in the workspace/
+        : /refused the working directory: .* outside the workspace; give -w a directory inside/,
+    );
+    assert.equal(result.stdout, "");
+  }
+  await Deno.stat(canary); // no command ran
+}
+
 Deno.test("exec: stdin, -n, -e, -w (hostile too) and --timeout", async (t) => {
   await using vm = await startTestVm();
   const profile = await vm.profile("p");
@@ -92,20 +110,8 @@ Deno.test("exec: stdin, -n, -e, -w (hostile too) and --timeout", async (t) => {
   await t.step("a hostile -w is refused before the command runs", async () => {
     assert.equal((await vm.cli(["exec", "x1", "--", "ln", "-s", "/", "escape"])).code, 0);
     assert.equal((await vm.cli(["exec", "x1", "--", "ln", "-s", "..", "up"])).code, 0);
-    const canary = `${vm.dir}/canary`;
-    await Deno.writeTextFile(canary, "");
-    for (const dir of ["escape", "escape/etc", "up", "..", "/", "/etc", "sub/../..", "missing"]) {
-      const result = await vm.cli(["exec", "-w", dir, "x1", "--", "rm", "-f", canary]);
-      assert.equal(result.code, 125, `${dir}: ${result.stderr}`);
-      assert.match(
-        oneLine(result.stderr),
-        dir === "missing"
-          ? /refused the working directory: missing is not a directory in the workspace/
-          : /refused the working directory: .* outside the workspace; give -w a directory inside/,
-      );
-      assert.equal(result.stdout, "");
-    }
-    await Deno.stat(canary); // no command ran
+    const dirs = ["escape", "escape/etc", "up", "..", "/", "/etc", "sub/../..", "missing"];
+    await assertWorkdirsRefused(vm, [], dirs);
   });
   await t.step("--timeout kills the command and exits 124", async () => {
     const started = Date.now();
@@ -185,20 +191,7 @@ Deno.test("exec: stdin, -n, -e, -w (hostile too) and --timeout", async (t) => {
     assert.match(withEnv.stdout, new RegExp(`^pty in ${workspace}/sub\r?$`, "m"));
   });
   await t.step("-t with a hostile -w is refused in one line, exit 125, before a PTY", async () => {
-    const canary = `${vm.dir}/canary-t`;
-    await Deno.writeTextFile(canary, "");
-    for (const dir of ["../..", "escape", "up", "missing"]) {
-      const result = await vm.cli(["exec", "-t", "-w", dir, "x1", "--", "rm", "-f", canary]);
-      assert.equal(result.code, 125, `${dir}: ${result.stderr}`);
-      assert.match(
-        oneLine(result.stderr),
-        dir === "missing"
-          ? /refused the working directory: missing is not a directory in the workspace/
-          : /refused the working directory: .* outside the workspace; give -w a directory inside/,
-      );
-      assert.equal(result.stdout, "");
-    }
-    await Deno.stat(canary); // no command ran
+    await assertWorkdirsRefused(vm, ["-t"], ["../..", "escape", "up", "missing"]);
   });
   await t.step("-t with -n: a PTY, and the caller's stdin is not read", async () => {
     const script = "tty; timeout 3 cat; echo cat=$?";
