@@ -18,7 +18,7 @@ import type {
   SandboxHandle,
   SyncOptions,
 } from "./types.ts";
-import type { ExecIO, Logger, SyncProgress, SyncReport } from "../core/types.ts";
+import type { ExecIO, Logger, SyncReport } from "../core/types.ts";
 import type { SshTarget } from "../transport/ssh/types.ts";
 
 /** Where a profile's fixed SSH server and workspace root are, for `sandboxer doctor`. */
@@ -168,14 +168,14 @@ export abstract class SandboxExtension<
    * @param handle The stored handle.
    * @param remotePath Path inside the workspace (relative) or absolute.
    * @param localDir Local directory to copy into.
-   * @param options Abort signal, and (optional to honour) progress as bytes arrive.
+   * @param options Abort signal.
    * @returns What was copied (files, bytes), when the backend can tell.
    */
   fetch?(
     handle: Handle,
     remotePath: string,
     localDir: string,
-    options: { signal?: AbortSignal; onProgress?: (progress: SyncProgress) => void },
+    options: { signal?: AbortSignal },
   ): Promise<SyncReport | void>;
 
   /**

@@ -12,7 +12,7 @@ import type { JsonObject } from "../core/types.ts";
 import type { Profile } from "../config/types.ts";
 import { ExtensionRegistry } from "../extensions/registry.ts";
 import type { FixedTarget } from "../extensions/base.ts";
-import type { ExecIO, SyncProgress, SyncReport } from "../core/types.ts";
+import type { ExecIO, SyncReport } from "../core/types.ts";
 import { ConfigError, ExtensionError, ImageError, UsageError } from "../core/errors.ts";
 import { validateId } from "../core/ids.ts";
 import { Journal } from "./journal.ts";
@@ -312,14 +312,14 @@ export class Manager implements AsyncDisposable {
    * @param id The sandbox id.
    * @param remotePath Path relative to the workspace, or absolute inside it.
    * @param localDir Local directory to copy into (created if missing).
-   * @param options Abort signal, progress as bytes arrive.
+   * @param options Abort signal.
    * @returns What was copied (files, bytes), when the extension can tell.
    */
   async fetch(
     id: string,
     remotePath: string,
     localDir: string,
-    options: { signal?: AbortSignal; onProgress?: (progress: SyncProgress) => void } = {},
+    options: { signal?: AbortSignal } = {},
   ): Promise<SyncReport | undefined> {
     await using use = await this.#parts.use(id, "fetch", "copy files from");
     const { record, handle } = use;

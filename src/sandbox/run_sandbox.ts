@@ -40,8 +40,8 @@ export interface RunInSandboxOptions {
   setupIO?: Pick<ExecIO, "stdout" | "stderr">;
   /** Sync progress. */
   onProgress?: (progress: SyncProgress) => void;
-  /** Progress of copying an artifact back, as bytes arrive. */
-  onFetchProgress?: (progress: SyncProgress) => void;
+  /** Called as the copy of each artifact back begins. */
+  onFetching?: (artifact: ArtifactSpec) => void;
   /**
    * Called as each artifact's copy ends, before a failure is reported: what
    * was copied (when the extension can tell) or the error, and how long it took.
@@ -137,10 +137,10 @@ export async function runInSandbox(
     phase.done("run");
     for (const artifact of options.artifacts ?? []) {
       const started = performance.now();
+      options.onFetching?.(artifact);
       try {
         const report = await manager.fetch(id, artifact.remote, artifact.local, {
           signal: options.signal,
-          onProgress: options.onFetchProgress,
         });
         options.onFetched?.(artifact, { report, ms: performance.now() - started });
       } catch (error) {

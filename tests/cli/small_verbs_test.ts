@@ -23,7 +23,7 @@ Deno.test("fetch ID REMOTE [LOCAL] copies a file or directory out of a workspace
   assert.equal(await Deno.readTextFile(`${local}/a.txt`), "one\n");
   assert.match(
     file.stderr,
-    /^fetched 1 file, 4 bytes in \d+\.\ds \(out\/a\.txt from f1 into .*\)$/m,
+    /^sandboxer: fetched 1 file, 4 bytes in \d+\.\ds \(out\/a\.txt from f1 into .*\)$/m,
   );
   const dir = await vm.cli(["fetch", "f1", "out", local]);
   assert.equal(dir.code, 0, dir.stderr);

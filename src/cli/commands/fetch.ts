@@ -20,11 +20,11 @@ export function fetchCommand(ctx: CliContext) {
     .argument("[local]", "local directory to copy into (made if missing)", ".")
     .action(async (id, remote, local) => {
       const printer = fetchPrinter(ctx.output, (line) => ctx.logger.info(line));
+      const manager = await ctx.manager();
       const started = performance.now();
-      const report = await (await ctx.manager()).fetch(id, remote, local, {
-        signal: ctx.signal,
-        onProgress: printer.onProgress,
-      }).finally(printer.clear);
+      printer.start(local, remote);
+      const report = await manager.fetch(id, remote, local, { signal: ctx.signal })
+        .finally(printer.clear);
       const what = `${escapeControl(remote)} from ${id} into ${escapeControl(local)}`;
       printer.done(what, report, performance.now() - started);
     });

@@ -1,6 +1,7 @@
 import type { SyncProgress, SyncReport } from "../../core/types.ts";
 import type { WaitProgress } from "../../extensions/types.ts";
 import { escapeControl, type Output } from "../output.ts";
+import { watchArrival } from "../fetch_watch.ts";
 
 /**
  * A sync progress display on stderr, only when stderr is a terminal.
@@ -20,25 +21,33 @@ export function progressPrinter(output: Output): ((p: SyncProgress) => void) | u
 
 /**
  * What `fetch` and `run --artifact` show while copying: on a terminal, a
- * progress line on stderr (`fetch: 45% 12.3 MiB, 3 files`), wiped before the
- * one-line summary each copy ends with (`fetched 3 files, 12.9 MB in 1.4s`),
- * which is all there is without a terminal.
+ * progress line on stderr (`fetch: 12.3 MiB, 3 files`: what has arrived so
+ * far), wiped before the one-line summary each copy ends with
+ * (`fetched 3 files, 12.9 MB in 1.4s`), which is all there is without a
+ * terminal.
  *
  * @param output Where to write.
  * @param log Where the summary goes.
- * @returns `onProgress` for the copy (undefined without a terminal), `done`
- * to wipe the line and print the summary, `clear` to wipe it on failure.
+ * @returns `start` as a copy of `remote` into `local` begins, `done` to wipe
+ * the line and print the summary, `clear` to wipe it on failure.
  */
 export function fetchPrinter(output: Output, log: (line: string) => void): {
-  onProgress: ((p: SyncProgress) => void) | undefined;
+  start: (local: string, remote: string) => void;
   done: (what: string, report: SyncReport | undefined, ms: number) => void;
   clear: () => void;
 } {
   const bar = progressBar(output, "fetch");
+  let stop = () => {};
+  const clear = () => {
+    stop();
+    bar?.clear();
+  };
   return {
-    onProgress: bar && ((progress) => bar.show(progress)),
+    start: (local, remote) => {
+      if (bar) stop = watchArrival(local, remote, (progress) => bar.show(progress));
+    },
     done: (what, report, ms) => {
-      bar?.clear();
+      clear();
       const seconds = `${(ms / 1000).toFixed(1)}s`;
       log(
         report === undefined
@@ -48,7 +57,7 @@ export function fetchPrinter(output: Output, log: (line: string) => void): {
           } in ${seconds} (${what})`,
       );
     },
-    clear: () => bar?.clear(),
+    clear,
   };
 }
 

@@ -67,7 +67,7 @@ export function runCommand(ctx: CliContext) {
         },
         setupIO: { stdout: ctx.output.errBytes, stderr: ctx.output.errBytes },
         onProgress: progressPrinter(ctx.output),
-        onFetchProgress: fetching.onProgress,
+        onFetching: (artifact) => fetching.start(artifact.local, artifact.remote),
         onFetched: (artifact, { report, error, ms }) => {
           if (error !== undefined) return fetching.clear();
           const what = `${escapeControl(artifact.remote)} into ${escapeControl(artifact.local)}`;

@@ -16,7 +16,7 @@ import { SshPool } from "../../transport/ssh/pool.ts";
 import { sshTargetKey } from "../../transport/ssh/types.ts";
 import { type FixedTarget, SandboxExtension } from "../base.ts";
 import type { CreateContext, DestroyContext, ExtensionOptions, SyncOptions } from "../types.ts";
-import type { ExecIO, SyncProgress, SyncReport } from "../../core/types.ts";
+import type { ExecIO, SyncReport } from "../../core/types.ts";
 import {
   handleTarget,
   splitUserHost,
@@ -237,14 +237,14 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
    * @param handle The stored handle.
    * @param remotePath Path relative to the workspace, or absolute inside it.
    * @param localDir Local directory to copy into.
-   * @param options Abort signal, and progress as bytes arrive (rsync's `--info=progress2`).
+   * @param options Abort signal.
    * @returns What rsync copied: regular files and their bytes.
    */
   override async fetch(
     handle: Handle,
     remotePath: string,
     localDir: string,
-    options: { signal?: AbortSignal; onProgress?: (progress: SyncProgress) => void },
+    options: { signal?: AbortSignal },
   ): Promise<SyncReport> {
     const ref = workspaceRef(handle);
     const relative = pathInWorkspace(ref.workspace, remotePath);
@@ -274,7 +274,9 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
         exclude: [],
         gitignore: false,
         delete: false,
-        progress: options.onProgress !== undefined,
+        // Not rsync's --info=progress2: on a pull over the relay it now and then ended in a
+        // protocol error ("unexpected tag -7 [sender]"); the CLI watches the files arrive instead.
+        progress: false,
         direction: "pull",
         remoteEntry: true,
       },
