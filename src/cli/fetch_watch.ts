@@ -14,8 +14,8 @@ const POLL_MS = 250;
 /**
  * Watch `REMOTE`'s copy arrive in `localDir` (as `localDir/<last segment>`,
  * or, for a single file still being written, rsync's `.<name>.XXXXXX`
- * beside it) and report it now and every 250 ms until stopped. Symlinks are
- * counted, never followed; what cannot be read is skipped.
+ * beside it) and report it now and every 250 ms until stopped. Regular files
+ * count; symlinks are never followed; what cannot be read is skipped.
  *
  * @param localDir The local directory the copy goes into.
  * @param remote The path in the workspace as given.
