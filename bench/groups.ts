@@ -166,7 +166,9 @@ export function progress(ctx: Pick<BenchContext, "log">, group: string, runs: nu
 }
 
 /**
- * `sandboxer exec ID -- true` against `ssh … true`.
+ * `sandboxer exec ID -- true` against `ssh … true`: the CLI with its shared
+ * connection already up (as a second exec finds it), without sharing, and
+ * the SDK.
  *
  * @param ctx The context.
  * @param cliTarget The CLI's target ratio on this link.
@@ -175,9 +177,16 @@ export function progress(ctx: Pick<BenchContext, "log">, group: string, runs: nu
 export async function execGroup(ctx: BenchContext, cliTarget: number): Promise<GroupResult> {
   ctx.log(`exec (${ctx.host.label}): \`sandboxer exec ID -- true\` vs \`ssh … true\``);
   const id = await createSdk(ctx);
+  // The shared connection's master is up, as a second exec finds it (it stays 60 s idle).
+  await cliRun(ctx, ["exec", id, "--", "true"]);
+  const alone = { ...ctx.env, SANDBOXER_SSH_MUX: "0" };
   const samples = await alternate(
     [
       { name: "cli", run: async () => (await cliRun(ctx, ["exec", id, "--", "true"])).ms },
+      {
+        name: "cli unshared",
+        run: async () => (await runChild([...ctx.cli, "exec", id, "--", "true"], alone)).ms,
+      },
       { name: "ssh", run: async () => (await runChild([...ctx.sshCmd, "true"])).ms },
       { name: "sdk warm", run: async () => void (await ctx.manager.exec(id, ["true"])) },
       {
@@ -196,7 +205,13 @@ export async function execGroup(ctx: BenchContext, cliTarget: number): Promise<G
   return {
     samples,
     rows: [
-      row(ctx, samples, "exec `true` — CLI process", "cli", "ssh", { ...plain, target: cliTarget }),
+      row(ctx, samples, "exec `true` — CLI process, shared connection up", "cli", "ssh", {
+        ...plain,
+        target: cliTarget,
+      }),
+      row(ctx, samples, "exec `true` — CLI process, SANDBOXER_SSH_MUX=0", "cli unshared", "ssh", {
+        ...plain,
+      }),
       row(ctx, samples, "exec `true` — SDK, new Manager", "sdk cold", "ssh", {
         ...plain,
         target: 0.8,

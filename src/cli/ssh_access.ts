@@ -15,7 +15,8 @@ import {
   splitUserHost,
   type SshWorkspaceHandle,
 } from "../extensions/ssh_workspace/handle.ts";
-import { fingerprintSha256, knownHostsName, readKnownHosts } from "../transport/known_hosts.ts";
+import { knownHostsName } from "../transport/known_hosts.ts";
+import { pinnedKeyLine, sshConfigBlock, writePrivate } from "../transport/openssh_config.ts";
 
 /** How to reach one sandbox with OpenSSH. */
 export interface SshAccess {
@@ -87,75 +88,10 @@ export async function sshAccess(
 /** The pinned key (`type base64`), read from the known_hosts file it was verified against. */
 async function pinnedKey(handle: SshWorkspaceHandle, host: string, id: string): Promise<string> {
   const name = knownHostsName(host, handle.ssh_port);
-  // The pin is what every connection checks; any line holding that exact key will do.
-  for (const entry of await readKnownHosts(handle.known_hosts)) {
-    if (entry.marker) continue;
-    if (fingerprintSha256(entry.keyBlob) === handle.host_key_fingerprint) {
-      return `${entry.keyType} ${entry.keyBase64}`;
-    }
-  }
+  const key = await pinnedKeyLine(handle.known_hosts, handle.host_key_fingerprint ?? "");
+  if (key !== undefined) return key;
   throw new SandboxStateError(
     id,
     `has host key ${handle.host_key_fingerprint} pinned, but ${handle.known_hosts} no longer holds it for ${name}; add it back (ssh-keyscan, compare the fingerprint) and run this again`,
   );
-}
-
-async function writePrivate(path: string, text: string): Promise<void> {
-  await Deno.writeTextFile(path, text, { mode: 0o600 });
-  await Deno.chmod(path, 0o600);
-}
-
-/** The values of one `Host` block. */
-export interface SshConfigValues {
-  alias: string;
-  host: string;
-  port: number;
-  user: string;
-  knownHostsFile: string;
-  identityFile?: string;
-}
-
-/**
- * An OpenSSH `Host` block that trusts only `knownHostsFile`. Every value is
- * double-quoted (a state directory may hold spaces) with `%` doubled where
- * OpenSSH expands `%` tokens, so a path or host is read back exactly; a value
- * no config file can hold (a quote, a backslash, a control character) is
- * refused instead of written.
- *
- * @param values The block's values.
- * @param refuse Builds the error for a value that cannot be written.
- * @returns The block, ending in a newline.
- */
-export function sshConfigBlock(
-  values: SshConfigValues,
-  refuse: (problem: string) => Error,
-): string {
-  const arg = (field: string, value: string, tokens: boolean) => {
-    const unsafe = [...value].some((c) => c < " " || c === "\x7f" || c === '"' || c === "\\");
-    if (unsafe) {
-      throw refuse(
-        `has a ${field} an OpenSSH config file cannot hold (${
-          JSON.stringify(value)
-        }); use a path or name without quotes, backslashes or control characters`,
-      );
-    }
-    return `"${tokens ? value.replaceAll("%", "%%") : value}"`;
-  };
-  const lines = [
-    `Host ${values.alias}`,
-    `  HostName ${arg("host", values.host, true)}`,
-    `  Port ${values.port}`,
-    `  User ${arg("user", values.user, false)}`,
-    `  HostKeyAlias ${values.alias}`,
-    `  UserKnownHostsFile ${arg("known_hosts path", values.knownHostsFile, true)}`,
-    "  GlobalKnownHostsFile none",
-    "  StrictHostKeyChecking yes",
-    ...(values.identityFile
-      ? [
-        `  IdentityFile ${arg("identity file", values.identityFile, true)}`,
-        "  IdentitiesOnly yes",
-      ]
-      : []),
-  ];
-  return lines.join("\n") + "\n";
 }

@@ -57,6 +57,14 @@ export interface ExecIO {
    * workspace; one that cannot keep that promise must refuse any `cwd`.
    */
   cwd?: string;
+  /**
+   * Share one OpenSSH connection between processes (what the CLI's `exec`
+   * does): an SSH-attached backend runs the command through a background
+   * `ssh` master (ControlMaster) that stays up `persistSeconds` after its
+   * last use, and connects as before when it cannot. Needs `--allow-run=ssh`
+   * and `--allow-net` (the control socket). Others ignore it.
+   */
+  sshMux?: { persistSeconds: number };
 }
 
 /** Progress of a running sync. */

@@ -15,6 +15,8 @@ import type { Profile } from "../config/types.ts";
 import type { Manager } from "./manager.ts";
 import { forgetSandbox } from "./forget.ts";
 import { poolHostCheck } from "./doctor_pool.ts";
+import { doctorBoot } from "./doctor_boot.ts";
+import type { VmPackerConfig } from "../extensions/vm_packer/config.ts";
 import type { DoctorCheck } from "./doctor_check.ts";
 
 export type { DoctorCheck } from "./doctor_check.ts";
@@ -74,6 +76,14 @@ export async function doctor(
     return checks;
   }
   report({ ok: true, line: `profile ${profile.name} validates (${profile.file})` });
+  if (!target && profile.extension === "ext.vm-packer") {
+    // A throwaway VM booted on this machine: its programs, accelerator, state and image.
+    const { config } = await manager.resolveProfile(profileName);
+    if ((config as VmPackerConfig).mode === "boot") {
+      await doctorBoot(manager, profileName, config as VmPackerConfig, report, options.signal);
+      return checks;
+    }
+  }
   if (!target) {
     report({
       ok: undefined,

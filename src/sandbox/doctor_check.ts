@@ -1,5 +1,5 @@
 /**
- * The outcome of one `sandboxer doctor` check (doctor.ts, doctor_pool.ts).
+ * The outcome of one `sandboxer doctor` check (doctor.ts, doctor_pool.ts, doctor_boot.ts).
  *
  * @module
  */
@@ -12,4 +12,6 @@ export interface DoctorCheck {
   line: string;
   /** On failure: what to do. */
   fix?: string;
+  /** On a passed check: something worth knowing that does not fail it (e.g. slow boots). */
+  note?: string;
 }

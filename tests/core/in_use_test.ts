@@ -53,8 +53,10 @@ Deno.test("destroy refuses a sandbox an exec runs in; --wait waits for the comma
   assert.equal(await exists(`${vm.root}/sbx-busy`), true);
   assert.equal((await vm.show("busy")).status, "ready");
 
-  const waiting = await spawnCli(["destroy", "busy", "--wait", "60s"], vm.env);
-  await waiting.waitFor("stderr", /is in use by exec .*; waiting up to 1m for it to be free/);
+  // A wait far longer than the test: on a loaded machine the steps up to the release can take
+  // a minute, and the wait must not run out before the command is released.
+  const waiting = await spawnCli(["destroy", "busy", "--wait", "30m"], vm.env);
+  await waiting.waitFor("stderr", /is in use by exec .*; waiting up to 30m for it to be free/);
   // It waits while the command holds the sandbox, however long that takes.
   assert.equal(await exists(`${vm.root}/sbx-busy`), true);
   assert.equal((await vm.show("busy")).status, "ready");

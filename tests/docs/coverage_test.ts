@@ -13,6 +13,7 @@ const RUNNERS: Readonly<Record<string, readonly string[]>> = {
   "docs/extension-sdk.md": [
     "tests/docs/code_blocks_test.ts",
     "tests/docs/example_extension_test.ts",
+    "tests/docs/extension_guide_test.ts",
   ],
   "docs/migration-build-machines.md": ["tests/docs/migration_test.ts"],
   "docs/profiles.md": ["tests/docs/usage_test.ts"],

@@ -16,9 +16,10 @@ import {
 import { startTestVm } from "../harness/test_vm.ts";
 import { commandsOf, fencedBlocks, readDoc, runScript } from "../docs/markdown.ts";
 
-/** The flags between `deno run`/`deno install …` and `main.ts`. */
+/** The permission flags between `deno run`/`deno install …` and `main.ts`. */
 function flagsOf(words: readonly string[]): string[] {
-  return words.filter((w) => w.startsWith("-") && !["-g", "-f", "-n"].includes(w)).sort();
+  return words.filter((w) => w.startsWith("-") && !["-g", "-f", "-n", "--config"].includes(w))
+    .sort();
 }
 
 Deno.test("README install: the task's flags, works from anywhere, --repo . is the caller's directory", async () => {
@@ -30,6 +31,8 @@ Deno.test("README install: the task's flags, works from anywhere, --repo . is th
   const [, ...taskWords] = await sandboxerTaskArgv();
   assert.deepEqual(flagsOf(words), flagsOf(taskWords), "the install line has the task's flags");
   assert.equal(words.at(-1), "main.ts");
+  // sandboxer's own deno.json goes with it: third-party extensions import the SDK by its name.
+  assert.equal(words[words.indexOf("--config") + 1], "deno.json");
 
   await using root = await tempDir("sbx-install-");
   const denoBin = dirname(Deno.execPath());

@@ -13,7 +13,7 @@ import { escapeControl } from "../output.ts";
 export function doctorCommand(ctx: CliContext) {
   return new Command("doctor")
     .description(
-      "Check that a profile's sandboxes can be made: profile, host, key, login, root, rsync, setup",
+      "Check that a profile's sandboxes can be made: profile, host, key, login, root, rsync, setup (boot mode: packer, qemu, accelerator, state, image)",
     )
     .requiredOption("--profile <name>", "profile name or file")
     .action(async (options: { profile: string }) => {
@@ -23,8 +23,9 @@ export function doctorCommand(ctx: CliContext) {
         onCheck: (check) => {
           const mark = check.ok === true ? "✓" : check.ok === false ? "✗" : "-";
           const fix = check.fix ? `\n    fix: ${escapeControl(check.fix)}` : "";
+          const note = check.note ? `\n    note: ${escapeControl(check.note)}` : "";
           // Lines carry text from the host and the profile: no terminal controls.
-          ctx.output.out(`${mark} ${escapeControl(check.line)}${fix}\n`);
+          ctx.output.out(`${mark} ${escapeControl(check.line)}${fix}${note}\n`);
         },
       });
       ctx.exitCode = checks.every((c) => c.ok === true) ? 0 : 1;

@@ -37,6 +37,7 @@ import { scanMarkedWorkspaces } from "./reap.ts";
 import { selectFiles } from "../../sync/git_selection.ts";
 import { checkWorkspacePath, newNonce, pathInWorkspace } from "./workspace_path.ts";
 import { ExecGate } from "./exec_gate.ts";
+import { muxExec } from "./mux_exec.ts";
 import {
   repinError,
   workspaceRef,
@@ -128,7 +129,8 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
   }
 
   /**
-   * Run `argv` in the workspace.
+   * Run `argv` in the workspace (over a shared OpenSSH connection when
+   * `io.sshMux` asks for one, see mux_exec.ts).
    *
    * @param handle The stored handle.
    * @param argv Program and arguments, kept literal.
@@ -144,11 +146,14 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
       );
     }
     const ref = workspaceRef(handle);
-    const connection = await this.connect(handle, io.signal);
-    const gate = new ExecGate(io.stdout);
     const wrapper = io.cwd === undefined
       ? ["sh", "-c", WORKSPACE_EXEC, "sh", ref.workspace, ref.id, ref.nonce]
       : ["sh", "-c", WORKSPACE_EXEC_IN, "sh", ref.workspace, ref.id, ref.nonce, io.cwd];
+    const setup = { stateDir: this.options.stateDir, logger: this.logger };
+    const shared = await muxExec(handle, ref, [...wrapper, ...argv], io, setup);
+    if (shared !== undefined) return shared;
+    const connection = await this.connect(handle, io.signal);
+    const gate = new ExecGate(io.stdout);
     const result = await connection.exec(
       [...wrapper, ...argv],
       { stdin: io.stdin, signal: io.signal, stderr: io.stderr, stdout: gate.write },

@@ -248,6 +248,38 @@ exec "$@"
 `;
 
 /**
+ * `sh -c MUX_EXEC sh WRAPPER…`: what a command run over a shared OpenSSH
+ * connection (mux_exec.ts) is wrapped in. Its first stdout line is this
+ * shell's pid, so an abort can end the session's process group
+ * ({@linkcode MUX_KILL}: OpenSSH's mux client cannot send a signal), and it
+ * turns a death by signal N into exit code 128+N, which a mux client cannot
+ * tell from a lost connection otherwise. Its own stderr is /dev/null (the
+ * command gets the real one in a child `sh` that `exec`s it), so the shell's
+ * "Terminated" never mixes with the command's. The wrapper then writes its
+ * own first byte ({@linkcode EXEC_STARTED}).
+ */
+export const MUX_EXEC = `echo "$$"
+exec 3>&2 2>/dev/null
+sh -c 'exec "$@" 2>&3 3>&-' sh "$@"
+exit "$?"
+`;
+
+/**
+ * `sh -c MUX_KILL sh PID`: KILL the process group of PID (read from /proc),
+ * or PID alone when that cannot be read: what the `signal` request of a
+ * direct connection does.
+ */
+export const MUX_KILL = `pid=$1 s=
+{ read -r s < "/proc/$pid/stat"; } 2>/dev/null
+s=\${s##*") "}
+set -- $s
+case \${3-} in
+  ""|*[!0-9]*|0|1) kill -s KILL "$pid" ;;
+  *) kill -s KILL -- "-$3" ;;
+esac
+`;
+
+/**
  * `sh -c WORKSPACE_RSYNC sh WORKSPACE ID NONCE rsync --server …`: rsync's
  * remote command (`--rsync-path`, for the relay and for rsync's own ssh):
  * check the workspace, lock it, and run rsync in it with the paths relative

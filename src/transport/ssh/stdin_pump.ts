@@ -18,6 +18,31 @@ import type { ClientChannel } from "../../deps/ssh2.ts";
  * @returns Stops the copy.
  */
 export function pumpStdin(stdin: ReadableStream<Uint8Array>, channel: ClientChannel): () => void {
+  return pumpInto(stdin, async (chunk) => {
+    if (!channel.write(Buffer.from(chunk))) {
+      await new Promise<void>((resolve) => {
+        channel.once("drain", resolve);
+        channel.once("close", resolve);
+      });
+    }
+  }, () => void channel.end());
+}
+
+/**
+ * Copy `stdin` into any sink, one chunk at a time (each write awaited), then
+ * end it — also when the stream fails; stopping ends the copy without ending
+ * the sink.
+ *
+ * @param stdin The caller's input.
+ * @param write Takes one chunk; resolves when there is room for the next.
+ * @param end Sends EOF.
+ * @returns Stops the copy.
+ */
+export function pumpInto(
+  stdin: ReadableStream<Uint8Array>,
+  write: (chunk: Uint8Array) => Promise<void>,
+  end: () => void | Promise<void>,
+): () => void {
   const reader = stdin.getReader();
   let stopped = false;
   (async () => {
@@ -25,17 +50,12 @@ export function pumpStdin(stdin: ReadableStream<Uint8Array>, channel: ClientChan
       while (!stopped) {
         const { value, done } = await reader.read();
         if (done || stopped) break;
-        if (!channel.write(Buffer.from(value))) {
-          await new Promise<void>((resolve) => {
-            channel.once("drain", resolve);
-            channel.once("close", resolve);
-          });
-        }
+        await write(value);
       }
-      if (!stopped) channel.end();
+      if (!stopped) await end();
     } catch {
-      // The caller's stream failed or the channel closed: the command sees EOF either way.
-      if (!stopped) channel.end();
+      // The caller's stream failed or the sink closed: the command sees EOF either way.
+      if (!stopped) await Promise.resolve(end()).catch(() => {});
     } finally {
       reader.releaseLock();
     }

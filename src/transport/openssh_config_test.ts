@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { sshConfigBlock } from "./ssh_access.ts";
+import { sshConfigBlock } from "./openssh_config.ts";
 import { tempDir } from "../testing/temp_dir.ts";
 
 const refuse = (problem: string) => new Error(problem);

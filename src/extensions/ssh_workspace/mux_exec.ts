@@ -1,0 +1,311 @@
+/**
+ * `exec` over a connection shared between sandboxer processes (OpenSSH's
+ * ControlMaster, see src/transport/ssh_mux.ts): the first exec starts a
+ * background master, later ones — other CLI processes included — run as mux
+ * clients over it, with no handshake. When sharing cannot be used (a jump
+ * host, a key that needs a passphrase no agent holds, a master that will not
+ * start, a socket path too long) the caller connects as before; nothing has
+ * run remotely by then. The pinned host key is the only one the master
+ * accepts (sandboxer's own known_hosts file under HostKeyAlias).
+ *
+ * @module
+ */
+
+import { SshError } from "../../core/errors.ts";
+import { optionalEnv } from "../../core/permissions.ts";
+import type { ExecIO, Logger } from "../../core/types.ts";
+import { run, spawnPiped, terminate } from "../../process/run.ts";
+import { signalExitCode } from "../../process/signals.ts";
+import { pinnedKeyLine, sshConfigBlock, writePrivate } from "../../transport/openssh_config.ts";
+import { remoteCommand } from "../../transport/quote.ts";
+import { pumpInto } from "../../transport/ssh/stdin_pump.ts";
+import {
+  controlPathArg,
+  MAX_SOCKET_PATH,
+  muxSocketName,
+  openMuxDir,
+  probeMaster,
+  startMaster,
+  withMasterLock,
+} from "../../transport/ssh_mux.ts";
+import { ExecGate } from "./exec_gate.ts";
+import { handleTarget, splitUserHost, type SshWorkspaceHandle } from "./handle.ts";
+import { MUX_EXEC, MUX_KILL } from "./remote_scripts.ts";
+import { type WorkspaceRef, workspaceRefusal } from "./workspace_ref.ts";
+
+/** What {@linkcode muxExec} needs of its extension. */
+export interface MuxSetup {
+  /** sandboxer's state directory (the sockets go in its `mux/`). */
+  stateDir?: string;
+  /** Where to say why sharing was not used. */
+  logger: Logger;
+}
+
+/** One master's socket and the OpenSSH files that reach its host. */
+interface Master {
+  socket: string;
+  alias: string;
+  configFile: string;
+}
+
+/**
+ * Run `wrapped` (an exec wrapper and the command) over the shared connection.
+ *
+ * @param handle The stored handle (its pin checked by the master's known_hosts).
+ * @param ref The checked workspace, for refusals.
+ * @param wrapped `sh -c WORKSPACE_EXEC… PROGRAM ARGS…`.
+ * @param io Output, stdin, abort, and `sshMux` (absent or 0: undefined at once).
+ * @param setup State directory and logger.
+ * @returns The exit code, or undefined when the caller should connect itself.
+ * @throws {LocalFileError} when the socket directory or a socket's name holds something not sandboxer's.
+ * @throws {SshError} when the connection failed or was lost (the command's code is never 255 then).
+ */
+export async function muxExec(
+  handle: SshWorkspaceHandle,
+  ref: WorkspaceRef,
+  wrapped: readonly string[],
+  io: ExecIO,
+  setup: MuxSetup,
+): Promise<number | undefined> {
+  const persistSeconds = io.sshMux?.persistSeconds ?? 0;
+  const fingerprint = handle.host_key_fingerprint;
+  if (persistSeconds <= 0 || setup.stateDir === undefined || !fingerprint || handle.jump) {
+    return undefined;
+  }
+  // OpenSSH in BatchMode cannot be handed the passphrase ssh2 reads from the environment.
+  if (handle.passphrase_env && !optionalEnv("SSH_AUTH_SOCK")) return undefined;
+  const master = await readyMaster(handle, fingerprint, persistSeconds, io.signal, setup);
+  if (master === undefined) return undefined;
+  return await runClient(master, ref, wrapped, io);
+}
+
+/** The master for this handle, started if none listens; undefined when it cannot be. */
+async function readyMaster(
+  handle: SshWorkspaceHandle,
+  fingerprint: string,
+  persistSeconds: number,
+  signal: AbortSignal | undefined,
+  setup: MuxSetup,
+): Promise<Master | undefined> {
+  const [user, host] = splitUserHost(handleTarget(handle));
+  const identityFile = handle.identity_file;
+  const dir = await openMuxDir(setup.stateDir!);
+  const name = await muxSocketName({
+    host,
+    port: handle.ssh_port,
+    user,
+    identityFile,
+    fingerprint,
+    keepaliveMs: handle.keepalive_interval_ms,
+  });
+  const socket = `${dir.path}/${name}`;
+  const skip = (why: string) => {
+    setup.logger.debug(`not sharing the SSH connection to ${host}: ${why}; connecting directly`);
+    return undefined;
+  };
+  if (new TextEncoder().encode(socket).length > MAX_SOCKET_PATH) {
+    return skip(`the socket path ${socket} is longer than ${MAX_SOCKET_PATH} bytes`);
+  }
+  const master = { socket, alias: `sbx-mux-${name}`, configFile: `${socket}.config` };
+  const why = await withMasterLock(socket, async () => {
+    if (await probeMaster(socket, dir.uid) === "live") return undefined;
+    const key = await pinnedKeyLine(handle.known_hosts, fingerprint);
+    // The direct connection names what is wrong with the known_hosts file.
+    if (key === undefined) return `${handle.known_hosts} does not hold the pinned key`;
+    const knownHosts = `${socket}.known_hosts`;
+    let config: string;
+    try {
+      config = sshConfigBlock({
+        alias: master.alias,
+        host,
+        port: handle.ssh_port,
+        user,
+        knownHostsFile: knownHosts,
+        identityFile: identityFile ?? undefined,
+      }, (problem) => new Error(problem));
+    } catch (error) {
+      return (error as Error).message;
+    }
+    await writePrivate(knownHosts, `${master.alias} ${key}\n`);
+    await writePrivate(master.configFile, config);
+    return await startMaster({
+      configFile: master.configFile,
+      alias: master.alias,
+      socket,
+      persistSeconds,
+      connectTimeoutSeconds: handle.connect_timeout_ms / 1000,
+      keepaliveSeconds: handle.keepalive_interval_ms / 1000,
+      signal,
+    });
+  });
+  return why === undefined ? master : skip(why);
+}
+
+/** OpenSSH's arguments for a mux client of `master` (a direct connection if it vanished). */
+function clientArgs(master: Master, log?: string): [string, ...string[]] {
+  return [
+    "ssh",
+    "-F",
+    master.configFile,
+    "-S",
+    controlPathArg(master.socket),
+    "-o",
+    "ControlMaster=no",
+    "-o",
+    "BatchMode=yes",
+    ...(log === undefined ? ["-o", "LogLevel=ERROR"] : ["-E", log, "-o", "LogLevel=DEBUG2"]),
+    "-T",
+    master.alias,
+    "--",
+  ];
+}
+
+/** Run the command as a mux client; see {@linkcode muxExec}. */
+async function runClient(
+  master: Master,
+  ref: WorkspaceRef,
+  wrapped: readonly string[],
+  io: ExecIO,
+): Promise<number> {
+  // ssh's own messages go to this file, so its stderr is the command's alone; DEBUG2 says
+  // whether an exit code 255 came from the command or from a lost connection.
+  const log = `${master.socket}.${crypto.randomUUID().slice(0, 8)}.log`;
+  const remote = remoteCommand(["sh", "-c", MUX_EXEC, "sh", ...wrapped]);
+  const child = await spawnPiped([...clientArgs(master, log), remote]);
+  let pid: string | undefined;
+  let remoteKill: Promise<void> | undefined;
+  let cancelKill: (() => void) | undefined;
+  // OpenSSH's mux client cannot send a signal: the process group is killed over a second
+  // session, then the client is stopped. Before the pid is known, only the client is.
+  const onAbort = () => {
+    if (pid !== undefined) remoteKill ??= killRemote(master, pid);
+    void (remoteKill ?? Promise.resolve()).finally(() => cancelKill ??= terminate(child));
+  };
+  io.signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    if (io.signal?.aborted) onAbort();
+    const gate = new ExecGate(io.stdout);
+    const pidReader = new PidLine();
+    const held: Uint8Array[] = [];
+    const stopStdin = feedStdin(child, io.stdin);
+    const stdoutDone = drain(child.stdout, (chunk) => {
+      if (!pidReader.done) {
+        chunk = pidReader.take(chunk);
+        if (pidReader.pid !== undefined && pid === undefined) {
+          pid = pidReader.pid;
+          if (io.signal?.aborted) onAbort();
+        }
+        if (!pidReader.done) return;
+      }
+      gate.write(chunk);
+      if (gate.started) { for (const part of held.splice(0)) io.stderr?.(part); }
+    });
+    const stderrDone = drain(child.stderr, (chunk) => {
+      if (gate.started) io.stderr?.(chunk);
+      else held.push(chunk);
+    });
+    const status = await child.status;
+    stopStdin();
+    await Promise.allSettled([stdoutDone, stderrDone, remoteKill]);
+    if (io.signal?.aborted) throw io.signal.reason;
+    const code = status.signal ? signalExitCode(status.signal) : status.code;
+    const said = code === 255 ? await Deno.readTextFile(log).catch(() => "") : "";
+    if (!gate.started) {
+      const stderr = new TextDecoder().decode(concat(held)).trim();
+      if (code === 255 && gate.reason === "") throw lost(ref, wrapped[0], said, false);
+      throw workspaceRefusal(ref, code, gate.reason || stderr, "run commands in");
+    }
+    if (code === 255 && !/(Received exit status from master|Exit status) 255\b/.test(said)) {
+      throw lost(ref, wrapped[0], said, true);
+    }
+    return code;
+  } finally {
+    io.signal?.removeEventListener("abort", onAbort);
+    cancelKill?.();
+    await Deno.remove(log).catch(() => {});
+  }
+}
+
+/** The error for an ssh that ended without the command's exit status. */
+function lost(ref: WorkspaceRef, program: string, said: string, started: boolean): SshError {
+  const line = said.split("\n").filter((l) => l.trim() !== "" && !l.startsWith("debug")).at(-1);
+  return new SshError(
+    ref.where,
+    "exec",
+    started
+      ? `the connection was lost while ${program} ran${line ? ` (${line.trim()})` : ""}`
+      : `ssh could not run the command${line ? ` (${line.trim()})` : ""}`,
+    {
+      fix:
+        "check the host and run it again; SANDBOXER_SSH_MUX=0 connects without sharing a connection",
+    },
+  );
+}
+
+/** MUX_EXEC's first stdout line, the session shell's pid, however the bytes are split. */
+class PidLine {
+  #bytes: number[] = [];
+  /** Whether the line is over (or turned out not to be one). */
+  done = false;
+  /** The pid, once read. */
+  pid: string | undefined;
+
+  /** Take what belongs to the line; returns the rest. */
+  take(chunk: Uint8Array): Uint8Array {
+    for (let i = 0; i < chunk.length; i++) {
+      const byte = chunk[i];
+      if (byte === 0x0a && this.#bytes.length > 0) {
+        this.pid = String.fromCharCode(...this.#bytes);
+        this.done = true;
+        return chunk.subarray(i + 1);
+      }
+      if (byte < 0x30 || byte > 0x39 || this.#bytes.length >= 12) {
+        // Not a pid line: hand everything on to the gate, which names what came.
+        this.done = true;
+        return new Uint8Array([...this.#bytes, ...chunk.subarray(i)]);
+      }
+      this.#bytes.push(byte);
+    }
+    return new Uint8Array();
+  }
+}
+
+/** End the command's process group on the host, over the same connection. */
+async function killRemote(master: Master, pid: string): Promise<void> {
+  const argv: [string, ...string[]] = [
+    ...clientArgs(master),
+    remoteCommand(["sh", "-c", MUX_KILL, "sh", pid]),
+  ];
+  await run(argv, { allowFailure: true, timeoutMs: 5_000 }).catch(
+    () => {},
+  );
+}
+
+/** Copy stdin into the client as it takes it, then close it; returns what stops the copy. */
+function feedStdin(child: Deno.ChildProcess, stdin: ExecIO["stdin"]): () => void {
+  const writer = child.stdin.getWriter();
+  const end = () => writer.close().catch(() => {});
+  if (stdin instanceof ReadableStream) return pumpInto(stdin, (chunk) => writer.write(chunk), end);
+  (async () => {
+    if (stdin !== undefined) await writer.write(stdin);
+    await end();
+  })().catch(() => {});
+  return () => {};
+}
+
+async function drain(
+  stream: ReadableStream<Uint8Array>,
+  onChunk: (chunk: Uint8Array) => void,
+): Promise<void> {
+  for await (const chunk of stream) onChunk(chunk);
+}
+
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}

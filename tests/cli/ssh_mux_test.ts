@@ -1,0 +1,173 @@
+// exec shares one OpenSSH connection between CLI processes (ControlMaster/ControlPersist):
+// two execs authenticate once, SANDBOXER_SSH_MUX=0 makes no socket, the socket is 0600 in a
+// 0700 directory, a planted symlink or a directory open to others is refused, a killed master
+// leaves a stale socket the next exec replaces, a re-keyed host is still refused, --timeout kills
+// the remote command, and stdin and exit codes (255 and deaths by signal included) pass through.
+// Real sshd, the CLI's flags.
+import assert from "node:assert/strict";
+import { processTable, spawnSandboxer, textOf } from "../helpers.ts";
+import { createOk, startTestVm, type TestVm } from "../harness/test_vm.ts";
+import { replaceHostKey } from "../transport/host_key_helpers.ts";
+
+const AUTH = /^Accepted publickey for /;
+
+/** Successful logins in the server's log so far. */
+async function logins(vm: TestVm): Promise<number> {
+  return (await vm.sshd.log()).split("\n").filter((l) => AUTH.test(l)).length;
+}
+
+/** The control sockets (names without a dot) in the state directory's mux/. */
+async function sockets(vm: TestVm): Promise<string[]> {
+  const names: string[] = [];
+  try {
+    for await (const e of Deno.readDir(`${vm.env.SANDBOXER_HOME}/mux`)) {
+      if (!e.name.includes(".")) names.push(e.name);
+    }
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  return names.sort();
+}
+
+/** Pids of the masters listening in this state directory. */
+async function masters(vm: TestVm): Promise<number[]> {
+  return (await processTable())
+    .filter((p) => p.args.includes(`${vm.env.SANDBOXER_HOME}/mux/`))
+    .filter((p) => p.args.includes("ControlMaster=yes"))
+    .map((p) => p.pid);
+}
+
+async function killMasters(vm: TestVm): Promise<void> {
+  for (const pid of await masters(vm)) Deno.kill(pid, "SIGKILL");
+  for (let i = 0; i < 100 && (await masters(vm)).length > 0; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.deepEqual(await masters(vm), []);
+}
+
+/** The one line a failing command printed. */
+function oneLine(stderr: string): string {
+  const lines = stderr.trim().split("\n");
+  assert.equal(lines.length, 1, stderr);
+  return lines[0];
+}
+
+Deno.test("exec over a shared connection: one login, safe socket, exit codes and stdin", async (t) => {
+  await using vm = await startTestVm();
+  const profile = await vm.profile("p");
+  await createOk(vm, ["-p", profile, "--name", "m1"]);
+  const mux = `${vm.env.SANDBOXER_HOME}/mux`;
+  try {
+    await t.step("SANDBOXER_SSH_MUX=0 makes no socket and logs in every time", async () => {
+      const before = await logins(vm);
+      for (let i = 0; i < 2; i++) {
+        const off = await vm.cli(["exec", "m1", "--", "true"], { SANDBOXER_SSH_MUX: "0" });
+        assert.equal(off.code, 0, off.stderr);
+      }
+      assert.deepEqual(await sockets(vm), []);
+      assert.equal(await logins(vm), before + 2);
+    });
+
+    await t.step("two execs share one master: one login, one master process", async () => {
+      const before = await logins(vm);
+      for (const word of ["one", "two"]) {
+        const result = await vm.cli(["exec", "m1", "--", "echo", word]);
+        assert.equal(result.code, 0, result.stderr);
+        assert.equal(result.stdout, `${word}\n`);
+      }
+      assert.equal(await logins(vm), before + 1, "the second exec did not log in again");
+      assert.equal((await masters(vm)).length, 1);
+      const [name] = await sockets(vm);
+      assert.match(name, /^[0-9a-f]{16}$/);
+      const socket = await Deno.lstat(`${mux}/${name}`);
+      assert.ok(socket.isSocket);
+      assert.equal(socket.mode! & 0o777, 0o600);
+      assert.equal((await Deno.lstat(mux)).mode! & 0o777, 0o700);
+    });
+
+    await t.step("exit codes pass through: 7, 255, a death by signal", async () => {
+      for (const [script, code] of [["exit 7", 7], ["exit 255", 255], ["kill -TERM $$", 143]]) {
+        const result = await vm.cli(["exec", "m1", "--", "sh", "-c", script as string]);
+        assert.equal(result.code, code, `${script}: ${result.stderr}`);
+        assert.equal(result.stderr, "");
+      }
+      const both = await vm.cli(["exec", "m1", "--", "sh", "-c", "echo out; echo err >&2; exit 3"]);
+      assert.deepEqual([both.code, both.stdout, both.stderr], [3, "out\n", "err\n"]);
+    });
+
+    await t.step("stdin passes: echo hi | exec -- cat", async () => {
+      const child = await spawnSandboxer(["exec", "m1", "--", "cat"], vm.env, { stdin: "piped" });
+      const writer = child.stdin.getWriter();
+      await writer.write(new TextEncoder().encode("hi\n"));
+      await writer.close();
+      const result = textOf(await child.output());
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(result.stdout, "hi\n");
+    });
+
+    await t.step("--timeout ends the remote command over the shared connection (124)", async () => {
+      // A duration no other test uses: the login user is shared with tests running beside this.
+      const result = await vm.cli(["exec", "--timeout", "2s", "m1", "--", "sleep", "7019"]);
+      assert.equal(result.code, 124, result.stderr);
+      assert.match(oneLine(result.stderr), /ran past --timeout 2s and was killed/);
+      const left = async () =>
+        (await processTable()).filter((p) => p.user === vm.sshd.user && /sleep 7019/.test(p.args));
+      for (let i = 0; i < 50 && (await left()).length > 0; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.deepEqual(await left(), [], "the remote sleep was killed");
+      assert.equal((await masters(vm)).length, 1, "still one master");
+    });
+
+    await t.step("a killed master leaves a stale socket; the next exec replaces it", async () => {
+      const [name] = await sockets(vm);
+      await killMasters(vm);
+      assert.ok((await Deno.lstat(`${mux}/${name}`)).isSocket, "the socket is left behind");
+      const result = await vm.cli(["exec", "m1", "--", "echo", "again"]);
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(result.stdout, "again\n");
+      assert.equal((await masters(vm)).length, 1, "a new master listens");
+    });
+
+    await t.step("a planted symlink or an open directory is refused (exit 125)", async () => {
+      const [name] = await sockets(vm);
+      await killMasters(vm);
+      await Deno.remove(`${mux}/${name}`);
+      const elsewhere = `${vm.dir}/elsewhere.sock`;
+      await Deno.symlink(elsewhere, `${mux}/${name}`);
+      const planted = await vm.cli(["exec", "m1", "--", "touch", "planted-ran"]);
+      assert.equal(planted.code, 125, planted.stderr);
+      assert.match(oneLine(planted.stderr), /is a symlink, not a control socket sandboxer made/);
+      assert.ok((await Deno.lstat(`${mux}/${name}`)).isSymlink, "the symlink is left alone");
+      await Deno.remove(`${mux}/${name}`);
+
+      await Deno.chmod(mux, 0o755);
+      const open = await vm.cli(["exec", "m1", "--", "touch", "open-ran"]);
+      assert.equal(open.code, 125, open.stderr);
+      assert.match(oneLine(open.stderr), /its mode is 0755, not 0700/);
+      await Deno.chmod(mux, 0o700);
+
+      await Deno.rename(mux, `${mux}.real`);
+      await Deno.symlink(`${mux}.real`, mux);
+      const linked = await vm.cli(["exec", "m1", "--", "touch", "linked-ran"]);
+      assert.equal(linked.code, 125, linked.stderr);
+      assert.match(oneLine(linked.stderr), /it is a symlink, so sandboxer will not keep/);
+      await Deno.remove(mux);
+      await Deno.rename(`${mux}.real`, mux);
+      const ran = await vm.cli(["exec", "m1", "--", "ls"]);
+      assert.doesNotMatch(ran.stdout, /-ran/, "no refused command ran");
+    });
+
+    await t.step("a re-keyed host is refused, master or not", async () => {
+      const up = await vm.cli(["exec", "m1", "--", "true"]);
+      assert.equal(up.code, 0, up.stderr);
+      await replaceHostKey(vm.sshd); // restarts the server: the master's connection drops
+      const refused = await vm.cli(["exec", "m1", "--", "touch", "rekeyed-ran"]);
+      assert.equal(refused.code, 125, refused.stderr);
+      assert.match(oneLine(refused.stderr), /is not the one pinned when the sandbox was created/);
+      assert.deepEqual(await masters(vm), [], "no master runs under the new key");
+    });
+  } finally {
+    await killMasters(vm).catch(() => {});
+  }
+});
