@@ -75,6 +75,8 @@ export interface SyncProgress {
   percent?: number;
   /** Current file, when known. */
   file?: string;
+  /** Files transferred so far, when known (rsync's `xfr#`). */
+  files?: number;
 }
 
 /** What a sync did. */

@@ -169,13 +169,14 @@ export abstract class SandboxExtension<
    * @param remotePath Path inside the workspace (relative) or absolute.
    * @param localDir Local directory to copy into.
    * @param options Abort signal.
+   * @returns What was copied (files, bytes), when the backend can tell.
    */
   fetch?(
     handle: Handle,
     remotePath: string,
     localDir: string,
     options: { signal?: AbortSignal },
-  ): Promise<void>;
+  ): Promise<SyncReport | void>;
 
   /**
    * Tear the sandbox down from its handle alone. Must be idempotent: a

@@ -26,9 +26,10 @@ import type { CreateOptions } from "./manager_options.ts";
  * @param options Name, repo, TTL, callbacks.
  * @returns The `ready` record.
  * @throws {ConfigError} for a bad profile (nothing is recorded or made).
- * @throws {SandboxerError} for any failure; when nothing was made the
- * record is removed, when all of it was rolled back the record ends
- * `destroyed`: either way the name is free again.
+ * @throws {SandboxerError} for any failure. When nothing was made, or what
+ * was made is rolled back, the record is removed and the name is free again;
+ * when the rollback itself fails the record stays `failed` with its handle,
+ * for `destroy` or `gc` to finish.
  * @throws {SetupFailedError} when a setup command fails (the record stays `failed` with its handle).
  */
 export async function createSandbox(
@@ -140,9 +141,9 @@ export async function createSandbox(
       throw lost;
     }
     // Nothing made: no record is left, so the name is free and `list` shows only sandboxes
-    // that exist. A half-made sandbox is rolled back at once (its record ends `destroyed`,
-    // the name free again); one that failed later (sync, setup) is kept `failed` for
-    // inspection until `destroy`.
+    // that exist. A half-made sandbox is rolled back at once and its record removed too (the
+    // name free again); one that failed later (sync, setup) is kept `failed` for inspection
+    // (`ssh`, `logs`) until `destroy` or `gc`.
     if (handle === null) await forget(parts, id);
     else if (!created) await rollBack(parts, extension, id, handle);
     throw error;
@@ -174,8 +175,13 @@ async function rollBack(
       await parts.journal.update(id, { status: "failed" }, { expect: ["destroying"] });
       throw error;
     }
-    await parts.journal.update(id, { status: "destroyed" }, { expect: ["destroying"] });
-    parts.logger.info(`rolled back the half-made sandbox ${id}`);
+    // Nothing is left of it: neither is its record, so the name is free again.
+    await parts.journal.forgetOwn(id, { expect: ["destroying"] }).catch(async (error) => {
+      if (error instanceof OwnershipLostError) throw error;
+      // The record could not be removed: `destroyed` frees the name just as well.
+      await parts.journal.update(id, { status: "destroyed" }, { expect: ["destroying"] });
+    });
+    parts.logger.info(`rolled back the half-made sandbox ${id}: nothing is left, the name is free`);
   } catch (error) {
     if (error instanceof OwnershipLostError) return;
     parts.logger.warn(

@@ -313,13 +313,14 @@ export class Manager implements AsyncDisposable {
    * @param remotePath Path relative to the workspace, or absolute inside it.
    * @param localDir Local directory to copy into (created if missing).
    * @param options Abort signal.
+   * @returns What was copied (files, bytes), when the extension can tell.
    */
   async fetch(
     id: string,
     remotePath: string,
     localDir: string,
     options: { signal?: AbortSignal } = {},
-  ): Promise<void> {
+  ): Promise<SyncReport | undefined> {
     await using use = await this.#parts.use(id, "fetch", "copy files from");
     const { record, handle } = use;
     const grants = record.permissions
@@ -330,8 +331,9 @@ export class Manager implements AsyncDisposable {
       throw new ExtensionError(extension.id, "cannot copy files back: it has no fetch()");
     }
     await Deno.mkdir(localDir, { recursive: true });
-    await extension.fetch(handle, remotePath, localDir, options);
+    const report = await extension.fetch(handle, remotePath, localDir, options);
     await this.#parts.keepPin(record, handle);
+    return report ?? undefined;
   }
 
   /**

@@ -6,7 +6,7 @@
  */
 
 import type { WaitProgress } from "../extensions/types.ts";
-import type { ExecIO, Logger, SyncProgress } from "../core/types.ts";
+import type { ExecIO, Logger, SyncProgress, SyncReport } from "../core/types.ts";
 import { silentLogger } from "../core/types.ts";
 import { errorText, SandboxNotFoundError, UsageError } from "../core/errors.ts";
 import type { ArtifactSpec } from "./artifacts.ts";
@@ -40,6 +40,16 @@ export interface RunInSandboxOptions {
   setupIO?: Pick<ExecIO, "stdout" | "stderr">;
   /** Sync progress. */
   onProgress?: (progress: SyncProgress) => void;
+  /** Called as the copy of each artifact back begins. */
+  onFetching?: (artifact: ArtifactSpec) => void;
+  /**
+   * Called as each artifact's copy ends, before a failure is reported: what
+   * was copied (when the extension can tell) or the error, and how long it took.
+   */
+  onFetched?: (
+    artifact: ArtifactSpec,
+    outcome: { report?: SyncReport; error?: unknown; ms: number },
+  ) => void;
   /** Called as each phase ends (`create`, `sync`, `setup`, `run`, `artifacts`, `destroy`). */
   onPhase?: (phase: string, ms: number) => void;
   /** Seconds to queue for a free slot of a pool profile (`--wait`); absent: fail at once. */
@@ -126,9 +136,15 @@ export async function runInSandbox(
     exitCode = await manager.exec(id, options.command, { ...options.io, signal: options.signal });
     phase.done("run");
     for (const artifact of options.artifacts ?? []) {
+      const started = performance.now();
+      options.onFetching?.(artifact);
       try {
-        await manager.fetch(id, artifact.remote, artifact.local, { signal: options.signal });
+        const report = await manager.fetch(id, artifact.remote, artifact.local, {
+          signal: options.signal,
+        });
+        options.onFetched?.(artifact, { report, ms: performance.now() - started });
       } catch (error) {
+        options.onFetched?.(artifact, { error, ms: performance.now() - started });
         // A failed command often leaves no artifacts; that must not hide its exit code.
         if (exitCode !== 0) logger.warn(`artifact ${artifact.remote}: ${errorText(error)}`);
         else throw error;

@@ -46,7 +46,9 @@ export function parseRsyncStats(text: string): RsyncStats {
 export function parseProgressLine(line: string): SyncProgress | undefined {
   const match = /^\s*([\d,.]+)\s+(\d{1,3})%\s/.exec(line);
   if (!match) return undefined;
-  return { bytes: Number(match[1].replace(/[,.]/g, "")), percent: Number(match[2]) };
+  const progress = { bytes: Number(match[1].replace(/[,.]/g, "")), percent: Number(match[2]) };
+  const files = /\(xfr#(\d+),/.exec(line);
+  return files ? { ...progress, files: Number(files[1]) } : progress;
 }
 
 /**

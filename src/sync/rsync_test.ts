@@ -269,7 +269,7 @@ Deno.test("parseRsyncStats() and parseProgressLine() read rsync's output", () =>
   assert.deepEqual(parseRsyncStats(""), { files: 0, deleted: 0, bytes: 0 });
   assert.deepEqual(
     parseProgressLine("      1234567  45%   12.34MB/s    0:00:01 (xfr#3, to-chk=10/20)"),
-    { bytes: 1234567, percent: 45 },
+    { bytes: 1234567, percent: 45, files: 3 },
   );
   assert.deepEqual(parseProgressLine("  1,000,002  33%   73.36MB/s    0:00:00"), {
     bytes: 1000002,

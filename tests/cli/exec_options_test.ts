@@ -1,6 +1,7 @@
 // exec behaves like ssh: stdin passes through (streamed), -n gives none, -e sets variables with
 // literal values, -w runs in a directory of the workspace resolved on the host (a symlink out is
-// refused), --timeout kills the command and exits 124. Real sshd, the CLI's exact flags.
+// refused), --timeout kills the command and exits 124; -t gives a PTY, with -w and -n too. Real
+// sshd, the CLI's exact flags.
 import assert from "node:assert/strict";
 import { spawnSandboxer, textOf } from "../helpers.ts";
 import { createOk, startTestVm, type TestVm } from "../harness/test_vm.ts";
@@ -20,6 +21,24 @@ function oneLine(stderr: string): string {
   assert.equal(lines.length, 1, stderr);
   assert.doesNotMatch(stderr, /internal error|at .*\.ts:\d+/);
   return lines[0];
+}
+
+/** Each `-w DIR` (with `flags`) is refused in one line, exit 125, and no command ran. */
+async function assertWorkdirsRefused(vm: TestVm, flags: string[], dirs: string[]): Promise<void> {
+  const canary = `${vm.dir}/canary${flags.join("")}`;
+  await Deno.writeTextFile(canary, "");
+  for (const dir of dirs) {
+    const result = await vm.cli(["exec", ...flags, "-w", dir, "x1", "--", "rm", "-f", canary]);
+    assert.equal(result.code, 125, `${dir}: ${result.stderr}`);
+    assert.match(
+      oneLine(result.stderr),
+      dir === "missing"
+        ? /refused the working directory: missing is not a directory in the workspace/
+        : /refused the working directory: .* outside the workspace; give -w a directory inside/,
+    );
+    assert.equal(result.stdout, "");
+  }
+  await Deno.stat(canary); // no command ran
 }
 
 Deno.test("exec: stdin, -n, -e, -w (hostile too) and --timeout", async (t) => {
@@ -91,20 +110,8 @@ Deno.test("exec: stdin, -n, -e, -w (hostile too) and --timeout", async (t) => {
   await t.step("a hostile -w is refused before the command runs", async () => {
     assert.equal((await vm.cli(["exec", "x1", "--", "ln", "-s", "/", "escape"])).code, 0);
     assert.equal((await vm.cli(["exec", "x1", "--", "ln", "-s", "..", "up"])).code, 0);
-    const canary = `${vm.dir}/canary`;
-    await Deno.writeTextFile(canary, "");
-    for (const dir of ["escape", "escape/etc", "up", "..", "/", "/etc", "sub/../..", "missing"]) {
-      const result = await vm.cli(["exec", "-w", dir, "x1", "--", "rm", "-f", canary]);
-      assert.equal(result.code, 125, `${dir}: ${result.stderr}`);
-      assert.match(
-        oneLine(result.stderr),
-        dir === "missing"
-          ? /refused the working directory: missing is not a directory in the workspace/
-          : /refused the working directory: .* outside the workspace; give -w a directory inside/,
-      );
-      assert.equal(result.stdout, "");
-    }
-    await Deno.stat(canary); // no command ran
+    const dirs = ["escape", "escape/etc", "up", "..", "/", "/etc", "sub/../..", "missing"];
+    await assertWorkdirsRefused(vm, [], dirs);
   });
   await t.step("--timeout kills the command and exits 124", async () => {
     const started = Date.now();
@@ -150,6 +157,59 @@ Deno.test("exec: stdin, -n, -e, -w (hostile too) and --timeout", async (t) => {
     const slow = await vm.cli(["exec", "-t", "--timeout", "2s", "x1", "--", "sleep", "60"]);
     assert.equal(slow.code, 124, slow.stderr);
     assert.match(oneLine(slow.stderr), /ran past --timeout 2s/);
+  });
+  await t.step("-t with -w runs on a PTY in the directory the host resolves", async () => {
+    // sub/deep and the symlink "inside" → sub/deep were made by the -w step above.
+    const there = await vm.cli([
+      "exec",
+      "-t",
+      "-w",
+      "inside",
+      "x1",
+      "--",
+      "sh",
+      "-c",
+      "tty; pwd -P",
+    ]);
+    assert.equal(there.code, 0, there.stderr);
+    assert.match(there.stdout, /^\/dev\/pts\/\d+\r?$/m);
+    assert.match(there.stdout, new RegExp(`^${workspace}/sub/deep\r?$`, "m"));
+    const withEnv = await vm.cli([
+      "exec",
+      "-t",
+      "-e",
+      "WHO=pty",
+      "-w",
+      "sub",
+      "x1",
+      "--",
+      "sh",
+      "-c",
+      'echo "$WHO in $(pwd -P)"; exit 6',
+    ]);
+    assert.equal(withEnv.code, 6, withEnv.stderr);
+    assert.match(withEnv.stdout, new RegExp(`^pty in ${workspace}/sub\r?$`, "m"));
+  });
+  await t.step("-t with a hostile -w is refused in one line, exit 125, before a PTY", async () => {
+    await assertWorkdirsRefused(vm, ["-t"], ["../..", "escape", "up", "missing"]);
+  });
+  await t.step("-t with -n: a PTY, and the caller's stdin is not read", async () => {
+    const script = "tty; timeout 3 cat; echo cat=$?";
+    const withStdin = await cliWithStdin(
+      vm,
+      ["exec", "-t", "x1", "--", "sh", "-c", script],
+      new TextEncoder().encode("secret-input\n"),
+    );
+    assert.match(withStdin.stdout, /secret-input/, "without -n, stdin reaches the PTY");
+    const noStdin = await cliWithStdin(
+      vm,
+      ["exec", "-t", "-n", "x1", "--", "sh", "-c", script],
+      new TextEncoder().encode("secret-input\n"),
+    );
+    assert.equal(noStdin.code, 0, noStdin.stderr);
+    assert.match(noStdin.stdout, /^\/dev\/pts\/\d+\r?$/m);
+    assert.match(noStdin.stdout, /^cat=\d+\r?$/m);
+    assert.doesNotMatch(noStdin.stdout, /secret-input/);
   });
   await t.step("exec's options after the id are refused with where they go", async () => {
     const result = await vm.cli(["exec", "x1", "--timeout", "1m", "--", "true"]);

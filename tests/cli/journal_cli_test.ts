@@ -236,9 +236,11 @@ Deno.test("control characters from hosts and extensions are escaped in human out
   assert.equal(created.code, 1);
   // The setup command's own output passes through as it is (like exec's); sandboxer's lines not.
   const ours = created.stderr.split("\n").filter((line) => line.startsWith("sandboxer: "));
-  assert.equal(ours.length, 2, created.stderr);
+  // The setup line, the kept sandbox's line, the error.
+  assert.equal(ours.length, 3, created.stderr);
   for (const line of ours) assert.doesNotMatch(line, raw);
-  assert.match(ours[1], /^sandboxer: error: .*: bad\\x1b\]0;pwned\\x07 \\x9bc; fix the/);
+  assert.match(ours[1], /^sandboxer: kept the failed sandbox evil to look at/);
+  assert.match(ours[2], /^sandboxer: error: .*: bad\\x1b\]0;pwned\\x07 \\x9bc; fix the/);
 
   // A workspace path as an extension might report it.
   const file = `${vm.env.SANDBOXER_HOME}/sandboxes/evil.json`;

@@ -21,7 +21,10 @@ Deno.test("fetch ID REMOTE [LOCAL] copies a file or directory out of a workspace
   const file = await vm.cli(["fetch", "f1", "out/a.txt", local]);
   assert.equal(file.code, 0, file.stderr);
   assert.equal(await Deno.readTextFile(`${local}/a.txt`), "one\n");
-  assert.match(file.stderr, /copied out\/a\.txt from f1 into /);
+  assert.match(
+    file.stderr,
+    /^sandboxer: fetched 1 file, 4 bytes in \d+\.\ds \(out\/a\.txt from f1 into .*\)$/m,
+  );
   const dir = await vm.cli(["fetch", "f1", "out", local]);
   assert.equal(dir.code, 0, dir.stderr);
   assert.equal(await Deno.readTextFile(`${local}/out/sub/b.txt`), "two\n");

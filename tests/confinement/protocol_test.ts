@@ -4,7 +4,7 @@
 // stack trace (exit 1) and left the record `creating`.
 import assert from "node:assert/strict";
 import { Manager } from "../../mod.ts";
-import { ExtensionError } from "../../errors.ts";
+import { ExtensionError, SandboxNotFoundError } from "../../errors.ts";
 import { listDir, ROOT, runSandboxer, tempDir, writeProfile } from "../helpers.ts";
 
 const FIXTURES = `${ROOT}/tests/fixtures/confined`;
@@ -35,8 +35,10 @@ Deno.test('the CLI survives {type: "log", level: "nope"}: one line, exit 1, roll
     'sandboxer: error: Extension "ext.forger" sent a malformed message (log level is "nope", not one of debug, info, warn, error) and was stopped; report this to its author',
   ]);
   assert.deepEqual(await listDir(`${tmp.path}/ws`), [], "the half-made workspace was removed");
+  // Rolled back: no record is left and the name is free again.
   const show = await runSandboxer(["show", "forged", "--json"], env);
-  assert.equal(JSON.parse(show.stdout).status, "destroyed");
+  assert.equal(show.code, 1, show.stderr);
+  assert.match(show.stderr, /Cannot find sandbox "forged"/);
 });
 
 const CASES: [string, RegExp][] = [
@@ -77,8 +79,8 @@ Deno.test("every malformed message ends the extension, and the sandbox is rolled
         assert.ok(!error.message.includes("\n"), "one line");
         return true;
       });
-      const record = await manager.show(id);
-      assert.equal(record.status, "destroyed", `${record.status}: ${record.error}`);
+      // Rolled back: no record is left.
+      await assert.rejects(manager.show(id), SandboxNotFoundError);
       assert.deepEqual(await listDir(`${tmp.path}/ws`), []);
     });
   }

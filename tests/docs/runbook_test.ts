@@ -202,25 +202,21 @@ Deno.test("runbook troubleshooting: each message is what sandboxer prints, each 
   let journals = 0;
   let state = "";
   const env = () => ({ ...box.env, SANDBOXER_HOME: state });
-  const [cleanup] = under(blocks, "Troubleshooting by error message");
-  const entry = (heading: string, fn: () => Promise<void>, options = { recorded: true }) =>
+  const entry = (heading: string, fn: () => Promise<void>) =>
     t.step(heading, async () => {
       tested.push(heading);
       state = `${vm.dir}/state-${++journals}`;
       await box.installClientKey();
       await fn();
-      if (options.recorded) {
-        const listed = await new DocSession(DOC, env(), box.scratch, (text) => text).run(cleanup);
-        assert.match(listed.stdout, /^first-run\s+failed\s|^No sandboxes\.$/m);
-      } else {
-        // Refused before anything was made (a profile mistake, no connection, an unknown or
-        // changed host key, a refused login): no record is left, so there is nothing to clean up.
-        // (A fix that ran `sandboxer run` leaves that run's own destroyed record, never first-run.)
-        const listed = await runScript("sandboxer list --all", { cwd: home, env: env() });
-        assert.doesNotMatch(listed.stdout, /^first-run\s/m);
-        const live = await runScript("sandboxer list", { cwd: home, env: env() });
-        assert.equal(live.stdout, "No sandboxes.\n");
-      }
+      // Refused before anything was made (a profile mistake, no connection, an unknown or changed
+      // host key, a refused login) or rolled back (a missing workspace root): no record is left,
+      // so there is nothing to clean up. (A fix that ran `sandboxer run` leaves that run's own
+      // destroyed record, never first-run.) The one that leaves a record, a failed setup, is
+      // cleaned up by the troubleshooting section's commands in the test below.
+      const listed = await runScript("sandboxer list --all", { cwd: home, env: env() });
+      assert.doesNotMatch(listed.stdout, /^first-run\s/m);
+      const live = await runScript("sandboxer list", { cwd: home, env: env() });
+      assert.equal(live.stdout, "No sandboxes.\n");
       assert.deepEqual(
         (await workspaceRootEntries(vm.root)).filter((n) => n.startsWith("sbx-")),
         [],
@@ -243,7 +239,7 @@ Deno.test("runbook troubleshooting: each message is what sandboxer prints, each 
     const [ss] = workstationFixes("Cannot connect … connection refused");
     const shown = await session.run(ss);
     assert.doesNotMatch(shown.stdout, /LISTEN/);
-  }, { recorded: false });
+  });
 
   await entry("Cannot connect to … timed out", async () => {
     // Accepts TCP, never speaks SSH: a stale tunnel.
@@ -270,7 +266,7 @@ Deno.test("runbook troubleshooting: each message is what sandboxer prints, each 
       for (const conn of held) conn.close();
       await accepting.catch(() => {});
     }
-  }, { recorded: false });
+  });
 
   const port = vm.sshd.port;
   const profile = await box.haskellProfile();
@@ -291,7 +287,7 @@ Deno.test("runbook troubleshooting: each message is what sandboxer prints, each 
       await Deno.readTextFile(`${home}/.ssh/known_hosts`),
       /^\[127\.0\.0\.1\]:\d+ ssh-ed25519 /,
     );
-  }, { recorded: false });
+  });
 
   await entry("Host key … does not match …", async () => {
     await Deno.copyFile(
@@ -312,7 +308,7 @@ Deno.test("runbook troubleshooting: each message is what sandboxer prints, each 
     await session.run(fix);
     const again = await cli(`run --profile ${profile} -- true`, port, profile);
     assert.equal(again.result.code, 0, again.result.stderr);
-  }, { recorded: false });
+  });
 
   await entry("Cannot authenticate … the server refused every key offered", async () => {
     await Deno.remove(`${home}/.ssh/sandboxer_build_vm`);
@@ -327,7 +323,7 @@ Deno.test("runbook troubleshooting: each message is what sandboxer prints, each 
       asInDoc(errorLine(result.stderr), box, port),
       messageOf("Cannot authenticate … the server refused every key offered"),
     );
-  }, { recorded: false });
+  });
 
   await entry("target.identity_file: no such file", async () => {
     await Deno.remove(`${home}/.ssh/sandboxer_build_vm`);
@@ -339,7 +335,7 @@ Deno.test("runbook troubleshooting: each message is what sandboxer prints, each 
       "sandboxer: error: profiles/vm-haskell-build.yaml:11:18: ",
     );
     assert.equal(line, messageOf("target.identity_file: no such file"));
-  }, { recorded: false });
+  });
 
   await entry("Workspace … cannot be created: workspace root … does not exist", async () => {
     const missing = `${vm.dir}/no-such-root`;
@@ -352,9 +348,12 @@ Deno.test("runbook troubleshooting: each message is what sandboxer prints, each 
     assert.equal(result.code, 1);
     const heading = "Workspace … cannot be created: workspace root … does not exist";
     assert.equal(asInDoc(errorLine(result.stderr), box, port, missing), messageOf(heading));
-    // The half-made sandbox was rolled back; the fix on the "VM" (this machine, as root); a retry.
+    // The half-made sandbox was rolled back, its record too; the fix on the "VM" (this machine,
+    // as root); a retry.
+    assert.match(result.stderr, /rolled back the half-made sandbox first-run: nothing is left/);
     const shown = await runScript("sandboxer show first-run --json", { cwd: home, env: env() });
-    assert.equal(JSON.parse(shown.stdout).status, "destroyed");
+    assert.equal(shown.code, 1, shown.stderr);
+    assert.match(shown.stderr, /Cannot find sandbox "first-run"/);
     const [onVm] = fixesOf(heading);
     assert.deepEqual(onVm.info, ["on-the-vm"]);
     const user = vm.sshd.user;
@@ -426,8 +425,14 @@ Deno.test("vm-haskell-build: the real profile validates, and its setup fails cle
     box.scratch,
     substitution(vm.sshd.port, vm.sshd.user, "vm-haskell-build", home),
   );
-  await session.run(fix);
+  const looked = await session.run(fix);
+  assert.match(looked.stdout, /^PATH=/m, "sandboxer ssh -- CMD ran in the failed sandbox");
+  assert.match(looked.stdout, /setup\| ghc is missing on the build VM/, "its logs say why");
   assert.deepEqual(await workspaceRootEntries(vm.root), []);
   const destroyed = JSON.parse((await sh("sandboxer show first-run --json")).stdout);
   assert.equal(destroyed.status, "destroyed");
+  // The section's general clean-up: list, then destroy (idempotent: already destroyed above).
+  const [cleanup] = under(await docBlocks(), "Troubleshooting by error message");
+  const cleaned = await session.run(cleanup);
+  assert.doesNotMatch(cleaned.stdout, /^first-run\s/m);
 });

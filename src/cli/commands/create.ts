@@ -38,6 +38,7 @@ export function createCommand(ctx: CliContext) {
       const manager = await ctx.manager();
       const started = performance.now();
       const waiting = waitPrinter(ctx.output, (line) => ctx.logger.info(line));
+      let recorded: string | undefined;
       const record = await manager.create({
         profile: options.profile,
         name: options.name,
@@ -50,6 +51,10 @@ export function createCommand(ctx: CliContext) {
         labels,
         waitSeconds: wait,
         onWaiting: wait === undefined ? undefined : waiting.onWaiting,
+        onRecorded: (r) => recorded = r.id,
+      }).catch(async (error) => {
+        if (recorded !== undefined) await sayKept(ctx, recorded);
+        throw error;
       }).finally(waiting.done);
       if (options.json) {
         ctx.output.out(json(publicRecord(record)));
@@ -62,6 +67,16 @@ export function createCommand(ctx: CliContext) {
         ctx.output.out(`${record.id}\n`);
       }
     });
+}
+
+/** After a failed create: say so when it left a `failed` sandbox to look at (sync or setup failed). */
+async function sayKept(ctx: CliContext, id: string): Promise<void> {
+  const record = await (await ctx.manager()).show(id).catch(() => undefined);
+  if (record?.status !== "failed" || record.workspace === null) return;
+  if (record.step !== "sync" && record.step !== "setup") return;
+  ctx.logger.info(
+    `kept the failed sandbox ${id} to look at ("sandboxer ssh ${id}", "sandboxer logs ${id}"); remove it with "sandboxer destroy ${id}" (gc does once its ttl has passed)`,
+  );
 }
 
 /** Parse a `--ttl` value into seconds (at most {@linkcode MAX_TTL_SECONDS}). */

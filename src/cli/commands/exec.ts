@@ -146,7 +146,10 @@ function sshMuxOf(value: string | undefined): { persistSeconds: number } {
   }
 }
 
-/** `exec -t`: OpenSSH with a PTY, in a ready sandbox, with the profile's and -e's variables. */
+/**
+ * `exec -t`: OpenSSH with a PTY, in a ready sandbox, with the profile's and -e's variables, in
+ * -w's directory (checked on the host as without -t), reading no stdin with -n.
+ */
 async function onTerminal(
   ctx: CliContext,
   id: string,
@@ -155,11 +158,6 @@ async function onTerminal(
   flags: ExecFlags,
   timeout: AbortSignal,
 ): Promise<number> {
-  if (flags.workdir !== undefined || !flags.stdin) {
-    throw new UsageError(
-      "Cannot combine -t with -w or -n yet: run the command through sh -c 'cd DIR && …' instead",
-    );
-  }
   if (argv.length === 0) {
     throw new UsageError("Cannot exec: no command given; add -- CMD [ARGS...]");
   }
@@ -174,5 +172,7 @@ async function onTerminal(
   return await attach(record, vars.length ? ["env", ...vars, ...argv] : argv, {
     tty: "-tt",
     signal: AbortSignal.any([ctx.signal, timeout]),
+    cwd: flags.workdir,
+    noStdin: !flags.stdin,
   });
 }

@@ -2,8 +2,8 @@ import { Command } from "../../deps/commander.ts";
 import { parseArtifact } from "../../sandbox/artifacts.ts";
 import { UsageError } from "../../core/errors.ts";
 import type { CliContext } from "../context.ts";
-import { json } from "../output.ts";
-import { progressPrinter, waitPrinter } from "./progress.ts";
+import { escapeControl, json } from "../output.ts";
+import { fetchPrinter, progressPrinter, waitPrinter } from "./progress.ts";
 import { collect, ttlSeconds, waitSeconds } from "./create.ts";
 
 /**
@@ -49,6 +49,7 @@ export function runCommand(ctx: CliContext) {
       const artifacts = options.artifact.map(parseArtifact);
       const wait = options.wait === undefined ? undefined : waitSeconds(options.wait);
       const waiting = waitPrinter(ctx.output, (line) => ctx.logger.info(line));
+      const fetching = fetchPrinter(ctx.output, (line) => ctx.logger.info(line));
       const { runInSandbox } = await import("../../sandbox/run_sandbox.ts");
       const result = await runInSandbox(await ctx.manager(), {
         profile: options.profile,
@@ -66,6 +67,12 @@ export function runCommand(ctx: CliContext) {
         },
         setupIO: { stdout: ctx.output.errBytes, stderr: ctx.output.errBytes },
         onProgress: progressPrinter(ctx.output),
+        onFetching: (artifact) => fetching.start(artifact.local, artifact.remote),
+        onFetched: (artifact, { report, error, ms }) => {
+          if (error !== undefined) return fetching.clear();
+          const what = `${escapeControl(artifact.remote)} into ${escapeControl(artifact.local)}`;
+          fetching.done(what, report, ms);
+        },
         onPhase: (phase, ms) => {
           phases.push(`${phase} ${(ms / 1000).toFixed(2)}s`);
           timings[phase] = Math.round(ms);
@@ -76,6 +83,7 @@ export function runCommand(ctx: CliContext) {
         onWaiting: wait === undefined ? undefined : waiting.onWaiting,
       }).finally(() => {
         waiting.done();
+        fetching.clear();
         if (phases.length) ctx.logger.info(`phases: ${phases.join(" · ")}`);
       });
       // A command that never ran is sandboxer's failure, not the command's.

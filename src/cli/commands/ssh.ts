@@ -1,7 +1,14 @@
 import { Command } from "../../deps/commander.ts";
 import { SandboxStateError } from "../../core/errors.ts";
 import { run, runAttached } from "../../process/run.ts";
-import { WORKSPACE_EXEC, WORKSPACE_LOGIN } from "../../extensions/ssh_workspace/remote_scripts.ts";
+import {
+  SCRIPT_EXIT,
+  WORKSPACE_EXEC,
+  WORKSPACE_EXEC_IN,
+  WORKSPACE_LOGIN,
+  WORKSPACE_LOGIN_IN,
+} from "../../extensions/ssh_workspace/remote_scripts.ts";
+import { workspaceRefusal } from "../../extensions/ssh_workspace/workspace_ref.ts";
 import { remoteCommand } from "../../transport/quote.ts";
 import type { SandboxRecord } from "../../sandbox/record.ts";
 import type { CliContext } from "../context.ts";
@@ -39,19 +46,27 @@ export function sshCommand(ctx: CliContext) {
  *
  * @param record The sandbox's record.
  * @param argv Program and arguments, kept literal.
- * @param options `-t`, `-tt` (force a PTY) or `-T`; aborting stops ssh.
+ * @param options `-t`, `-tt` (force a PTY) or `-T`; `cwd`, a directory of the workspace resolved
+ * on the host (refused outside it, as `exec -w`); `noStdin` (ssh `-n`); aborting stops ssh.
  * @returns ssh's exit code: the command's, or 255 when ssh itself failed.
  */
 export async function attach(
   record: SandboxRecord,
   argv: readonly string[],
-  options: { tty: "-t" | "-tt" | "-T"; signal: AbortSignal },
+  options: { tty: "-t" | "-tt" | "-T"; signal: AbortSignal; cwd?: string; noStdin?: boolean },
 ): Promise<number> {
   const access = await sshAccess(record);
-  await checkWorkspace(record.id, access, options.signal);
-  const remote = inWorkspace(record.id, access, argv);
+  const where = options.cwd === undefined ? [] : [options.cwd];
+  await checkWorkspace(record.id, access, where, options.signal);
+  const remote = inWorkspace(
+    record.id,
+    access,
+    [...where, ...argv],
+    where.length ? WORKSPACE_LOGIN_IN : WORKSPACE_LOGIN,
+  );
+  const flags = options.noStdin ? [options.tty, "-n"] : [options.tty];
   return await runAttached(
-    ["ssh", "-F", access.configFile, options.tty, "-q", access.alias, "--", remote],
+    ["ssh", "-F", access.configFile, ...flags, "-q", access.alias, "--", remote],
     options.signal,
   );
 }
@@ -82,8 +97,16 @@ function inWorkspace(
   return remoteCommand(["sh", "-c", script, "sh", access.workspace, id, access.nonce, ...argv]);
 }
 
-/** Refuse, in one line, a workspace that is gone or not this sandbox's before taking the terminal. */
-async function checkWorkspace(id: string, access: SshAccess, signal: AbortSignal): Promise<void> {
+/**
+ * Refuse, in one line, a workspace that is gone or not this sandbox's (or a `cwd` outside it)
+ * before taking the terminal.
+ */
+async function checkWorkspace(
+  id: string,
+  access: SshAccess,
+  where: readonly string[],
+  signal: AbortSignal,
+): Promise<void> {
   const result = await run(
     [
       "ssh",
@@ -93,11 +116,21 @@ async function checkWorkspace(id: string, access: SshAccess, signal: AbortSignal
       "-q",
       access.alias,
       "--",
-      inWorkspace(id, access, ["true"], WORKSPACE_EXEC),
+      inWorkspace(
+        id,
+        access,
+        [...where, "true"],
+        where.length ? WORKSPACE_EXEC_IN : WORKSPACE_EXEC,
+      ),
     ],
     { allowFailure: true, signal },
   );
   if (result.code === 0) return;
+  if (result.code === SCRIPT_EXIT.badDirectory && result.stdout.startsWith("\x15")) {
+    // The message `exec -w` gives without -t.
+    const ref = { workspace: access.workspace, id, nonce: access.nonce, where: access.alias };
+    throw workspaceRefusal(ref, result.code, result.stdout.slice(1).trim(), "run commands in");
+  }
   // WORKSPACE_EXEC's refusal: \x15 and the reason on stdout; anything else is ssh's own line.
   const why = result.stdout.startsWith("\x15")
     ? `cannot be entered: workspace ${access.workspace} ${result.stdout.slice(1).trim()}`

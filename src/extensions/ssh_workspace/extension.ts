@@ -243,13 +243,14 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
    * @param remotePath Path relative to the workspace, or absolute inside it.
    * @param localDir Local directory to copy into.
    * @param options Abort signal.
+   * @returns What rsync copied: regular files and their bytes.
    */
   override async fetch(
     handle: Handle,
     remotePath: string,
     localDir: string,
     options: { signal?: AbortSignal },
-  ): Promise<void> {
+  ): Promise<SyncReport> {
     const ref = workspaceRef(handle);
     const relative = pathInWorkspace(ref.workspace, remotePath);
     const relay = await rsyncRelaySupported();
@@ -267,7 +268,7 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
         } to copy back; give a path relative to the workspace (see what is there with sandboxer exec ID -- ls)`,
       );
     }
-    await rsyncInWorkspace(
+    return await rsyncInWorkspace(
       this.#host(handle),
       ref,
       {
@@ -278,6 +279,8 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
         exclude: [],
         gitignore: false,
         delete: false,
+        // Not rsync's --info=progress2: on a pull over the relay it now and then ended in a
+        // protocol error ("unexpected tag -7 [sender]"); the CLI watches the files arrive instead.
         progress: false,
         direction: "pull",
         remoteEntry: true,

@@ -150,7 +150,10 @@ lock() {
 /**
  * `sh -c MAKE_WORKSPACE sh ROOT WORKSPACE MARKER_JSON`: make the workspace
  * (mkdir is the exclusive claim: it fails when anything is there) and write
- * its marker. Exit {@linkcode SCRIPT_EXIT}.exists means nothing was made.
+ * its marker. Exit {@linkcode SCRIPT_EXIT}.exists means nothing was made; a
+ * marker that cannot be written (a full disk) takes the directory it was
+ * for away again, so no unmarked directory, which no removal would touch,
+ * is left behind.
  */
 export const MAKE_WORKSPACE = `
 root=$1 ws=$2 marker=$3
@@ -161,7 +164,10 @@ if ! mkdir -m 700 -- "$ws" 2>/dev/null; then
   if [ -e "$ws" ] || [ -L "$ws" ]; then echo "$ws already exists" >&2; exit ${SCRIPT_EXIT.exists}; fi
   mkdir -m 700 -- "$ws" || exit ${SCRIPT_EXIT.mkdirFailed}
 fi
-printf '%s\\n' "$marker" > "$ws/${MARKER_FILE}" || exit ${SCRIPT_EXIT.mkdirFailed}
+if ! printf '%s\\n' "$marker" > "$ws/${MARKER_FILE}"; then
+  rm -f -- "$ws/${MARKER_FILE}"; rmdir -- "$ws"
+  echo "cannot write the marker $ws/${MARKER_FILE} (is the disk full?)" >&2; exit ${SCRIPT_EXIT.mkdirFailed}
+fi
 `;
 
 /**
@@ -198,6 +204,21 @@ exec "$@"
 `;
 
 /**
+ * Enter the workspace, then DIR (`$dir`, relative to it) as the host
+ * resolves it, symlinks followed; a DIR that resolves outside the workspace
+ * is refused. Each script that uses it defines `refuse CODE WHY` first.
+ */
+const ENTER_DIR = `enter; rc=$?
+[ "$rc" -eq 0 ] || refuse "$rc" "$why"
+top=$PWD
+cd -P -- "$dir" 2>/dev/null || refuse ${SCRIPT_EXIT.badDirectory} "$dir is not a directory in the workspace"
+case $PWD/ in
+  "$top"/*) ;;
+  *) refuse ${SCRIPT_EXIT.badDirectory} "$dir resolves to $PWD, outside the workspace" ;;
+esac
+${PROCESS_MARK}=$id:$nonce; export ${PROCESS_MARK}`;
+
+/**
  * `sh -c WORKSPACE_EXEC_IN sh WORKSPACE ID NONCE DIR PROGRAM ARGS…`: as
  * {@linkcode WORKSPACE_EXEC}, in DIR (relative to the workspace) resolved
  * with symlinks followed; a DIR that resolves outside the workspace is
@@ -206,18 +227,23 @@ exec "$@"
 export const WORKSPACE_EXEC_IN = `ws=$1 id=$2 nonce=$3 dir=$4
 shift 4
 ${FUNCTIONS}
-enter; rc=$?
-if [ "$rc" -ne 0 ]; then printf '\\025%s\\n' "$why"; exit "$rc"; fi
-top=$PWD
-if ! cd -P -- "$dir" 2>/dev/null; then
-  printf '\\025%s\\n' "$dir is not a directory in the workspace"; exit ${SCRIPT_EXIT.badDirectory}
-fi
-case $PWD/ in
-  "$top"/*) ;;
-  *) printf '\\025%s\\n' "$dir resolves to $PWD, outside the workspace"; exit ${SCRIPT_EXIT.badDirectory} ;;
-esac
-${PROCESS_MARK}=$id:$nonce; export ${PROCESS_MARK}
+refuse() { printf '\\025%s\\n' "$2"; exit "$1"; }
+${ENTER_DIR}
 printf '\\006'
+exec "$@"
+`;
+
+/**
+ * `sh -c WORKSPACE_LOGIN_IN sh WORKSPACE ID NONCE DIR PROGRAM ARGS…`: as
+ * {@linkcode WORKSPACE_EXEC_IN} for a terminal session (`exec -t -w DIR`):
+ * no byte comes before the program's own output, and a refusal is one line
+ * on stderr (as {@linkcode WORKSPACE_LOGIN}).
+ */
+export const WORKSPACE_LOGIN_IN = `ws=$1 id=$2 nonce=$3 dir=$4
+shift 4
+${FUNCTIONS}
+refuse() { printf 'sandboxer: workspace %s\\n' "$2" >&2; exit "$1"; }
+${ENTER_DIR}
 exec "$@"
 `;
 
