@@ -23,7 +23,7 @@ Deno.test("README's demo command: create → sync → exec → destroy against a
       "synced this repo",
       "$ sandboxer exec",
       "destroyed",
-      "is empty again",
+      "holds no workspace again",
       "nothing left behind",
     ]
   ) {

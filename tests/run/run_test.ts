@@ -1,11 +1,13 @@
 // `sandboxer run` end to end against a real sshd, through the CLI's exact flags.
 import assert from "node:assert/strict";
-import { processTable, runSandboxer, spawnSandboxer, tempDir } from "../helpers.ts";
+import {
+  processTable,
+  runSandboxer,
+  spawnSandboxer,
+  tempDir,
+  workspaceRootEntries,
+} from "../helpers.ts";
 import { startTestVm } from "../harness/test_vm.ts";
-
-function listRoot(root: string): string[] {
-  return [...Deno.readDirSync(root)].map((e) => e.name).sort();
-}
 
 Deno.test("run: syncs, runs, copies artifacts back, passes the exit code, destroys", async () => {
   await using vm = await startTestVm();
@@ -36,7 +38,7 @@ Deno.test("run: syncs, runs, copies artifacts back, passes the exit code, destro
     result.stderr,
     /phases: create [\d.]+s · sync [\d.]+s · setup [\d.]+s · run [\d.]+s · artifacts [\d.]+s · destroy [\d.]+s/,
   );
-  assert.deepEqual(listRoot(vm.root), [], "workspace removed");
+  assert.deepEqual(await workspaceRootEntries(vm.root), [], "workspace removed");
   const list = await runSandboxer(["list", "--all", "--json"], vm.env);
   assert.deepEqual(JSON.parse(list.stdout).map((r: { status: string }) => r.status), ["destroyed"]);
 });
@@ -50,14 +52,14 @@ Deno.test("run --keep-on-failure keeps a failed sandbox and destroys a successfu
   );
   assert.equal(failed.code, 1);
   assert.match(failed.stderr, /kept sandbox kept/);
-  assert.deepEqual(listRoot(vm.root), ["sbx-kept"]);
+  assert.deepEqual(await workspaceRootEntries(vm.root), ["sbx-kept"]);
   const shown = JSON.parse((await runSandboxer(["show", "kept", "--json"], vm.env)).stdout);
   assert.equal(shown.status, "ready");
   const ok = await runSandboxer(["run", "-p", profile, "--keep-on-failure", "--", "true"], vm.env);
   assert.equal(ok.code, 0, ok.stderr);
-  assert.deepEqual(listRoot(vm.root), ["sbx-kept"]);
+  assert.deepEqual(await workspaceRootEntries(vm.root), ["sbx-kept"]);
   assert.equal((await runSandboxer(["destroy", "kept"], vm.env)).code, 0);
-  assert.deepEqual(listRoot(vm.root), []);
+  assert.deepEqual(await workspaceRootEntries(vm.root), []);
 });
 
 Deno.test("run --keep keeps the sandbox after success", async () => {
@@ -68,7 +70,7 @@ Deno.test("run --keep keeps the sandbox after success", async () => {
     vm.env,
   );
   assert.equal(result.code, 0, result.stderr);
-  assert.deepEqual(listRoot(vm.root), ["sbx-k"]);
+  assert.deepEqual(await workspaceRootEntries(vm.root), ["sbx-k"]);
 });
 
 Deno.test("run: Ctrl-C (SIGINT) during the command tears the sandbox down and exits 130", async () => {
@@ -87,7 +89,7 @@ Deno.test("run: Ctrl-C (SIGINT) during the command tears the sandbox down and ex
   const output = await child.output();
   assert.equal(output.code, 130, new TextDecoder().decode(output.stderr));
   assert.ok(performance.now() - started < 10_000, "teardown took too long");
-  assert.deepEqual(listRoot(vm.root), []);
+  assert.deepEqual(await workspaceRootEntries(vm.root), []);
   const shown = JSON.parse((await runSandboxer(["show", "intr", "--json"], vm.env)).stdout);
   assert.equal(shown.status, "destroyed");
   // The remote command was killed too: no `sleep 60` of the login user remains.
@@ -101,5 +103,5 @@ Deno.test("run: a bad profile fails with 125 (sandboxer's own failure) before an
   const result = await runSandboxer(["run", "-p", profile, "--", "true"], vm.env);
   assert.equal(result.code, 125);
   assert.match(result.stderr, /bad\.yaml:\d+:\d+: ttl:/);
-  assert.deepEqual(listRoot(vm.root), []);
+  assert.deepEqual(await workspaceRootEntries(vm.root), []);
 });

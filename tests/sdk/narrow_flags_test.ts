@@ -2,7 +2,7 @@
 // command (one host:port, the files it reads, rsync), the "Running it" flags with USER unset,
 // and a missing --allow-net that must fail in one line naming the flag and leave no record.
 import assert from "node:assert/strict";
-import { denoNetworkEnv, listDir, ROOT, tempDir } from "../helpers.ts";
+import { denoNetworkEnv, listDir, ROOT, tempDir, workspaceRootEntries } from "../helpers.ts";
 import { startTestVm, type TestVm } from "../harness/test_vm.ts";
 import { commandsOf, fencedBlocks, readDoc, runScript } from "../docs/markdown.ts";
 
@@ -69,7 +69,7 @@ Deno.test("docs/sdk.md: the narrow-flags script runs exactly as documented", asy
   const out = JSON.parse(result.stdout);
   assert.equal(out.code, 0);
   assert.equal(out.stdout, "hello from the repo\n");
-  assert.deepEqual(await listDir(vm.root), [], "await using destroyed the sandbox");
+  assert.deepEqual(await workspaceRootEntries(vm.root), [], "await using destroyed the sandbox");
 });
 
 Deno.test("docs/sdk.md: the documented flags work with USER unset", async () => {
@@ -96,7 +96,7 @@ console.log(JSON.stringify({ code, stdout }));
   const result = await runScript(command.text, { cwd: dir, env });
   assert.equal(result.code, 0, result.stderr);
   assert.deepEqual(JSON.parse(result.stdout), { code: 0, stdout: "hello from the repo\n" });
-  assert.deepEqual(await listDir(vm.root), []);
+  assert.deepEqual(await workspaceRootEntries(vm.root), []);
 });
 
 Deno.test("an SDK script missing --allow-net gets one line naming it and leaves no record", async () => {

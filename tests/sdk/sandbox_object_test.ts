@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { Manager, Sandbox, SandboxerError } from "../../mod.ts";
 import { HostKeyError, UsageError } from "../../src/core/errors.ts";
-import { listDir, tempDir } from "../helpers.ts";
+import { tempDir, workspaceRootEntries } from "../helpers.ts";
 import { startTestVm, type TestVm } from "../harness/test_vm.ts";
 
 /** A CLI option such as --name or --accept-new-host-key (Deno's own --allow-* flags aside). */
@@ -52,7 +52,7 @@ Deno.test("Sandbox: create, exec, sync, fetch, and await using destroys it", asy
     assert.deepEqual(await vm.rootEntries(), [`sbx-${id}`]);
   }
   // Leaving the block destroyed the sandbox and closed the manager Sandbox.create opened.
-  assert.deepEqual(await listDir(vm.root), []);
+  assert.deepEqual(await workspaceRootEntries(vm.root), []);
   await using manager = await Manager.open(managerOptions(vm));
   assert.equal((await manager.show(id)).status, "destroyed");
 });
@@ -68,7 +68,7 @@ Deno.test("Sandbox: destroy() is idempotent and a shared manager stays open", as
   assert.equal(box.record.status, "destroyed");
   // The manager the caller passed in is still usable.
   assert.equal((await manager.show("shared-1")).status, "destroyed");
-  assert.deepEqual(await listDir(vm.root), []);
+  assert.deepEqual(await workspaceRootEntries(vm.root), []);
 });
 
 Deno.test("Sandbox errors name SDK options, not CLI flags", async () => {

@@ -5,7 +5,7 @@
 // directories as "not a file: URL".
 import assert from "node:assert/strict";
 import { extname, normalize } from "node:path";
-import { listDir, ROOT, runProgram, tempDir } from "../helpers.ts";
+import { ROOT, runProgram, tempDir, workspaceRootEntries } from "../helpers.ts";
 import { startTestVm } from "../harness/test_vm.ts";
 
 const TYPES: Record<string, string> = {
@@ -84,7 +84,7 @@ console.log(JSON.stringify({
   assert.equal(result.code, 0);
   assert.equal(result.out, `hello from ${result.workspace}\n`);
   assert.equal(result.status, "destroyed");
-  assert.deepEqual(await listDir(vm.root), [], "the workspace is gone");
+  assert.deepEqual(await workspaceRootEntries(vm.root), [], "the workspace is gone");
   assert.ok(requested.includes("/mod.ts"));
   assert.ok(requested.includes("/extensions/ext.vm-packer.yaml"), requested.join(" "));
   assert.ok(!requested.some((path) => path.endsWith("deno.json")), "no import map was read");

@@ -45,10 +45,14 @@ isolatedTest(
     assert.equal(clash.code, 1, clash.stderr);
     assert.match(clash.stderr, /already exists/);
     assert.equal(await readHost(host, `${host.root}/sbx-ci/work.txt`), "work\n");
-    // B's own record is finished without touching A's workspace, however often it is destroyed.
+    // B's create was rolled back without touching A's workspace and left B no record, so a
+    // destroy on B finds nothing, however often it is tried, and touches nothing either.
+    const listedB = await host.cli(["list", "--all", "--json"], machineB);
+    assert.deepEqual(JSON.parse(listedB.stdout), [], listedB.stderr);
     for (let i = 0; i < 2; i++) {
       const destroyB = await host.cli(["destroy", "ci"], machineB);
-      assert.equal(destroyB.code, 0, destroyB.stderr);
+      assert.equal(destroyB.code, 1, destroyB.stderr);
+      assert.match(destroyB.stderr, /^sandboxer: error: Cannot find sandbox "ci"/);
     }
     assert.equal(await readHost(host, `${host.root}/sbx-ci/work.txt`), "work\n");
 
