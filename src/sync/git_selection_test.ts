@@ -169,16 +169,24 @@ Deno.test("selectFiles() of a directory git ignores as a whole falls back, with 
 Deno.test("selectFiles() without git on PATH falls back, with a notice", async () => {
   await withTempDir(async (dir) => {
     const repo = await makeGitCorpus(`${dir}/corpus`);
-    const path = Deno.env.get("PATH");
-    Deno.env.set("PATH", `${dir}/empty-bin`);
-    try {
-      await using selection = await selectFiles(repo, { gitignore: true });
-      assert.equal(selection.mode, "gitignore");
-      assert.match(selection.notice ?? "", /^git is not installed/);
-    } finally {
-      if (path === undefined) Deno.env.delete("PATH");
-      else Deno.env.set("PATH", path);
-    }
+    // In a child process: PATH is the whole process's, and test files run side by side in one
+    // process, so changing it here made a neighbour's spawn of `sh` fail with NotFound.
+    const script = `${dir}/select.ts`;
+    await Deno.writeTextFile(
+      script,
+      `import { selectFiles } from ${JSON.stringify(import.meta.resolve("./git_selection.ts"))};
+await using selection = await selectFiles(Deno.args[0], { gitignore: true });
+console.log(JSON.stringify({ mode: selection.mode, notice: selection.notice }));
+`,
+    );
+    const result = await run(
+      [Deno.execPath(), "run", "-q", "--no-config", "-A", script, repo],
+      { env: { PATH: `${dir}/empty-bin`, NO_COLOR: "1" }, allowFailure: true },
+    );
+    assert.equal(result.code, 0, result.stderr);
+    const selection = JSON.parse(result.stdout);
+    assert.equal(selection.mode, "gitignore");
+    assert.match(selection.notice ?? "", /^git is not installed/);
   });
 });
 
