@@ -1,0 +1,150 @@
+/**
+ * Snapshots (docs/snapshots.md): save a ready sandbox's workspace on its
+ * host, check a snapshot before a create starts from it, list and remove a
+ * profile's snapshots. The host side is the extension's (`snapshot`,
+ * `restoreSnapshot`, `snapshots`, `removeSnapshot`); an extension without
+ * them is refused with {@linkcode SnapshotUnsupportedError}.
+ *
+ * @module
+ */
+
+import { SnapshotError, SnapshotUnsupportedError } from "../core/errors.ts";
+import type { SandboxExtension } from "../extensions/base.ts";
+import type { SnapshotInfo, SnapshotScan } from "../extensions/types.ts";
+import { checkSnapshotName } from "../extensions/ssh_workspace/snapshots.ts";
+import type { ManagerParts } from "./manager_parts.ts";
+
+/** The ttl of a snapshot when neither `--ttl` nor the profile's `snapshot_ttl` says: 7 days. */
+export const DEFAULT_SNAPSHOT_TTL_SECONDS = 7 * 86400;
+
+const CONFINED_OR_OTHER =
+  "it has no snapshot methods (compose-ssh workspaces live in their containers; a confined third-party extension cannot reach the state directory's owner id); use an ext.vm-packer attach-mode profile";
+
+/**
+ * Save sandbox `id`'s workspace as the snapshot `name` on its host, marking
+ * the sandbox in use meanwhile.
+ *
+ * @param parts The manager's parts.
+ * @param id The sandbox id.
+ * @param name The snapshot's name.
+ * @param options `ttlSeconds` (default: the profile's `snapshot_ttl`, else 7 days), `replace`, abort.
+ * @returns What was saved.
+ */
+export async function snapshotSandbox(
+  parts: ManagerParts,
+  id: string,
+  name: string,
+  options: { ttlSeconds?: number; replace?: boolean; signal?: AbortSignal },
+): Promise<SnapshotInfo> {
+  checkSnapshotName(name);
+  await using use = await parts.use(id, "snapshot", "snapshot");
+  const { record, extension, handle } = use;
+  if (!extension.snapshot) throw new SnapshotUnsupportedError(extension.id, CONFINED_OR_OTHER);
+  const ttlSeconds = options.ttlSeconds ?? record.snapshot_ttl_seconds ??
+    DEFAULT_SNAPSHOT_TTL_SECONDS;
+  const info = await extension.snapshot(handle, name, {
+    ttlSeconds,
+    replace: options.replace,
+    id,
+    stateDir: parts.journal.dir,
+    signal: options.signal,
+  });
+  await parts.transcript(id).note(`snapshot: saved as ${info.name} (${info.path}, ${info.bytes} bytes)`);
+  await parts.keepPin(record, handle);
+  return info;
+}
+
+/**
+ * Before a create records anything: check that the profile's target holds a
+ * usable snapshot `name` of ours, so a missing, expired or foreign one is
+ * refused with nothing made. The restore after the create checks again on
+ * the host, under the snapshot's lock.
+ *
+ * @param parts The manager's parts.
+ * @param extension The profile's extension.
+ * @param config The profile's parsed config.
+ * @param name The snapshot's name.
+ * @param signal Abort signal.
+ */
+export async function checkFromSnapshot(
+  parts: ManagerParts,
+  extension: SandboxExtension<unknown>,
+  config: unknown,
+  name: string,
+  signal?: AbortSignal,
+): Promise<void> {
+  checkSnapshotName(name);
+  if (!extension.restoreSnapshot || !extension.snapshots) {
+    throw new SnapshotUnsupportedError(extension.id, CONFINED_OR_OTHER);
+  }
+  if (extension.poolEntries?.(config)) {
+    throw new SnapshotUnsupportedError(
+      extension.id,
+      `--from-snapshot needs a single-host profile: a pool (targets:) places a sandbox by free slots, not on the host that keeps snapshot ${name}; use a profile whose target: is that host (sandboxer snapshot list POOL-PROFILE shows which)`,
+    );
+  }
+  const [scan] = await extension.snapshots(config, { stateDir: parts.journal.dir, signal });
+  const found = scan?.snapshots.find((s) => s.name === name);
+  if (found) {
+    if (Date.parse(found.expires) > Date.now()) return;
+    throw new SnapshotError(
+      name,
+      `has expired on ${found.target} (at ${found.expires}; gc reaps it); take a new snapshot`,
+    );
+  }
+  const ignored = scan?.ignored.find((i) => i.path.endsWith(`/${name}`));
+  if (ignored) {
+    throw new SnapshotError(
+      name,
+      `on ${scan.target} was refused (${ignored.reason}); nothing there was read, copied or deleted — inspect it on the host`,
+    );
+  }
+  throw new SnapshotError(
+    name,
+    `does not exist on ${scan?.target ?? "the profile's target"} for this user and workspace root; list them with "sandboxer snapshot list PROFILE"`,
+  );
+}
+
+/**
+ * The snapshots on a profile's target (every host of a pool).
+ *
+ * @param parts The manager's parts.
+ * @param extension The profile's extension.
+ * @param config The profile's parsed config.
+ * @param signal Abort signal.
+ * @returns One scan per host.
+ */
+export async function profileSnapshots(
+  parts: ManagerParts,
+  extension: SandboxExtension<unknown>,
+  config: unknown,
+  signal?: AbortSignal,
+): Promise<SnapshotScan[]> {
+  if (!extension.snapshots) throw new SnapshotUnsupportedError(extension.id, CONFINED_OR_OTHER);
+  return await extension.snapshots(config, { stateDir: parts.journal.dir, signal });
+}
+
+/**
+ * Remove the snapshot `name` from a profile's target, only when its marker
+ * says it is this sandboxer's.
+ *
+ * @param parts The manager's parts.
+ * @param extension The profile's extension.
+ * @param config The profile's parsed config.
+ * @param name The snapshot's name.
+ * @param signal Abort signal.
+ * @returns What was removed.
+ */
+export async function removeProfileSnapshot(
+  parts: ManagerParts,
+  extension: SandboxExtension<unknown>,
+  config: unknown,
+  name: string,
+  signal?: AbortSignal,
+): Promise<SnapshotInfo> {
+  checkSnapshotName(name);
+  if (!extension.removeSnapshot) {
+    throw new SnapshotUnsupportedError(extension.id, CONFINED_OR_OTHER);
+  }
+  return await extension.removeSnapshot(config, name, { stateDir: parts.journal.dir, signal });
+}
