@@ -35,6 +35,7 @@ import { forwardCommand } from "./commands/forward.ts";
 import { fetchCommand } from "./commands/fetch.ts";
 import { extendCommand } from "./commands/extend.ts";
 import { doctorCommand } from "./commands/doctor.ts";
+import { snapshotCommand } from "./commands/snapshot.ts";
 
 /** Exit code for usage errors. */
 export const EXIT_USAGE = 2;
@@ -100,6 +101,7 @@ export async function runCli(
       forwardCommand,
       fetchCommand,
       extendCommand,
+      snapshotCommand,
       doctorCommand,
     ]
   ) {

@@ -303,29 +303,31 @@ export abstract class SandboxExtension<
   ): Promise<void>;
 
   /**
-   * The snapshots on the target a profile's config points at.
+   * The snapshots on the target a profile's config points at, or, without a
+   * config, on every host this state directory has kept snapshots on.
    *
-   * @param config The profile's parsed config.
+   * @param config The profile's parsed config, or undefined for every known host.
    * @param options The state directory and the abort signal.
    * @returns One scan per host (one for a single target).
    */
   snapshots?(
-    config: Config,
+    config: Config | undefined,
     options: { stateDir: string; signal?: AbortSignal },
   ): Promise<SnapshotScan[]>;
 
   /**
-   * Remove the snapshot `name` from the target a profile's config points at,
-   * only when its marker says it is this sandboxer's.
+   * Remove the snapshot `name` from the target a profile's config points at
+   * (without a config: from the one known host that holds it), only when its
+   * marker says it is this sandboxer's.
    *
-   * @param config The profile's parsed config.
+   * @param config The profile's parsed config, or undefined for every known host.
    * @param name The snapshot's name.
    * @param options The state directory and the abort signal.
    * @returns What was removed.
    * @throws {SnapshotError} when it is missing or not ours (nothing is deleted).
    */
   removeSnapshot?(
-    config: Config,
+    config: Config | undefined,
     name: string,
     options: { stateDir: string; signal?: AbortSignal },
   ): Promise<SnapshotInfo>;

@@ -424,38 +424,51 @@ export class Manager implements AsyncDisposable {
 
   /**
    * The snapshots this sandboxer keeps on a profile's target (one scan per
-   * host of a pool), and what else is in their directory.
+   * host of a pool), and what else is in their directory; without a profile,
+   * on every host this state directory saved snapshots on.
    *
-   * @param profile Profile name or file path.
+   * @example
+   * ```ts ignore
+   * for (const scan of await manager.snapshots("vm-haskell-build")) {
+   *   for (const s of scan.snapshots) console.log(s.name, s.bytes, s.expires);
+   * }
+   * ```
+   *
+   * @param profile Profile name or file path; undefined for every known host.
    * @param options Overrides and abort signal.
    * @returns One scan per host.
    */
   async snapshots(
-    profile: string,
+    profile?: string,
     options: { overrides?: readonly string[]; signal?: AbortSignal } = {},
   ): Promise<SnapshotScan[]> {
-    const { profile: loaded, config } = await this.resolveProfile(profile, options.overrides);
-    const extension = this.#parts.extension(loaded.extension);
-    return await profileSnapshots(this.#parts, extension, config, options.signal);
+    const scope = await this.#snapshotScope(profile, options.overrides);
+    return await profileSnapshots(this.#parts, scope, options.signal);
   }
 
   /**
-   * Remove a snapshot from a profile's target, only when its marker says it
-   * is this sandboxer's (a symlink is never followed).
+   * Remove a snapshot from a profile's target (without a profile: from the
+   * one known host that holds it), only when its marker says it is this
+   * sandboxer's (a symlink is never followed).
    *
-   * @param profile Profile name or file path.
+   * @param profile Profile name or file path; undefined to search the known hosts.
    * @param name The snapshot's name.
    * @param options Overrides and abort signal.
    * @returns What was removed.
    */
   async removeSnapshot(
-    profile: string,
+    profile: string | undefined,
     name: string,
     options: { overrides?: readonly string[]; signal?: AbortSignal } = {},
   ): Promise<SnapshotInfo> {
-    const { profile: loaded, config } = await this.resolveProfile(profile, options.overrides);
-    const extension = this.#parts.extension(loaded.extension);
-    return await removeProfileSnapshot(this.#parts, extension, config, name, options.signal);
+    const scope = await this.#snapshotScope(profile, options.overrides);
+    return await removeProfileSnapshot(this.#parts, scope, name, options.signal);
+  }
+
+  async #snapshotScope(profile: string | undefined, overrides?: readonly string[]) {
+    if (profile === undefined) return undefined;
+    const { profile: loaded, config } = await this.resolveProfile(profile, overrides);
+    return { extension: this.#parts.extension(loaded.extension), config };
   }
 
   /**

@@ -49,7 +49,9 @@ export async function snapshotSandbox(
     stateDir: parts.journal.dir,
     signal: options.signal,
   });
-  await parts.transcript(id).note(`snapshot: saved as ${info.name} (${info.path}, ${info.bytes} bytes)`);
+  await parts.transcript(id).note(
+    `snapshot: saved as ${info.name} (${info.path}, ${info.bytes} bytes)`,
+  );
   await parts.keepPin(record, handle);
   return info;
 }
@@ -101,50 +103,76 @@ export async function checkFromSnapshot(
   }
   throw new SnapshotError(
     name,
-    `does not exist on ${scan?.target ?? "the profile's target"} for this user and workspace root; list them with "sandboxer snapshot list PROFILE"`,
+    `does not exist on ${
+      scan?.target ?? "the profile's target"
+    } for this user and workspace root; list them with "sandboxer snapshot list PROFILE"`,
   );
 }
 
+/** A profile's extension and parsed config; undefined for every host this state directory knows. */
+export type SnapshotScope = { extension: SandboxExtension<unknown>; config: unknown } | undefined;
+
 /**
- * The snapshots on a profile's target (every host of a pool).
+ * The snapshots on a profile's target (every host of a pool), or on every
+ * host this state directory saved snapshots on.
  *
  * @param parts The manager's parts.
- * @param extension The profile's extension.
- * @param config The profile's parsed config.
+ * @param scope The profile's extension and config, or undefined.
  * @param signal Abort signal.
  * @returns One scan per host.
  */
 export async function profileSnapshots(
   parts: ManagerParts,
-  extension: SandboxExtension<unknown>,
-  config: unknown,
+  scope: SnapshotScope,
   signal?: AbortSignal,
 ): Promise<SnapshotScan[]> {
+  const options = { stateDir: parts.journal.dir, signal };
+  if (scope === undefined) {
+    const scans: SnapshotScan[] = [];
+    for (const extension of builtinsWithSnapshots(parts)) {
+      scans.push(...await extension.snapshots!(undefined, options));
+    }
+    return scans;
+  }
+  const { extension, config } = scope;
   if (!extension.snapshots) throw new SnapshotUnsupportedError(extension.id, CONFINED_OR_OTHER);
-  return await extension.snapshots(config, { stateDir: parts.journal.dir, signal });
+  return await extension.snapshots(config, options);
 }
 
 /**
- * Remove the snapshot `name` from a profile's target, only when its marker
- * says it is this sandboxer's.
+ * Remove the snapshot `name` from a profile's target (without a profile:
+ * from the one known host that holds it), only when its marker says it is
+ * this sandboxer's.
  *
  * @param parts The manager's parts.
- * @param extension The profile's extension.
- * @param config The profile's parsed config.
+ * @param scope The profile's extension and config, or undefined.
  * @param name The snapshot's name.
  * @param signal Abort signal.
  * @returns What was removed.
  */
 export async function removeProfileSnapshot(
   parts: ManagerParts,
-  extension: SandboxExtension<unknown>,
-  config: unknown,
+  scope: SnapshotScope,
   name: string,
   signal?: AbortSignal,
 ): Promise<SnapshotInfo> {
   checkSnapshotName(name);
+  const options = { stateDir: parts.journal.dir, signal };
+  if (scope === undefined) {
+    const [extension] = builtinsWithSnapshots(parts);
+    if (!extension) throw new SnapshotError(name, "cannot be found: no extension keeps snapshots");
+    return await extension.removeSnapshot!(undefined, name, options);
+  }
+  const { extension, config } = scope;
   if (!extension.removeSnapshot) {
     throw new SnapshotUnsupportedError(extension.id, CONFINED_OR_OTHER);
   }
-  return await extension.removeSnapshot(config, name, { stateDir: parts.journal.dir, signal });
+  return await extension.removeSnapshot(config, name, options);
+}
+
+/** The built-in extensions that keep snapshots (a confined one gets no state directory). */
+function builtinsWithSnapshots(parts: ManagerParts): SandboxExtension<unknown>[] {
+  return parts.registry.registrations.filter((r) => r.builtin)
+    .map((r) => parts.extension(r.id))
+    .filter((extension) => extension.snapshots && extension.removeSnapshot);
 }

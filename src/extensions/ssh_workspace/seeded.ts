@@ -11,7 +11,7 @@
 import { errorText } from "../../core/errors.ts";
 import { defaultStateDir } from "../../core/paths.ts";
 import type { SyncReport } from "../../core/types.ts";
-import { SnapshotUnsupportedError } from "../../core/errors.ts";
+import { SnapshotError, SnapshotUnsupportedError } from "../../core/errors.ts";
 import type {
   DestroyContext,
   OrphanReapContext,
@@ -241,14 +241,16 @@ export abstract class SeededWorkspaceExtension<Config, Handle extends SshWorkspa
   }
 
   /**
-   * The snapshots on the profile's target (every host of a pool).
+   * The snapshots on the profile's target (every host of a pool); without a
+   * profile, on every host this state directory saved snapshots on (an
+   * unreachable one is skipped with a warning).
    *
-   * @param config The profile's parsed config.
+   * @param config The profile's parsed config, or undefined.
    * @param options The state directory and the abort signal.
    * @returns One scan per host.
    */
   override async snapshots(
-    config: Config,
+    config: Config | undefined,
     options: { stateDir: string; signal?: AbortSignal },
   ): Promise<SnapshotScan[]> {
     const scans: SnapshotScan[] = [];
@@ -259,35 +261,51 @@ export abstract class SeededWorkspaceExtension<Config, Handle extends SshWorkspa
   }
 
   /**
-   * Remove the snapshot `name` from the profile's target; with a pool, from
-   * the one host that holds it.
+   * Remove the snapshot `name` from the profile's target; with a pool or
+   * without a profile, from the one host that holds it.
    *
-   * @param config The profile's parsed config.
+   * @param config The profile's parsed config, or undefined for every known host.
    * @param name The snapshot's name.
    * @param options The state directory and the abort signal.
    * @returns What was removed.
    */
   override async removeSnapshot(
-    config: Config,
+    config: Config | undefined,
     name: string,
     options: { stateDir: string; signal?: AbortSignal },
   ): Promise<SnapshotInfo> {
     const hosts = await this.#snapshotHosts(config, options);
-    let holder = hosts[0];
-    if (hosts.length > 1) {
-      for (const host of hosts) {
-        const scan = await listSnapshots(host, options.signal);
-        if (scan.snapshots.some((s) => s.name === name)) holder = host;
+    if (hosts.length === 1) return await removeSnapshot(hosts[0], name, options.signal);
+    const holders: SnapshotHost[] = [];
+    const where: string[] = [];
+    for (const host of hosts) {
+      const scan = await listSnapshots(host, options.signal).catch(() => undefined);
+      if (scan?.snapshots.some((s) => s.name === name)) {
+        holders.push(host);
+        where.push(scan.target);
       }
     }
-    return await removeSnapshot(holder, name, options.signal);
+    if (holders.length > 1) {
+      throw new SnapshotError(
+        name,
+        `exists on several hosts (${where.join(", ")}); pass --profile to say which one`,
+      );
+    }
+    if (holders.length === 0) {
+      throw new SnapshotError(
+        name,
+        `is on none of the hosts this sandboxer keeps snapshots on; list them with "sandboxer snapshot list"`,
+      );
+    }
+    return await removeSnapshot(holders[0], name, options.signal);
   }
 
   /** The hosts of a profile (each pool entry's), connected. */
   async #snapshotHosts(
-    config: Config,
+    config: Config | undefined,
     options: { stateDir: string; signal?: AbortSignal },
   ): Promise<SnapshotHost[]> {
+    if (config === undefined) return await this.#knownSnapshotHosts(options);
     const configs = this.poolEntries?.(config)?.map((entry) => entry.config) ?? [config];
     const hosts: SnapshotHost[] = [];
     for (const one of configs) {
@@ -295,6 +313,24 @@ export abstract class SeededWorkspaceExtension<Config, Handle extends SshWorkspa
       if (!probe || !this.seedsWanted(probe)) this.#snapshotsWanted(undefined);
       const connection = await this.connect(probe!, options.signal);
       hosts.push(this.#snapshotHost(probe!, connection, options.stateDir));
+    }
+    return hosts;
+  }
+
+  /** The hosts this state directory saved snapshots on; an unreachable one is skipped. */
+  async #knownSnapshotHosts(
+    options: { stateDir: string; signal?: AbortSignal },
+  ): Promise<SnapshotHost[]> {
+    const hosts: SnapshotHost[] = [];
+    for (const record of await storeHosts(options.stateDir, "snapshots")) {
+      const handle = record.handle as Handle;
+      try {
+        const connection = await this.connect(handle, options.signal);
+        hosts.push(this.#snapshotHost(handle, connection, options.stateDir));
+      } catch (error) {
+        options.signal?.throwIfAborted();
+        this.logger.warn(`skipped the snapshots under ${record.root}: ${errorText(error)}`);
+      }
     }
     return hosts;
   }
