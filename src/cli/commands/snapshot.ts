@@ -23,6 +23,8 @@ export function snapshotCommand(ctx: CliContext) {
     .option("--ttl <duration>", "keep it this long (default: the profile's snapshot_ttl, 7d)")
     .option("--replace", "replace a snapshot of ours with the same name")
     .option("--json", "print the snapshot as JSON")
+    // `snapshot list --json`: options after a subcommand are the subcommand's.
+    .enablePositionalOptions()
     .action(async (id: string | undefined, name: string | undefined, options) => {
       if (id === undefined || name === undefined) {
         throw new UsageError(
