@@ -16,6 +16,14 @@ const MARKER = ".sandboxer-snapshot.json";
 const exists = (path: string) => Deno.lstat(path).then(() => true, () => false);
 const lastLine = (text: string) => text.trim().split("\n").at(-1) ?? "";
 
+/** `create --profile PROFILE --from-snapshot NAME --name ID` on a fixture. */
+const createFrom = (
+  fixture: { cli(args: readonly string[]): Promise<{ code: number; stderr: string }> },
+  profile: string,
+  name: string,
+  id: string,
+) => fixture.cli(["create", "--profile", profile, "--from-snapshot", name, "--name", id]);
+
 async function makeRepo(dir: string): Promise<string> {
   const repo = `${dir}/repo`;
   await Deno.mkdir(`${repo}/src`, { recursive: true });
@@ -121,15 +129,7 @@ Deno.test("snapshots: saved, started from, listed, removed, refused and reaped",
       assert.match(result.stderr, /is not a valid snapshot name/);
       assert.ok(result.stderr.includes(JSON.stringify(name)), result.stderr);
     }
-    const create = await vm.cli([
-      "create",
-      "--profile",
-      profile,
-      "--from-snapshot",
-      "../x",
-      "--name",
-      "bad1",
-    ]);
+    const create = await createFrom(vm, profile, "../x", "bad1");
     assert.equal(create.code, 1);
     assert.match(lastLine(create.stderr), /is not a valid snapshot name/);
   });
@@ -149,15 +149,7 @@ Deno.test("snapshots: saved, started from, listed, removed, refused and reaped",
       ];
       for (const [name, text, message] of cases) {
         if (text !== undefined) await Deno.writeTextFile(file, text);
-        const result = await vm.cli([
-          "create",
-          "--profile",
-          profile,
-          "--from-snapshot",
-          name,
-          "--name",
-          "r1",
-        ]);
+        const result = await createFrom(vm, profile, name, "r1");
         assert.equal(result.code, 1, result.stderr);
         assert.match(lastLine(result.stderr), message);
         assert.deepEqual(await vm.rootEntries(), before, "nothing was made");
@@ -171,6 +163,26 @@ Deno.test("snapshots: saved, started from, listed, removed, refused and reaped",
       assert.match(lastLine(rm.stderr), /another sandboxer/);
       assert.ok(await exists(`${store}/base/out/app.bin`));
       await Deno.writeTextFile(file, good);
+    },
+  );
+
+  await t.step(
+    "a snapshot refused while it is copied rolls the create back, leaving nothing",
+    async () => {
+      // A workspace marker inside the snapshot passes the check before create, and is refused by
+      // the copy on the host (it would overwrite the new workspace's marker).
+      const before = await vm.rootEntries();
+      await Deno.writeTextFile(`${store}/base/.sandboxer.json`, '{"id":"evil","nonce":"0"}\n');
+      await vm.chown(`${store}/base/.sandboxer.json`);
+      try {
+        const result = await createFrom(vm, profile, "base", "r2");
+        assert.equal(result.code, 1, result.stderr);
+        assert.match(lastLine(result.stderr), /holds a workspace marker/);
+        assert.deepEqual(await vm.rootEntries(), before, "the workspace was rolled back");
+        assert.equal((await vm.list()).filter((r) => r.id === "r2").length, 0, "no record is left");
+      } finally {
+        await Deno.remove(`${store}/base/.sandboxer.json`);
+      }
     },
   );
 
@@ -189,15 +201,7 @@ Deno.test("snapshots: saved, started from, listed, removed, refused and reaped",
         await Deno.rename(path, `${path}.away`);
         await Deno.symlink(precious, path);
         try {
-          const create = await vm.cli([
-            "create",
-            "--profile",
-            profile,
-            "--from-snapshot",
-            "base",
-            "--name",
-            "l1",
-          ]);
+          const create = await createFrom(vm, profile, "base", "l1");
           assert.equal(create.code, 1, create.stderr);
           assert.match(lastLine(create.stderr), /symlink/);
           assert.ok(!await exists(`${vm.root}/sbx-l1`));
@@ -292,15 +296,7 @@ isolatedTest("snapshots on a host that shares no filesystem: symlink and rm atta
     await t.step(`a symlink at ${path.slice(host.root.length)}`, async () => {
       await onHost(host, plant, path, precious, store);
       try {
-        const create = await host.cli([
-          "create",
-          "--profile",
-          profile,
-          "--from-snapshot",
-          "base",
-          "--name",
-          "l1",
-        ]);
+        const create = await createFrom(host, profile, "base", "l1");
         assert.equal(create.code, 1, create.stderr);
         assert.match(lastLine(create.stderr), /symlink/);
         const rm = await host.cli(["snapshot", "rm", "base", "--profile", profile]);

@@ -1,10 +1,9 @@
 import { Command } from "../../deps/commander.ts";
-import { formatDuration, MAX_TTL_SECONDS, parseDuration } from "../../config/duration.ts";
 import { UsageError } from "../../core/errors.ts";
 import type { SnapshotInfo, SnapshotScan } from "../../extensions/types.ts";
 import type { CliContext } from "../context.ts";
 import { escapeControl, json } from "../output.ts";
-import { collect } from "./create.ts";
+import { collect, ttlSeconds } from "./create.ts";
 
 /**
  * `sandboxer snapshot ID NAME`, `snapshot list [PROFILE]`, `snapshot rm NAME`
@@ -104,20 +103,11 @@ export function snapshotCommand(ctx: CliContext) {
   return snapshot;
 }
 
-/** Parse `snapshot --ttl`: from 1m to 365d. */
+/** Parse `snapshot --ttl`: a ttl (at most 365d), and at least a minute. */
 function snapshotTtl(value: string): number {
-  let seconds: number;
-  try {
-    seconds = parseDuration(value);
-  } catch {
-    throw new UsageError(`Cannot use --ttl ${value}: write a duration such as 12h, 7d or 30d`);
-  }
-  if (seconds < 60 || seconds > MAX_TTL_SECONDS) {
-    throw new UsageError(
-      `Cannot use --ttl ${value}: a snapshot's ttl must be from 1m to ${
-        formatDuration(MAX_TTL_SECONDS)
-      }`,
-    );
+  const seconds = ttlSeconds(value);
+  if (seconds < 60) {
+    throw new UsageError(`Cannot use --ttl ${value}: a snapshot is kept at least 1m`);
   }
   return seconds;
 }

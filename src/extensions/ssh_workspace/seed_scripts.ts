@@ -45,9 +45,11 @@ export const SEED_EXIT = {
  * sandboxes (seeds here, snapshots in snapshot_scripts.ts). They expect `rp`
  * (the physical workspace root, set by `enter` or given), `user`, `top` (the
  * store's directory under the root: `.sbx-seeds`), `what` (`seed`) and `sm`
- * (the marker's file name), and a `valid NAME` of the store that reads a
- * marker into `sn` (nonce), `up` (updated or created), `ex` (expiry), `by`
- * (bytes) and `so` (owner), setting `why` when it refuses.
+ * (the marker's file name and its first key), `tf` (the marker's time field:
+ * `updated`) and a `valid NAME` of the store that checks the name and calls
+ * `marker NAME`, which reads the marker into `sn` (nonce), `up` (the time
+ * field), `ex` (expiry), `by` (bytes) and `so` (owner), setting `why` when it
+ * refuses.
  *
  * `storedir` enters (with `mk=1`, makes) `$rp/$top/$user` and sets `sd`,
  * refusing a symlink or a foreign directory at either level; `slock` takes
@@ -91,6 +93,13 @@ ownedir() {
   f=$sd/$1/$sm
   if [ -L "$f" ] || [ ! -f "$f" ]; then why="$sd/$1 has no $what marker"; return 1; fi
   head=$(head -c 400 -- "$f" 2>/dev/null)
+}
+marker() {
+  ownedir "$1" || return 1
+  case $head in "{\\"$what\\":\\"$1\\",\\"owner\\":\\""*) ;; *) why="the marker of $sd/$1 does not name it"; return 1 ;; esac
+  field owner; so=$r; field nonce; sn=$r; field "$tf"; up=$r; field expires; ex=$r; field bytes; by=$r
+  if ! num "$up" || ! num "$ex" || ! num "$by"; then why="the marker of $sd/$1 is malformed"; return 1; fi
+  case $sn in ''|*[!0-9a-f]*) why="the marker of $sd/$1 has no nonce"; return 1 ;; esac
 }
 wipe() {
   if [ -L "$sd/$1" ] || [ ! -d "$sd/$1" ]; then rm -f -- "$sd/$1"; return; fi
@@ -142,16 +151,12 @@ prune() {
 
 /** The seed store's `valid` (see {@linkcode STORE_FUNCTIONS}): the name is the repository's hash. */
 const SEED_FUNCTIONS = `
-top=.sbx-seeds what=seed sm=${SEED_MARKER}
+top=.sbx-seeds what=seed tf=updated sm=${SEED_MARKER}
 ${STORE_FUNCTIONS}
 valid() {
   case $1 in *[!0-9a-f]*) why="$1 is not a seed name"; return 1 ;; esac
   [ \${#1} -eq 32 ] || { why="$1 is not a seed name"; return 1; }
-  ownedir "$1" || return 1
-  case $head in "{\\"seed\\":\\"$1\\",\\"owner\\":\\""*) ;; *) why="the marker of $sd/$1 does not name it"; return 1 ;; esac
-  field owner; so=$r; field nonce; sn=$r; field updated; up=$r; field expires; ex=$r; field bytes; by=$r
-  if ! num "$up" || ! num "$ex" || ! num "$by"; then why="the marker of $sd/$1 is malformed"; return 1; fi
-  case $sn in ''|*[!0-9a-f]*) why="the marker of $sd/$1 has no nonce"; return 1 ;; esac
+  marker "$1"
 }
 `;
 

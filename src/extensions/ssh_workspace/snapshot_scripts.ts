@@ -48,18 +48,14 @@ export const SNAPSHOT_EXIT = {
  * sets `sid`, the sandbox the snapshot was taken of, and `now`.
  */
 const SNAPSHOT_FUNCTIONS = `
-top=.sbx-snapshots what=snapshot sm=${SNAPSHOT_MARKER}
+top=.sbx-snapshots what=snapshot tf=created sm=${SNAPSHOT_MARKER}
 ${STORE_FUNCTIONS}
 valid() {
   case $1 in [a-z0-9]*) ;; *) why="$1 is not a snapshot name"; return 1 ;; esac
   case $1 in *[!a-z0-9._-]*) why="$1 is not a snapshot name"; return 1 ;; esac
   [ \${#1} -le 63 ] || { why="$1 is not a snapshot name"; return 1; }
-  ownedir "$1" || return 1
-  case $head in "{\\"snapshot\\":\\"$1\\",\\"owner\\":\\""*) ;; *) why="the marker of $sd/$1 does not name it"; return 1 ;; esac
-  field owner; so=$r; field nonce; sn=$r; field created; up=$r; field expires; ex=$r; field bytes; by=$r
+  marker "$1" || return 1
   field source; sid=$r
-  if ! num "$up" || ! num "$ex" || ! num "$by"; then why="the marker of $sd/$1 is malformed"; return 1; fi
-  case $sn in ''|*[!0-9a-f]*) why="the marker of $sd/$1 has no nonce"; return 1 ;; esac
   case $sid in ''|*[!a-z0-9-]*) why="the marker of $sd/$1 names no source sandbox"; return 1 ;; esac
 }
 ours_snapshot() {

@@ -16,19 +16,12 @@ import {
   SNAPSHOT_SAVE,
 } from "./snapshot_scripts.ts";
 import { newNonce } from "./workspace_path.ts";
+import { runScript } from "../../testing/shell.ts";
 
 const USER = "builder";
 const OWNER = "b".repeat(32);
 
-async function sh(script: string, args: string[]) {
-  const out = await new Deno.Command("sh", {
-    args: ["-c", script, "sh", ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
-}
+const sh = runScript;
 
 const exists = (path: string) => Deno.lstat(path).then(() => true, () => false);
 

@@ -70,6 +70,18 @@ async function placeOf(host: SnapshotHost) {
   };
 }
 
+/** Run a snapshot script on the host: `sh -c SCRIPT sh ARGS…`, the arguments made from the place. */
+async function runOnHost(
+  host: SnapshotHost,
+  script: string,
+  args: (place: Awaited<ReturnType<typeof placeOf>>) => (string | number)[],
+  signal?: AbortSignal,
+) {
+  const place = await placeOf(host);
+  const argv = ["sh", "-c", script, "sh", ...args(place).map(String)];
+  return { place, result: await host.connection.run(argv, { signal }) };
+}
+
 /**
  * Save the checked workspace as the snapshot `name` (a real copy, made on
  * the host), and remember the host for `gc`.
@@ -86,11 +98,10 @@ export async function saveSnapshot(
   name: string,
   options: { ttlSeconds: number; replace?: boolean; signal?: AbortSignal },
 ): Promise<SnapshotInfo> {
-  const place = await placeOf(host);
-  const result = await host.connection.run([
-    ...["sh", "-c", SNAPSHOT_SAVE, "sh", ref.workspace, ref.id, ref.nonce, place.user, name],
-    ...[place.owner, newNonce(), String(options.ttlSeconds), options.replace ? "1" : "0"],
-  ], { signal: options.signal });
+  const { place, result } = await runOnHost(host, SNAPSHOT_SAVE, (place) => [
+    ...[ref.workspace, ref.id, ref.nonce, place.user, name, place.owner, newNonce()],
+    ...[options.ttlSeconds, options.replace ? "1" : "0"],
+  ], options.signal);
   if (result.code !== 0) throw snapshotFailure(ref, name, place, result, "snapshot");
   const [created, expires, bytes] = result.stdout.trim().split(" ").map(Number);
   await rememberHost(host.stateDir, "snapshots", host.handle, place);
@@ -112,21 +123,11 @@ export async function restoreSnapshot(
   name: string,
   signal?: AbortSignal,
 ): Promise<void> {
-  const place = await placeOf(host);
-  const result = await host.connection.run(
-    [
-      "sh",
-      "-c",
-      SNAPSHOT_INTO,
-      "sh",
-      ref.workspace,
-      ref.id,
-      ref.nonce,
-      place.user,
-      name,
-      place.owner,
-    ],
-    { signal },
+  const { place, result } = await runOnHost(
+    host,
+    SNAPSHOT_INTO,
+    (place) => [ref.workspace, ref.id, ref.nonce, place.user, name, place.owner],
+    signal,
   );
   if (result.code !== 0) throw snapshotFailure(ref, name, place, result, "start from");
   host.logger.info(`started ${ref.workspace} from the snapshot ${place.dir}/${name}`);
@@ -143,10 +144,11 @@ export async function listSnapshots(
   host: SnapshotHost,
   signal?: AbortSignal,
 ): Promise<SnapshotScan> {
-  const place = await placeOf(host);
-  const result = await host.connection.run(
-    ["sh", "-c", SNAPSHOT_LIST, "sh", place.root, place.user, place.owner],
-    { signal },
+  const { place, result } = await runOnHost(
+    host,
+    SNAPSHOT_LIST,
+    (place) => [place.root, place.user, place.owner],
+    signal,
   );
   if (result.code !== 0) {
     throw new SnapshotError(
@@ -183,10 +185,11 @@ export async function removeSnapshot(
   name: string,
   signal?: AbortSignal,
 ): Promise<SnapshotInfo> {
-  const place = await placeOf(host);
-  const result = await host.connection.run(
-    ["sh", "-c", SNAPSHOT_REMOVE, "sh", place.root, place.user, name, place.owner],
-    { signal },
+  const { place, result } = await runOnHost(
+    host,
+    SNAPSHOT_REMOVE,
+    (place) => [place.root, place.user, name, place.owner],
+    signal,
   );
   if (result.code !== 0) throw snapshotFailure(undefined, name, place, result, "remove");
   const [created, expires, bytes, source] = result.stdout.trim().split(" ");
@@ -201,10 +204,7 @@ export async function removeSnapshot(
  * @returns One `snapshot <path> (expired)` line per snapshot reaped; undefined when the user has none there.
  */
 export async function pruneSnapshots(host: SnapshotHost): Promise<string[] | undefined> {
-  const place = await placeOf(host);
-  const result = await host.connection.run(
-    ["sh", "-c", SNAPSHOT_PRUNE, "sh", place.root, place.user],
-  );
+  const { place, result } = await runOnHost(host, SNAPSHOT_PRUNE, (p) => [p.root, p.user]);
   if (result.stdout.trim() === "none") return undefined;
   if (result.code !== 0) {
     host.logger.warn(`did not prune the snapshots under ${place.root}: ${firstLine(result)}`);
