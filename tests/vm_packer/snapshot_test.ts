@@ -10,6 +10,9 @@
 import assert from "node:assert/strict";
 import { createOk, startTestVm } from "../harness/test_vm.ts";
 import { type IsolatedHost, isolatedTest, startIsolatedHost } from "../harness/isolated_host.ts";
+import { writePoolProfile } from "../harness/pool_hosts.ts";
+import { Manager, Sandbox } from "../../mod.ts";
+import { SnapshotError } from "../../errors.ts";
 
 const MARKER = ".sandboxer-snapshot.json";
 
@@ -230,6 +233,59 @@ Deno.test("snapshots: saved, started from, listed, removed, refused and reaped",
           await Deno.remove(precious, { recursive: true });
         }
       }
+    },
+  );
+
+  await t.step(
+    "a pool profile lists each host's snapshots and refuses --from-snapshot",
+    async () => {
+      const { host, port, user, identityFile, knownHostsFile } = vm.sshd;
+      const pool = await writePoolProfile(vm.dir, "pool", [
+        { host, port, user, identityFile, knownHostsFile, capacity: 2, root: vm.root },
+      ]);
+      const scans = JSON.parse((await cli(["snapshot", "list", pool, "--json"])).stdout);
+      assert.deepEqual(
+        scans.map((s: { snapshots: { name: string }[] }) => s.snapshots.map((x) => x.name)),
+        [["base"]],
+      );
+      const result = await vm.cli([
+        "create",
+        "--profile",
+        pool,
+        "--from-snapshot",
+        "base",
+        "--name",
+        "p1",
+        "--json",
+      ]);
+      assert.equal(result.code, 1);
+      assert.equal(JSON.parse(result.stdout).error.code, "SNAPSHOT_UNSUPPORTED");
+      assert.match(lastLine(result.stderr), /needs a single-host profile/);
+      assert.equal((await vm.list()).filter((r) => r.id === "p1").length, 0);
+    },
+  );
+
+  await t.step(
+    "the SDK: Sandbox.create({ fromSnapshot }), sandbox.snapshot(), manager.snapshots()",
+    async () => {
+      await using manager = await Manager.open({ stateDir: `${vm.dir}/state` });
+      {
+        await using box = await Sandbox.create({
+          manager,
+          profile,
+          fromSnapshot: "base",
+          name: "k1",
+        });
+        assert.equal((await box.exec(["cat", "out/app.bin"])).stdout, "built\n");
+        const info = await box.snapshot("sdk-copy", { ttlSeconds: 3600 });
+        assert.equal(info.source, "k1");
+        assert.equal(Date.parse(info.expires) - Date.parse(info.created), 3600_000);
+        await assert.rejects(box.snapshot("sdk-copy"), (e: Error) => e instanceof SnapshotError);
+      }
+      const [scan] = await manager.snapshots(profile);
+      assert.deepEqual(scan.snapshots.map((s) => s.name), ["base", "sdk-copy"]);
+      assert.equal((await manager.removeSnapshot(profile, "sdk-copy")).name, "sdk-copy");
+      assert.ok(!await exists(`${store}/sdk-copy`));
     },
   );
 
