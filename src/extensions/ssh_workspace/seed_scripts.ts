@@ -122,8 +122,12 @@ copyout() {
 }
 prune() {
   now=$(date +%s)
-  # Leftovers of a crash; a copy another update is making (unlocked) is younger than an hour.
+  # Leftovers of a crash: a copy another update is making is younger than an hour, or holds a
+  # lock on its directory (a snapshot's, which may take longer).
   find "$sd" -mindepth 1 -maxdepth 1 -name '.tmp-*' -mmin +60 | while IFS= read -r e; do
+    if [ -d "$e" ] && [ ! -L "$e" ] && command -v flock >/dev/null 2>&1; then
+      ( exec 7<"$e" && flock -n 7 ) 2>/dev/null || continue
+    fi
     wipe "\${e##*/}"
   done
   for e in "$sd"/.old-*; do

@@ -78,6 +78,8 @@ ${SNAPSHOT_FUNCTIONS}
 enter; rc=$?
 [ "$rc" -eq 0 ] || { echo "$why" >&2; exit "$rc"; }
 src=$PWD
+# The workspace's sync lock: a snapshot never holds half of a sync.
+lock
 mk=1 storedir || { echo "$why" >&2; exit ${SNAPSHOT_EXIT.refused}; }
 tmp=.tmp-$snap-$snonce
 # Whether NAME may be taken: sets old (the nonce of the snapshot to replace), or refuses.
@@ -90,9 +92,12 @@ check() {
 }
 check || exit $?
 mkdir -m 700 -- "$sd/$tmp" || exit ${SNAPSHOT_EXIT.failed}
+# Held while the copy runs: prune leaves a locked .tmp- alone, however long the copy takes.
+exec 7<"$sd/$tmp"
+command -v flock >/dev/null 2>&1 && flock -n 7
 # A real copy (copy-on-write where the file system has it): never links, the sandbox goes on.
 if ! cp -a --reflink=auto -- "$src/." "$sd/$tmp/" 2>/dev/null; then
-  wipe "$tmp"; mkdir -m 700 -- "$sd/$tmp" || exit ${SNAPSHOT_EXIT.failed}
+  find "$sd/$tmp" -xdev -depth -mindepth 1 -delete 2>/dev/null
   cp -a -- "$src/." "$sd/$tmp/" || { wipe "$tmp"; exit ${SNAPSHOT_EXIT.failed}; }
 fi
 rm -f -- "$sd/$tmp/${MARKER_FILE}" "$sd/$tmp/$sm"
@@ -106,7 +111,8 @@ if [ -n "$old" ]; then mv -- "$sd/$snap" "$sd/.old-$snap-$old" || { wipe "$tmp";
 mv -- "$sd/$tmp" "$sd/$snap" || exit ${SNAPSHOT_EXIT.failed}
 echo "$now $((now + ttl)) $((kb * 1024))"
 # The replaced snapshot is deleted after the lock is released, in the background.
-[ -z "$old" ] || { exec 8<&-; wipe ".old-$snap-$old" </dev/null >/dev/null 2>&1 & }
+exec 7<&- 8<&- 9<&-
+[ -z "$old" ] || { wipe ".old-$snap-$old" </dev/null >/dev/null 2>&1 & }
 `;
 
 /**

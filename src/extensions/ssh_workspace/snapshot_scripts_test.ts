@@ -183,3 +183,31 @@ Deno.test("symlinks at .sbx-snapshots, the user's directory or the name are refu
     await undo();
   }
 });
+
+Deno.test("prune leaves a .tmp- copy that is still locked (a long copy), and reaps a dead one", async () => {
+  await using f = await fixture();
+  assert.equal((await f.save(await f.workspace("a1"), "base")).code, 0);
+  const held = `${f.store}/.tmp-held-${"1".repeat(32)}`;
+  const dead = `${f.store}/.tmp-dead-${"2".repeat(32)}`;
+  for (const dir of [held, dead]) {
+    await Deno.mkdir(dir);
+    await Deno.writeTextFile(`${dir}/file`, "partial\n");
+    const aged = await runScript('touch -d "2 hours ago" "$1"', [dir]);
+    assert.equal(aged.code, 0, aged.stderr);
+  }
+  const holder = new Deno.Command("flock", { args: [held, "sleep", "30"] }).spawn();
+  try {
+    // flock(1) has taken the lock once `flock -n` fails.
+    for (let i = 0; i < 50; i++) {
+      if ((await runScript('exec 7<"$1"; flock -n 7', [held])).code !== 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const pruned = await f.prune();
+    assert.equal(pruned.code, 0, pruned.stderr);
+    assert.ok(await exists(`${held}/file`), "a copy in progress is left alone");
+    assert.ok(!await exists(dead), "a dead copy is reaped");
+  } finally {
+    holder.kill();
+    await holder.status;
+  }
+});
