@@ -16,7 +16,7 @@ import {
   SNAPSHOT_SAVE,
 } from "./snapshot_scripts.ts";
 import { newNonce } from "./workspace_path.ts";
-import { runScript } from "../../testing/shell.ts";
+import { runScript, scriptRoot } from "../../testing/shell.ts";
 
 const USER = "builder";
 const OWNER = "b".repeat(32);
@@ -26,20 +26,7 @@ const sh = runScript;
 const exists = (path: string) => Deno.lstat(path).then(() => true, () => false);
 
 async function fixture() {
-  const dir = await Deno.makeTempDir({ prefix: "sbx-snapshot-scripts-" });
-  const root = `${dir}/build`;
-  await Deno.mkdir(root);
-  const workspace = async (id: string) => {
-    const nonce = newNonce();
-    const ws = `${root}/sbx-${id}`;
-    const made = await sh(MAKE_WORKSPACE, [
-      root,
-      ws,
-      JSON.stringify({ id, nonce, profile: "profile.t" }),
-    ]);
-    assert.equal(made.code, 0, made.stderr);
-    return { ws, args: [ws, id, nonce] };
-  };
+  const { dir, root, workspace } = await scriptRoot("sbx-snapshot-scripts-", MAKE_WORKSPACE);
   return {
     dir,
     root,
