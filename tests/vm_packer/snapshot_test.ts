@@ -304,6 +304,24 @@ Deno.test("snapshots: saved, started from, listed, removed, refused and reaped",
     assert.match(lastLine(gone.stderr), /Snapshot base does not exist/);
   });
 
+  await t.step(
+    "the ttl defaults to the profile's snapshot_ttl (--set works), else 7d",
+    async () => {
+      const ttl = async (id: string, name: string) => {
+        const info = JSON.parse((await cli(["snapshot", id, name, "--json"])).stdout);
+        return Math.round((Date.parse(info.expires) - Date.parse(info.created)) / 3600_000);
+      };
+      await createOk(vm, ["--profile", profile, "--set", "snapshot_ttl=1d", "--name", "t1"]);
+      assert.equal(await ttl("t1", "day"), 24);
+      assert.equal(await ttl("c2", "week"), 7 * 24);
+      const bad = await vm.cli(["create", "--profile", profile, "--set", "snapshot_ttl=10s"]);
+      assert.equal(bad.code, 1);
+      assert.match(lastLine(bad.stderr), /snapshot_ttl/);
+      await cli(["snapshot", "rm", "day"]);
+      await cli(["snapshot", "rm", "week"]);
+    },
+  );
+
   await t.step("gc and gc --target reap expired snapshots and say so", async () => {
     await cli(["snapshot", "c2", "old1"]);
     await cli(["snapshot", "c2", "old2"]);
