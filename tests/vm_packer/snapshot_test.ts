@@ -225,8 +225,13 @@ Deno.test("snapshots: saved, started from, listed, removed, refused and reaped",
             path,
           );
           assert.equal(await Deno.readTextFile(`${precious}/keep.txt`), "precious\n", path);
-          assert.ok(await exists(`${precious}/${MARKER}`));
-          assert.ok(await exists(`${precious}/base/${MARKER}`));
+          // Nothing was written through the link either (a save would leave a .tmp- or a copy).
+          const tree = (await Array.fromAsync(Deno.readDir(precious))).map((e) => e.name).sort();
+          assert.deepEqual(tree, [MARKER, "base", "keep.txt"], path);
+          const inner = (await Array.fromAsync(Deno.readDir(`${precious}/base`))).map((e) =>
+            e.name
+          );
+          assert.deepEqual(inner.sort(), [MARKER, "keep"], path);
         } finally {
           await Deno.remove(path);
           await Deno.rename(`${path}.away`, path);
@@ -379,6 +384,8 @@ isolatedTest("snapshots on a host that shares no filesystem: symlink and rm atta
         const rm = await host.cli(["snapshot", "rm", "base", "--profile", profile]);
         assert.equal(rm.code, 1, rm.stderr);
         assert.match(lastLine(rm.stderr), /symlink|not a snapshot directory/);
+        const save = await host.cli(["snapshot", "h1", "base", "--replace"]);
+        assert.equal(save.code, 1, save.stderr);
         await onHost(
           host,
           `sed -i 's/"expires":[0-9]*/"expires":1/' "$1/${MARKER}" "$1/base/${MARKER}"`,
@@ -388,8 +395,17 @@ isolatedTest("snapshots on a host that shares no filesystem: symlink and rm atta
         await host.cli(["gc", "--target", profile]);
         const left = await onHost(
           host,
-          'cat "$1/base/keep/precious.txt" "$1/keep.txt"; ls -a "$1"',
+          'cat "$1/base/keep/precious.txt" "$1/keep.txt"; LC_ALL=C ls -A "$1" "$1/base" | tr "\\n" " "',
           precious,
+        );
+        // Nothing was written through the link either (a save would leave a .tmp- or a copy).
+        assert.match(
+          left,
+          new RegExp(
+            `:\\s*${MARKER.replaceAll(".", "\\.")} base keep\\.txt\\s+\\S+/base:\\s*${
+              MARKER.replaceAll(".", "\\.")
+            } keep\\s*$`,
+          ),
         );
         assert.match(left, /^precious\nprecious\n/, path);
         assert.match(left, new RegExp(MARKER.replaceAll(".", "\\.")));
