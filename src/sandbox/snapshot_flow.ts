@@ -11,7 +11,7 @@
 import { SnapshotError, SnapshotUnsupportedError } from "../core/errors.ts";
 import type { SandboxExtension } from "../extensions/base.ts";
 import type { SnapshotInfo, SnapshotScan } from "../extensions/types.ts";
-import { checkSnapshotName } from "../extensions/ssh_workspace/snapshots.ts";
+import { checkSnapshotName } from "../core/ids.ts";
 import type { ManagerParts } from "./manager_parts.ts";
 
 /** The ttl of a snapshot when neither `--ttl` nor the profile's `snapshot_ttl` says: 7 days. */

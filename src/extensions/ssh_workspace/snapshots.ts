@@ -9,6 +9,7 @@
  */
 
 import { SnapshotError } from "../../core/errors.ts";
+import { SNAPSHOT_NAME } from "../../core/ids.ts";
 import type { Logger } from "../../core/types.ts";
 import type { SshConnection } from "../../transport/ssh/connection.ts";
 import type { SnapshotInfo, SnapshotScan } from "../types.ts";
@@ -25,24 +26,6 @@ import {
 } from "./snapshot_scripts.ts";
 import { newNonce } from "./workspace_path.ts";
 import { type WorkspaceRef, workspaceRefusal } from "./workspace_ref.ts";
-
-/** What a snapshot's name must look like. */
-export const SNAPSHOT_NAME: RegExp = /^[a-z0-9][a-z0-9._-]{0,62}$/;
-
-/**
- * Check a snapshot's name.
- *
- * @param name The name, as given.
- * @returns The name.
- * @throws {SnapshotError} naming the value when it is not `[a-z0-9][a-z0-9._-]{0,62}`.
- */
-export function checkSnapshotName(name: string): string {
-  if (SNAPSHOT_NAME.test(name)) return name;
-  throw new SnapshotError(
-    JSON.stringify(name),
-    "is not a valid snapshot name: use 1 to 63 of a-z 0-9 . _ -, starting with a letter or digit",
-  );
-}
 
 /** A host that keeps snapshots: a handle on it, its connection, the state directory. */
 export interface SnapshotHost {
