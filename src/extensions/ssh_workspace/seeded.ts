@@ -8,10 +8,9 @@
  * @module
  */
 
-import { errorText } from "../../core/errors.ts";
 import { defaultStateDir } from "../../core/paths.ts";
 import type { SyncReport } from "../../core/types.ts";
-import { SnapshotError, SnapshotUnsupportedError } from "../../core/errors.ts";
+import { errorText, SnapshotError, SnapshotUnsupportedError } from "../../core/errors.ts";
 import type {
   DestroyContext,
   OrphanReapContext,
