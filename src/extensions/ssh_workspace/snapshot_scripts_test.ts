@@ -2,7 +2,8 @@
 // shell too): a save is a real copy (no shared inodes) without the workspace marker, an existing
 // name is refused unless replaced, a restore copies into a new workspace and keeps its marker,
 // another owner's or a malformed snapshot is listed as ignored and neither used, replaced nor
-// removed, symlinks at every level are refused and never followed, and prune reaps expired ones.
+// removed, symlinks at every level are refused and never followed, prune reaps expired ones but
+// not a copy still in progress, and a restore racing a --replace gets one whole snapshot.
 // tests/vm_packer/snapshot_test.ts runs the same scripts over SSH through the CLI.
 import assert from "node:assert/strict";
 import { MAKE_WORKSPACE, MARKER_FILE } from "./remote_scripts.ts";
@@ -196,5 +197,30 @@ Deno.test("prune leaves a .tmp- copy that is still locked (a long copy), and rea
   } finally {
     holder.kill();
     await holder.status;
+  }
+});
+
+Deno.test("a restore racing a --replace copies one whole snapshot, never a mix", async () => {
+  await using f = await fixture();
+  const sources = [await f.workspace("v1"), await f.workspace("v2")];
+  for (const [i, w] of sources.entries()) {
+    for (let n = 0; n < 100; n++) await Deno.writeTextFile(`${w.ws}/f${n}`, `version ${i + 1}\n`);
+  }
+  assert.equal((await f.save(sources[0], "base")).code, 0);
+  for (let round = 0; round < 4; round++) {
+    const target = await f.workspace(`r${round}`);
+    const [saved, restored] = await Promise.all([
+      f.save(sources[(round + 1) % 2], "base", { replace: true }),
+      f.into(target, "base"),
+    ]);
+    assert.equal(saved.code, 0, saved.stderr);
+    assert.equal(restored.code, 0, restored.stderr);
+    const versions = new Set<string>();
+    for await (const entry of Deno.readDir(target.ws)) {
+      if (entry.name.startsWith("f")) {
+        versions.add(await Deno.readTextFile(`${target.ws}/${entry.name}`));
+      }
+    }
+    assert.equal(versions.size, 1, `round ${round}: ${[...versions].join(", ")}`);
   }
 });
