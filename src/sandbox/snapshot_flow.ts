@@ -79,32 +79,31 @@ export async function checkFromSnapshot(
   if (!extension.restoreSnapshot || !extension.snapshots) {
     throw new SnapshotUnsupportedError(extension.id, CONFINED_OR_OTHER);
   }
-  if (extension.poolEntries?.(config)) {
-    throw new SnapshotUnsupportedError(
-      extension.id,
-      `--from-snapshot needs a single-host profile: a pool (targets:) places a sandbox by free slots, not on the host that keeps snapshot ${name}; use a profile whose target: is that host (sandboxer snapshot list POOL-PROFILE shows which)`,
-    );
-  }
-  const [scan] = await extension.snapshots(config, { stateDir: parts.journal.dir, signal });
-  const found = scan?.snapshots.find((s) => s.name === name);
-  if (found) {
-    if (Date.parse(found.expires) > Date.now()) return;
+  const scans = await extension.snapshots(config, { stateDir: parts.journal.dir, signal });
+  // With a pool, any host that keeps it will do: the extension places the sandbox there.
+  const found = scans.flatMap((scan) => scan.snapshots).filter((s) => s.name === name);
+  if (found.some((s) => Date.parse(s.expires) > Date.now())) return;
+  if (found.length) {
     throw new SnapshotError(
       name,
-      `has expired on ${found.target} (at ${found.expires}; gc reaps it); take a new snapshot`,
+      `has expired on ${found[0].target} (at ${
+        found[0].expires
+      }; gc reaps it); take a new snapshot`,
     );
   }
-  const ignored = scan?.ignored.find((i) => i.path.endsWith(`/${name}`));
-  if (ignored) {
-    throw new SnapshotError(
-      name,
-      `on ${scan.target} was refused (${ignored.reason}); nothing there was read, copied or deleted — inspect it on the host`,
-    );
+  for (const scan of scans) {
+    const ignored = scan.ignored.find((i) => i.path.endsWith(`/${name}`));
+    if (ignored) {
+      throw new SnapshotError(
+        name,
+        `on ${scan.target} was refused (${ignored.reason}); nothing there was read, copied or deleted — inspect it on the host`,
+      );
+    }
   }
   throw new SnapshotError(
     name,
     `does not exist on ${
-      scan?.target ?? "the profile's target"
+      scans.map((s) => s.target).join(", ") || "the profile's target"
     } for this user and workspace root; list them with "sandboxer snapshot list PROFILE"`,
   );
 }

@@ -241,34 +241,55 @@ Deno.test("snapshots: saved, started from, listed, removed, refused and reaped",
     },
   );
 
-  await t.step(
-    "a pool profile lists each host's snapshots and refuses --from-snapshot",
-    async () => {
-      const { host, port, user, identityFile, knownHostsFile } = vm.sshd;
-      const pool = await writePoolProfile(vm.dir, "pool", [
-        { host, port, user, identityFile, knownHostsFile, capacity: 2, root: vm.root },
-      ]);
-      const scans = JSON.parse((await cli(["snapshot", "list", pool, "--json"])).stdout);
-      assert.deepEqual(
-        scans.map((s: { snapshots: { name: string }[] }) => s.snapshots.map((x) => x.name)),
-        [["base"]],
-      );
-      const result = await vm.cli([
-        "create",
-        "--profile",
-        pool,
-        "--from-snapshot",
-        "base",
-        "--name",
-        "p1",
-        "--json",
-      ]);
-      assert.equal(result.code, 1);
-      assert.equal(JSON.parse(result.stdout).error.code, "SNAPSHOT_UNSUPPORTED");
-      assert.match(lastLine(result.stderr), /needs a single-host profile/);
-      assert.equal((await vm.list()).filter((r) => r.id === "p1").length, 0);
-    },
-  );
+  await t.step("a pool places --from-snapshot on the entry that keeps it", async () => {
+    const { host, port, user, identityFile, knownHostsFile } = vm.sshd;
+    const other = `${vm.dir}/pool-root`;
+    await Deno.mkdir(other);
+    await vm.chown(other);
+    const entry = { host, port, user, identityFile, knownHostsFile, capacity: 2 };
+    const pool = await writePoolProfile(vm.dir, "pool", [
+      { ...entry, root: other },
+      { ...entry, root: vm.root },
+    ]);
+    const scans = JSON.parse((await cli(["snapshot", "list", pool, "--json"])).stdout);
+    assert.deepEqual(
+      scans.map((s: { root: string; snapshots: { name: string }[] }) => [
+        s.root,
+        s.snapshots.map((x) => x.name),
+      ]),
+      [[other, []], [vm.root, ["base"]]],
+    );
+    for (const id of ["p1", "p2"]) {
+      const made = await createOk(vm, ["--profile", pool, "--from-snapshot", "base", "--name", id]);
+      assert.equal(made.workspace, `${vm.root}/sbx-${id}`, "placed where the snapshot is");
+      assert.equal(await Deno.readTextFile(`${made.workspace}/out/app.bin`), "built\n");
+    }
+    // Both of that entry's slots are taken: the other entry does not keep it, so the pool is full.
+    const full = await vm.cli([
+      "create",
+      "--profile",
+      pool,
+      "--from-snapshot",
+      "base",
+      "--name",
+      "p3",
+    ]);
+    assert.equal(full.code, 1);
+    assert.match(lastLine(full.stderr), /every slot of the pool is taken/);
+    const none = await vm.cli([
+      "create",
+      "--profile",
+      pool,
+      "--from-snapshot",
+      "nope",
+      "--name",
+      "p4",
+    ]);
+    assert.equal(none.code, 1);
+    assert.match(lastLine(none.stderr), /Snapshot nope does not exist/);
+    for (const id of ["p1", "p2"]) await cli(["destroy", id]);
+    assert.equal((await vm.list()).filter((r) => ["p3", "p4"].includes(r.id)).length, 0);
+  });
 
   await t.step(
     "the SDK: Sandbox.create({ fromSnapshot }), sandbox.snapshot(), manager.snapshots()",

@@ -41,8 +41,8 @@ export class SnapshotError extends SandboxerError {
 
 /**
  * The sandbox's backend keeps no snapshots: an extension without the
- * snapshot methods (compose-ssh, a confined third-party extension), a VM
- * booted per sandbox, or a pool profile for `--from-snapshot`.
+ * snapshot methods (compose-ssh, a confined third-party extension), or a VM
+ * booted per sandbox.
  *
  * @example
  * ```ts

@@ -305,13 +305,19 @@ export abstract class SeededWorkspaceExtension<Config, Handle extends SshWorkspa
     options: { stateDir: string; signal?: AbortSignal },
   ): Promise<SnapshotHost[]> {
     if (config === undefined) return await this.#knownSnapshotHosts(options);
-    const configs = this.poolEntries?.(config)?.map((entry) => entry.config) ?? [config];
+    const pool = this.poolEntries?.(config);
     const hosts: SnapshotHost[] = [];
-    for (const one of configs) {
+    for (const { label, config: one } of pool ?? [{ label: "", config }]) {
       const probe = await this.handleForProfile(one, "probe");
       if (!probe || !this.seedsWanted(probe)) this.#snapshotsWanted(undefined);
-      const connection = await this.connect(probe!, options.signal);
-      hosts.push(this.#snapshotHost(probe!, connection, options.stateDir));
+      try {
+        const connection = await this.connect(probe!, options.signal);
+        hosts.push(this.#snapshotHost(probe!, connection, options.stateDir));
+      } catch (error) {
+        // One host of a pool may be down: the others' snapshots still count.
+        if (!pool || options.signal?.aborted) throw error;
+        this.logger.warn(`skipped pool host ${label}: ${errorText(error)}`);
+      }
     }
     return hosts;
   }
