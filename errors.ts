@@ -45,6 +45,8 @@ export {
   ServiceNotReadyError,
   SetupFailedError,
   SftpSyncError,
+  SnapshotError,
+  SnapshotUnsupportedError,
   SshError,
   type SshErrorOptions,
   type SshStage,

@@ -21,6 +21,9 @@ export type {
   OrphanReapContext,
   SandboxHandle,
   SeedPolicy,
+  SnapshotInfo,
+  SnapshotOptions,
+  SnapshotScan,
   SyncOptions,
   WaitProgress,
 } from "./src/extensions/types.ts";
@@ -50,6 +53,8 @@ export {
   HostKeyError,
   PermissionError,
   SandboxerError,
+  SnapshotError,
+  SnapshotUnsupportedError,
   SshError,
   TimeoutError,
   WorkspaceError,

@@ -35,6 +35,7 @@ import { forwardCommand } from "./commands/forward.ts";
 import { fetchCommand } from "./commands/fetch.ts";
 import { extendCommand } from "./commands/extend.ts";
 import { doctorCommand } from "./commands/doctor.ts";
+import { snapshotCommand } from "./commands/snapshot.ts";
 
 /** Exit code for usage errors. */
 export const EXIT_USAGE = 2;
@@ -100,6 +101,7 @@ export async function runCli(
       forwardCommand,
       fetchCommand,
       extendCommand,
+      snapshotCommand,
       doctorCommand,
     ]
   ) {
@@ -136,7 +138,10 @@ function wantsJson(
 ): boolean {
   if (verb === undefined) return false;
   const command = program.commands.find((c) => c.name() === verb);
-  if ((command?.opts() as { json?: unknown } | undefined)?.json === true) return true;
+  // A verb's subcommand (`image build --json`, `snapshot list --json`) parses its own --json.
+  for (const parsed of command ? [command, ...command.commands] : []) {
+    if ((parsed.opts() as { json?: unknown }).json === true) return true;
+  }
   if (PASS_THROUGH_VERBS.has(verb)) return false;
   const own = args.includes("--") ? args.slice(0, args.indexOf("--")) : args;
   return error instanceof CommanderError && own.includes("--json");

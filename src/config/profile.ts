@@ -27,6 +27,7 @@ export const PROFILE_KEYS: readonly string[] = [
   "setup",
   "env",
   "ttl",
+  "snapshot_ttl",
 ];
 
 const PROFILE_SCHEMA: ConfigSchema = {
@@ -48,6 +49,13 @@ const PROFILE_SCHEMA: ConfigSchema = {
   setup: { type: "string[]", default: [] },
   env: { type: "string[]", default: [], description: "NAME=value pairs for setup and exec" },
   ttl: { type: "duration", min: 1, max: MAX_TTL_SECONDS },
+  snapshot_ttl: {
+    type: "duration",
+    default: "7d",
+    min: 60,
+    max: MAX_TTL_SECONDS,
+    description: "how long `sandboxer snapshot` keeps a snapshot (docs/snapshots.md)",
+  },
 };
 
 const ENV_ENTRY = /^[A-Za-z_][A-Za-z0-9_]*=/;
@@ -236,6 +244,7 @@ export function parseProfile(
   if (syncSource !== undefined) profile.sync.source = syncSource;
   if (valid.description !== undefined) profile.description = valid.description as string;
   if (valid.ttl !== undefined) profile.ttlSeconds = valid.ttl as number;
+  profile.snapshotTtlSeconds = (valid.snapshot_ttl ?? 7 * 86400) as number;
   return profile;
 }
 

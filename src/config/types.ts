@@ -135,6 +135,8 @@ export interface Profile {
   env: string[];
   /** Lifetime in seconds; `gc` destroys the sandbox after it. */
   ttlSeconds?: number;
+  /** `snapshot_ttl` in seconds: how long a snapshot of its sandboxes is kept by default. */
+  snapshotTtlSeconds?: number;
   /** Locations of every value, for error messages. */
   source: ConfigSource;
 }

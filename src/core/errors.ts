@@ -59,3 +59,4 @@ export {
 export { RsyncTooOldError, RsyncVersionError, SftpSyncError } from "./errors/sync.ts";
 export { BootTimeoutError, ImageBuildError, ImageError, VmError } from "./errors/vm.ts";
 export { PoolError, PoolFullError } from "./errors/pool.ts";
+export { SnapshotError, SnapshotUnsupportedError } from "./errors/snapshot.ts";

@@ -1,11 +1,11 @@
 /**
  * Sandbox ids: the one pattern every layer checks them against, and fresh
- * random ones.
+ * random ones; and snapshot names.
  *
  * @module
  */
 
-import { InvalidIdError } from "./errors.ts";
+import { InvalidIdError, SnapshotError } from "./errors.ts";
 
 /**
  * A sandbox id as regular-expression source, for patterns that embed one
@@ -41,4 +41,22 @@ export function randomId(): string {
   let id = letters[bytes[0] % letters.length];
   for (const byte of bytes.slice(1)) id += alphabet[byte % alphabet.length];
   return id;
+}
+
+/** A whole snapshot name: a lowercase letter or digit, then up to 62 of them or `.`, `_`, `-`. */
+export const SNAPSHOT_NAME: RegExp = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+
+/**
+ * Check a snapshot's name.
+ *
+ * @param name The name, as given.
+ * @returns The name.
+ * @throws {SnapshotError} naming the value when it is not `[a-z0-9][a-z0-9._-]{0,62}`.
+ */
+export function checkSnapshotName(name: string): string {
+  if (SNAPSHOT_NAME.test(name)) return name;
+  throw new SnapshotError(
+    JSON.stringify(name),
+    "is not a valid snapshot name: use 1 to 63 of a-z 0-9 . _ -, starting with a letter or digit",
+  );
 }

@@ -9,7 +9,13 @@ import { retry, type RetryOptions, withTimeout } from "../core/async.ts";
 import { validateConfig } from "../config/schema.ts";
 import type { ConfigSchema, ConfigSource } from "../config/types.ts";
 import type { JsonObject } from "../core/types.ts";
-import type { TargetScan, WorkspaceMarker } from "./types.ts";
+import type {
+  SnapshotInfo,
+  SnapshotOptions,
+  SnapshotScan,
+  TargetScan,
+  WorkspaceMarker,
+} from "./types.ts";
 import type {
   CreateContext,
   DestroyContext,
@@ -256,6 +262,75 @@ export abstract class SandboxExtension<
    * @returns One line per thing reaped.
    */
   reapOrphans?(ctx: OrphanReapContext): Promise<string[]>;
+
+  /**
+   * Save the sandbox's workspace as the snapshot `name` on its host: a real
+   * copy (never links), without the workspace's marker. Optional: the manager
+   * refuses snapshots of an extension without it with
+   * `SnapshotUnsupportedError`; the four snapshot methods come
+   * together.
+   *
+   * @example
+   * ```ts ignore
+   * override async snapshot(handle: MyHandle, name: string, options: SnapshotOptions) {
+   *   // Check the workspace as exec does, copy it on the host, write the marker last.
+   *   return await copyOnHost(handle, name, options.ttlSeconds, options.replace ?? false);
+   * }
+   * ```
+   *
+   * @param handle The stored handle.
+   * @param name The snapshot's name (validated).
+   * @param options TTL, replace, the record's id, the state directory.
+   * @returns What was saved.
+   * @throws {SnapshotError} when the name is taken (without `replace`) or its path is not ours.
+   */
+  snapshot?(handle: Handle, name: string, options: SnapshotOptions): Promise<SnapshotInfo>;
+
+  /**
+   * Copy the snapshot `name` into a freshly made workspace
+   * (`create --from-snapshot`); the manager rolls the create back when it
+   * throws.
+   *
+   * @param handle The new sandbox's handle.
+   * @param name The snapshot's name.
+   * @param options The record's id, the state directory and the abort signal.
+   * @throws {SnapshotError} when it is missing, expired or not ours.
+   */
+  restoreSnapshot?(
+    handle: Handle,
+    name: string,
+    options: Omit<SnapshotOptions, "ttlSeconds" | "replace">,
+  ): Promise<void>;
+
+  /**
+   * The snapshots on the target a profile's config points at, or, without a
+   * config, on every host this state directory has kept snapshots on.
+   *
+   * @param config The profile's parsed config, or undefined for every known host.
+   * @param options The state directory and the abort signal.
+   * @returns One scan per host (one for a single target).
+   */
+  snapshots?(
+    config: Config | undefined,
+    options: { stateDir: string; signal?: AbortSignal },
+  ): Promise<SnapshotScan[]>;
+
+  /**
+   * Remove the snapshot `name` from the target a profile's config points at
+   * (without a config: from the one known host that holds it), only when its
+   * marker says it is this sandboxer's.
+   *
+   * @param config The profile's parsed config, or undefined for every known host.
+   * @param name The snapshot's name.
+   * @param options The state directory and the abort signal.
+   * @returns What was removed.
+   * @throws {SnapshotError} when it is missing or not ours (nothing is deleted).
+   */
+  removeSnapshot?(
+    config: Config | undefined,
+    name: string,
+    options: { stateDir: string; signal?: AbortSignal },
+  ): Promise<SnapshotInfo>;
 
   /**
    * The workspace path, for display.

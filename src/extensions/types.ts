@@ -84,6 +84,13 @@ export interface CreateContext<Config> {
   readonly waitSeconds?: number;
   /** Called now and then while queued: seconds waited and how many wait ahead. */
   readonly onWaiting?: (progress: WaitProgress) => void;
+  /**
+   * `create --from-snapshot NAME`: the snapshot the new workspace starts
+   * from. The manager copies it in after `create` with
+   * {@linkcode SandboxExtension.restoreSnapshot}; an extension that places
+   * sandboxes itself (a pool) may use it to choose the host, or refuse.
+   */
+  readonly fromSnapshot?: string;
 }
 
 /** Progress of a create queued for room (`create --wait`). */
@@ -164,4 +171,50 @@ export interface TargetScan {
   ignored: { workspace: string; reason: string }[];
   /** Seeds (warm workspaces) reaped on the way: expired ones. */
   seeds?: string[];
+  /** Snapshots reaped on the way: expired ones. */
+  snapshots?: string[];
+}
+
+/** A snapshot of a workspace kept on its host (docs/snapshots.md). */
+export interface SnapshotInfo {
+  /** Its name: `[a-z0-9][a-z0-9._-]{0,62}`, unique per remote user and workspace root. */
+  name: string;
+  /** The host that keeps it: `user@host:port`. */
+  target: string;
+  /** Its directory: `<root>/.sbx-snapshots/<user>/<name>`. */
+  path: string;
+  /** When it was taken (ISO). */
+  created: string;
+  /** When `gc` reaps it (ISO). */
+  expires: string;
+  /** Its size on the host, in bytes. */
+  bytes: number;
+  /** The id of the sandbox it was taken of. */
+  source: string;
+}
+
+/** What {@linkcode SandboxExtension.snapshot} is told besides the handle and the name. */
+export interface SnapshotOptions {
+  /** How long the snapshot is kept, in seconds. */
+  ttlSeconds: number;
+  /** Replace a snapshot of ours with the same name instead of refusing. */
+  replace?: boolean;
+  /** The id of the record the handle belongs to. */
+  id: string;
+  /** sandboxer's state directory (where the owner id is kept). */
+  stateDir: string;
+  /** Aborting it stops the copy's wait (the copy on the host may still finish). */
+  signal?: AbortSignal;
+}
+
+/** The snapshots a profile's target keeps for its remote user. */
+export interface SnapshotScan {
+  /** `user@host:port`. */
+  target: string;
+  /** The workspace root. */
+  root: string;
+  /** This sandboxer's snapshots, by name. */
+  snapshots: SnapshotInfo[];
+  /** Entries of the user's snapshot directory that are not ours, with why; never touched. */
+  ignored: { path: string; reason: string }[];
 }

@@ -16,6 +16,7 @@ import { lostProblem } from "./destroy_flow.ts";
 import { assertDirectory, type ManagerParts, oneLine, withEnv, withRepo } from "./manager_parts.ts";
 import type { Transcript } from "./transcript.ts";
 import type { CreateOptions } from "./manager_options.ts";
+import { checkFromSnapshot } from "./snapshot_flow.ts";
 
 /**
  * Create a sandbox: validate, record, let the extension make it, sync the
@@ -43,6 +44,9 @@ export async function createSandbox(
   if (repo !== undefined) await assertDirectory(repo, "--repo");
   const grants = parts.grantsFor(profile, config);
   const extension = parts.extension(profile.extension, withRepo(grants, repo));
+  if (options.fromSnapshot !== undefined) {
+    await checkFromSnapshot(parts, extension, config, options.fromSnapshot, options.signal);
+  }
   const ttl = options.ttlSeconds ?? profile.ttlSeconds;
   const now = new Date();
   const expiresAt = ttl === undefined ? null : new Date(now.getTime() + ttl * 1000).toISOString();
@@ -67,6 +71,7 @@ export async function createSandbox(
     permissions: grants === "none" ? null : grants,
     ...(options.ephemeral ? { ephemeral: true } : {}),
     ...(options.labels && Object.keys(options.labels).length ? { labels: options.labels } : {}),
+    ...(profile.snapshotTtlSeconds ? { snapshot_ttl_seconds: profile.snapshotTtlSeconds } : {}),
   });
   options.onRecorded?.(recorded);
   parts.logger.debug(`recorded sandbox ${id} in ${parts.journal.dir}`);
@@ -96,6 +101,7 @@ export async function createSandbox(
       profileId: profile.id,
       stateDir: parts.journal.dir,
       expiresAt: expiresAt ?? undefined,
+      ...(options.fromSnapshot !== undefined ? { fromSnapshot: options.fromSnapshot } : {}),
       signal: options.signal,
       waitSeconds: options.waitSeconds,
       onWaiting: options.onWaiting,
@@ -108,11 +114,22 @@ export async function createSandbox(
       },
     });
     await parts.journal.update(id, handleFields(handle), creating);
+    if (options.fromSnapshot !== undefined) {
+      // Part of making it: a snapshot that fails now rolls the create back, leaving nothing.
+      await parts.journal.update(id, { step: "snapshot" }, creating);
+      await extension.restoreSnapshot!(handle, options.fromSnapshot, {
+        id,
+        stateDir: parts.journal.dir,
+        signal: options.signal,
+      });
+      await log.note(`create: started from the snapshot ${options.fromSnapshot}`);
+    }
     created = true;
     phaseDone("create");
     if (repo !== undefined) {
       await parts.journal.update(id, { step: "sync" }, creating);
-      const seed = seedPolicy(profile.sync);
+      // A workspace started from a snapshot takes no seed: its copy would overwrite the snapshot's.
+      const seed = options.fromSnapshot === undefined ? seedPolicy(profile.sync) : undefined;
       await syncInto(parts, extension, id, handle, repo, profile.sync, { ...options, seed }, log);
       phaseDone("sync");
     }

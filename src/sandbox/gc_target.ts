@@ -60,6 +60,8 @@ export interface GcTargetReport {
   ignored: { workspace: string; reason: string }[];
   /** Seeds reaped (expired warm workspaces, see docs/warm-workspaces.md). */
   seeds?: string[];
+  /** Snapshots reaped (expired, see docs/snapshots.md). */
+  snapshots?: string[];
   /** For a pool profile: what was done on each host, leases included (see gc_pool.ts). */
   hosts?: PoolHostReport[];
 }
@@ -113,6 +115,7 @@ export async function gcTarget<Config>(input: GcTargetInput<Config>): Promise<Gc
     failed: [],
     ignored: scan.ignored,
     ...(scan.seeds?.length ? { seeds: scan.seeds } : {}),
+    ...(scan.snapshots?.length ? { snapshots: scan.snapshots } : {}),
   };
   for (const marker of scan.markers) {
     const mine = local.get(marker.id);

@@ -45,6 +45,8 @@ import {
   withRepo,
 } from "./manager_parts.ts";
 import { transcriptPath } from "./transcript.ts";
+import { profileSnapshots, removeProfileSnapshot, snapshotSandbox } from "./snapshot_flow.ts";
+import type { SnapshotInfo, SnapshotScan } from "../extensions/types.ts";
 import type {
   CreateOptions,
   DestroyOptions,
@@ -391,6 +393,82 @@ export class Manager implements AsyncDisposable {
       now: options.now,
       signal: options.signal,
     });
+  }
+
+  /**
+   * Save a ready sandbox's workspace as a snapshot on its host
+   * (docs/snapshots.md): a real copy, named per remote user and workspace
+   * root, that `create({ fromSnapshot })` starts new sandboxes from and `gc`
+   * reaps once it expires.
+   *
+   * @example Keep a built workspace for a week
+   * ```ts ignore
+   * const info = await manager.snapshot("build-1", "after-deps", { ttlSeconds: 7 * 86400 });
+   * console.log(info.path, info.bytes);
+   * ```
+   *
+   * @param id The sandbox id.
+   * @param name `[a-z0-9][a-z0-9._-]{0,62}`.
+   * @param options `ttlSeconds` (default: the profile's `snapshot_ttl`, 7d), `replace`, abort.
+   * @returns What was saved.
+   * @throws {SnapshotError} for a bad or taken name (without `replace`), or a path that is not ours.
+   * @throws {SnapshotUnsupportedError} for a backend that keeps no snapshots.
+   */
+  snapshot(
+    id: string,
+    name: string,
+    options: { ttlSeconds?: number; replace?: boolean; signal?: AbortSignal } = {},
+  ): Promise<SnapshotInfo> {
+    return snapshotSandbox(this.#parts, id, name, options);
+  }
+
+  /**
+   * The snapshots this sandboxer keeps on a profile's target (one scan per
+   * host of a pool), and what else is in their directory; without a profile,
+   * on every host this state directory saved snapshots on.
+   *
+   * @example
+   * ```ts ignore
+   * for (const scan of await manager.snapshots("vm-haskell-build")) {
+   *   for (const s of scan.snapshots) console.log(s.name, s.bytes, s.expires);
+   * }
+   * ```
+   *
+   * @param profile Profile name or file path; undefined for every known host.
+   * @param options Overrides and abort signal.
+   * @returns One scan per host.
+   */
+  async snapshots(
+    profile?: string,
+    options: { overrides?: readonly string[]; signal?: AbortSignal } = {},
+  ): Promise<SnapshotScan[]> {
+    const scope = await this.#snapshotScope(profile, options.overrides);
+    return await profileSnapshots(this.#parts, scope, options.signal);
+  }
+
+  /**
+   * Remove a snapshot from a profile's target (without a profile: from the
+   * one known host that holds it), only when its marker says it is this
+   * sandboxer's (a symlink is never followed).
+   *
+   * @param profile Profile name or file path; undefined to search the known hosts.
+   * @param name The snapshot's name.
+   * @param options Overrides and abort signal.
+   * @returns What was removed.
+   */
+  async removeSnapshot(
+    profile: string | undefined,
+    name: string,
+    options: { overrides?: readonly string[]; signal?: AbortSignal } = {},
+  ): Promise<SnapshotInfo> {
+    const scope = await this.#snapshotScope(profile, options.overrides);
+    return await removeProfileSnapshot(this.#parts, scope, name, options.signal);
+  }
+
+  async #snapshotScope(profile: string | undefined, overrides?: readonly string[]) {
+    if (profile === undefined) return undefined;
+    const { profile: loaded, config } = await this.resolveProfile(profile, overrides);
+    return { extension: this.#parts.extension(loaded.extension), config };
   }
 
   /**

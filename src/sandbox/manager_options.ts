@@ -76,6 +76,13 @@ export interface CreateOptions {
   ephemeral?: boolean;
   /** Labels to record with the sandbox (`create --label KEY=VALUE`). */
   labels?: Record<string, string>;
+  /**
+   * Start the workspace as a copy of this snapshot (`create --from-snapshot
+   * NAME`; docs/snapshots.md), kept on the profile's target; a repo is then
+   * synced on top. A missing, expired or foreign snapshot is refused before
+   * anything is made; one that fails later rolls the create back.
+   */
+  fromSnapshot?: string;
 }
 
 /** Options for {@linkcode Manager.sync}. */

@@ -69,6 +69,8 @@ export interface SandboxRecord {
   ephemeral?: boolean;
   /** The user's `KEY=VALUE` labels from `create --label`, for filtering list, destroy and gc. */
   labels?: Record<string, string>;
+  /** The profile's `snapshot_ttl` in seconds: how long `sandboxer snapshot ID NAME` keeps one by default. */
+  snapshot_ttl_seconds?: number;
   /** Who owns the record now: its creator, or the process that took it over to destroy it. */
   owner: SandboxOwner;
 }

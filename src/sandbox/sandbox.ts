@@ -11,6 +11,7 @@ import type { SandboxRecord } from "./record.ts";
 import { Manager } from "./manager.ts";
 import type { CreateOptions, ManagerOptions } from "./manager_options.ts";
 import { sdkWording } from "./sdk_wording.ts";
+import type { SnapshotInfo } from "../extensions/types.ts";
 
 /** What {@linkcode Sandbox.exec} resolves to: the exit code and the whole output as text. */
 export interface SandboxExecResult {
@@ -161,6 +162,32 @@ export class Sandbox implements AsyncDisposable {
     options: { signal?: AbortSignal } = {},
   ): Promise<void> {
     await this.#manager.fetch(this.id, remotePath, localDir, options).catch(rethrowForSdk);
+  }
+
+  /**
+   * Save the workspace as a snapshot on its host (docs/snapshots.md): a real
+   * copy, build outputs included, that `Sandbox.create({ fromSnapshot })`
+   * starts later sandboxes from, on the same host, until it expires.
+   *
+   * @example Build once, start every test sandbox from the built tree
+   * ```ts ignore
+   * await using builder = await Sandbox.create({ profile: "vm-haskell-build", repo: "." });
+   * await builder.exec(["cabal", "build", "all"]);
+   * await builder.snapshot("built", { ttlSeconds: 86400, replace: true });
+   * await using tester = await Sandbox.create({ profile: "vm-haskell-build", fromSnapshot: "built" });
+   * ```
+   *
+   * @param name `[a-z0-9][a-z0-9._-]{0,62}`, unique per remote user and workspace root.
+   * @param options `ttlSeconds` (default: the profile's `snapshot_ttl`, 7 days), `replace`, abort.
+   * @returns What was saved.
+   * @throws {SnapshotError} for a bad or taken name (without `replace`), or a path that is not ours.
+   * @throws {SnapshotUnsupportedError} for a backend that keeps no snapshots.
+   */
+  async snapshot(
+    name: string,
+    options: Parameters<Manager["snapshot"]>[2] = {},
+  ): Promise<SnapshotInfo> {
+    return await this.#manager.snapshot(this.id, name, options).catch(rethrowForSdk);
   }
 
   /**

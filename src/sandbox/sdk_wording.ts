@@ -22,6 +22,12 @@ const REWRITES: ReadonlyArray<readonly [RegExp, string]> = [
   [/pass --repo DIR/g, "pass repo"],
   [/Cannot use --repo /g, "Cannot use repo "],
   [/add -- CMD \[ARGS\.\.\.\]/g, "pass the program and its arguments"],
+  [/pass --replace to replace it/g, "pass replace: true to replace it"],
+  [/list them with "sandboxer snapshot list( PROFILE)?"/g, "list them with manager.snapshots()"],
+  [
+    /take a new snapshot with "sandboxer snapshot ID ([^"]*)"/g,
+    'take a new one with snapshot("$1")',
+  ],
 ];
 
 /**

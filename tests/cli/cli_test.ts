@@ -241,6 +241,34 @@ Deno.test("a state dir the OS refuses gives one line about owner and mode, exit 
   }
 });
 
+Deno.test("snapshots of a confined extension are refused in one line, and nothing is made", async () => {
+  await using tmp = await tempDir();
+  await writeProfile(tmp.path, "local", `extension: ext.local-dir\nroot: ${tmp.path}\n`);
+  const env = await envFor(tmp.path);
+  const made = await runSandboxer(["create", "-p", "local", "--name", "l1"], env);
+  assert.equal(made.code, 0, made.stderr);
+  for (
+    const args of [
+      ["snapshot", "l1", "base"],
+      ["snapshot", "list", "local"],
+      ["snapshot", "rm", "base", "--profile", "local"],
+      ["create", "-p", "local", "--from-snapshot", "base", "--name", "l2"],
+    ]
+  ) {
+    const result = await runSandboxer([...args, "--json"], env);
+    assert.equal(result.code, 1, `${args.join(" ")}: ${result.stderr}`);
+    const error = JSON.parse(result.stdout || result.stderr).error;
+    assert.equal(error.code, "SNAPSHOT_UNSUPPORTED", args.join(" "));
+    assert.match(error.message, /^Extension ext\.local-dir does not support snapshots: /);
+  }
+  const listed = JSON.parse((await runSandboxer(["list", "--json"], env)).stdout);
+  assert.deepEqual(
+    listed.map((r: { id: string }) => r.id),
+    ["l1"],
+    "the refused create left no record",
+  );
+});
+
 /** Run `deno task -q sandboxer ARGS` as a user would, with nothing on PATH but `deno`. */
 async function withMinimalPath(
   dir: string,

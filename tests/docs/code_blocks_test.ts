@@ -1,12 +1,17 @@
-// The code in the guides cannot drift from what runs: every ```ts block of docs/extension-sdk.md and
-// docs/sdk.md is type-checked with `deno check` (its "@sandboxer/sandboxer" imports pointed at this
+// The code in the guides cannot drift from what runs: every ```ts block of docs/extension-sdk.md,
+// docs/sdk.md, docs/warm-workspaces.md and docs/snapshots.md is type-checked with `deno check` (its "@sandboxer/sandboxer" imports pointed at this
 // repository's mod.ts, extension.ts and errors.ts), every ```ts excerpt=FILE block appears verbatim in FILE, every
 // ```yaml file=FILE block equals FILE, and the worked example itself type-checks.
 import assert from "node:assert/strict";
 import { ROOT, runProgram, tempDir } from "../helpers.ts";
 import { type Block, fencedBlocks, readDoc } from "./markdown.ts";
 
-const GUIDES = ["docs/extension-sdk.md", "docs/sdk.md", "docs/warm-workspaces.md"];
+const GUIDES = [
+  "docs/extension-sdk.md",
+  "docs/sdk.md",
+  "docs/warm-workspaces.md",
+  "docs/snapshots.md",
+];
 const MOD_URL = new URL("../../mod.ts", import.meta.url).href;
 
 function option(block: Block, name: string): string | undefined {

@@ -20,6 +20,7 @@ const RUNNERS: Readonly<Record<string, readonly string[]>> = {
   "docs/runbooks/vm-haskell-build.md": ["tests/docs/runbook_test.ts"],
   "docs/sdk.md": ["tests/docs/sdk_guide_test.ts", "tests/docs/code_blocks_test.ts"],
   "docs/warm-workspaces.md": ["tests/docs/code_blocks_test.ts"],
+  "docs/snapshots.md": ["tests/docs/code_blocks_test.ts"],
 };
 
 /** Info words that say how a block is checked other than by running it (docs/testing.md). */

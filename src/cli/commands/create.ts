@@ -19,6 +19,10 @@ export function createCommand(ctx: CliContext) {
     .requiredOption("-p, --profile <name|file>", "profile name or YAML file")
     .option("-n, --name <id>", "sandbox id ([a-z0-9][a-z0-9-]{0,62}); random when absent")
     .option("--repo <dir>", "local directory to sync into the workspace")
+    .option(
+      "--from-snapshot <name>",
+      "start the workspace as a copy of this snapshot on the profile's host (then sync --repo on top)",
+    )
     .option("--set <path=value>", "override a profile field (repeatable)", collect, [] as string[])
     .option("--ttl <duration>", "lifetime such as 30m or 8h, overriding the profile's ttl")
     .option(
@@ -43,6 +47,7 @@ export function createCommand(ctx: CliContext) {
         profile: options.profile,
         name: options.name,
         repo: options.repo,
+        ...(options.fromSnapshot !== undefined ? { fromSnapshot: options.fromSnapshot } : {}),
         overrides: options.set,
         ttlSeconds: options.ttl === undefined ? undefined : ttlSeconds(options.ttl),
         setupIO: { stdout: ctx.output.errBytes, stderr: ctx.output.errBytes },

@@ -144,7 +144,7 @@ function printTarget(ctx: CliContext, report: GcTargetReport): void {
   }
   for (const k of report.kept) line(ctx, `kept ${k.workspace}: ${k.reason}`);
   for (const i of report.ignored) line(ctx, `left alone ${i.workspace}: ${i.reason}`);
-  for (const s of report.seeds ?? []) line(ctx, `reaped ${s}`);
+  for (const s of [...report.seeds ?? [], ...report.snapshots ?? []]) line(ctx, `reaped ${s}`);
   const total = report.removed.length + report.failed.length + report.kept.length +
     report.ignored.length;
   if (total === 0) line(ctx, `No sbx-* workspaces in ${where}.`);

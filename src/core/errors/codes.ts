@@ -44,6 +44,8 @@ export const ERROR_CODES = [
   "BOOT_TIMEOUT",
   "POOL_FULL",
   "POOL",
+  "SNAPSHOT",
+  "SNAPSHOT_UNSUPPORTED",
 ] as const;
 
 /** The `code` of a {@linkcode SandboxerError}: one of {@linkcode ERROR_CODES}. */

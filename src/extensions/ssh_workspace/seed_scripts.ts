@@ -41,26 +41,37 @@ export const SEED_EXIT = {
 } as const;
 
 /**
- * Shell functions of the seed scripts. `seeddir` enters (with `mk=1`, makes)
- * `$rp/.sbx-seeds/$user` and sets `sd`; `slock` takes its lock (`-s` shared);
- * `valid NAME` reads a seed's marker into `sn` (nonce), `up`, `ex`, `by` and
- * `so` (owner); `wipe NAME` deletes a directory of `$sd` without following
- * symlinks; `prune BUDGET_KB KEEP` reaps expired seeds and, over the budget,
- * the least recently updated ones, printing `reaped <hash> (<why>)` lines.
+ * Shell functions shared by the stores under a workspace root that outlive
+ * sandboxes (seeds here, snapshots in snapshot_scripts.ts). They expect `rp`
+ * (the physical workspace root, set by `enter` or given), `user`, `top` (the
+ * store's directory under the root: `.sbx-seeds`), `what` (`seed`) and `sm`
+ * (the marker's file name and its first key), `tf` (the marker's time field:
+ * `updated`) and a `valid NAME` of the store that checks the name and calls
+ * `marker NAME`, which reads the marker into `sn` (nonce), `up` (the time
+ * field), `ex` (expiry), `by` (bytes) and `so` (owner), setting `why` when it
+ * refuses.
+ *
+ * `storedir` enters (with `mk=1`, makes) `$rp/$top/$user` and sets `sd`,
+ * refusing a symlink or a foreign directory at either level; `slock` takes
+ * its lock (`-s` shared); `wipe NAME` deletes a directory of `$sd` without
+ * following symlinks; `drop NAME NONCE` renames it to `.old-NAME-NONCE`
+ * first; `copyout NAME DEST` copies an entry (never links) into the checked
+ * workspace DEST, refusing one that holds a workspace marker; `prune
+ * BUDGET_KB KEEP` reaps expired entries and, over the budget, the least
+ * recently updated ones, printing `reaped <name> (<why>)` lines.
  */
-const SEED_FUNCTIONS = `
-sm=${SEED_MARKER}
-seeddir() {
+export const STORE_FUNCTIONS: string = `
+storedir() {
   cd -P -- "$rp" 2>/dev/null || { why="the workspace root $rp does not exist"; return 1; }
-  for part in .sbx-seeds "$user"; do
+  for part in "$top" "$user"; do
     here=$PWD
-    if [ -L "$part" ]; then why="$here/$part is a symlink, not sandboxer's seed directory"; return 2; fi
+    if [ -L "$part" ]; then why="$here/$part is a symlink, not sandboxer's $what directory"; return 2; fi
     if [ ! -e "$part" ]; then
       [ "$mk" = 1 ] || { why=absent; return 3; }
       mkdir -m 700 -- "$part" 2>/dev/null
     fi
     if [ -L "$part" ] || [ ! -d "$part" ] || [ ! -O "$part" ]; then
-      why="$here/$part is not a seed directory of this user"; return 2
+      why="$here/$part is not a $what directory of this user"; return 2
     fi
     cd -P -- "$part" 2>/dev/null || { why="$here/$part cannot be entered"; return 2; }
     [ "$PWD" = "$here/$part" ] || { why="$here/$part resolves to $PWD"; return 2; }
@@ -72,19 +83,21 @@ slock() {
   exec 8<"$sd"
   flock $1 8
 }
+present() { [ -e "$sd/$1" ] || [ -L "$sd/$1" ]; }
 num() { case $1 in ''|*[!0-9]*) return 1 ;; esac; }
 field() { r=\${head#*\\"$1\\":}; r=\${r%%,*}; r=\${r%%\\}*}; r=\${r#\\"}; r=\${r%\\"}; }
-valid() {
-  case $1 in *[!0-9a-f]*) why="$1 is not a seed name"; return 1 ;; esac
-  [ \${#1} -eq 32 ] || { why="$1 is not a seed name"; return 1; }
+ownedir() {
   if [ -L "$sd/$1" ] || [ ! -d "$sd/$1" ] || [ ! -O "$sd/$1" ]; then
     why="$sd/$1 is not a directory of this user (a symlink?)"; return 1
   fi
   f=$sd/$1/$sm
-  if [ -L "$f" ] || [ ! -f "$f" ]; then why="$sd/$1 has no seed marker"; return 1; fi
+  if [ -L "$f" ] || [ ! -f "$f" ]; then why="$sd/$1 has no $what marker"; return 1; fi
   head=$(head -c 400 -- "$f" 2>/dev/null)
-  case $head in "{\\"seed\\":\\"$1\\",\\"owner\\":\\""*) ;; *) why="the marker of $sd/$1 does not name it"; return 1 ;; esac
-  field owner; so=$r; field nonce; sn=$r; field updated; up=$r; field expires; ex=$r; field bytes; by=$r
+}
+marker() {
+  ownedir "$1" || return 1
+  case $head in "{\\"$what\\":\\"$1\\",\\"owner\\":\\""*) ;; *) why="the marker of $sd/$1 does not name it"; return 1 ;; esac
+  field owner; so=$r; field nonce; sn=$r; field "$tf"; up=$r; field expires; ex=$r; field bytes; by=$r
   if ! num "$up" || ! num "$ex" || ! num "$by"; then why="the marker of $sd/$1 is malformed"; return 1; fi
   case $sn in ''|*[!0-9a-f]*) why="the marker of $sd/$1 has no nonce"; return 1 ;; esac
 }
@@ -99,10 +112,22 @@ wipe() {
 drop() {
   mv -- "$sd/$1" "$sd/.old-$1-$2" 2>/dev/null && wipe ".old-$1-$2"
 }
+copyout() {
+  cd -P -- "$sd/$1" && [ "$PWD" = "$sd/$1" ] || { why="$sd/$1 cannot be entered"; return 1; }
+  if [ -e ${MARKER_FILE} ] || [ -L ${MARKER_FILE} ]; then
+    why="$sd/$1 holds a workspace marker"; return 1
+  fi
+  cp -a --reflink=auto . "$2/" 2>/dev/null || cp -a . "$2/" || { why="the copy of $sd/$1 failed"; return 2; }
+  rm -f -- "$2/$sm"
+}
 prune() {
   now=$(date +%s)
-  # Leftovers of a crash; a copy another update is making (unlocked) is younger than an hour.
+  # Leftovers of a crash: a copy another update is making is younger than an hour, or holds a
+  # lock on its directory (a snapshot's, which may take longer).
   find "$sd" -mindepth 1 -maxdepth 1 -name '.tmp-*' -mmin +60 | while IFS= read -r e; do
+    if [ -d "$e" ] && [ ! -L "$e" ] && command -v flock >/dev/null 2>&1; then
+      ( exec 7<"$e" && flock -n 7 ) 2>/dev/null || continue
+    fi
     wipe "\${e##*/}"
   done
   for e in "$sd"/.old-*; do
@@ -128,6 +153,17 @@ prune() {
 }
 `;
 
+/** The seed store's `valid` (see {@linkcode STORE_FUNCTIONS}): the name is the repository's hash. */
+const SEED_FUNCTIONS = `
+top=.sbx-seeds what=seed tf=updated sm=${SEED_MARKER}
+${STORE_FUNCTIONS}
+valid() {
+  case $1 in *[!0-9a-f]*) why="$1 is not a seed name"; return 1 ;; esac
+  [ \${#1} -eq 32 ] || { why="$1 is not a seed name"; return 1; }
+  marker "$1"
+}
+`;
+
 /**
  * `sh -c SEED_INTO sh WORKSPACE ID NONCE USER HASH OWNER`: copy the seed
  * `HASH` of USER into the fresh, checked workspace (its own marker kept).
@@ -140,20 +176,16 @@ ${SEED_FUNCTIONS}
 enter; rc=$?
 [ "$rc" -eq 0 ] || { echo "$why" >&2; exit "$rc"; }
 dest=$PWD
-seeddir; rc=$?
+storedir; rc=$?
 [ "$rc" -eq 3 ] && exit ${SEED_EXIT.none}
 [ "$rc" -eq 0 ] || { echo "$why" >&2; exit ${SEED_EXIT.refused}; }
 slock -s
-[ -e "$sd/$hash" ] || [ -L "$sd/$hash" ] || exit ${SEED_EXIT.none}
+present "$hash" || exit ${SEED_EXIT.none}
 valid "$hash" || { echo "$why" >&2; exit ${SEED_EXIT.refused}; }
 if [ "$so" != "$owner" ]; then echo "$sd/$hash was made by another sandboxer" >&2; exit ${SEED_EXIT.refused}; fi
 [ "$ex" -gt "$(date +%s)" ] || exit ${SEED_EXIT.none}
-cd -P -- "$sd/$hash" && [ "$PWD" = "$sd/$hash" ] || exit ${SEED_EXIT.refused}
-if [ -e ${MARKER_FILE} ] || [ -L ${MARKER_FILE} ]; then
-  echo "$sd/$hash holds a workspace marker" >&2; exit ${SEED_EXIT.refused}
-fi
-cp -a --reflink=auto . "$dest/" 2>/dev/null || cp -a . "$dest/" || exit ${SEED_EXIT.failed}
-rm -f -- "$dest/$sm"
+copyout "$hash" "$dest"; rc=$?
+[ "$rc" -eq 0 ] || { echo "$why" >&2; [ "$rc" -eq 1 ] && exit ${SEED_EXIT.refused}; exit ${SEED_EXIT.failed}; }
 `;
 
 /**
@@ -170,7 +202,7 @@ ${SEED_FUNCTIONS}
 enter; rc=$?
 [ "$rc" -eq 0 ] || { echo "$why" >&2; exit "$rc"; }
 src=$PWD
-mk=1 seeddir || { echo "$why" >&2; exit ${SEED_EXIT.refused}; }
+mk=1 storedir || { echo "$why" >&2; exit ${SEED_EXIT.refused}; }
 tmp=.tmp-$hash-$snonce
 mkdir -m 700 -- "$sd/$tmp" || exit ${SEED_EXIT.failed}
 # Hard links: the files are not copied. A file rsync later replaces gets a new inode; one changed
@@ -183,7 +215,7 @@ rm -f -- "$sd/$tmp/${MARKER_FILE}" "$sd/$tmp/$sm"
 slock
 kb=$(du -sk -- "$sd/$tmp" | cut -f1)
 why=
-if [ -e "$sd/$hash" ] || [ -L "$sd/$hash" ]; then
+if present "$hash"; then
   if ! valid "$hash" || [ "$so" != "$owner" ]; then
     [ -n "$why" ] || why="$sd/$hash was made by another sandboxer"
     wipe "$tmp"; echo "left $sd/$hash alone: $why" >&2; exit ${SEED_EXIT.refused}
@@ -213,7 +245,7 @@ prune "$budget" "$hash"
  */
 export const SEED_PRUNE = `rp=$1 user=$2 budget=$3
 ${SEED_FUNCTIONS}
-seeddir; rc=$?
+storedir; rc=$?
 [ "$rc" -eq 3 ] && { echo none; exit 0; }
 [ "$rc" -eq 0 ] || { echo "$why" >&2; exit ${SEED_EXIT.refused}; }
 slock

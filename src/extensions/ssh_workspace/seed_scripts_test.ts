@@ -7,32 +7,15 @@ import assert from "node:assert/strict";
 import { MAKE_WORKSPACE, MARKER_FILE } from "./remote_scripts.ts";
 import { SEED_EXIT, SEED_INTO, SEED_MARKER, SEED_PRUNE, SEED_UPDATE } from "./seed_scripts.ts";
 import { newNonce } from "./workspace_path.ts";
+import { runScript, scriptRoot } from "../../testing/shell.ts";
 
 const USER = "builder";
 const OWNER = "a".repeat(32);
 
-async function sh(script: string, args: string[]) {
-  const out = await new Deno.Command("sh", {
-    args: ["-c", script, "sh", ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
-}
+const sh = runScript;
 
 async function fixture() {
-  const dir = await Deno.makeTempDir({ prefix: "sbx-seed-scripts-" });
-  const root = `${dir}/build`;
-  await Deno.mkdir(root);
-  const workspace = async (id: string) => {
-    const nonce = newNonce();
-    const ws = `${root}/sbx-${id}`;
-    const marker = JSON.stringify({ id, nonce, profile: "profile.t" });
-    const made = await sh(MAKE_WORKSPACE, [root, ws, marker]);
-    assert.equal(made.code, 0, made.stderr);
-    return { ws, id, nonce, args: [ws, id, nonce] };
-  };
+  const { dir, root, workspace } = await scriptRoot("sbx-seed-scripts-", MAKE_WORKSPACE);
   return {
     dir,
     root,

@@ -8,10 +8,18 @@
  * @module
  */
 
-import { errorText } from "../../core/errors.ts";
 import { defaultStateDir } from "../../core/paths.ts";
 import type { SyncReport } from "../../core/types.ts";
-import type { DestroyContext, OrphanReapContext, SyncOptions, TargetScan } from "../types.ts";
+import { errorText, SnapshotError, SnapshotUnsupportedError } from "../../core/errors.ts";
+import type {
+  DestroyContext,
+  OrphanReapContext,
+  SnapshotInfo,
+  SnapshotOptions,
+  SnapshotScan,
+  SyncOptions,
+  TargetScan,
+} from "../types.ts";
 import { SshWorkspaceExtension } from "./extension.ts";
 import type { SshWorkspaceHandle } from "./handle.ts";
 import {
@@ -23,7 +31,16 @@ import {
   seedHosts,
   seedPlace,
   seedUser,
+  storeHosts,
 } from "./seeds.ts";
+import {
+  listSnapshots,
+  pruneSnapshots,
+  removeSnapshot,
+  restoreSnapshot,
+  saveSnapshot,
+  type SnapshotHost,
+} from "./snapshots.ts";
 import { type WorkspaceRef, workspaceRef } from "./workspace_ref.ts";
 
 /** An {@linkcode SshWorkspaceExtension} whose new sandboxes may start from a seed. */
@@ -125,7 +142,12 @@ export abstract class SeededWorkspaceExtension<Config, Handle extends SshWorkspa
     const connection = await this.connect(probe, options.signal);
     const place = { root: scan.root, user: seedUser(probe) };
     const reaped = await pruneSeeds(connection, place, 0, this.logger);
-    return reaped?.length ? { ...scan, seeds: reaped } : scan;
+    const snapshots = await pruneSnapshots(this.#snapshotHost(probe, connection));
+    return {
+      ...scan,
+      ...(reaped?.length ? { seeds: reaped } : {}),
+      ...(snapshots?.length ? { snapshots } : {}),
+    };
   }
 
   /**
@@ -149,6 +171,17 @@ export abstract class SeededWorkspaceExtension<Config, Handle extends SshWorkspa
         this.logger.warn(`skipped the seeds under ${record.root}: ${errorText(error)}`);
       }
     }
+    for (const record of await storeHosts(ctx.stateDir, "snapshots")) {
+      try {
+        const handle = record.handle as Handle;
+        const host = this.#snapshotHost(handle, await this.connect(handle), ctx.stateDir);
+        const lines = await pruneSnapshots(host);
+        if (lines === undefined) await Deno.remove(record.file);
+        else reaped.push(...lines);
+      } catch (error) {
+        this.logger.warn(`skipped the snapshots under ${record.root}: ${errorText(error)}`);
+      }
+    }
     const pending = `${ctx.stateDir}/seeds/pending`;
     try {
       for await (const entry of Deno.readDir(pending)) {
@@ -161,6 +194,168 @@ export abstract class SeededWorkspaceExtension<Config, Handle extends SshWorkspa
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     }
     return reaped;
+  }
+
+  /**
+   * Save the sandbox's workspace as the snapshot `name` on its host
+   * (docs/snapshots.md): a real copy, checked as exec checks the workspace.
+   *
+   * @param handle The stored handle.
+   * @param name The snapshot's name (validated).
+   * @param options TTL, replace, the record's id and the state directory.
+   * @returns What was saved.
+   */
+  override async snapshot(
+    handle: Handle,
+    name: string,
+    options: SnapshotOptions,
+  ): Promise<SnapshotInfo> {
+    this.#snapshotsWanted(handle);
+    const ref = workspaceRef(handle, options.id);
+    const connection = await this.connect(handle, options.signal);
+    return await saveSnapshot(this.#snapshotHost(handle, connection, options.stateDir), ref, name, {
+      ttlSeconds: options.ttlSeconds,
+      replace: options.replace,
+      signal: options.signal,
+    });
+  }
+
+  /**
+   * Copy the snapshot `name` into a new sandbox's workspace.
+   *
+   * @param handle The new sandbox's handle.
+   * @param name The snapshot's name.
+   * @param options The record's id, the state directory and the abort signal.
+   */
+  override async restoreSnapshot(
+    handle: Handle,
+    name: string,
+    options: Omit<SnapshotOptions, "ttlSeconds" | "replace">,
+  ): Promise<void> {
+    this.#snapshotsWanted(handle);
+    const ref = workspaceRef(handle, options.id);
+    const connection = await this.connect(handle, options.signal);
+    const host = this.#snapshotHost(handle, connection, options.stateDir);
+    await restoreSnapshot(host, ref, name, options.signal);
+  }
+
+  /**
+   * The snapshots on the profile's target (every host of a pool); without a
+   * profile, on every host this state directory saved snapshots on (an
+   * unreachable one is skipped with a warning).
+   *
+   * @param config The profile's parsed config, or undefined.
+   * @param options The state directory and the abort signal.
+   * @returns One scan per host.
+   */
+  override async snapshots(
+    config: Config | undefined,
+    options: { stateDir: string; signal?: AbortSignal },
+  ): Promise<SnapshotScan[]> {
+    const scans: SnapshotScan[] = [];
+    for (const host of await this.#snapshotHosts(config, options)) {
+      scans.push(await listSnapshots(host, options.signal));
+    }
+    return scans;
+  }
+
+  /**
+   * Remove the snapshot `name` from the profile's target; with a pool or
+   * without a profile, from the one host that holds it.
+   *
+   * @param config The profile's parsed config, or undefined for every known host.
+   * @param name The snapshot's name.
+   * @param options The state directory and the abort signal.
+   * @returns What was removed.
+   */
+  override async removeSnapshot(
+    config: Config | undefined,
+    name: string,
+    options: { stateDir: string; signal?: AbortSignal },
+  ): Promise<SnapshotInfo> {
+    const hosts = await this.#snapshotHosts(config, options);
+    if (hosts.length === 1) return await removeSnapshot(hosts[0], name, options.signal);
+    const holders: SnapshotHost[] = [];
+    const where: string[] = [];
+    for (const host of hosts) {
+      const scan = await listSnapshots(host, options.signal).catch(() => undefined);
+      if (scan?.snapshots.some((s) => s.name === name)) {
+        holders.push(host);
+        where.push(scan.target);
+      }
+    }
+    if (holders.length > 1) {
+      throw new SnapshotError(
+        name,
+        `exists on several hosts (${where.join(", ")}); pass --profile to say which one`,
+      );
+    }
+    if (holders.length === 0) {
+      throw new SnapshotError(
+        name,
+        `is on none of the hosts this sandboxer keeps snapshots on; list them with "sandboxer snapshot list"`,
+      );
+    }
+    return await removeSnapshot(holders[0], name, options.signal);
+  }
+
+  /** The hosts of a profile (each pool entry's), connected. */
+  async #snapshotHosts(
+    config: Config | undefined,
+    options: { stateDir: string; signal?: AbortSignal },
+  ): Promise<SnapshotHost[]> {
+    if (config === undefined) return await this.#knownSnapshotHosts(options);
+    const pool = this.poolEntries?.(config);
+    const hosts: SnapshotHost[] = [];
+    for (const { label, config: one } of pool ?? [{ label: "", config }]) {
+      const probe = await this.handleForProfile(one, "probe");
+      if (!probe || !this.seedsWanted(probe)) this.#snapshotsWanted(undefined);
+      try {
+        const connection = await this.connect(probe!, options.signal);
+        hosts.push(this.#snapshotHost(probe!, connection, options.stateDir));
+      } catch (error) {
+        // One host of a pool may be down: the others' snapshots still count.
+        if (!pool || options.signal?.aborted) throw error;
+        this.logger.warn(`skipped pool host ${label}: ${errorText(error)}`);
+      }
+    }
+    return hosts;
+  }
+
+  /** The hosts this state directory saved snapshots on; an unreachable one is skipped. */
+  async #knownSnapshotHosts(
+    options: { stateDir: string; signal?: AbortSignal },
+  ): Promise<SnapshotHost[]> {
+    const hosts: SnapshotHost[] = [];
+    for (const record of await storeHosts(options.stateDir, "snapshots")) {
+      const handle = record.handle as Handle;
+      try {
+        const connection = await this.connect(handle, options.signal);
+        hosts.push(this.#snapshotHost(handle, connection, options.stateDir));
+      } catch (error) {
+        options.signal?.throwIfAborted();
+        this.logger.warn(`skipped the snapshots under ${record.root}: ${errorText(error)}`);
+      }
+    }
+    return hosts;
+  }
+
+  /** Refuse a sandbox whose host goes with it (a VM booted per sandbox). */
+  #snapshotsWanted(handle: Handle | undefined): void {
+    if (handle && this.seedsWanted(handle)) return;
+    throw new SnapshotUnsupportedError(
+      this.id,
+      "a VM booted per sandbox (mode: boot) takes its disk, and any snapshot on it, with it; use an attach-mode profile (target: or targets:)",
+    );
+  }
+
+  #snapshotHost(handle: Handle, connection: SnapshotHost["connection"], stateDir?: string) {
+    return {
+      handle,
+      connection,
+      logger: this.logger,
+      stateDir: stateDir ?? this.#stateDir(),
+    } satisfies SnapshotHost;
   }
 
   async #seedHost(handle: Handle, signal?: AbortSignal): Promise<SeedHost> {

@@ -230,17 +230,33 @@ export async function saveSeed(
     return;
   }
   host.logger.debug(`saved ${ref.workspace} as the seed ${seedPath(place)}`);
-  const key = digest([
-    handleTarget(host.handle),
-    String(host.handle.ssh_port),
-    place.root,
-    place.user,
-  ]);
-  await Deno.mkdir(join(host.stateDir, "seeds", "hosts"), { recursive: true, mode: 0o700 });
-  const { workspace: _, nonce: _n, ...connectionFields } = host.handle;
+  await rememberHost(host.stateDir, "seeds", host.handle, place, { policy });
+}
+
+/**
+ * Remember that a host, workspace root and user hold entries of a store of
+ * ours (`<stateDir>/<store>/hosts/<key>.json`: the connection fields of the
+ * handle), so the plain `gc` can visit it.
+ *
+ * @param stateDir sandboxer's state directory.
+ * @param store `seeds` or `snapshots`.
+ * @param handle A handle on that host.
+ * @param place Root and user.
+ * @param extra More fields to keep (the seeds' bounds).
+ */
+export async function rememberHost(
+  stateDir: string,
+  store: "seeds" | "snapshots",
+  handle: SshWorkspaceHandle,
+  place: Pick<SeedPlace, "root" | "user">,
+  extra: Record<string, unknown> = {},
+): Promise<void> {
+  const key = digest([handleTarget(handle), String(handle.ssh_port), place.root, place.user]);
+  await Deno.mkdir(join(stateDir, store, "hosts"), { recursive: true, mode: 0o700 });
+  const { workspace: _, nonce: _n, ...connectionFields } = handle;
   await writeAtomically(
-    join(host.stateDir, "seeds", "hosts", `${key}.json`),
-    JSON.stringify({ handle: connectionFields, root: place.root, user: place.user, policy }),
+    join(stateDir, store, "hosts", `${key}.json`),
+    JSON.stringify({ handle: connectionFields, root: place.root, user: place.user, ...extra }),
   );
 }
 
@@ -292,9 +308,23 @@ export interface SeedHostRecord {
  * @param stateDir sandboxer's state directory.
  * @returns Their records (unreadable files skipped).
  */
-export async function seedHosts(stateDir: string): Promise<SeedHostRecord[]> {
-  const dir = join(stateDir, "seeds", "hosts");
-  const hosts: SeedHostRecord[] = [];
+export function seedHosts(stateDir: string): Promise<SeedHostRecord[]> {
+  return storeHosts<SeedHostRecord>(stateDir, "seeds");
+}
+
+/**
+ * The hosts this state directory keeps entries of a store on (see {@linkcode rememberHost}).
+ *
+ * @param stateDir sandboxer's state directory.
+ * @param store `seeds` or `snapshots`.
+ * @returns Their records (unreadable files skipped).
+ */
+export async function storeHosts<Record extends Omit<SeedHostRecord, "policy">>(
+  stateDir: string,
+  store: "seeds" | "snapshots",
+): Promise<Record[]> {
+  const dir = join(stateDir, store, "hosts");
+  const hosts: Record[] = [];
   try {
     for await (const entry of Deno.readDir(dir)) {
       if (!entry.isFile || !entry.name.endsWith(".json")) continue;

@@ -24,7 +24,7 @@ import {
   VmError,
 } from "../../core/errors.ts";
 import { isFile } from "../../core/fs.ts";
-import { BootTimeoutError } from "../../core/errors.ts";
+import { BootTimeoutError, errorText, SnapshotError } from "../../core/errors.ts";
 import { defaultStateDir } from "../../core/paths.ts";
 import { optionalEnv } from "../../core/permissions.ts";
 import { openPortRegistry, type PortRegistry } from "../../core/ports/registry.ts";
@@ -154,7 +154,10 @@ export class VmPackerExtension extends SeededWorkspaceExtension<VmPackerConfig, 
    */
   override async create(ctx: CreateContext<VmPackerConfig>): Promise<VmPackerHandle> {
     if (ctx.config.mode === "boot") return await this.#createBoot(ctx);
-    if (ctx.config.targets) return await createInPool(this.#poolHooks(), ctx);
+    if (ctx.config.targets) {
+      const only = ctx.fromSnapshot === undefined ? undefined : await this.#holding(ctx);
+      return await createInPool(this.#poolHooks(), ctx, only);
+    }
     return await this.makeWorkspace(ctx, (await this.handleForProfile(ctx.config, ctx.id))!);
   }
 
@@ -291,6 +294,36 @@ export class VmPackerExtension extends SeededWorkspaceExtension<VmPackerConfig, 
         this.connect(handle, signal, this.options.acceptNewHostKey ?? false),
       makeWorkspace: (ctx, handle) => this.makeWorkspace(ctx, handle),
     };
+  }
+
+  /**
+   * `create --from-snapshot` with a pool: the entries whose host keeps a usable snapshot of that
+   * name (an unreachable host is left out); the sandbox is placed on one of them.
+   */
+  async #holding(ctx: CreateContext<VmPackerConfig>): Promise<Set<number>> {
+    const name = ctx.fromSnapshot!;
+    const holding = new Set<number>();
+    for (const [index, entry] of (this.poolEntries(ctx.config) ?? []).entries()) {
+      const options = { stateDir: ctx.stateDir ?? this.#stateDir(), signal: ctx.signal };
+      const scans = await this.snapshots(entry.config, options).catch((error) => {
+        ctx.signal?.throwIfAborted();
+        this.logger.warn(`skipped pool host ${entry.label}: ${errorText(error)}`);
+        return [];
+      });
+      const now = Date.now();
+      if (
+        scans.some((s) => s.snapshots.some((x) => x.name === name && Date.parse(x.expires) > now))
+      ) {
+        holding.add(index);
+      }
+    }
+    if (holding.size === 0) {
+      throw new SnapshotError(
+        name,
+        'is on no reachable host of the pool for this user and root; list them with "sandboxer snapshot list PROFILE"',
+      );
+    }
+    return holding;
   }
 
   #stateDir(): string {

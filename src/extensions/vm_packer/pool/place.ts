@@ -51,16 +51,19 @@ const POLL_MS = 1_500;
  *
  * @param hooks The extension's connection, handle and workspace steps.
  * @param ctx The create context (with `waitSeconds` for `--wait`).
+ * @param only The indexes of the entries it may be placed on (`--from-snapshot`: those whose host
+ * keeps the snapshot); all when absent.
  * @returns The handle as recorded, with `pool_lease`.
  * @throws {PoolFullError} when no slot is free (after waiting, with --wait).
  */
 export async function createInPool(
   hooks: PoolHooks,
   ctx: CreateContext<VmPackerConfig>,
+  only?: ReadonlySet<number>,
 ): Promise<VmPackerHandle> {
   const nonce = newNonce();
   await step(ctx, "place");
-  const placed = await place(hooks, ctx, nonce);
+  const placed = await place(hooks, ctx, nonce, only);
   const { entry, slot } = placed;
   const lease = { id: ctx.id, nonce };
   const handle: VmPackerHandle = {
@@ -157,6 +160,7 @@ async function place(
   hooks: PoolHooks,
   ctx: CreateContext<VmPackerConfig>,
   nonce: string,
+  only: ReadonlySet<number> | undefined,
 ): Promise<Placed> {
   const entries = ctx.config.targets!;
   const waitMs = (ctx.waitSeconds ?? 0) * 1000;
@@ -191,6 +195,7 @@ async function place(
       const offset = Math.floor(Math.random() * entries.length);
       for (let k = 0; k < entries.length && !placed; k++) {
         const index = (offset + k) % entries.length;
+        if (only && !only.has(index)) continue;
         ctx.signal?.throwIfAborted();
         let result: AcquireResult;
         let at: { entry: EntryOnHost; handle: VmPackerHandle };
