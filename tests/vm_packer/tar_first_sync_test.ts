@@ -158,7 +158,7 @@ Deno.test("first sync: a workspace that is no longer empty, or a host without GN
     );
     assert.deepEqual(extra, []);
     assert.deepEqual(
-      [...Deno.readDirSync(record.workspace as string)].map((e) => e.name).sort(),
+      (await Array.fromAsync(Deno.readDir(record.workspace as string))).map((e) => e.name).sort(),
       [MARKER_FILE, "a.txt"],
     );
 
