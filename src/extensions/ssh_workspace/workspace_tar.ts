@@ -108,7 +108,6 @@ export async function tarIntoFreshWorkspace(
     return skip("the key needs a passphrase that OpenSSH cannot be given");
   }
   try {
-    if (!(await localGnuTar())) return skip("no GNU tar on this machine");
     const command = remoteCommand([
       "sh",
       "-c",
@@ -118,7 +117,13 @@ export async function tarIntoFreshWorkspace(
       ref.id,
       ref.nonce,
     ]);
-    const selection = tarSelection(plan, options.signal);
+    // Asked while ssh connects; no GNU tar here ends that ssh unused (and this path, below).
+    let noLocalTar = false;
+    const selection = Promise.all([localGnuTar(), tarSelection(plan, options.signal)])
+      .then(([gnu, chosen]) => {
+        noLocalTar = !gnu;
+        return gnu ? chosen : undefined;
+      });
     selection.catch(() => {}); // awaited by pushTar, or dropped when this path is skipped
     const shared = await liveMuxClient(handle, setup.stateDir).catch(() => undefined);
     let outcome;
@@ -160,7 +165,11 @@ export async function tarIntoFreshWorkspace(
       ];
       outcome = await pushTar(plan.source, selection, argv, options);
     }
-    if (outcome === undefined) return skip("the selection holds devices, sockets or FIFOs");
+    if (outcome === undefined) {
+      return skip(
+        noLocalTar ? "no GNU tar on this machine" : "the selection holds devices, sockets or FIFOs",
+      );
+    }
     if (!outcome.remoteStdout.startsWith(`${TAR_STARTED}\n`)) {
       return skip(
         `the host did not start tar (exit ${outcome.remoteCode}: ${outcome.remoteStderr.trim()})`,
