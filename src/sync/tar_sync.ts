@@ -8,15 +8,16 @@
  * ({@linkcode rsyncFilterArgs}: git's listing in a work tree, `.gitignore`
  * files as rsync reads them elsewhere), so the selection is rsync's own in
  * both cases. Its itemized names (`\#ooo` escapes decoded back to bytes, so
- * newlines and non-UTF-8 names survive) go NUL-separated to GNU tar
- * (`--null --verbatim-files-from --no-unquote --no-recursion`), which writes
- * a POSIX (pax) archive: nanosecond mtimes, symlinks as symlinks, hard links
- * as separate files (`--hard-dereference`, as `rsync -a` without `-H`).
+ * newlines and non-UTF-8 names survive) go NUL-separated to GNU tar as rsync
+ * lists them (`--null --verbatim-files-from --no-unquote --no-recursion`),
+ * which writes a POSIX (pax) archive: nanosecond mtimes, symlinks as
+ * symlinks, hard links as separate files (`--hard-dereference`, as
+ * `rsync -a` without `-H`). ssh connects meanwhile.
  *
  * The receiving side is the caller's (a constant remote script that checks
- * the workspace and runs `tar -x`); {@linkcode pushTar} only moves the bytes
- * from the local tar into the remote command's stdin and reports both exit
- * statuses. A selection holding devices, sockets or FIFOs is left to rsync.
+ * the workspace and runs `tar -x`); {@linkcode pushTar} moves the bytes
+ * from the local tar into the remote command's stdin and reports every exit
+ * status. A selection holding devices, sockets or FIFOs is left to rsync.
  *
  * @module
  */
@@ -27,16 +28,6 @@ import { run, spawnPiped, terminate } from "../process/run.ts";
 import { signalExitCode } from "../process/signals.ts";
 import { rsyncFilterArgs } from "./rsync.ts";
 import type { RsyncPlan } from "./rsync_types.ts";
-
-/** What to send: NUL-separated relative names (`.` first) and what rsync would report. */
-export interface TarSelection {
-  /** The names for `tar -T -`, each followed by a NUL byte. */
-  list: Uint8Array;
-  /** Regular files (rsync's "Number of regular files transferred"). */
-  files: number;
-  /** Their total size (rsync's "Total transferred file size"). */
-  bytes: number;
-}
 
 /**
  * GNU tar's create arguments for a NUL-separated list on stdin, names taken
@@ -106,63 +97,71 @@ export function rsyncNameBytes(escaped: string): Uint8Array {
   return join(parts);
 }
 
-/**
- * The files a push of `plan` would send into an empty directory, as rsync
- * itself chooses them.
- *
- * @param plan The source and its selection (filters, excludes, `.gitignore`).
- * @param signal Aborting it stops rsync.
- * @returns The selection, or undefined when it holds a device, socket or FIFO
- *   (or rsync's listing failed): the caller uses rsync then.
- */
-export async function tarSelection(
+/** The local rsync's listing argv: a dry run into a directory that is never made. */
+function listingArgv(
   plan: Pick<RsyncPlan, "source" | "selection" | "gitignore" | "exclude">,
-  signal?: AbortSignal,
-): Promise<TarSelection | undefined> {
-  const scratch = await Deno.makeTempDir({ prefix: "sbx-tar-list-" });
-  try {
-    const source = plan.source.endsWith("/") ? plan.source : `${plan.source}/`;
-    const argv: [string, ...string[]] = [
-      "rsync",
-      "--archive",
-      "--dry-run",
-      "--out-format=%i %l %n",
-      ...rsyncFilterArgs(plan),
-      "--",
-      source.startsWith("/") ? source : `./${source}`,
-      // Never made (a dry run): every entry is new, so every entry is itemized.
-      `${scratch}/empty/`,
-    ];
-    const result = await run(argv, {
-      signal,
-      allowFailure: true,
-      env: { RSYNC_OLD_ARGS: "0" },
-    });
-    if (result.code !== 0) return undefined;
+  scratch: string,
+): [string, ...string[]] {
+  const source = plan.source.endsWith("/") ? plan.source : `${plan.source}/`;
+  return [
+    "rsync",
+    "--archive",
+    "--dry-run",
+    "--out-format=%i %l %n",
+    ...rsyncFilterArgs(plan),
+    "--",
+    source.startsWith("/") ? source : `./${source}`,
+    // Never made (a dry run): every entry is new, so every entry is itemized.
+    `${scratch}/empty/`,
+  ];
+}
+
+/**
+ * Turns rsync's itemized lines, as they arrive, into NUL-terminated names
+ * for tar, counting regular files and their bytes as rsync's stats would.
+ */
+class ItemReader {
+  files = 0;
+  bytes = 0;
+  /** A device, socket or FIFO was listed: tar must not be used. */
+  special = false;
+  #rest = "";
+  #decoder = new TextDecoder();
+
+  /** The names for tar in `chunk` (a part of rsync's stdout). */
+  take(chunk: Uint8Array, last = false): Uint8Array {
+    const text = this.#rest + this.#decoder.decode(chunk, { stream: !last });
+    const lines = text.split("\n");
+    this.#rest = last ? "" : lines.pop() ?? "";
     const names: Uint8Array[] = [];
-    let files = 0;
-    let bytes = 0;
-    for (const line of result.stdout.split("\n")) {
+    for (const line of lines) {
       const item = ITEM_LINE.exec(line);
       if (!item) continue;
       const kind = item[1][1];
-      if (kind === "D" || kind === "S") return undefined;
+      if (kind === "D" || kind === "S") {
+        this.special = true;
+        continue;
+      }
       let name = item[3];
       if (kind === "d") name = name === "./" ? "." : name.replace(/\/$/, "");
       if (kind === "f") {
-        files++;
-        bytes += Number(item[2]);
+        this.files++;
+        this.bytes += Number(item[2]);
       }
       names.push(rsyncNameBytes(name), new Uint8Array([0]));
     }
-    return { list: join(names), files, bytes };
-  } finally {
-    await Deno.remove(scratch, { recursive: true }).catch(() => {});
+    return join(names);
   }
 }
 
-/** How a tar push ended: both sides' statuses and what the remote command said. */
+/** How a tar push ended: every side's status, the remote output, and what was listed. */
 export interface TarPushOutcome {
+  /** The listing was whole (rsync exited 0) and held no device, socket or FIFO. */
+  listed: boolean;
+  /** Regular files listed (rsync's "Number of regular files transferred"). */
+  files: number;
+  /** Their total size (rsync's "Total transferred file size"). */
+  bytes: number;
   /** The local tar's exit code. */
   localCode: number;
   /** The local tar's stderr. */
@@ -177,75 +176,97 @@ export interface TarPushOutcome {
 
 /**
  * Start `remote` (an ssh whose remote command extracts a tar stream) at once,
- * so its handshake overlaps the listing; then run the local tar over the
- * selection and feed its stream to it.
+ * and while it connects the local rsync's listing and the local tar: each
+ * name rsync lists goes to tar as it comes, and tar's stream to `remote`.
+ * A device, socket or FIFO in the listing, or a failed listing, ends tar
+ * and `remote` (the outcome says `listed: false`): the caller then syncs by
+ * rsync, whose `--delete` makes whatever arrived exact.
  *
- * @param source The local directory.
- * @param selection What to send, from {@linkcode tarSelection}; undefined ends `remote` unused.
+ * @param plan The source and its selection, as the rsync sync would use them.
  * @param remote The ssh argv, remote command included.
- * @param options Progress (bytes of the stream, capped at the files' total), abort.
- * @returns Both exit statuses and the remote output, or undefined when there was no selection.
+ * @param options Progress (bytes of the stream), abort.
+ * @returns Every side's status and the remote output, or undefined when this
+ *   machine has no usable GNU tar (`remote` was ended unused).
  */
 export async function pushTar(
-  source: string,
-  selection: Promise<TarSelection | undefined>,
+  plan: Pick<RsyncPlan, "source" | "selection" | "gitignore" | "exclude">,
   remote: readonly [string, ...string[]],
   options: { onProgress?: (progress: SyncProgress) => void; signal?: AbortSignal } = {},
 ): Promise<TarPushOutcome | undefined> {
   options.signal?.throwIfAborted();
-  const ssh = await spawnPiped(remote);
+  const children: Deno.ChildProcess[] = [];
   const kills: (() => void)[] = [];
-  const stop = (child: Deno.ChildProcess) => kills.push(terminate(child));
-  const onAbort = () => stop(ssh);
-  options.signal?.addEventListener("abort", onAbort, { once: true });
+  const stopAll = () => {
+    for (const child of children) kills.push(terminate(child));
+  };
+  options.signal?.addEventListener("abort", stopAll, { once: true });
   const text = (stream: ReadableStream<Uint8Array>) => new Response(stream).text();
-  const remoteStdout = text(ssh.stdout);
-  const remoteStderr = text(ssh.stderr);
+  const scratch = await Deno.makeTempDir({ prefix: "sbx-tar-list-" });
   try {
-    let chosen: TarSelection | undefined;
-    let tar: Deno.ChildProcess | undefined;
-    try {
-      chosen = await selection;
-      if (chosen !== undefined) tar = await spawnPiped(tarCreateArgv(source));
-    } finally {
-      if (tar === undefined) {
-        await ssh.stdin.abort().catch(() => {});
-        stop(ssh);
-        await Promise.allSettled([ssh.status, remoteStdout, remoteStderr]);
-      }
+    const ssh = await spawnPiped(remote);
+    children.push(ssh);
+    const remoteStdout = text(ssh.stdout);
+    const remoteStderr = text(ssh.stderr);
+    if (!(await localGnuTar().catch(() => false))) {
+      await ssh.stdin.abort().catch(() => {});
+      stopAll();
+      await Promise.allSettled([ssh.status, remoteStdout, remoteStderr]);
+      return undefined;
     }
-    if (tar === undefined || chosen === undefined) return undefined;
-    const local = tar;
-    options.signal?.addEventListener("abort", () => stop(local), { once: true });
-    const localStderr = text(local.stderr);
-    const list = (async () => {
-      const writer = local.stdin.getWriter();
-      await writer.write(chosen.list).catch(() => {});
+    // RSYNC_OLD_ARGS in the user's environment would change how rsync reads its arguments.
+    const lister = await spawnPiped(listingArgv(plan, scratch), { env: { RSYNC_OLD_ARGS: "0" } });
+    children.push(lister);
+    const tar = await spawnPiped(tarCreateArgv(plan.source));
+    children.push(tar);
+    await lister.stdin.close().catch(() => {});
+    const listerErr = text(lister.stderr);
+    const localStderr = text(tar.stderr);
+
+    const items = new ItemReader();
+    const names = (async () => {
+      const writer = tar.stdin.getWriter();
+      let open = true;
+      const send = async (bytes: Uint8Array) => {
+        if (open && bytes.length > 0) await writer.write(bytes).catch(() => open = false);
+      };
+      for await (const chunk of lister.stdout) {
+        await send(items.take(chunk));
+        if (items.special) break;
+      }
+      await send(items.take(new Uint8Array(), true));
+      if (items.special) {
+        // Not for tar: stop here, and the caller syncs by rsync.
+        await lister.stdout.cancel().catch(() => {});
+        stopAll();
+      }
       await writer.close().catch(() => {});
     })();
+
     let sent = 0;
-    const total = chosen.bytes;
     const onProgress = options.onProgress;
-    const counted = onProgress === undefined ? local.stdout : local.stdout.pipeThrough(
+    const counted = onProgress === undefined ? tar.stdout : tar.stdout.pipeThrough(
       new TransformStream<Uint8Array, Uint8Array>({
         transform(chunk, controller) {
           sent += chunk.length;
-          const bytes = Math.min(sent, total);
-          onProgress({
-            bytes,
-            percent: total > 0 ? Math.min(100, Math.floor(bytes * 100 / total)) : 100,
-          });
+          onProgress({ bytes: sent });
           controller.enqueue(chunk);
         },
       }),
     );
     // A remote side that refused (it never reads) breaks the pipe: tar then ends too.
     const pump = counted.pipeTo(ssh.stdin).catch(() => {});
-    const [tarStatus, sshStatus] = await Promise.all([local.status, ssh.status]);
-    await Promise.all([list, pump]);
+    const [listStatus, tarStatus, sshStatus] = await Promise.all([
+      lister.status,
+      tar.status,
+      ssh.status,
+    ]);
+    await Promise.all([names, pump, listerErr]);
     if (options.signal?.aborted) throw options.signal.reason;
     const code = (s: Deno.CommandStatus) => s.signal ? signalExitCode(s.signal) : s.code;
     return {
+      listed: !items.special && code(listStatus) === 0,
+      files: items.files,
+      bytes: items.bytes,
       localCode: code(tarStatus),
       localStderr: await localStderr,
       remoteCode: code(sshStatus),
@@ -253,8 +274,9 @@ export async function pushTar(
       remoteStderr: await remoteStderr,
     };
   } finally {
-    options.signal?.removeEventListener("abort", onAbort);
+    options.signal?.removeEventListener("abort", stopAll);
     for (const cancel of kills) cancel();
+    await Deno.remove(scratch, { recursive: true }).catch(() => {});
   }
 }
 

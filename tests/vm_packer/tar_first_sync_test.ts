@@ -4,7 +4,8 @@
 //   (paths as bytes, kinds, modes, symlink targets, contents, mtimes to the nanosecond), in a git
 //   work tree and outside one, with hostile names (spaces, newlines, leading dashes, non-UTF-8
 //   bytes), and it reports the same files and bytes;
-// - a workspace that is not empty, a host without GNU tar: rsync instead, with no extra output;
+// - a workspace that is not empty, a FIFO in the selection, a host without GNU tar: rsync
+//   instead, with no extra output;
 // - a hand-made stream with a symlink out of the workspace and paths through it, `..`, absolute
 //   names and hard links out, fed to the remote script on the loopback sshd and on an isolated
 //   host: nothing lands outside the workspace.
@@ -131,7 +132,7 @@ Deno.test("first sync by tar makes exactly rsync's tree: outside git, .gitignore
   await compareWithRsync(vm, plain, "plain");
 });
 
-Deno.test("first sync: a workspace that is no longer empty, or a host without GNU tar, gets rsync and no extra output", async () => {
+Deno.test("first sync: a workspace no longer empty, a FIFO, or a host without GNU tar gets rsync and no extra output", async () => {
   const bin = await Deno.makeTempDir({ prefix: "sbx-notar-bin-" });
   await Deno.chmod(bin, 0o755);
   for (const program of ["sh", "rsync", "cat", "head", "flock", "mkdir", "rm", "mv", "ls"]) {
@@ -161,6 +162,23 @@ Deno.test("first sync: a workspace that is no longer empty, or a host without GN
       (await Array.fromAsync(Deno.readDir(record.workspace as string))).map((e) => e.name).sort(),
       [MARKER_FILE, "a.txt"],
     );
+
+    // A FIFO in the selection: tar stops, rsync makes the tree (the FIFO included).
+    const withFifo = `${vm.dir}/fifo-src`;
+    await Deno.mkdir(withFifo);
+    for (let i = 0; i < 50; i++) await Deno.writeTextFile(`${withFifo}/f${i}.txt`, `${i}\n`);
+    await sh('mkfifo "$1/zz-pipe"', withFifo);
+    const fresh = await createOk(vm, ["--profile", profile, "--name", "fifo"]);
+    const piped = await vm.cli(["sync", "fifo", "--repo", withFifo, "--json"]);
+    assert.equal(piped.code, 0, piped.stderr);
+    assert.equal(JSON.parse(piped.stdout).method, "rsync");
+    // Whatever tar had sent before it stopped, rsync made exact.
+    const names = (await Array.fromAsync(Deno.readDir(fresh.workspace as string))).map((e) =>
+      e.name
+    );
+    assert.equal(names.length, 52, names.join(" "));
+    assert.equal(await Deno.readTextFile(`${fresh.workspace}/f49.txt`), "49\n");
+    assert.equal((await Deno.lstat(`${fresh.workspace}/zz-pipe`)).isFifo, true);
 
     await using noTar = await startTestVm({ extraConfig: [`SetEnv PATH=${bin}`] });
     const other = await createOk(noTar, ["--profile", await noTar.profile("p"), "--name", "n"]);

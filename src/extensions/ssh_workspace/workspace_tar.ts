@@ -22,7 +22,7 @@ import { optionalEnv } from "../../core/permissions.ts";
 import type { Logger, SyncReport } from "../../core/types.ts";
 import { sshArgv } from "../../sync/rsync.ts";
 import type { RsyncPlan } from "../../sync/rsync_types.ts";
-import { localGnuTar, pushTar, tarSelection } from "../../sync/tar_sync.ts";
+import { pushTar } from "../../sync/tar_sync.ts";
 import { pinnedKnownHostsFile } from "../../transport/known_hosts.ts";
 import { pinnedKeyLine } from "../../transport/openssh_config.ts";
 import { remoteCommand } from "../../transport/quote.ts";
@@ -117,18 +117,10 @@ export async function tarIntoFreshWorkspace(
       ref.id,
       ref.nonce,
     ]);
-    // Asked while ssh connects; no GNU tar here ends that ssh unused (and this path, below).
-    let noLocalTar = false;
-    const selection = Promise.all([localGnuTar(), tarSelection(plan, options.signal)])
-      .then(([gnu, chosen]) => {
-        noLocalTar = !gnu;
-        return gnu ? chosen : undefined;
-      });
-    selection.catch(() => {}); // awaited by pushTar, or dropped when this path is skipped
     const shared = await liveMuxClient(handle, setup.stateDir).catch(() => undefined);
     let outcome;
     if (shared !== undefined) {
-      outcome = await pushTar(plan.source, selection, [...shared, command], options);
+      outcome = await pushTar(plan, [...shared, command], options);
     } else {
       const key = await pinnedKeyLine(handle.known_hosts, fingerprint);
       if (key === undefined) return skip(`${handle.known_hosts} does not hold the pinned key`);
@@ -163,12 +155,11 @@ export async function tarIntoFreshWorkspace(
         host,
         command,
       ];
-      outcome = await pushTar(plan.source, selection, argv, options);
+      outcome = await pushTar(plan, argv, options);
     }
-    if (outcome === undefined) {
-      return skip(
-        noLocalTar ? "no GNU tar on this machine" : "the selection holds devices, sockets or FIFOs",
-      );
+    if (outcome === undefined) return skip("no GNU tar on this machine");
+    if (!outcome.listed) {
+      return skip("the selection holds devices, sockets or FIFOs, or rsync could not list it");
     }
     if (!outcome.remoteStdout.startsWith(`${TAR_STARTED}\n`)) {
       return skip(
@@ -180,8 +171,7 @@ export async function tarIntoFreshWorkspace(
         `tar failed (here: exit ${outcome.localCode} ${outcome.localStderr.trim()}; there: exit ${outcome.remoteCode} ${outcome.remoteStderr.trim()})`,
       );
     }
-    const chosen = await selection;
-    return { method: "tar", files: chosen?.files ?? 0, deleted: 0, bytes: chosen?.bytes ?? 0 };
+    return { method: "tar", files: outcome.files, deleted: 0, bytes: outcome.bytes };
   } catch (error) {
     options.signal?.throwIfAborted();
     return skip(errorText(error));
