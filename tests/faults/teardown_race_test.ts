@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { makeHeartbeatsStale } from "../helpers.ts";
 import { type IsolatedHost, isolatedTest, startIsolatedHost } from "../harness/isolated_host.ts";
-import { createOk } from "../harness/test_vm.ts";
+import { createOk, type RecordJson } from "../harness/test_vm.ts";
 import { readRecord, sleep, spawnCli } from "./fault_helpers.ts";
 
 /**
@@ -114,13 +114,23 @@ async function writeFiles(dir: string, files: Record<string, string>): Promise<s
   return dir;
 }
 
+/**
+ * Take a new sandbox's fresh-workspace note, so that its first sync is the rsync (or SFTP) one
+ * these races hold at their gates, not one tar stream (tests/vm_packer/tar_first_sync_test.ts).
+ */
+async function noTar(host: IsolatedHost, record: RecordJson): Promise<RecordJson> {
+  const nonce = (record.handle as { nonce: string }).nonce;
+  await Deno.remove(`${host.env.SANDBOXER_HOME}/fresh/${record.id}.${nonce}`);
+  return record;
+}
+
 isolatedTest("race: destroy during a sync leaves nothing on the host; the sync fails", async () => {
   await using host = await startIsolatedHost();
   const rsync = await gate(host, "rsync");
   const files: Record<string, string> = {};
   for (let i = 0; i < 300; i++) files[`f${i}.txt`] = `${i}\n`;
   const repo = await writeFiles(`${host.dir}/repo`, files);
-  await createOk(host, ["--profile", await host.profile("p"), "--name", "big"]);
+  await noTar(host, await createOk(host, ["--profile", await host.profile("p"), "--name", "big"]));
 
   await rsync.close();
   const sync = await spawnCli(["sync", "big", "--repo", repo], host.env);
@@ -149,12 +159,10 @@ isolatedTest("race: two syncs into one sandbox run one after the other", async (
     "second.txt": "2\n",
     "both.txt": "22\n",
   });
-  const { workspace } = await createOk(host, [
-    "--profile",
-    await host.profile("p"),
-    "--name",
-    "two",
-  ]);
+  const { workspace } = await noTar(
+    host,
+    await createOk(host, ["--profile", await host.profile("p"), "--name", "two"]),
+  );
 
   await rsync.close();
   const a = await spawnCli(["sync", "two", "--repo", first], host.env);
@@ -346,7 +354,10 @@ isolatedTest(
     await t.step("rsync: held after its check, then the path is swapped", async () => {
       const rsync = await gate(full, "rsync");
       const repo = await writeFiles(`${full.dir}/repo`, { "new.txt": "new\n" });
-      await createOk(full, ["--profile", await full.profile("p"), "--name", "swap"]);
+      await noTar(
+        full,
+        await createOk(full, ["--profile", await full.profile("p"), "--name", "swap"]),
+      );
       await important(full);
       await rsync.close();
       const sync = await spawnCli(["sync", "swap", "--repo", repo], full.env);
@@ -380,7 +391,10 @@ isolatedTest(
           { mode: 0o755 },
         );
         const repo = await writeFiles(`${bare.dir}/repo`, { "new.txt": "new\n" });
-        await createOk(bare, ["--profile", await bare.profile("p"), "--name", "swap"]);
+        await noTar(
+          bare,
+          await createOk(bare, ["--profile", await bare.profile("p"), "--name", "swap"]),
+        );
         await important(bare);
         const sync = await spawnCli(["sync", "swap", "--repo", repo], {
           ...bare.env,
@@ -425,7 +439,10 @@ isolatedTest(
     const files: Record<string, string> = {};
     for (let i = 0; i < 50; i++) files[`f${i}.txt`] = `${i}\n`;
     const repo = await writeFiles(`${bare.dir}/repo`, files);
-    await createOk(bare, ["--profile", await bare.profile("p"), "--name", "sftp"]);
+    await noTar(
+      bare,
+      await createOk(bare, ["--profile", await bare.profile("p"), "--name", "sftp"]),
+    );
     const sync = await spawnCli(["sync", "sftp", "--repo", repo], {
       ...bare.env,
       PATH: `${bin}:${Deno.env.get("PATH")}`,
