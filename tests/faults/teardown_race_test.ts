@@ -11,12 +11,12 @@ import { readRecord, sleep, spawnCli } from "./fault_helpers.ts";
 
 /**
  * Put a gate in front of a host program: while `/tmp/<name>.gate` exists, the first call (of
- * rsync: the first `--server`) writes its pid to `/tmp/<name>.waiting` and blocks until the FIFO
+ * rsync: the first `--server`; of tar: the first `--extract`) writes its pid to `/tmp/<name>.waiting` and blocks until the FIFO
  * `/tmp/<name>.fifo` is opened; every call is logged to `/tmp/<name>.log` as `start`/`end`.
  */
-async function gate(host: IsolatedHost, name: "rsync" | "find"): Promise<Gate> {
+async function gate(host: IsolatedHost, name: "rsync" | "find" | "tar"): Promise<Gate> {
   const wrapper = `#!/bin/sh
-case "$1" in --server|.) ;; *) exec /usr/bin/${name} "$@" ;; esac
+case "$1" in --server|.|--extract) ;; *) exec /usr/bin/${name} "$@" ;; esac
 echo "start $$" >> /tmp/${name}.log
 if [ -e /tmp/${name}.gate ] && mkdir /tmp/${name}.taken 2>/dev/null; then
   echo "$$" > /tmp/${name}.waiting
@@ -150,6 +150,33 @@ isolatedTest("race: destroy during a sync leaves nothing on the host; the sync f
   assert.deepEqual(await workOnHost(host), [], "no process of the sandbox");
   assert.equal((await host.show("big")).status, "destroyed");
 });
+
+isolatedTest(
+  "race: destroy during a first sync by tar leaves nothing on the host; the sync fails",
+  async () => {
+    await using host = await startIsolatedHost();
+    const tar = await gate(host, "tar");
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 300; i++) files[`f${i}.txt`] = `${i}\n`;
+    const repo = await writeFiles(`${host.dir}/repo`, files);
+    await createOk(host, ["--profile", await host.profile("p"), "--name", "big"]);
+
+    await tar.close();
+    const sync = await spawnCli(["sync", "big", "--repo", repo], host.env);
+    await tar.waitUntilHeld();
+    const destroyed = await host.cli(["destroy", "--force", "big"]);
+    assert.equal(destroyed.code, 0, destroyed.stderr);
+    await tar.open();
+    const synced = await sync.done;
+
+    assert.notEqual(synced.code, 0, "the sync cannot have succeeded");
+    assert.equal(synced.stderr.trim().split("\n").length, 1, synced.stderr);
+    assert.match(synced.stderr, /sbx-big (no longer exists|was removed)/);
+    assert.deepEqual(await host.rootEntries(), [], "no workspace, no tombstone");
+    assert.deepEqual(await workOnHost(host), [], "no process of the sandbox");
+    assert.equal((await host.show("big")).status, "destroyed");
+  },
+);
 
 isolatedTest("race: two syncs into one sandbox run one after the other", async () => {
   await using host = await startIsolatedHost();
