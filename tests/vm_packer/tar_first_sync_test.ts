@@ -191,6 +191,26 @@ Deno.test("first sync: a workspace no longer empty, a FIFO, or a host without GN
   }
 });
 
+Deno.test("first sync by tar goes over a shared connection's master when one listens", async () => {
+  await using vm = await startTestVm();
+  const repo = `${vm.dir}/src`;
+  await Deno.mkdir(repo);
+  await Deno.writeTextFile(`${repo}/a.txt`, "a\n");
+  const profile = await vm.profile("p");
+  await createOk(vm, ["--profile", profile, "--name", "first"]);
+  // An exec starts the master (SANDBOXER_SSH_MUX unset: shared for 60 s); a second sandbox on
+  // the same host and key then finds it.
+  const exec = await vm.cli(["exec", "first", "--", "true"]);
+  assert.equal(exec.code, 0, exec.stderr);
+  const second = await createOk(vm, ["--profile", profile, "--name", "second"]);
+  const synced = await vm.cli(["sync", "second", "--repo", repo, "--json", "--debug"]);
+  assert.equal(synced.code, 0, synced.stderr);
+  assert.equal(JSON.parse(synced.stdout).method, "tar");
+  assert.match(synced.stderr, /by tar over the shared connection/);
+  assert.equal(await Deno.readTextFile(`${second.workspace}/a.txt`), "a\n");
+  for (const id of ["first", "second"]) assert.equal((await vm.cli(["destroy", id])).code, 0);
+});
+
 /**
  * A tar stream no local tar of ours would write: a symlink out of the workspace (absolute, and
  * relative through `..`) and a file through each, `..` and absolute member names, and a hard link

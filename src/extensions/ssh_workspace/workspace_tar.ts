@@ -120,6 +120,7 @@ export async function tarIntoFreshWorkspace(
     const shared = await liveMuxClient(handle, setup.stateDir).catch(() => undefined);
     let outcome;
     if (shared !== undefined) {
+      setup.logger.debug(`first sync into ${ref.workspace} by tar over the shared connection`);
       outcome = await pushTar(plan, [...shared, command], options);
     } else {
       const key = await pinnedKeyLine(handle.known_hosts, fingerprint);
