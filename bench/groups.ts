@@ -268,11 +268,25 @@ export async function firstSyncGroup(ctx: BenchContext, what: string): Promise<G
   ctx.log(`first sync (${ctx.host.label}): ${what} into an empty workspace`);
   const newSandbox = () => createSdk(ctx);
   const drop = (id: string) => ctx.manager.destroy(id).then(() => {});
+  // The same empty workspace without its fresh-workspace note: the first sync is rsync's (the
+  // path before tar), to show what the tar stream gains.
+  const newSandboxForRsync = async () => {
+    const record = await ctx.manager.create({ profile: ctx.profile });
+    const nonce = (record.handle as { nonce?: string } | null)?.nonce ?? "legacy";
+    await Deno.remove(`${ctx.host.env.SANDBOXER_HOME}/fresh/${record.id}.${nonce}`);
+    return record.id;
+  };
   const samples = await alternate(
     [
       {
         name: "cli",
         prepare: newSandbox,
+        run: async (id: string) => (await cliRun(ctx, ["sync", id, "--repo", ctx.sourceDir])).ms,
+        cleanup: drop,
+      },
+      {
+        name: "cli rsync path",
+        prepare: newSandboxForRsync,
         run: async (id: string) => (await cliRun(ctx, ["sync", id, "--repo", ctx.sourceDir])).ms,
         cleanup: drop,
       },
@@ -293,6 +307,13 @@ export async function firstSyncGroup(ctx: BenchContext, what: string): Promise<G
     samples,
     rows: [
       row(ctx, samples, "first sync — CLI process (sandboxer sync)", "cli", "rsync", plain),
+      row(
+        ctx,
+        samples,
+        "first sync — CLI by its rsync path (no tar), for comparison",
+        "cli rsync path",
+        "rsync",
+      ),
       row(ctx, samples, "first sync — SDK, warm Manager", "sdk warm", "rsync", plain),
     ],
   };

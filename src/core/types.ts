@@ -81,8 +81,8 @@ export interface SyncProgress {
 
 /** What a sync did. */
 export interface SyncReport {
-  /** How the files were moved. */
-  method: "rsync" | "sftp";
+  /** How the files were moved (`tar`: one stream into an empty workspace). */
+  method: "rsync" | "sftp" | "tar";
   /** Files sent (created or updated). */
   files: number;
   /** Files deleted on the remote side. */

@@ -82,8 +82,18 @@ function seconds(ms: number | undefined, fallback: number): string {
   return String(Math.max(1, Math.ceil((ms ?? fallback) / 1000)));
 }
 
-/** ssh argv (no destination) for one hop; `-o` paths are %-escaped for this ssh. */
-function sshArgv(target: RsyncTarget, sshConfigFile: string | undefined): string[] {
+/**
+ * The `ssh` argv (no destination) rsync's own ssh runs with: strict host key
+ * checking against `target.knownHostsFile` only, batch mode, no user config
+ * (`-F /dev/null` unless given), `-o` paths %-escaped, one jump at most.
+ *
+ * @param target Where to connect.
+ * @param sshConfigFile An ssh config file to read instead of none.
+ * @returns The argv, starting with `"ssh"`.
+ * @throws {TypeError} On a host or user that could be read as an option, a relative path, or
+ *   nested jumps.
+ */
+export function sshArgv(target: RsyncTarget, sshConfigFile: string | undefined): string[] {
   checkName("host", target.host);
   checkName("user", target.user);
   checkAbsolute("knownHostsFile", target.knownHostsFile);

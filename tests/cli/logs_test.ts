@@ -24,7 +24,8 @@ Deno.test("logs shows create, sync, setup and exec output with timestamps", asyn
     const expected of [
       /^create: profile\.logs \(ext\.vm-packer, repo /m,
       /^create: done in \d+ ms$/m,
-      /^sync: .* by rsync: 1 files sent/m,
+      // The first sync into the new, empty workspace: one tar stream.
+      /^sync: .* by tar: 1 files sent/m,
       /^setup: echo setup-out$/m,
       /^setup\| setup-out$/m,
       /^setup: exit code 0$/m,

@@ -6,17 +6,17 @@
 import assert from "node:assert/strict";
 import { makeHeartbeatsStale } from "../helpers.ts";
 import { type IsolatedHost, isolatedTest, startIsolatedHost } from "../harness/isolated_host.ts";
-import { createOk } from "../harness/test_vm.ts";
+import { createOk, type RecordJson } from "../harness/test_vm.ts";
 import { readRecord, sleep, spawnCli } from "./fault_helpers.ts";
 
 /**
  * Put a gate in front of a host program: while `/tmp/<name>.gate` exists, the first call (of
- * rsync: the first `--server`) writes its pid to `/tmp/<name>.waiting` and blocks until the FIFO
+ * rsync: the first `--server`; of tar: the first `--extract`) writes its pid to `/tmp/<name>.waiting` and blocks until the FIFO
  * `/tmp/<name>.fifo` is opened; every call is logged to `/tmp/<name>.log` as `start`/`end`.
  */
-async function gate(host: IsolatedHost, name: "rsync" | "find"): Promise<Gate> {
+async function gate(host: IsolatedHost, name: "rsync" | "find" | "tar"): Promise<Gate> {
   const wrapper = `#!/bin/sh
-case "$1" in --server|.) ;; *) exec /usr/bin/${name} "$@" ;; esac
+case "$1" in --server|.|--extract) ;; *) exec /usr/bin/${name} "$@" ;; esac
 echo "start $$" >> /tmp/${name}.log
 if [ -e /tmp/${name}.gate ] && mkdir /tmp/${name}.taken 2>/dev/null; then
   echo "$$" > /tmp/${name}.waiting
@@ -114,13 +114,23 @@ async function writeFiles(dir: string, files: Record<string, string>): Promise<s
   return dir;
 }
 
+/**
+ * Take a new sandbox's fresh-workspace note, so that its first sync is the rsync (or SFTP) one
+ * these races hold at their gates, not one tar stream (tests/vm_packer/tar_first_sync_test.ts).
+ */
+async function noTar(host: IsolatedHost, record: RecordJson): Promise<RecordJson> {
+  const nonce = (record.handle as { nonce: string }).nonce;
+  await Deno.remove(`${host.env.SANDBOXER_HOME}/fresh/${record.id}.${nonce}`);
+  return record;
+}
+
 isolatedTest("race: destroy during a sync leaves nothing on the host; the sync fails", async () => {
   await using host = await startIsolatedHost();
   const rsync = await gate(host, "rsync");
   const files: Record<string, string> = {};
   for (let i = 0; i < 300; i++) files[`f${i}.txt`] = `${i}\n`;
   const repo = await writeFiles(`${host.dir}/repo`, files);
-  await createOk(host, ["--profile", await host.profile("p"), "--name", "big"]);
+  await noTar(host, await createOk(host, ["--profile", await host.profile("p"), "--name", "big"]));
 
   await rsync.close();
   const sync = await spawnCli(["sync", "big", "--repo", repo], host.env);
@@ -141,6 +151,33 @@ isolatedTest("race: destroy during a sync leaves nothing on the host; the sync f
   assert.equal((await host.show("big")).status, "destroyed");
 });
 
+isolatedTest(
+  "race: destroy during a first sync by tar leaves nothing on the host; the sync fails",
+  async () => {
+    await using host = await startIsolatedHost();
+    const tar = await gate(host, "tar");
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 300; i++) files[`f${i}.txt`] = `${i}\n`;
+    const repo = await writeFiles(`${host.dir}/repo`, files);
+    await createOk(host, ["--profile", await host.profile("p"), "--name", "big"]);
+
+    await tar.close();
+    const sync = await spawnCli(["sync", "big", "--repo", repo], host.env);
+    await tar.waitUntilHeld();
+    const destroyed = await host.cli(["destroy", "--force", "big"]);
+    assert.equal(destroyed.code, 0, destroyed.stderr);
+    await tar.open();
+    const synced = await sync.done;
+
+    assert.notEqual(synced.code, 0, "the sync cannot have succeeded");
+    assert.equal(synced.stderr.trim().split("\n").length, 1, synced.stderr);
+    assert.match(synced.stderr, /sbx-big (no longer exists|was removed)/);
+    assert.deepEqual(await host.rootEntries(), [], "no workspace, no tombstone");
+    assert.deepEqual(await workOnHost(host), [], "no process of the sandbox");
+    assert.equal((await host.show("big")).status, "destroyed");
+  },
+);
+
 isolatedTest("race: two syncs into one sandbox run one after the other", async () => {
   await using host = await startIsolatedHost();
   const rsync = await gate(host, "rsync");
@@ -149,12 +186,10 @@ isolatedTest("race: two syncs into one sandbox run one after the other", async (
     "second.txt": "2\n",
     "both.txt": "22\n",
   });
-  const { workspace } = await createOk(host, [
-    "--profile",
-    await host.profile("p"),
-    "--name",
-    "two",
-  ]);
+  const { workspace } = await noTar(
+    host,
+    await createOk(host, ["--profile", await host.profile("p"), "--name", "two"]),
+  );
 
   await rsync.close();
   const a = await spawnCli(["sync", "two", "--repo", first], host.env);
@@ -346,7 +381,10 @@ isolatedTest(
     await t.step("rsync: held after its check, then the path is swapped", async () => {
       const rsync = await gate(full, "rsync");
       const repo = await writeFiles(`${full.dir}/repo`, { "new.txt": "new\n" });
-      await createOk(full, ["--profile", await full.profile("p"), "--name", "swap"]);
+      await noTar(
+        full,
+        await createOk(full, ["--profile", await full.profile("p"), "--name", "swap"]),
+      );
       await important(full);
       await rsync.close();
       const sync = await spawnCli(["sync", "swap", "--repo", repo], full.env);
@@ -380,7 +418,10 @@ isolatedTest(
           { mode: 0o755 },
         );
         const repo = await writeFiles(`${bare.dir}/repo`, { "new.txt": "new\n" });
-        await createOk(bare, ["--profile", await bare.profile("p"), "--name", "swap"]);
+        await noTar(
+          bare,
+          await createOk(bare, ["--profile", await bare.profile("p"), "--name", "swap"]),
+        );
         await important(bare);
         const sync = await spawnCli(["sync", "swap", "--repo", repo], {
           ...bare.env,
@@ -425,7 +466,10 @@ isolatedTest(
     const files: Record<string, string> = {};
     for (let i = 0; i < 50; i++) files[`f${i}.txt`] = `${i}\n`;
     const repo = await writeFiles(`${bare.dir}/repo`, files);
-    await createOk(bare, ["--profile", await bare.profile("p"), "--name", "sftp"]);
+    await noTar(
+      bare,
+      await createOk(bare, ["--profile", await bare.profile("p"), "--name", "sftp"]),
+    );
     const sync = await spawnCli(["sync", "sftp", "--repo", repo], {
       ...bare.env,
       PATH: `${bin}:${Deno.env.get("PATH")}`,

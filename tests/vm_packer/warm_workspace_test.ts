@@ -30,11 +30,11 @@ async function seedNames(vm: TestVm, root = vm.root): Promise<string[]> {
   return names.sort();
 }
 
-/** Files rsync sent into sandbox `id`, from its transcript. */
+/** Files sent into sandbox `id` (by tar into an empty workspace, else rsync), from its transcript. */
 async function filesSent(vm: TestVm, id: string): Promise<number> {
   const result = await vm.cli(["logs", id]);
   assert.equal(result.code, 0, result.stderr);
-  const match = /by rsync: (\d+) files sent/.exec(result.stdout);
+  const match = /by (?:rsync|tar): (\d+) files sent/.exec(result.stdout);
   assert.ok(match, `no sync line in the transcript of ${id}:\n${result.stdout}`);
   return Number(match[1]);
 }

@@ -344,7 +344,7 @@ export function checkResult(method: Method, value: unknown): unknown {
       return value;
     case "sync": {
       if (!isRecord(value)) fail(`sync's report is ${kindOf(value)}, not an object`);
-      if (!["rsync", "sftp"].includes(value.method as string)) {
+      if (!["rsync", "sftp", "tar"].includes(value.method as string)) {
         fail("sync's report has no known method");
       }
       for (const key of ["files", "deleted", "bytes"] as const) {

@@ -45,6 +45,8 @@ import {
   workspaceScriptError,
 } from "./workspace_ref.ts";
 import { rsyncInWorkspace, sftpSyncInWorkspace, type WorkspaceHost } from "./workspace_sync.ts";
+import { markFresh, takeFresh, tarIntoFreshWorkspace } from "./workspace_tar.ts";
+import { defaultStateDir } from "../../core/paths.ts";
 
 /** Base class of backends whose sandboxes are workspace directories reached over SSH. */
 export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceHandle>
@@ -124,6 +126,7 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
       { signal: ctx.signal },
     );
     if (result.code !== 0) throw workspaceScriptError(handle.workspace, result, "create");
+    await markFresh(this.#stateDir(), workspaceRef(recorded, ctx.id));
     this.logger.debug(`made ${handle.workspace} on ${handleTarget(handle)}:${handle.ssh_port}`);
     return recorded;
   }
@@ -180,7 +183,6 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
    */
   override async sync(handle: Handle, from: string, options: SyncOptions): Promise<SyncReport> {
     const ref = workspaceRef(handle);
-    const connection = await this.connect(handle, options.signal);
     // The marker is ours, not the repo's: never send over it or delete it.
     const exclude = [...(options.exclude ?? []), `/${MARKER_FILE}`];
     const gitignore = options.gitignore ?? true;
@@ -191,6 +193,18 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
     });
     const noted = (report: SyncReport): SyncReport =>
       selection.notice === undefined ? report : { ...report, notice: selection.notice };
+    // The first sync into a workspace made empty: one tar stream (workspace_tar.ts), else rsync.
+    if (await takeFresh(this.#stateDir(), ref)) {
+      const sent = await tarIntoFreshWorkspace(
+        handle,
+        ref,
+        { source: from, exclude, gitignore, selection: selection.filterArgs },
+        options,
+        { stateDir: this.#stateDir(), logger: this.logger },
+      );
+      if (sent !== undefined) return noted(sent);
+    }
+    const connection = await this.connect(handle, options.signal);
     const relay = await rsyncRelaySupported();
     const whyNotRsync = await this.#whyNotRsync(handle, connection, relay);
     if (whyNotRsync !== undefined) {
@@ -344,6 +358,11 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
    */
   override async destroy(handle: Handle, context?: DestroyContext): Promise<void> {
     await this.removeWorkspace(handle, context?.id);
+    try {
+      await takeFresh(this.#stateDir(), workspaceRef(handle, context?.id));
+    } catch {
+      // A handle that is not this record's was refused above.
+    }
   }
 
   /**
@@ -453,6 +472,10 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
   /** Close the pooled SSH connections. */
   override async close(): Promise<void> {
     await this.#pool.closeAll();
+  }
+
+  #stateDir(): string {
+    return this.options.stateDir ?? defaultStateDir();
   }
 
   /** Why rsync cannot be used for this handle, or undefined when it can. */

@@ -79,6 +79,36 @@ export async function muxExec(
   return await runClient(master, ref, wrapped, io);
 }
 
+/**
+ * The OpenSSH argv (up to and including `--`) of a mux client of the master
+ * already listening for this handle, if one does; none is started.
+ *
+ * @param handle The stored handle.
+ * @param stateDir sandboxer's state directory.
+ * @returns The argv to which the remote command is appended, or undefined.
+ */
+export async function liveMuxClient(
+  handle: SshWorkspaceHandle,
+  stateDir: string,
+): Promise<[string, ...string[]] | undefined> {
+  const fingerprint = handle.host_key_fingerprint;
+  if (!fingerprint || handle.jump) return undefined;
+  const [user, host] = splitUserHost(handleTarget(handle));
+  const dir = await openMuxDir(stateDir);
+  const name = await muxSocketName({
+    host,
+    port: handle.ssh_port,
+    user,
+    identityFile: handle.identity_file,
+    fingerprint,
+    keepaliveMs: handle.keepalive_interval_ms,
+  });
+  const socket = `${dir.path}/${name}`;
+  if (new TextEncoder().encode(socket).length > MAX_SOCKET_PATH) return undefined;
+  if (await probeMaster(socket, dir.uid) !== "live") return undefined;
+  return clientArgs({ socket, alias: `sbx-mux-${name}`, configFile: `${socket}.config` });
+}
+
 /** The master for this handle, started if none listens; undefined when it cannot be. */
 async function readyMaster(
   handle: SshWorkspaceHandle,

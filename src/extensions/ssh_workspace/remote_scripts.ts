@@ -58,6 +58,10 @@ export const SCRIPT_EXIT = {
   badPath: 89,
   /** The check itself failed (the marker could not be read: a missing `head`, an I/O error). */
   checkFailed: 98,
+  /** The tar sync's workspace holds more than its marker: rsync syncs it instead. */
+  notEmpty: 88,
+  /** The host has no GNU tar: rsync syncs it instead. */
+  noTar: 87,
 } as const;
 
 /** Marker file inside each workspace: id, nonce, creator and expiry. */
@@ -293,6 +297,37 @@ if [ "$rc" -ne 0 ]; then printf '${REFUSAL_PREFIX}%s %s\\n' "$rc" "$why" >&2; ex
 lock
 ${PROCESS_MARK}=$id:$nonce; export ${PROCESS_MARK}
 exec "$@"
+`;
+
+/** The line WORKSPACE_TAR prints on stdout once the workspace is checked and tar starts. */
+export const TAR_STARTED = "sandboxer-tar-started";
+
+/**
+ * `sh -c WORKSPACE_TAR sh WORKSPACE ID NONCE`, with a tar stream on stdin:
+ * the first sync into a workspace that holds nothing but its marker. Check
+ * and lock the workspace as {@linkcode WORKSPACE_RSYNC} does; then, before
+ * reading any of stdin, exit {@linkcode SCRIPT_EXIT}.notEmpty when anything
+ * but the marker is there, and {@linkcode SCRIPT_EXIT}.noTar when the host's
+ * `tar` is not GNU tar (the caller falls back to rsync). Else print
+ * {@linkcode TAR_STARTED} and extract in the workspace with GNU tar's own
+ * guards: leading `/` stripped from names and link targets, members with `..`
+ * skipped, a symlink whose target is absolute or holds `..` made only at the
+ * end (a placeholder file until then, so no later member goes through it);
+ * never chowned; modes as in the stream, as `rsync -a` keeps them; directory
+ * modes and mtimes set at the end.
+ */
+export const WORKSPACE_TAR = `ws=$1 id=$2 nonce=$3
+${FUNCTIONS}
+enter; rc=$?
+if [ "$rc" -ne 0 ]; then printf '${REFUSAL_PREFIX}%s %s\\n' "$rc" "$why" >&2; exit "$rc"; fi
+lock
+for f in * .[!.]* ..?*; do
+  if [ -e "$f" ] || [ -L "$f" ]; then [ "$f" = "$m" ] || exit ${SCRIPT_EXIT.notEmpty}; fi
+done
+case $(tar --version 2>/dev/null) in "tar (GNU tar) "*) ;; *) exit ${SCRIPT_EXIT.noTar} ;; esac
+${PROCESS_MARK}=$id:$nonce; export ${PROCESS_MARK}
+echo ${TAR_STARTED}
+exec tar --extract --file=- --no-same-owner --same-permissions --delay-directory-restore
 `;
 
 /**

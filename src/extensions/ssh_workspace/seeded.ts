@@ -42,6 +42,7 @@ import {
   type SnapshotHost,
 } from "./snapshots.ts";
 import { type WorkspaceRef, workspaceRef } from "./workspace_ref.ts";
+import { takeFresh } from "./workspace_tar.ts";
 
 /** An {@linkcode SshWorkspaceExtension} whose new sandboxes may start from a seed. */
 export abstract class SeededWorkspaceExtension<Config, Handle extends SshWorkspaceHandle>
@@ -82,7 +83,10 @@ export abstract class SeededWorkspaceExtension<Config, Handle extends SshWorkspa
         seedPlace({ handle, stateDir: this.#stateDir() }, from, { ...options, mode: policy.mode }),
       ]);
       seeding = { host, place };
-      await copySeed(host, ref, seeding.place, options.signal);
+      // A seeded workspace is not empty: its first sync is rsync's (a difference), not tar's.
+      if (await copySeed(host, ref, seeding.place, options.signal)) {
+        await takeFresh(this.#stateDir(), ref);
+      }
     } catch (error) {
       // The sync below meets the same failure (a lost connection) and reports it in one line.
       options.signal?.throwIfAborted();
