@@ -100,6 +100,9 @@ Deno.test("snapshots: saved, started from, listed, removed, refused and reaped",
     ]);
     assert.equal(await Deno.readTextFile(`${synced.workspace}/out/app.bin`), "built\n");
     assert.match(await Deno.readTextFile(`${synced.workspace}/src/main.c`), /return 1/);
+    // Not empty after the restore, so its first sync sends the difference by rsync, not tar.
+    const logs = await cli(["logs", "c2"]);
+    assert.match(logs.stdout, /by rsync: 1 files sent/);
   });
 
   await t.step("destroying the source or a copy leaves the snapshot", async () => {

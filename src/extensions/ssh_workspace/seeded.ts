@@ -240,6 +240,8 @@ export abstract class SeededWorkspaceExtension<Config, Handle extends SshWorkspa
     const ref = workspaceRef(handle, options.id);
     const connection = await this.connect(handle, options.signal);
     const host = this.#snapshotHost(handle, connection, options.stateDir);
+    // No longer empty: the first sync is rsync's (the host would refuse tar here anyway).
+    await takeFresh(this.#stateDir(), ref);
     await restoreSnapshot(host, ref, name, options.signal);
   }
 
