@@ -304,7 +304,7 @@ async function ignoredPaths(
       `${root} is itself ignored by its git repository, so .gitignore files are read by rsync`,
     );
   }
-  const paths = dropCoveredDirectories(listed).map((p) => concat(prefix, p));
+  const paths = dropCoveredDirectories(listed).map((p) => concat([prefix, p]));
   if (depth >= LIMITS.submoduleDepth) return paths;
   const [top, inTop = ""] = text.decode(where.value).split("\n");
   for (const submodule of await submodulePaths(top, signal)) {
@@ -312,7 +312,7 @@ async function ignoredPaths(
     const below = submodule.slice(inTop.length);
     // Only a checked-out submodule has files (and a .git of its own) to list.
     if (below === "" || !(await exists(`${dir}/${below}${DOT_GIT}`))) continue;
-    const next = concat(prefix, utf8.encode(`${below}/`));
+    const next = concat([prefix, utf8.encode(`${below}/`)]);
     paths.push(...await ignoredPaths(root, next, depth + 1, signal));
   }
   return paths;
@@ -450,7 +450,7 @@ async function trackedMatches<T extends { dir: Uint8Array; ext: Uint8Array }>(
     else namesByDir.set(key, [name]);
   }
   for (const group of groups) {
-    const suffix = concat(utf8.encode("."), group.ext);
+    const suffix = concat([utf8.encode("."), group.ext]);
     const names = namesByDir.get(text.decode(group.dir)) ?? [];
     const endsWithSuffix = (name: Uint8Array) =>
       name.length >= suffix.length &&

@@ -26,6 +26,7 @@ import { MissingProgramError, PermissionError } from "../core/errors.ts";
 import type { SyncProgress } from "../core/types.ts";
 import { run, spawnPiped, terminate } from "../process/run.ts";
 import { signalExitCode } from "../process/signals.ts";
+import { concat } from "./path_bytes.ts";
 import { rsyncFilterArgs } from "./rsync.ts";
 import type { RsyncPlan } from "./rsync_types.ts";
 
@@ -94,7 +95,7 @@ export function rsyncNameBytes(escaped: string): Uint8Array {
     last = match.index + match[0].length;
   }
   parts.push(encoder.encode(escaped.slice(last)));
-  return join(parts);
+  return concat(parts);
 }
 
 /** The local rsync's listing argv: a dry run into a directory that is never made. */
@@ -150,7 +151,7 @@ class ItemReader {
       }
       names.push(rsyncNameBytes(name), new Uint8Array([0]));
     }
-    return join(names);
+    return concat(names);
   }
 }
 
@@ -278,14 +279,4 @@ export async function pushTar(
     for (const cancel of kills) cancel();
     await Deno.remove(scratch, { recursive: true }).catch(() => {});
   }
-}
-
-function join(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }

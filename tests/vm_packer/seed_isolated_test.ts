@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { type IsolatedHost, isolatedTest, startIsolatedHost } from "../harness/isolated_host.ts";
 import { createOk } from "../harness/test_vm.ts";
+import { git } from "../../src/testing/git_corpus.ts";
 
 const SEED_MARKER = ".sandboxer-seed.json";
 const PRECIOUS = "precious.txt";
@@ -21,13 +22,9 @@ async function makeRepo(dir: string): Promise<string> {
   const repo = `${dir}/repo`;
   await Deno.mkdir(`${repo}/src`, { recursive: true });
   for (let i = 0; i < 20; i++) await Deno.writeTextFile(`${repo}/src/f${i}.txt`, `file ${i}\n`);
-  const git = async (...args: string[]) => {
-    const out = await new Deno.Command("git", { args: ["-C", repo, ...args] }).output();
-    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-  };
-  await git("init", "-q");
-  await git("add", "-A");
-  await git("-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "init");
+  await git(repo, "init", "-q");
+  await git(repo, "add", "-A");
+  await git(repo, "commit", "-qm", "init");
   return repo;
 }
 

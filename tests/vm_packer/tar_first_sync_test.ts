@@ -274,13 +274,14 @@ Deno.test("a hand-made hostile tar stream lands nothing outside the workspace (l
   const record = await createOk(vm, ["--profile", await vm.profile("p"), "--name", "h"]);
   const ws = record.workspace as string;
   const nonce = (record.handle as { nonce: string }).nonce;
+  const ssh = strictSshArgs({
+    destination: `${vm.sshd.user}@${vm.sshd.host}`,
+    port: vm.sshd.port,
+    identityFile: vm.sshd.identityFile,
+    knownHostsFile: vm.sshd.knownHostsFile,
+  });
   const result = await feed(
-    strictSshArgs({
-      destination: `${vm.sshd.user}@${vm.sshd.host}`,
-      port: vm.sshd.port,
-      identityFile: vm.sshd.identityFile,
-      knownHostsFile: vm.sshd.knownHostsFile,
-    }),
+    ssh,
     ws,
     record.id,
     nonce,
@@ -297,12 +298,7 @@ Deno.test("a hand-made hostile tar stream lands nothing outside the workspace (l
 
   // Fed again, the workspace is no longer empty: refused before a byte is read.
   const again = await feed(
-    strictSshArgs({
-      destination: `${vm.sshd.user}@${vm.sshd.host}`,
-      port: vm.sshd.port,
-      identityFile: vm.sshd.identityFile,
-      knownHostsFile: vm.sshd.knownHostsFile,
-    }),
+    ssh,
     ws,
     record.id,
     nonce,

@@ -18,6 +18,7 @@ import { run, spawnPiped, terminate } from "../../process/run.ts";
 import { signalExitCode } from "../../process/signals.ts";
 import { pinnedKeyLine, sshConfigBlock, writePrivate } from "../../transport/openssh_config.ts";
 import { remoteCommand } from "../../transport/quote.ts";
+import { concat } from "../../sync/path_bytes.ts";
 import { pumpInto } from "../../transport/ssh/stdin_pump.ts";
 import {
   controlPathArg,
@@ -328,14 +329,4 @@ async function drain(
   onChunk: (chunk: Uint8Array) => void,
 ): Promise<void> {
   for await (const chunk of stream) onChunk(chunk);
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }
