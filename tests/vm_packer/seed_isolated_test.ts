@@ -32,7 +32,7 @@ async function makeRepo(dir: string): Promise<string> {
 async function filesSent(host: IsolatedHost, id: string): Promise<number> {
   const result = await host.cli(["logs", id]);
   assert.equal(result.code, 0, result.stderr);
-  const match = /by rsync: (\d+) files sent/.exec(result.stdout);
+  const match = /by (?:rsync|tar): (\d+) files sent/.exec(result.stdout);
   assert.ok(match, `no sync line in the transcript of ${id}:\n${result.stdout}`);
   return Number(match[1]);
 }
