@@ -15,7 +15,7 @@ const step = async (name: string, load: () => Promise<unknown>) => {
 };
 await step("commander", () => import("../../src/deps/commander.ts"));
 await step("yaml", () => import("../../src/deps/yaml.ts"));
-await step("ssh2", () => import("../../src/deps/ssh2.ts"));
+await step("ssh2", async () => (await import("../../src/deps/ssh2.ts")).loadSsh2());
 await step(
   "transport (ssh.ts, known_hosts, ssh-config)",
   () => import("../../src/transport/ssh/connection.ts"),

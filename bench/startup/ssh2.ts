@@ -3,4 +3,6 @@
  *
  * @module
  */
-import "../../src/deps/ssh2.ts";
+import { loadSsh2 } from "../../src/deps/ssh2.ts";
+
+await loadSsh2();

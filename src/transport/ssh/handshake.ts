@@ -9,7 +9,7 @@
 
 import { HostKeyError, SshError, TimeoutError } from "../../core/errors.ts";
 import type { Logger } from "../../core/types.ts";
-import ssh2 from "../../deps/ssh2.ts";
+import { loadSsh2, type Ssh2 } from "../../deps/ssh2.ts";
 import type { ConnectConfig } from "../../deps/ssh2.ts";
 import {
   appendKnownHost,
@@ -26,10 +26,8 @@ import type { SshTarget } from "./types.ts";
 import { Buffer } from "node:buffer";
 import type { Duplex } from "node:stream";
 
-const { Client } = ssh2;
-
 /** An ssh2 client. */
-export type Ssh2Client = InstanceType<typeof Client>;
+export type Ssh2Client = InstanceType<Ssh2["Client"]>;
 
 const DEFAULT_KEEPALIVE_INTERVAL_MS = 5_000;
 
@@ -67,7 +65,7 @@ export async function handshake(
 ): Promise<{ client: Ssh2Client; hostKey: VerifiedHostKey }> {
   const { target, privateKey, known, sock, timeoutMs, signal, logger } = input;
   const where = describe(target);
-  const client = new Client();
+  const client = new (await loadSsh2()).Client();
   let failure: Error | undefined;
   let hostKey: VerifiedHostKey | undefined;
   let handshakeDone = false;

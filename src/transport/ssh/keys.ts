@@ -10,9 +10,7 @@ import type { Logger } from "../../core/types.ts";
 import { describe, isNotCapable } from "./errors.ts";
 import type { SshTarget } from "./types.ts";
 import { Buffer } from "node:buffer";
-import ssh2 from "../../deps/ssh2.ts";
-
-const { utils } = ssh2;
+import { loadSsh2 } from "../../deps/ssh2.ts";
 
 /** The identity file's key (decrypted with the target's passphrase), or undefined for agent-only auth. */
 export async function loadPrivateKey(
@@ -39,7 +37,7 @@ export async function loadPrivateKey(
     throw error;
   }
   const key = Buffer.from(data);
-  const parsed = utils.parseKey(key, target.passphrase);
+  const parsed = (await loadSsh2()).utils.parseKey(key, target.passphrase);
   if (!(parsed instanceof Error)) return key;
   const env = target.passphraseEnv;
   if (/no passphrase given/i.test(parsed.message)) {
