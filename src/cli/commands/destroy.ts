@@ -6,7 +6,6 @@ import { json } from "../output.ts";
 import { publicRecord } from "../render.ts";
 import { hasLabels, parseLabels } from "../labels.ts";
 import { collect } from "./create.ts";
-import { forgetSandbox, leftBehind } from "../../sandbox/forget.ts";
 
 /** How long `destroy --wait` waits when no duration is given. */
 const DEFAULT_WAIT_SECONDS = 600;
@@ -65,6 +64,8 @@ export function destroyCommand(ctx: CliContext) {
           if (options.force || options.wait !== undefined) {
             throw new UsageError("Cannot use --forget with --force or --wait: it touches no host");
           }
+          // Loaded here: forget.ts imports the manager, which --help and --version never need.
+          const { forgetSandbox, leftBehind } = await import("../../sandbox/forget.ts");
           const forgotten = await forgetSandbox(manager, id);
           if (!options.json) ctx.logger.info(`forgot ${id}; ${leftBehind(forgotten)}`);
           return publicRecord(forgotten);

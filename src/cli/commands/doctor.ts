@@ -1,5 +1,4 @@
 import { Command } from "../../deps/commander.ts";
-import { doctor } from "../../sandbox/doctor.ts";
 import type { CliContext } from "../context.ts";
 import { escapeControl } from "../output.ts";
 
@@ -17,6 +16,8 @@ export function doctorCommand(ctx: CliContext) {
     )
     .requiredOption("--profile <name>", "profile name or file")
     .action(async (options: { profile: string }) => {
+      // Loaded in the action: a static import would load ssh2 and the manager for every CLI call.
+      const { doctor } = await import("../../sandbox/doctor.ts");
       const checks = await doctor(await ctx.manager(), options.profile, {
         acceptNewHostKey: ctx.flags.acceptNewHostKey ?? false,
         signal: ctx.signal,

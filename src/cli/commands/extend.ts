@@ -1,6 +1,5 @@
 import { Command } from "../../deps/commander.ts";
 import { UsageError } from "../../core/errors.ts";
-import { extendSandbox } from "../../sandbox/extend.ts";
 import type { CliContext } from "../context.ts";
 import { json } from "../output.ts";
 import { publicRecord, relativeExpiry } from "../render.ts";
@@ -27,6 +26,8 @@ export function extendCommand(ctx: CliContext) {
         if (!(error instanceof UsageError)) throw error;
         throw new UsageError(error.message.replace("--ttl", "extend"));
       }
+      // Loaded here: extend.ts imports the manager, which --help and --version never need.
+      const { extendSandbox } = await import("../../sandbox/extend.ts");
       const record = await extendSandbox(await ctx.manager(), id, seconds);
       if (options.json) ctx.output.out(json(publicRecord(record)));
       else ctx.logger.info(`${id} now expires ${relativeExpiry(record.expires_at)}`);

@@ -1,6 +1,5 @@
 import { Command } from "../../deps/commander.ts";
 import type { CliContext } from "../context.ts";
-import { managerInternals } from "../../sandbox/manager.ts";
 import { json, table } from "../output.ts";
 
 /**
@@ -14,6 +13,8 @@ export function extensionsCommand(ctx: CliContext) {
     .description("List registered extensions, and report broken registrations")
     .option("--json", "print a JSON object { extensions, errors }")
     .action(async (options) => {
+      // Loaded in the action: a static import would load the manager for every CLI call.
+      const { managerInternals } = await import("../../sandbox/manager.ts");
       const { registry } = managerInternals(await ctx.manager());
       if (options.json) {
         ctx.output.out(json({

@@ -6,7 +6,6 @@ import type { CliContext } from "../context.ts";
 import { escapeControl, json } from "../output.ts";
 import { collect } from "./create.ts";
 import { parseDuration } from "../../config/duration.ts";
-import { pruneDestroyed } from "../../sandbox/prune.ts";
 import type { SandboxRecord } from "../../sandbox/record.ts";
 import { hasLabels, parseLabels } from "../labels.ts";
 
@@ -59,6 +58,8 @@ export function gcCommand(ctx: CliContext) {
       const filter = parseLabels(options.label);
       const only = (record: SandboxRecord) => hasLabels(record, filter);
       const manager = await ctx.manager();
+      // Loaded here: prune.ts imports the manager, which --help and --version never need.
+      const { pruneDestroyed } = await import("../../sandbox/prune.ts");
       if (options.dryRun) {
         const plan = {
           would_destroy: await manager.gcPlan({ only }),
