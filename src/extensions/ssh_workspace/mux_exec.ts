@@ -94,6 +94,18 @@ export async function liveMuxClient(
 ): Promise<[string, ...string[]] | undefined> {
   const fingerprint = handle.host_key_fingerprint;
   if (!fingerprint || handle.jump) return undefined;
+  const place = await masterPlace(handle, fingerprint, stateDir);
+  if (typeof place === "string") return undefined;
+  if (await probeMaster(place.master.socket, place.uid) !== "live") return undefined;
+  return clientArgs(place.master);
+}
+
+/** Where this handle's master listens (whether or not one does), or why it cannot. */
+async function masterPlace(
+  handle: SshWorkspaceHandle,
+  fingerprint: string,
+  stateDir: string,
+): Promise<{ master: Master; uid: number; host: string; user: string } | string> {
   const [user, host] = splitUserHost(handleTarget(handle));
   const dir = await openMuxDir(stateDir);
   const name = await muxSocketName({
@@ -105,9 +117,11 @@ export async function liveMuxClient(
     keepaliveMs: handle.keepalive_interval_ms,
   });
   const socket = `${dir.path}/${name}`;
-  if (new TextEncoder().encode(socket).length > MAX_SOCKET_PATH) return undefined;
-  if (await probeMaster(socket, dir.uid) !== "live") return undefined;
-  return clientArgs({ socket, alias: `sbx-mux-${name}`, configFile: `${socket}.config` });
+  if (new TextEncoder().encode(socket).length > MAX_SOCKET_PATH) {
+    return `the socket path ${socket} is longer than ${MAX_SOCKET_PATH} bytes`;
+  }
+  const master = { socket, alias: `sbx-mux-${name}`, configFile: `${socket}.config` };
+  return { master, uid: dir.uid, host, user };
 }
 
 /** The master for this handle, started if none listens; undefined when it cannot be. */
@@ -118,28 +132,19 @@ async function readyMaster(
   signal: AbortSignal | undefined,
   setup: MuxSetup,
 ): Promise<Master | undefined> {
-  const [user, host] = splitUserHost(handleTarget(handle));
-  const identityFile = handle.identity_file;
-  const dir = await openMuxDir(setup.stateDir!);
-  const name = await muxSocketName({
-    host,
-    port: handle.ssh_port,
-    user,
-    identityFile,
-    fingerprint,
-    keepaliveMs: handle.keepalive_interval_ms,
-  });
-  const socket = `${dir.path}/${name}`;
+  const place = await masterPlace(handle, fingerprint, setup.stateDir!);
   const skip = (why: string) => {
-    setup.logger.debug(`not sharing the SSH connection to ${host}: ${why}; connecting directly`);
+    setup.logger.debug(
+      `not sharing the SSH connection to ${handleTarget(handle)}: ${why}; connecting directly`,
+    );
     return undefined;
   };
-  if (new TextEncoder().encode(socket).length > MAX_SOCKET_PATH) {
-    return skip(`the socket path ${socket} is longer than ${MAX_SOCKET_PATH} bytes`);
-  }
-  const master = { socket, alias: `sbx-mux-${name}`, configFile: `${socket}.config` };
+  if (typeof place === "string") return skip(place);
+  const { master, uid, host, user } = place;
+  const { socket } = master;
+  const identityFile = handle.identity_file;
   const why = await withMasterLock(socket, async () => {
-    if (await probeMaster(socket, dir.uid) === "live") return undefined;
+    if (await probeMaster(socket, uid) === "live") return undefined;
     const key = await pinnedKeyLine(handle.known_hosts, fingerprint);
     // The direct connection names what is wrong with the known_hosts file.
     if (key === undefined) return `${handle.known_hosts} does not hold the pinned key`;
