@@ -190,7 +190,7 @@ export async function copySeed(
   }
   if (result.code !== SEED_EXIT.none) {
     host.logger[seedLevel(result.code)](
-      `did not use the seed ${seedPath(place)}: ${firstLine(result.stderr, result.code)}`,
+      `did not use the seed ${seedPath(place)}: ${firstLine(result)}`,
     );
   }
   return false;
@@ -225,7 +225,7 @@ export async function saveSeed(
   logReaped(host.logger, place, result.stdout);
   if (result.code !== 0) {
     host.logger[seedLevel(result.code)](
-      `kept no seed of ${ref.workspace}: ${firstLine(result.stderr, result.code)}`,
+      `kept no seed of ${ref.workspace}: ${firstLine(result)}`,
     );
     return;
   }
@@ -282,7 +282,7 @@ export async function pruneSeeds(
   if (result.stdout.trim() === "none") return undefined;
   if (result.code !== 0) {
     logger.warn(
-      `did not prune the seeds under ${place.root}: ${firstLine(result.stderr, result.code)}`,
+      `did not prune the seeds under ${place.root}: ${firstLine(result)}`,
     );
   }
   return logReaped(logger, place, result.stdout);
@@ -403,8 +403,14 @@ function logReaped(
   return reaped;
 }
 
-function firstLine(stderr: string, code: number): string {
-  return stderr.trim().split("\n")[0] || `exit code ${code}`;
+/**
+ * A store script's failure in a few words: its first line on stderr, else its exit code.
+ *
+ * @param result The script's exit code and stderr.
+ * @returns The line.
+ */
+export function firstLine(result: { code: number; stderr: string }): string {
+  return result.stderr.trim().split("\n")[0] || `exit code ${result.code}`;
 }
 
 async function writeAtomically(file: string, text: string, replace = true): Promise<void> {

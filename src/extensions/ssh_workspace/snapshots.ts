@@ -15,7 +15,7 @@ import type { SshConnection } from "../../transport/ssh/connection.ts";
 import type { SnapshotInfo, SnapshotScan } from "../types.ts";
 import { handleTarget, type SshWorkspaceHandle } from "./handle.ts";
 import { SCRIPT_EXIT } from "./remote_scripts.ts";
-import { rememberHost, seedOwner, seedUser } from "./seeds.ts";
+import { firstLine, rememberHost, seedOwner, seedUser } from "./seeds.ts";
 import {
   SNAPSHOT_EXIT,
   SNAPSHOT_INTO,
@@ -270,8 +270,4 @@ function snapshotFailure(
     name,
     `could not be handled ${where} (exit ${result.code}: ${why}); check that the login user's shell is a POSIX sh`,
   );
-}
-
-function firstLine(result: { code: number; stderr: string }): string {
-  return result.stderr.trim().split("\n")[0] || `exit code ${result.code}`;
 }
