@@ -164,28 +164,20 @@ export abstract class SeededWorkspaceExtension<Config, Handle extends SshWorkspa
    * @returns One line per seed reaped.
    */
   override async reapOrphans(ctx: OrphanReapContext): Promise<string[]> {
-    const reaped: string[] = [];
-    for (const record of await seedHosts(ctx.stateDir)) {
-      try {
-        const connection = await this.connect(record.handle as Handle);
-        const lines = await pruneSeeds(connection, record, record.policy.maxMb * 1024, this.logger);
-        if (lines === undefined) await Deno.remove(record.file);
-        else reaped.push(...lines);
-      } catch (error) {
-        this.logger.warn(`skipped the seeds under ${record.root}: ${errorText(error)}`);
-      }
-    }
-    for (const record of await storeHosts(ctx.stateDir, "snapshots")) {
-      try {
-        const handle = record.handle as Handle;
-        const host = this.#snapshotHost(handle, await this.connect(handle), ctx.stateDir);
-        const lines = await pruneSnapshots(host);
-        if (lines === undefined) await Deno.remove(record.file);
-        else reaped.push(...lines);
-      } catch (error) {
-        this.logger.warn(`skipped the snapshots under ${record.root}: ${errorText(error)}`);
-      }
-    }
+    const reaped = [
+      ...await this.#pruneStores(
+        await seedHosts(ctx.stateDir),
+        "seeds",
+        (record, connection) =>
+          pruneSeeds(connection, record, record.policy.maxMb * 1024, this.logger),
+      ),
+      ...await this.#pruneStores(
+        await storeHosts(ctx.stateDir, "snapshots"),
+        "snapshots",
+        (record, connection) =>
+          pruneSnapshots(this.#snapshotHost(record.handle as Handle, connection, ctx.stateDir)),
+      ),
+    ];
     const pending = `${ctx.stateDir}/seeds/pending`;
     try {
       for await (const entry of Deno.readDir(pending)) {
@@ -344,6 +336,29 @@ export abstract class SeededWorkspaceExtension<Config, Handle extends SshWorkspa
       }
     }
     return hosts;
+  }
+
+  /**
+   * Prune one store (seeds or snapshots) on every host this state directory
+   * remembers for it; forget a host whose user has none left there, and skip
+   * an unreachable one with a warning.
+   */
+  async #pruneStores<R extends { file: string; root: string; handle: unknown }>(
+    records: R[],
+    what: string,
+    prune: (record: R, connection: SnapshotHost["connection"]) => Promise<string[] | undefined>,
+  ): Promise<string[]> {
+    const reaped: string[] = [];
+    for (const record of records) {
+      try {
+        const lines = await prune(record, await this.connect(record.handle as Handle));
+        if (lines === undefined) await Deno.remove(record.file);
+        else reaped.push(...lines);
+      } catch (error) {
+        this.logger.warn(`skipped the ${what} under ${record.root}: ${errorText(error)}`);
+      }
+    }
+    return reaped;
   }
 
   /** Refuse a sandbox whose host goes with it (a VM booted per sandbox). */
