@@ -167,6 +167,22 @@ export async function createOk(
 }
 
 /**
+ * Files the first sync sent into sandbox `id` (by tar into an empty
+ * workspace, else rsync), read from its transcript (`logs ID`).
+ *
+ * @param vm Anything that runs the CLI with its environment.
+ * @param id The sandbox.
+ * @returns The count.
+ */
+export async function filesSent(vm: Pick<TestVm, "cli">, id: string): Promise<number> {
+  const result = await vm.cli(["logs", id]);
+  assert.equal(result.code, 0, result.stderr);
+  const match = /by (?:rsync|tar): (\d+) files sent/.exec(result.stdout);
+  assert.ok(match, `no sync line in the transcript of ${id}:\n${result.stdout}`);
+  return Number(match[1]);
+}
+
+/**
  * Every file, directory and symlink under `dir`, with kind, mode and content
  * (files) or target (symlinks); symlinks are never followed.
  *

@@ -6,7 +6,7 @@
 // would see this machine's paths (the canary at the same absolute path), not the host's.
 import assert from "node:assert/strict";
 import { type IsolatedHost, isolatedTest, startIsolatedHost } from "../harness/isolated_host.ts";
-import { createOk } from "../harness/test_vm.ts";
+import { createOk, filesSent } from "../harness/test_vm.ts";
 import { git } from "../../src/testing/git_corpus.ts";
 
 const SEED_MARKER = ".sandboxer-seed.json";
@@ -26,15 +26,6 @@ async function makeRepo(dir: string): Promise<string> {
   await git(repo, "add", "-A");
   await git(repo, "commit", "-qm", "init");
   return repo;
-}
-
-/** Files rsync sent into sandbox `id`, from its transcript. */
-async function filesSent(host: IsolatedHost, id: string): Promise<number> {
-  const result = await host.cli(["logs", id]);
-  assert.equal(result.code, 0, result.stderr);
-  const match = /by (?:rsync|tar): (\d+) files sent/.exec(result.stdout);
-  assert.ok(match, `no sync line in the transcript of ${id}:\n${result.stdout}`);
-  return Number(match[1]);
 }
 
 isolatedTest("seeds: symlinks planted by the host at any level are never followed", async (t) => {

@@ -8,7 +8,7 @@
 // reap expired seeds, a tree over sync.seed_max_mb is not kept, `sync.seed: workspace` keeps
 // build outputs from destroy, and a pool entry's workspace_root holds its seeds.
 import assert from "node:assert/strict";
-import { createOk, startTestVm, type TestVm } from "../harness/test_vm.ts";
+import { createOk, filesSent, startTestVm, type TestVm } from "../harness/test_vm.ts";
 import { writePoolProfile } from "../harness/pool_hosts.ts";
 
 const SEED_MARKER = ".sandboxer-seed.json";
@@ -28,15 +28,6 @@ async function seedNames(vm: TestVm, root = vm.root): Promise<string[]> {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
   return names.sort();
-}
-
-/** Files sent into sandbox `id` (by tar into an empty workspace, else rsync), from its transcript. */
-async function filesSent(vm: TestVm, id: string): Promise<number> {
-  const result = await vm.cli(["logs", id]);
-  assert.equal(result.code, 0, result.stderr);
-  const match = /by (?:rsync|tar): (\d+) files sent/.exec(result.stdout);
-  assert.ok(match, `no sync line in the transcript of ${id}:\n${result.stdout}`);
-  return Number(match[1]);
 }
 
 async function makeRepo(dir: string): Promise<string> {
