@@ -91,6 +91,12 @@ export interface CreateContext<Config> {
    * sandboxes itself (a pool) may use it to choose the host, or refuse.
    */
   readonly fromSnapshot?: string;
+  /**
+   * Leave an SSH connection that later sandboxer processes share (the CLI's
+   * `create`, from `SANDBOXER_SSH_MUX`; see {@linkcode ExecIO.sshMux}): a
+   * backend that can starts it while it creates. Absent: none.
+   */
+  readonly sshMux?: { persistSeconds: number };
 }
 
 /** Progress of a create queued for room (`create --wait`). */

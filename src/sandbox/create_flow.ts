@@ -105,6 +105,7 @@ export async function createSandbox(
       signal: options.signal,
       waitSeconds: options.waitSeconds,
       onWaiting: options.onWaiting,
+      ...(options.sshMux ? { sshMux: options.sshMux } : {}),
       recordHandle: async (next) => {
         await parts.journal.update(id, handleFields(next), creating);
         handle = next;

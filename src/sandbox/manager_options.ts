@@ -83,6 +83,13 @@ export interface CreateOptions {
    * anything is made; one that fails later rolls the create back.
    */
   fromSnapshot?: string;
+  /**
+   * Leave the new sandbox's SSH connection up for later sandboxer processes
+   * to share, this many seconds after its last use (what the CLI's `create`
+   * does, from `SANDBOXER_SSH_MUX`): its next `sandboxer sync` or `exec`
+   * then pays no handshake. Absent: none.
+   */
+  sshMux?: { persistSeconds: number };
 }
 
 /** Options for {@linkcode Manager.sync}. */

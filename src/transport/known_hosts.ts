@@ -315,6 +315,30 @@ export function knownKeyTypes(
 }
 
 /**
+ * The fingerprint of the one key a known_hosts file trusts for a host, when
+ * it trusts exactly one: what a connection to it must present. Several keys
+ * (of different types), none, or any `@revoked` or `@cert-authority` line
+ * for the host: undefined, as the key the server will show cannot be told
+ * in advance.
+ *
+ * @param entries Parsed entries.
+ * @param host Host name or address.
+ * @param port TCP port.
+ * @returns `SHA256:…`, or undefined.
+ */
+export function soleHostKeyFingerprint(
+  entries: readonly KnownHostsEntry[],
+  host: string,
+  port: number,
+): string | undefined {
+  const name = knownHostsName(host, port);
+  const forHost = entries.filter((e) => entryMatchesHost(e, name));
+  if (forHost.some((e) => e.marker !== undefined)) return undefined;
+  const prints = new Set(forHost.map((e) => fingerprintSha256(e.keyBlob)));
+  return prints.size === 1 ? [...prints][0] : undefined;
+}
+
+/**
  * Check an offered host key against a known_hosts file.
  *
  * @param query The file, host, port and offered key.

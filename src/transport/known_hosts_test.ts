@@ -9,6 +9,7 @@ import {
   knownKeyTypes,
   matchHostKey,
   parseKnownHosts,
+  soleHostKeyFingerprint,
 } from "./known_hosts.ts";
 import { entryMatchesHost, matchHostPatterns } from "./host_patterns.ts";
 
@@ -260,5 +261,24 @@ Deno.test("appendKnownHost() adds a newline to a file that lacks one and rejects
       appendKnownHost({ file, host: "c", port: 22, keyType: "ssh-ed25519", keyBase64: "x y\nz" }),
       TypeError,
     );
+  });
+});
+
+Deno.test("soleHostKeyFingerprint() names the key only when the file trusts exactly one", async () => {
+  await withTempDir(async (dir) => {
+    const ed = await makeKey(dir, "ed25519", "ed");
+    const ec = await makeKey(dir, "ecdsa", "ec");
+    const sole = (text: string) => soleHostKeyFingerprint(parseKnownHosts(text), "10.0.0.5", 12222);
+    const edLine = `[10.0.0.5]:12222 ${ed.type} ${ed.base64}\n`;
+    assert.equal(sole(edLine), fingerprintSha256(ed.blob));
+    assert.equal(
+      sole(edLine + edLine.replace("[10.0.0.5]:12222", "[10.0.0.*]:12222")),
+      sole(edLine),
+    );
+    assert.equal(sole(`${edLine}[10.0.0.5]:12222 ${ec.type} ${ec.base64}\n`), undefined);
+    assert.equal(sole(`10.0.0.5 ${ed.type} ${ed.base64}\n`), undefined, "port 22's line");
+    assert.equal(sole(""), undefined);
+    assert.equal(sole(`${edLine}@revoked [10.0.0.5]:12222 ${ec.type} ${ec.base64}\n`), undefined);
+    assert.equal(sole(`${edLine}@cert-authority * ${ec.type} ${ec.base64}\n`), undefined);
   });
 });

@@ -187,7 +187,7 @@ export function controlPathArg(socket: string): string {
 }
 
 /**
- * Start a master in the background (`ssh -f -N -M`): it returns once the
+ * Start a master in the background (`ssh -f -M … true`): it returns once the
  * connection is authenticated and the socket listens. It never asks for
  * anything (BatchMode): a key that needs a passphrase no agent holds, or a
  * host key other than the pinned one, fails here and nothing ran remotely.
@@ -196,7 +196,49 @@ export function controlPathArg(socket: string): string {
  * @returns undefined once it listens, else why not (ssh's last line).
  */
 export async function startMaster(spec: MasterSpec): Promise<string | undefined> {
-  const result = await run([
+  const result = await run(masterArgv(spec), {
+    allowFailure: true,
+    signal: spec.signal,
+  });
+  if (result.code !== 0) {
+    return result.stderr.trim().split("\n").at(-1) || `ssh exited with ${result.code}`;
+  }
+  await Deno.chmod(spec.socket, 0o600);
+  return undefined;
+}
+
+/**
+ * Launch a master and leave it, without waiting for its handshake: this
+ * process may end first. With no lock held for the whole start, two
+ * processes may start one each; OpenSSH binds the socket by an atomic link,
+ * so one master wins and the other exits (see masterArgv()). OpenSSH makes
+ * the socket 0600 (umask 0177) in the 0700 directory. A master that fails (a changed host key, a refused login)
+ * only leaves later calls to connect directly.
+ *
+ * @param spec The master's config, socket and timeouts.
+ * @throws {Deno.errors.NotCapable} When `--allow-run` does not grant `ssh`.
+ */
+export function launchMaster(spec: MasterSpec): void {
+  const [program, ...args] = masterArgv(spec);
+  const child = new Deno.Command(program, {
+    args,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  child.unref();
+  child.status.catch(() => {});
+}
+
+/**
+ * The master's argv. Its remote command `true` is never run by a master
+ * that got its socket (with `-f` and ControlPersist OpenSSH opens no session
+ * of its own); one that lost the socket to another process's master runs it
+ * and exits, where with `-N` it would stay connected, unused, until the
+ * server went away.
+ */
+function masterArgv(spec: MasterSpec): [string, ...string[]] {
+  return [
     "ssh",
     "-F",
     spec.configFile,
@@ -217,14 +259,9 @@ export async function startMaster(spec: MasterSpec): Promise<string | undefined>
     "-o",
     "LogLevel=ERROR",
     "-f",
-    "-N",
     spec.alias,
-  ], { allowFailure: true, signal: spec.signal });
-  if (result.code !== 0) {
-    return result.stderr.trim().split("\n").at(-1) || `ssh exited with ${result.code}`;
-  }
-  await Deno.chmod(spec.socket, 0o600);
-  return undefined;
+    "true",
+  ];
 }
 
 /**

@@ -3,6 +3,8 @@
 // 0700 directory, a planted symlink or a directory open to others is refused, a killed master
 // leaves a stale socket the next exec replaces, a re-keyed host is still refused, --timeout kills
 // the remote command, and stdin and exit codes (255 and deaths by signal included) pass through.
+// create starts the master beside its own connection, so that the sync and exec after it log in
+// no more; concurrent creates leave one master; a host whose key is not the known one gets none.
 // Real sshd, the CLI's flags.
 import assert from "node:assert/strict";
 import { processTable, spawnSandboxer, textOf } from "../helpers.ts";
@@ -55,7 +57,9 @@ function oneLine(stderr: string): string {
 Deno.test("exec over a shared connection: one login, safe socket, exit codes and stdin", async (t) => {
   await using vm = await startTestVm();
   const profile = await vm.profile("p");
-  await createOk(vm, ["-p", profile, "--name", "m1"]);
+  // Made with sharing off: the steps below watch the first master start.
+  const made = await vm.cli(["create", "-p", profile, "--name", "m1"], { SANDBOXER_SSH_MUX: "0" });
+  assert.equal(made.code, 0, made.stderr);
   const mux = `${vm.env.SANDBOXER_HOME}/mux`;
   try {
     await t.step("SANDBOXER_SSH_MUX=0 makes no socket and logs in every time", async () => {
@@ -165,6 +169,75 @@ Deno.test("exec over a shared connection: one login, safe socket, exit codes and
       const refused = await vm.cli(["exec", "m1", "--", "touch", "rekeyed-ran"]);
       assert.equal(refused.code, 125, refused.stderr);
       assert.match(oneLine(refused.stderr), /is not the one pinned when the sandbox was created/);
+      assert.deepEqual(await masters(vm), [], "no master runs under the new key");
+    });
+  } finally {
+    await killMasters(vm).catch(() => {});
+  }
+});
+
+/** Wait (up to 10 s) until `ready` holds. */
+async function until(ready: () => Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (await ready()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail(`timed out waiting until ${what}`);
+}
+
+Deno.test("create leaves a shared connection: the sync and exec after it log in no more", async (t) => {
+  await using vm = await startTestVm();
+  const profile = await vm.profile("p");
+  const repo = await Deno.makeTempDir({ dir: vm.dir, prefix: "repo-" });
+  await Deno.writeTextFile(`${repo}/hello.txt`, "hello\n");
+  try {
+    await t.step("create launches one master; sync's tar and exec run over it", async () => {
+      const before = await logins(vm);
+      await createOk(vm, ["-p", profile, "--name", "c1"]);
+      await until(async () => (await sockets(vm)).length === 1, "the master listens");
+      assert.equal((await masters(vm)).length, 1);
+      assert.equal(await logins(vm), before + 2, "create's own login and the master's");
+      const sync = await vm.cli(["sync", "c1", "--repo", repo, "--debug"]);
+      assert.equal(sync.code, 0, sync.stderr);
+      assert.match(sync.stderr, /by tar over the shared connection/);
+      const exec = await vm.cli(["exec", "c1", "--", "cat", "hello.txt"]);
+      assert.equal(exec.code, 0, exec.stderr);
+      assert.equal(exec.stdout, "hello\n");
+      assert.equal(await logins(vm), before + 2, "sync and exec logged in again");
+    });
+
+    await t.step("concurrent creates leave one master and no other ssh", async () => {
+      await killMasters(vm);
+      const made = await Promise.all(
+        ["c2", "c3", "c4"].map((name) => vm.cli(["create", "-p", profile, "--name", name])),
+      );
+      for (const result of made) assert.equal(result.code, 0, result.stderr);
+      await until(async () => (await sockets(vm)).length === 1, "a master listens");
+      const ours = async () =>
+        (await processTable()).filter((p) =>
+          /^(\S*\/)?ssh /.test(p.args) && p.args.includes(`${vm.env.SANDBOXER_HOME}/mux/`)
+        );
+      // A master that lost the socket to another exits at once; none stays connected.
+      await until(async () => (await ours()).length === 1, "only the winning master is left");
+      assert.equal((await masters(vm)).length, 1);
+    });
+
+    await t.step("SANDBOXER_SSH_MUX=0 create starts none", async () => {
+      await killMasters(vm);
+      const off = await vm.cli(["create", "-p", profile, "--name", "c5"], {
+        SANDBOXER_SSH_MUX: "0",
+      });
+      assert.equal(off.code, 0, off.stderr);
+      await new Promise((r) => setTimeout(r, 500));
+      assert.deepEqual(await masters(vm), []);
+    });
+
+    await t.step("a host whose key is not the known one gets no master", async () => {
+      await killMasters(vm);
+      await replaceHostKey(vm.sshd);
+      const refused = await vm.cli(["create", "-p", profile, "--name", "c6"]);
+      assert.notEqual(refused.code, 0, "create refused the new key");
+      await new Promise((r) => setTimeout(r, 1000));
       assert.deepEqual(await masters(vm), [], "no master runs under the new key");
     });
   } finally {

@@ -6,6 +6,7 @@ import { escapeControl, json } from "../output.ts";
 import { publicRecord } from "../render.ts";
 import { progressPrinter, waitPrinter } from "./progress.ts";
 import { parseLabels } from "../labels.ts";
+import { sshMuxFromEnv } from "../ssh_mux_env.ts";
 
 /**
  * `sandboxer create`.
@@ -56,6 +57,7 @@ export function createCommand(ctx: CliContext) {
         labels,
         waitSeconds: wait,
         onWaiting: wait === undefined ? undefined : waiting.onWaiting,
+        sshMux: sshMuxFromEnv(),
         onRecorded: (r) => recorded = r.id,
       }).catch(async (error) => {
         if (recorded !== undefined) await sayKept(ctx, recorded);

@@ -1,8 +1,7 @@
 import { Command } from "../../deps/commander.ts";
 import { parseDuration } from "../../config/duration.ts";
 import { SandboxStateError, UsageError } from "../../core/errors.ts";
-import { optionalEnv } from "../../core/permissions.ts";
-import { muxPersistSeconds } from "../../transport/ssh_mux.ts";
+import { sshMuxFromEnv } from "../ssh_mux_env.ts";
 import { attach } from "./ssh.ts";
 import type { CliContext } from "../context.ts";
 
@@ -93,7 +92,7 @@ export function execCommand(ctx: CliContext) {
           stdin: flags.stdin ? ctx.output.inStream?.() : undefined,
           cwd: flags.workdir,
           signal: AbortSignal.any([ctx.signal, timer.signal]),
-          sshMux: sshMuxOf(optionalEnv("SANDBOXER_SSH_MUX")),
+          sshMux: sshMuxFromEnv(),
         });
       } catch (error) {
         if (!timer.signal.aborted || ctx.signal.aborted) throw error;
@@ -133,17 +132,6 @@ function timeoutOf(value: string): number {
     );
   }
   return seconds * 1000;
-}
-
-/** `SANDBOXER_SSH_MUX` (see muxPersistSeconds()); a malformed value is a usage error. */
-function sshMuxOf(value: string | undefined): { persistSeconds: number } {
-  try {
-    return { persistSeconds: muxPersistSeconds(value, parseDuration) };
-  } catch {
-    throw new UsageError(
-      `Cannot use SANDBOXER_SSH_MUX=${value}: write 0 (no shared connections), 1 (the default, 60s) or how long a shared connection stays up idle, such as 90s or 10m`,
-    );
-  }
 }
 
 /**

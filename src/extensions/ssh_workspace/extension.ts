@@ -37,7 +37,7 @@ import { scanMarkedWorkspaces } from "./reap.ts";
 import { selectFiles } from "../../sync/git_selection.ts";
 import { checkWorkspacePath, newNonce, pathInWorkspace } from "./workspace_path.ts";
 import { ExecGate } from "./exec_gate.ts";
-import { muxExec } from "./mux_exec.ts";
+import { muxExec, prestartMaster } from "./mux_exec.ts";
 import {
   repinError,
   workspaceRef,
@@ -98,6 +98,21 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
    */
   protected async makeWorkspace(ctx: CreateContext<Config>, handle: Handle): Promise<Handle> {
     checkWorkspacePath(handle.workspace, ctx.id);
+    // Launched beside this create's own handshake, not waited for (see prestartMaster()).
+    const sharing = ctx.sshMux
+      ? prestartMaster(handle, ctx.sshMux.persistSeconds, ctx.signal, {
+        stateDir: this.options.stateDir,
+        logger: this.logger,
+      })
+      : undefined;
+    try {
+      return await this.#makeWorkspace(ctx, handle);
+    } finally {
+      await sharing;
+    }
+  }
+
+  async #makeWorkspace(ctx: CreateContext<Config>, handle: Handle): Promise<Handle> {
     await ctx.step("connect");
     const connection = await this.connect(
       handle,

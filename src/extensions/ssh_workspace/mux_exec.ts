@@ -17,11 +17,13 @@ import type { ExecIO, Logger } from "../../core/types.ts";
 import { run, spawnPiped, terminate } from "../../process/run.ts";
 import { signalExitCode } from "../../process/signals.ts";
 import { pinnedKeyLine, sshConfigBlock, writePrivate } from "../../transport/openssh_config.ts";
+import { readKnownHosts, soleHostKeyFingerprint } from "../../transport/known_hosts.ts";
 import { remoteCommand } from "../../transport/quote.ts";
 import { concat } from "../../sync/path_bytes.ts";
 import { pumpInto } from "../../transport/ssh/stdin_pump.ts";
 import {
   controlPathArg,
+  launchMaster,
   MAX_SOCKET_PATH,
   muxSocketName,
   openMuxDir,
@@ -70,14 +72,51 @@ export async function muxExec(
 ): Promise<number | undefined> {
   const persistSeconds = io.sshMux?.persistSeconds ?? 0;
   const fingerprint = handle.host_key_fingerprint;
-  if (persistSeconds <= 0 || setup.stateDir === undefined || !fingerprint || handle.jump) {
-    return undefined;
-  }
-  // OpenSSH in BatchMode cannot be handed the passphrase ssh2 reads from the environment.
-  if (handle.passphrase_env && !optionalEnv("SSH_AUTH_SOCK")) return undefined;
+  if (!fingerprint || !sharable(handle, persistSeconds, setup)) return undefined;
   const master = await readyMaster(handle, fingerprint, persistSeconds, io.signal, setup);
   if (master === undefined) return undefined;
   return await runClient(master, ref, wrapped, io);
+}
+
+/**
+ * Start the shared master for a sandbox being created, beside the create's
+ * own connection, so that the CLI calls that follow `create` (its first
+ * sync's tar stream, `sync`, `exec`) find it up and pay no handshake. The
+ * host key is not pinned yet: the master is started only when the target's
+ * known_hosts trusts exactly one key for it, under that key's fingerprint,
+ * and it accepts that key alone. The create's connection must present the
+ * same key to pin it, and a master made under another key is never reached,
+ * as the socket's name holds the fingerprint. Never throws: sharing is an
+ * optimisation, and later calls connect directly without it.
+ *
+ * @param handle The handle being created (no pin yet).
+ * @param persistSeconds How long the master stays up idle (`SANDBOXER_SSH_MUX`); 0: none.
+ * @param signal Abort.
+ * @param setup State directory and logger.
+ */
+export async function prestartMaster(
+  handle: SshWorkspaceHandle,
+  persistSeconds: number,
+  signal: AbortSignal | undefined,
+  setup: MuxSetup,
+): Promise<void> {
+  try {
+    if (!sharable(handle, persistSeconds, setup)) return;
+    const [, host] = splitUserHost(handleTarget(handle));
+    const entries = await readKnownHosts(handle.known_hosts);
+    const fingerprint = soleHostKeyFingerprint(entries, host, handle.ssh_port);
+    if (fingerprint === undefined) return;
+    await readyMaster(handle, fingerprint, persistSeconds, signal, setup, "launch");
+  } catch (error) {
+    setup.logger.debug(`did not start a shared SSH connection: ${(error as Error).message}`);
+  }
+}
+
+/** Whether OpenSSH's connection sharing may serve this handle at all. */
+function sharable(handle: SshWorkspaceHandle, persistSeconds: number, setup: MuxSetup): boolean {
+  if (persistSeconds <= 0 || setup.stateDir === undefined || handle.jump) return false;
+  // OpenSSH in BatchMode cannot be handed the passphrase ssh2 reads from the environment.
+  return !handle.passphrase_env || Boolean(optionalEnv("SSH_AUTH_SOCK"));
 }
 
 /**
@@ -124,13 +163,20 @@ async function masterPlace(
   return { master, uid: dir.uid, host, user };
 }
 
-/** The master for this handle, started if none listens; undefined when it cannot be. */
+const LAUNCHED = Symbol("launched");
+
+/**
+ * The master for this handle, started if none listens; undefined when it
+ * cannot be. `launch`: started without waiting for it (see launchMaster()),
+ * and undefined unless one was listening already.
+ */
 async function readyMaster(
   handle: SshWorkspaceHandle,
   fingerprint: string,
   persistSeconds: number,
   signal: AbortSignal | undefined,
   setup: MuxSetup,
+  start: "wait" | "launch" = "wait",
 ): Promise<Master | undefined> {
   const place = await masterPlace(handle, fingerprint, setup.stateDir!);
   const skip = (why: string) => {
@@ -162,9 +208,10 @@ async function readyMaster(
     } catch (error) {
       return (error as Error).message;
     }
-    await writePrivate(knownHosts, `${master.alias} ${key}\n`);
-    await writePrivate(master.configFile, config);
-    return await startMaster({
+    // Rewritten only when different: a master launched a moment ago may be reading them.
+    await writeIfChanged(knownHosts, `${master.alias} ${key}\n`);
+    await writeIfChanged(master.configFile, config);
+    const spec = {
       configFile: master.configFile,
       alias: master.alias,
       socket,
@@ -172,9 +219,22 @@ async function readyMaster(
       connectTimeoutSeconds: handle.connect_timeout_ms / 1000,
       keepaliveSeconds: handle.keepalive_interval_ms / 1000,
       signal,
-    });
+    };
+    if (start === "wait") return await startMaster(spec);
+    launchMaster(spec);
+    return LAUNCHED;
   });
+  if (why === LAUNCHED) return undefined;
   return why === undefined ? master : skip(why);
+}
+
+/** {@linkcode writePrivate}, unless the file (0600, ours) holds exactly `text` already. */
+async function writeIfChanged(path: string, text: string): Promise<void> {
+  const info = await Deno.lstat(path).catch(() => undefined);
+  if (info?.isFile && ((info.mode ?? 0) & 0o777) === 0o600) {
+    if (await Deno.readTextFile(path).catch(() => undefined) === text) return;
+  }
+  await writePrivate(path, text);
 }
 
 /** OpenSSH's arguments for a mux client of `master` (a direct connection if it vanished). */
