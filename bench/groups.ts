@@ -276,20 +276,22 @@ export async function firstSyncGroup(ctx: BenchContext, what: string): Promise<G
     await Deno.remove(`${ctx.host.env.SANDBOXER_HOME}/fresh/${record.id}.${nonce}`);
     return record.id;
   };
+  // As in a script: `sandboxer create`, then `sandboxer sync` over the connection it left up.
+  const newCliSandbox = async () =>
+    JSON.parse((await cliRun(ctx, ["create", "-p", ctx.profile, "--json"])).stdout).id as string;
+  const alone = { ...ctx.env, SANDBOXER_SSH_MUX: "0" };
+  const syncAlone = async (id: string) =>
+    (await runChild([...ctx.cli, "sync", id, "--repo", ctx.sourceDir], alone)).ms;
   const samples = await alternate(
     [
       {
         name: "cli",
-        prepare: newSandbox,
+        prepare: newCliSandbox,
         run: async (id: string) => (await cliRun(ctx, ["sync", id, "--repo", ctx.sourceDir])).ms,
         cleanup: drop,
       },
-      {
-        name: "cli rsync path",
-        prepare: newSandboxForRsync,
-        run: async (id: string) => (await cliRun(ctx, ["sync", id, "--repo", ctx.sourceDir])).ms,
-        cleanup: drop,
-      },
+      { name: "cli unshared", prepare: newSandbox, run: syncAlone, cleanup: drop },
+      { name: "cli rsync path", prepare: newSandboxForRsync, run: syncAlone, cleanup: drop },
       {
         name: "sdk warm",
         prepare: newSandbox,
@@ -306,11 +308,26 @@ export async function firstSyncGroup(ctx: BenchContext, what: string): Promise<G
   return {
     samples,
     rows: [
-      row(ctx, samples, "first sync — CLI process (sandboxer sync)", "cli", "rsync", plain),
       row(
         ctx,
         samples,
-        "first sync — CLI by its rsync path (no tar), for comparison",
+        "first sync — CLI process (sandboxer sync after sandboxer create)",
+        "cli",
+        "rsync",
+        plain,
+      ),
+      row(
+        ctx,
+        samples,
+        "first sync — CLI process, SANDBOXER_SSH_MUX=0",
+        "cli unshared",
+        "rsync",
+        { plainLabel: plain.plainLabel },
+      ),
+      row(
+        ctx,
+        samples,
+        "first sync — CLI by its rsync path (no tar, SANDBOXER_SSH_MUX=0), for comparison",
         "cli rsync path",
         "rsync",
       ),
@@ -332,11 +349,19 @@ export async function resyncGroup(ctx: BenchContext): Promise<GroupResult> {
   const dir = await plainDir(ctx);
   await runChild([...ctx.sshCmd, "mkdir", dir]);
   await runChild(rsyncArgv(ctx, dir));
+  // The shared connection's master is up, as after the `create` of a script (it stays 60 s idle).
+  await cliRun(ctx, ["exec", id, "--", "true"]);
+  const alone = { ...ctx.env, SANDBOXER_SSH_MUX: "0" };
   const samples = await alternate(
     [
       {
         name: "cli",
         run: async () => (await cliRun(ctx, ["sync", id, "--repo", ctx.sourceDir])).ms,
+      },
+      {
+        name: "cli unshared",
+        run: async () =>
+          (await runChild([...ctx.cli, "sync", id, "--repo", ctx.sourceDir], alone)).ms,
       },
       {
         name: "sdk warm",
@@ -361,7 +386,24 @@ export async function resyncGroup(ctx: BenchContext): Promise<GroupResult> {
   return {
     samples,
     rows: [
-      row(ctx, samples, "no-change re-sync — CLI process", "cli", "rsync", plain),
+      row(
+        ctx,
+        samples,
+        "no-change re-sync — CLI process, shared connection up",
+        "cli",
+        "rsync",
+        plain,
+      ),
+      row(
+        ctx,
+        samples,
+        "no-change re-sync — CLI process, SANDBOXER_SSH_MUX=0",
+        "cli unshared",
+        "rsync",
+        {
+          plainLabel: plain.plainLabel,
+        },
+      ),
       row(ctx, samples, "no-change re-sync — SDK, new Manager", "sdk cold", "rsync", plain),
       row(ctx, samples, "no-change re-sync — SDK, warm Manager", "sdk warm", "rsync", plain),
     ],

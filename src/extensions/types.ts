@@ -34,6 +34,13 @@ export interface SyncOptions {
    * host, of the last tree synced there for the same repository.
    */
   seed?: SeedPolicy;
+  /**
+   * A shared SSH connection (see {@linkcode ExecIO.sshMux}): with
+   * `persistSeconds` above 0 the sync may run over one that is up, with no
+   * handshake; 0 never uses one. Absent: only a first sync's tar stream uses
+   * one that is up.
+   */
+  sshMux?: { persistSeconds: number };
 }
 
 /** How a new sandbox's workspace may start from a seed (docs/warm-workspaces.md). */

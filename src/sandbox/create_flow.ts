@@ -7,8 +7,8 @@
 
 import type { Profile, SyncSettings } from "../config/types.ts";
 import type { SandboxExtension } from "../extensions/base.ts";
-import type { SyncProgress, SyncReport } from "../core/types.ts";
-import type { SandboxHandle, SeedPolicy } from "../extensions/types.ts";
+import type { SyncReport } from "../core/types.ts";
+import type { SandboxHandle, SeedPolicy, SyncOptions } from "../extensions/types.ts";
 import { ExtensionError, OwnershipLostError, SetupFailedError } from "../core/errors.ts";
 import type { SandboxRecord } from "./record.ts";
 import { randomId, validateId } from "../core/ids.ts";
@@ -230,7 +230,7 @@ export async function syncInto(
   handle: SandboxHandle,
   repo: string,
   settings: SyncSettings,
-  options: { onProgress?: (p: SyncProgress) => void; signal?: AbortSignal; seed?: SeedPolicy },
+  options: Pick<SyncOptions, "onProgress" | "signal" | "seed" | "sshMux">,
   log: Transcript,
 ): Promise<SyncReport> {
   if (!extension.sync) {
@@ -247,6 +247,7 @@ export async function syncInto(
     onProgress: options.onProgress,
     signal: options.signal,
     ...(options.seed ? { seed: options.seed } : {}),
+    ...(options.sshMux ? { sshMux: options.sshMux } : {}),
   });
   parts.logger.info(
     `synced ${repo} → ${

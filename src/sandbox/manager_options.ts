@@ -100,6 +100,14 @@ export interface ManagerSyncOptions {
   onProgress?: (progress: SyncProgress) => void;
   /** Aborting stops the transfer. */
   signal?: AbortSignal;
+  /**
+   * Run over a shared SSH connection that is up (see
+   * {@linkcode CreateOptions.sshMux}; what the CLI's one-off `sync` does):
+   * no handshake. `persistSeconds: 0` never uses one. Absent: only a first
+   * sync's tar stream uses one that is up; the rest goes over this
+   * manager's own connection.
+   */
+  sshMux?: { persistSeconds: number };
 }
 
 /** Options for {@linkcode Manager.destroy}. */

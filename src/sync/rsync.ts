@@ -221,7 +221,11 @@ export function rsyncFilterArgs(
  * ```
  */
 export function buildRsyncArgv(plan: RsyncPlan, caps: RsyncCapabilities): string[] {
-  const rsh = shellQuote(sshArgv(plan.target, plan.sshConfigFile));
+  if (plan.rsh !== undefined) {
+    checkName("host", plan.target.host);
+    checkName("user", plan.target.user);
+  }
+  const rsh = shellQuote(plan.rsh ?? sshArgv(plan.target, plan.sshConfigFile));
   return buildArgv(plan, caps, rsh, false);
 }
 

@@ -369,3 +369,15 @@ Deno.test("buildRsyncRelayArgv() refuses rsync before 3.2.4 and an option-like h
     TypeError,
   );
 });
+
+Deno.test("buildRsyncArgv() with rsh: -e is that argv, quoted; the host names its alias", () => {
+  const rsh = ["ssh", "-F", "/state/mux/ab cd.config", "-S", "/state/mux/ab cd"] as const;
+  const target = { ...plan().target, host: "sbx-mux-abcd" };
+  const argv = buildRsyncArgv(plan({ rsh, target }), MODERN);
+  assert.deepEqual(argv.slice(0, 3), ["rsync", "-e", shellQuote(rsh)]);
+  assert.equal(argv.at(-1), "dev@sbx-mux-abcd:/build/sbx-1/");
+  assert.throws(
+    () => buildRsyncArgv(plan({ rsh, target: { ...target, host: "-oProxyCommand=x" } }), MODERN),
+    TypeError,
+  );
+});

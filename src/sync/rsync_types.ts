@@ -68,6 +68,12 @@ export interface RsyncPlan {
   progress: boolean;
   /** An ssh config file for ssh to read; default none (`-F /dev/null`). */
   sshConfigFile?: string;
+  /**
+   * The remote shell's argv for rsync's `-e` (a mux client of a shared
+   * connection), in place of the ssh built from `target`; `target.host`
+   * then names the host as that argv knows it (the master's alias).
+   */
+  rsh?: readonly [string, ...string[]];
   /** Push (local → remote, the default) or pull (remote → local). */
   direction?: "push" | "pull";
   /**

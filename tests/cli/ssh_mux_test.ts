@@ -3,8 +3,8 @@
 // 0700 directory, a planted symlink or a directory open to others is refused, a killed master
 // leaves a stale socket the next exec replaces, a re-keyed host is still refused, --timeout kills
 // the remote command, and stdin and exit codes (255 and deaths by signal included) pass through.
-// create starts the master beside its own connection, so that the sync and exec after it log in
-// no more; concurrent creates leave one master; a host whose key is not the known one gets none.
+// create starts the master beside its own connection, so that the syncs (tar, then rsync) and
+// exec after it log in no more; concurrent creates leave one master; a host whose key is not the known one gets none.
 // Real sshd, the CLI's flags.
 import assert from "node:assert/strict";
 import { processTable, spawnSandboxer, textOf } from "../helpers.ts";
@@ -203,7 +203,55 @@ Deno.test("create leaves a shared connection: the sync and exec after it log in 
       const exec = await vm.cli(["exec", "c1", "--", "cat", "hello.txt"]);
       assert.equal(exec.code, 0, exec.stderr);
       assert.equal(exec.stdout, "hello\n");
+      await Deno.writeTextFile(`${repo}/hello.txt`, "hello again\n");
+      const resync = await vm.cli(["sync", "c1", "--repo", repo, "--debug"]);
+      assert.equal(resync.code, 0, resync.stderr);
+      assert.match(resync.stderr, /by rsync over the shared connection/);
+      const again = await vm.cli(["exec", "c1", "--", "cat", "hello.txt"]);
+      assert.equal(again.stdout, "hello again\n");
       assert.equal(await logins(vm), before + 2, "sync and exec logged in again");
+    });
+
+    await t.step(
+      "rsync over the shared connection refuses a workspace swapped for a symlink",
+      async () => {
+        const ws = `${vm.root}/sbx-c1`;
+        const decoy = await Deno.makeTempDir({ dir: vm.dir, prefix: "decoy-" });
+        await Deno.chmod(decoy, 0o777);
+        await Deno.rename(ws, `${ws}.real`);
+        await Deno.symlink(decoy, ws);
+        try {
+          await Deno.writeTextFile(`${repo}/hello.txt`, "swapped\n");
+          assert.equal((await masters(vm)).length, 1, "the shared connection is up");
+          const refused = await vm.cli(["sync", "c1", "--repo", repo, "--debug"]);
+          assert.equal(refused.code, 1, refused.stderr);
+          assert.match(refused.stderr, /sbx-c1 is a symlink, not a workspace sandboxer made/);
+          assert.doesNotMatch(
+            refused.stderr,
+            /shared connection failed/,
+            "refused on the shared path",
+          );
+          assert.deepEqual(
+            await Array.fromAsync(Deno.readDir(decoy)),
+            [],
+            "nothing written through the link",
+          );
+        } finally {
+          await Deno.remove(ws);
+          await Deno.rename(`${ws}.real`, ws);
+        }
+      },
+    );
+
+    await t.step("SANDBOXER_SSH_MUX=0 sync connects on its own", async () => {
+      const before = await logins(vm);
+      await Deno.writeTextFile(`${repo}/hello.txt`, "unshared\n");
+      const off = await vm.cli(["sync", "c1", "--repo", repo, "--debug"], {
+        SANDBOXER_SSH_MUX: "0",
+      });
+      assert.equal(off.code, 0, off.stderr);
+      assert.doesNotMatch(off.stderr, /over the shared connection/);
+      assert.equal(await logins(vm), before + 1);
     });
 
     await t.step("concurrent creates leave one master and no other ssh", async () => {

@@ -2,6 +2,7 @@ import { Command } from "../../deps/commander.ts";
 import type { CliContext } from "../context.ts";
 import { json } from "../output.ts";
 import { watchSync } from "../watch.ts";
+import { sshMuxFromEnv } from "../ssh_mux_env.ts";
 import { progressPrinter } from "./progress.ts";
 
 /**
@@ -24,6 +25,7 @@ export function syncCommand(ctx: CliContext) {
           repo: options.repo,
           onProgress: progressPrinter(ctx.output),
           signal: ctx.signal,
+          sshMux: sshMuxFromEnv(),
         });
         if (options.json) ctx.output.out(json(report));
         return;

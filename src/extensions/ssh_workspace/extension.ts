@@ -37,14 +37,19 @@ import { scanMarkedWorkspaces } from "./reap.ts";
 import { selectFiles } from "../../sync/git_selection.ts";
 import { checkWorkspacePath, newNonce, pathInWorkspace } from "./workspace_path.ts";
 import { ExecGate } from "./exec_gate.ts";
-import { muxExec, prestartMaster } from "./mux_exec.ts";
+import { liveMuxClient, muxExec, prestartMaster } from "./mux_exec.ts";
 import {
   repinError,
   workspaceRef,
   workspaceRefusal,
   workspaceScriptError,
 } from "./workspace_ref.ts";
-import { rsyncInWorkspace, sftpSyncInWorkspace, type WorkspaceHost } from "./workspace_sync.ts";
+import {
+  rsyncInWorkspace,
+  rsyncOverShared,
+  sftpSyncInWorkspace,
+  type WorkspaceHost,
+} from "./workspace_sync.ts";
 import { markFresh, takeFresh, tarIntoFreshWorkspace } from "./workspace_tar.ts";
 import { defaultStateDir } from "../../core/paths.ts";
 
@@ -219,6 +224,26 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
       );
       if (sent !== undefined) return noted(sent);
     }
+    const plan = {
+      source: from,
+      target: targetFromHandle(handle),
+      remoteDir: ".",
+      remoteLabel: ref.workspace,
+      exclude,
+      gitignore,
+      selection: selection.filterArgs,
+      delete: true,
+      progress: options.onProgress !== undefined,
+    };
+    // A later sync from its own process (the CLI's): over a shared connection that is up.
+    if ((options.sshMux?.persistSeconds ?? 0) > 0) {
+      const shared = await liveMuxClient(handle, this.#stateDir()).catch(() => undefined);
+      const sent = shared && await rsyncOverShared(this.#host(handle), ref, plan, shared, options);
+      if (sent) {
+        this.logger.debug(`synced into ${ref.workspace} by rsync over the shared connection`);
+        return noted(sent);
+      }
+    }
     const connection = await this.connect(handle, options.signal);
     const relay = await rsyncRelaySupported();
     const whyNotRsync = await this.#whyNotRsync(handle, connection, relay);
@@ -245,17 +270,7 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
       await rsyncInWorkspace(
         this.#host(handle),
         ref,
-        {
-          source: from,
-          target: targetFromHandle(handle),
-          remoteDir: ".",
-          remoteLabel: ref.workspace,
-          exclude,
-          gitignore,
-          selection: selection.filterArgs,
-          delete: true,
-          progress: options.onProgress !== undefined,
-        },
+        plan,
         connection,
         relay,
         options,

@@ -119,24 +119,37 @@ function sharable(handle: SshWorkspaceHandle, persistSeconds: number, setup: Mux
   return !handle.passphrase_env || Boolean(optionalEnv("SSH_AUTH_SOCK"));
 }
 
+/** How to reach a master already listening, as a mux client. */
+export interface SharedClient {
+  /** OpenSSH's argv up to and including `--`: append the remote command. */
+  command: [string, ...string[]];
+  /** For rsync's `-e`: OpenSSH's options alone; rsync appends `-l USER`, the host and its command. */
+  rsh: [string, ...string[]];
+  /** The host to name: the master's `Host` alias (its config maps it to the host and the pin). */
+  alias: string;
+}
+
 /**
- * The OpenSSH argv (up to and including `--`) of a mux client of the master
- * already listening for this handle, if one does; none is started.
+ * A mux client of the master already listening for this handle, if one
+ * does; none is started. Should the master go away between this check and
+ * the client's start, the client connects directly with the master's config:
+ * the pinned key alone, never a prompt.
  *
  * @param handle The stored handle.
  * @param stateDir sandboxer's state directory.
- * @returns The argv to which the remote command is appended, or undefined.
+ * @returns The client's arguments, or undefined.
  */
 export async function liveMuxClient(
   handle: SshWorkspaceHandle,
   stateDir: string,
-): Promise<[string, ...string[]] | undefined> {
+): Promise<SharedClient | undefined> {
   const fingerprint = handle.host_key_fingerprint;
   if (!fingerprint || handle.jump) return undefined;
   const place = await masterPlace(handle, fingerprint, stateDir);
   if (typeof place === "string") return undefined;
   if (await probeMaster(place.master.socket, place.uid) !== "live") return undefined;
-  return clientArgs(place.master);
+  const { master } = place;
+  return { command: clientArgs(master), rsh: clientOptions(master), alias: master.alias };
 }
 
 /** Where this handle's master listens (whether or not one does), or why it cannot. */
@@ -239,6 +252,11 @@ async function writeIfChanged(path: string, text: string): Promise<void> {
 
 /** OpenSSH's arguments for a mux client of `master` (a direct connection if it vanished). */
 function clientArgs(master: Master, log?: string): [string, ...string[]] {
+  return [...clientOptions(master, log), "-T", master.alias, "--"];
+}
+
+/** {@linkcode clientArgs} without the host and the command. */
+function clientOptions(master: Master, log?: string): [string, ...string[]] {
   return [
     "ssh",
     "-F",
@@ -250,9 +268,6 @@ function clientArgs(master: Master, log?: string): [string, ...string[]] {
     "-o",
     "BatchMode=yes",
     ...(log === undefined ? ["-o", "LogLevel=ERROR"] : ["-E", log, "-o", "LogLevel=DEBUG2"]),
-    "-T",
-    master.alias,
-    "--",
   ];
 }
 

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { HostKeyError, WorkspaceError, WorkspaceGoneError } from "../../core/errors.ts";
+import { HostKeyError, SshError, WorkspaceError, WorkspaceGoneError } from "../../core/errors.ts";
 import type { Logger, SyncReport } from "../../core/types.ts";
 import type { RsyncPlan } from "../../sync/rsync_types.ts";
 import { runRsync } from "../../sync/rsync_run.ts";
@@ -18,6 +18,7 @@ import type { SshConnection } from "../../transport/ssh/connection.ts";
 import type { SyncOptions } from "../types.ts";
 import { ExecGate } from "./exec_gate.ts";
 import type { SshWorkspaceHandle } from "./handle.ts";
+import type { SharedClient } from "./mux_exec.ts";
 import {
   SCRIPT_EXIT,
   WORKSPACE_EXEC,
@@ -179,6 +180,47 @@ export async function rsyncInWorkspace(
     // rsync only sees its server end (killed, connection closed): a destroy that ended the
     // sandbox's processes looks like a network failure. Ask the host.
     throw await goneDuring(host, ref, verb, error) ?? error;
+  }
+}
+
+/**
+ * rsync over a shared connection that is up ({@linkcode SharedClient}: a
+ * mux client as rsync's `-e`, no handshake), through the same workspace
+ * check as {@linkcode rsyncInWorkspace}. The master accepts the pinned key
+ * alone, so the pin holds without the pooled connection.
+ *
+ * @param host How to reach the sandbox again, its handle and the logger.
+ * @param ref The checked workspace.
+ * @param plan What to sync (`target.host` is replaced by the master's alias).
+ * @param shared The mux client.
+ * @param options Progress and abort signal.
+ * @returns What was transferred, or undefined when the shared connection
+ *   failed (ssh's failure, or no rsync on the host): the caller then syncs
+ *   over its own connection, which names the problem.
+ * @throws {WorkspaceError} When the workspace is not this sandbox's.
+ */
+export async function rsyncOverShared(
+  host: WorkspaceHost,
+  ref: WorkspaceRef,
+  plan: RsyncPlan,
+  shared: SharedClient,
+  options: Pick<SyncOptions, "onProgress" | "signal">,
+): Promise<SyncReport | undefined> {
+  const guarded = guardedPlan(ref, plan);
+  try {
+    return await runRsync(
+      { ...guarded, target: { ...plan.target, host: shared.alias }, rsh: shared.rsh },
+      {
+        onProgress: options.onProgress,
+        signal: options.signal,
+        logger: host.logger,
+        explainFailure: (stderr: string) => refusalFromStderr(ref, stderr, "sync into"),
+      },
+    );
+  } catch (error) {
+    if (!(error instanceof SshError) || options.signal?.aborted) throw error;
+    host.logger.debug(`rsync over the shared connection failed (${error.message}); connecting`);
+    return undefined;
   }
 }
 

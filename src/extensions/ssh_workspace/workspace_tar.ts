@@ -86,7 +86,7 @@ export async function takeFresh(stateDir: string, ref: WorkspaceRef): Promise<bo
  * @param handle The stored handle (its pin and key).
  * @param ref The checked workspace.
  * @param plan The source and its selection, as the rsync sync would use them.
- * @param options Progress and abort.
+ * @param options Progress, abort, and `sshMux` (`persistSeconds` 0: no shared connection).
  * @param setup The state directory (shared connections) and the logger.
  * @returns What was sent, or undefined when rsync must sync instead (nothing said).
  */
@@ -94,7 +94,7 @@ export async function tarIntoFreshWorkspace(
   handle: SshWorkspaceHandle,
   ref: WorkspaceRef,
   plan: Pick<RsyncPlan, "source" | "selection" | "gitignore" | "exclude">,
-  options: Pick<SyncOptions, "onProgress" | "signal">,
+  options: Pick<SyncOptions, "onProgress" | "signal" | "sshMux">,
   setup: { stateDir: string; logger: Logger },
 ): Promise<SyncReport | undefined> {
   const skip = (why: string) => {
@@ -117,11 +117,13 @@ export async function tarIntoFreshWorkspace(
       ref.id,
       ref.nonce,
     ]);
-    const shared = await liveMuxClient(handle, setup.stateDir).catch(() => undefined);
+    const shared = options.sshMux?.persistSeconds === 0
+      ? undefined
+      : await liveMuxClient(handle, setup.stateDir).catch(() => undefined);
     let outcome;
     if (shared !== undefined) {
       setup.logger.debug(`first sync into ${ref.workspace} by tar over the shared connection`);
-      outcome = await pushTar(plan, [...shared, command], options);
+      outcome = await pushTar(plan, [...shared.command, command], options);
     } else {
       const key = await pinnedKeyLine(handle.known_hosts, fingerprint);
       if (key === undefined) return skip(`${handle.known_hosts} does not hold the pinned key`);
