@@ -57,8 +57,10 @@ export const SEED_EXIT = {
  * following symlinks; `drop NAME NONCE` renames it to `.old-NAME-NONCE`
  * first; `copyout NAME DEST` copies an entry (never links) into the checked
  * workspace DEST, refusing one that holds a workspace marker; `prune
- * BUDGET_KB KEEP` reaps expired entries and, over the budget, the least
- * recently updated ones, printing `reaped <name> (<why>)` lines.
+ * BUDGET_KB KEEP [LATER]` wipes what crashes left (old `.tmp-` copies,
+ * `.old-` entries but LATER, which its caller wipes itself once the lock is
+ * released), then reaps expired entries and, over the budget, the least
+ * recently updated ones but KEEP, printing `reaped <name> (<why>)` lines.
  */
 export const STORE_FUNCTIONS: string = `
 storedir() {
@@ -132,6 +134,7 @@ prune() {
   done
   for e in "$sd"/.old-*; do
     [ -e "$e" ] || [ -L "$e" ] || continue
+    [ "\${e##*/}" = "$3" ] && continue
     wipe "\${e##*/}"
   done
   list= total=0
@@ -233,7 +236,7 @@ printf '{"seed":"%s","owner":"%s","nonce":"%s","updated":%s,"expires":%s,"bytes"
   "$hash" "$owner" "$snonce" "$now" "$((now + ttl))" "$((kb * 1024))" > "$sd/$tmp/$sm" || { wipe "$tmp"; exit ${SEED_EXIT.failed}; }
 if [ -n "$old" ]; then mv -- "$sd/$hash" "$sd/.old-$hash-$old" || { wipe "$tmp"; exit ${SEED_EXIT.failed}; }; fi
 mv -- "$sd/$tmp" "$sd/$hash" || exit ${SEED_EXIT.failed}
-prune "$budget" "$hash"
+prune "$budget" "$hash" ".old-$hash-$old"
 # The replaced seed is deleted after the lock is released, in the background.
 [ -z "$old" ] || { exec 8<&-; wipe ".old-$hash-$old" </dev/null >/dev/null 2>&1 & }
 `;

@@ -131,3 +131,24 @@ Deno.test("prune reaps expired seeds, then the oldest over the budget; a big tre
   assert.deepEqual(await names(f.seeds), []);
   assert.equal((await sh(SEED_PRUNE, [f.root, "nobody-here", "0"])).stdout.trim(), "none");
 });
+
+Deno.test("SEED_UPDATE wipes a crash's .old- leftover; the seed it replaces goes in the background", async () => {
+  await using f = await fixture();
+  const a = await f.workspace("a");
+  await Deno.writeTextFile(`${a.ws}/one.txt`, "1\n");
+  assert.equal((await f.update(a, HASH)).code, 0);
+  const first = JSON.parse(await Deno.readTextFile(`${f.seeds}/${HASH}/${SEED_MARKER}`));
+  const leftover = `${f.seeds}/.old-${OTHER}-${"c".repeat(32)}`;
+  await Deno.mkdir(`${leftover}/deep`, { recursive: true });
+  await Deno.writeTextFile(`${leftover}/deep/x`, "x\n");
+
+  await Deno.writeTextFile(`${a.ws}/two.txt`, "2\n");
+  const updated = await f.update(a, HASH);
+  assert.equal(updated.code, 0, updated.stderr);
+  assert.equal(await Deno.readTextFile(`${f.seeds}/${HASH}/two.txt`), "2\n");
+  const replaced = `.old-${HASH}-${first.nonce}`;
+  for (let i = 0; i < 100 && (await names(f.seeds)).includes(replaced); i++) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.deepEqual(await names(f.seeds), [HASH], "the leftover and the replaced seed are gone");
+});
