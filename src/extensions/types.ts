@@ -99,9 +99,10 @@ export interface CreateContext<Config> {
    */
   readonly fromSnapshot?: string;
   /**
-   * Leave an SSH connection that later sandboxer processes share (the CLI's
+   * Share SSH connections with other sandboxer processes (the CLI's
    * `create`, from `SANDBOXER_SSH_MUX`; see {@linkcode ExecIO.sshMux}): a
-   * backend that can starts it while it creates. Absent: none.
+   * backend that can creates over one already up, or starts one while it
+   * creates, for the commands that follow. Absent: none.
    */
   readonly sshMux?: { persistSeconds: number };
 }

@@ -306,6 +306,7 @@ async function runSetup(
         else parts.logger.info(new TextDecoder().decode(chunk).trimEnd());
       },
       signal: options.signal,
+      ...(options.sshMux ? { sshMux: options.sshMux } : {}),
     });
     await log.flush();
     await log.note(`setup: exit code ${code}`);

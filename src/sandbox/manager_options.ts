@@ -84,10 +84,12 @@ export interface CreateOptions {
    */
   fromSnapshot?: string;
   /**
-   * Leave the new sandbox's SSH connection up for later sandboxer processes
-   * to share, this many seconds after its last use (what the CLI's `create`
-   * does, from `SANDBOXER_SSH_MUX`): its next `sandboxer sync` or `exec`
-   * then pays no handshake. Absent: none.
+   * Share SSH connections with other sandboxer processes (what the CLI's
+   * `create` does, from `SANDBOXER_SSH_MUX`): a shared connection already up
+   * for the target serves this create, its setup and first sync, with no
+   * handshake; else one is started beside this create's own, and stays up
+   * this many seconds after its last use, so that the next `sandboxer sync`
+   * or `exec` pays no handshake. Absent: none.
    */
   sshMux?: { persistSeconds: number };
 }

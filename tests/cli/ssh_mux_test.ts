@@ -4,7 +4,8 @@
 // leaves a stale socket the next exec replaces, a re-keyed host is still refused, --timeout kills
 // the remote command, and stdin and exit codes (255 and deaths by signal included) pass through.
 // create starts the master beside its own connection, so that the syncs (tar, then rsync) and
-// exec after it log in no more; concurrent creates leave one master; a host whose key is not the known one gets none.
+// exec after it log in no more, and a create that finds it up runs over it; concurrent creates
+// leave one master; a host whose key is not the known one gets none.
 // Real sshd, the CLI's flags.
 import assert from "node:assert/strict";
 import { processTable, spawnSandboxer, textOf } from "../helpers.ts";
@@ -252,6 +253,40 @@ Deno.test("create leaves a shared connection: the sync and exec after it log in 
       assert.equal(off.code, 0, off.stderr);
       assert.doesNotMatch(off.stderr, /over the shared connection/);
       assert.equal(await logins(vm), before + 1);
+    });
+
+    await t.step("a create that finds the master up runs over it: no login at all", async () => {
+      assert.equal((await masters(vm)).length, 1, "the master is up");
+      const before = await logins(vm);
+      const record = await createOk(vm, ["-p", profile, "--name", "c7"]);
+      assert.equal(await logins(vm), before, "the create logged in");
+      const [line] = (await Deno.readTextFile(vm.sshd.knownHostsFile)).trim().split("\n");
+      const known = await new Deno.Command("ssh-keygen", {
+        args: ["-lf", "-"],
+        stdin: "piped",
+        stdout: "piped",
+      }).spawn();
+      const writer = known.stdin.getWriter();
+      await writer.write(new TextEncoder().encode(`${line}\n`));
+      await writer.close();
+      const fingerprint = new TextDecoder().decode((await known.output()).stdout).split(" ")[1];
+      assert.equal(record.handle?.host_key_fingerprint, fingerprint, "the known key is pinned");
+      const exec = await vm.cli(["exec", "c7", "--", "cat", ".sandboxer.json"]);
+      assert.equal(exec.code, 0, exec.stderr);
+      assert.equal(JSON.parse(exec.stdout).id, "c7");
+      assert.equal(await logins(vm), before, "exec logged in");
+      // Refused by the workspace script over the shared connection, in its usual words.
+      const bad = await vm.cli([
+        "create",
+        "-p",
+        profile,
+        "--name",
+        "c8",
+        "--set",
+        "workspace.root=/nonexistent",
+      ]);
+      assert.equal(bad.code, 1, bad.stderr);
+      assert.match(bad.stderr, /workspace root \/nonexistent does not exist/);
     });
 
     await t.step("concurrent creates leave one master and no other ssh", async () => {

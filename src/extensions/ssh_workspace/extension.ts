@@ -7,7 +7,13 @@
  * @module
  */
 
-import { ExtensionError, HostKeyError, UsageError, WorkspaceError } from "../../core/errors.ts";
+import {
+  ExtensionError,
+  HostKeyError,
+  SshError,
+  UsageError,
+  WorkspaceError,
+} from "../../core/errors.ts";
 import type { TargetScan, WorkspaceMarker } from "../types.ts";
 import { currentIdentity, optionalEnv } from "../../core/permissions.ts";
 import { rsyncRelaySupported } from "../../sync/rsync_version.ts";
@@ -37,7 +43,7 @@ import { scanMarkedWorkspaces } from "./reap.ts";
 import { selectFiles } from "../../sync/git_selection.ts";
 import { checkWorkspacePath, newNonce, pathInWorkspace } from "./workspace_path.ts";
 import { ExecGate } from "./exec_gate.ts";
-import { liveMuxClient, muxExec, prestartMaster } from "./mux_exec.ts";
+import { liveMuxClient, muxExec, runShared, sharedForCreate } from "./mux_exec.ts";
 import {
   repinError,
   workspaceRef,
@@ -103,32 +109,25 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
    */
   protected async makeWorkspace(ctx: CreateContext<Config>, handle: Handle): Promise<Handle> {
     checkWorkspacePath(handle.workspace, ctx.id);
-    // Launched beside this create's own handshake, not waited for (see prestartMaster()).
-    const sharing = ctx.sshMux
-      ? prestartMaster(handle, ctx.sshMux.persistSeconds, ctx.signal, {
-        stateDir: this.options.stateDir,
-        logger: this.logger,
-      })
-      : undefined;
-    try {
-      return await this.#makeWorkspace(ctx, handle);
-    } finally {
-      await sharing;
-    }
-  }
-
-  async #makeWorkspace(ctx: CreateContext<Config>, handle: Handle): Promise<Handle> {
     await ctx.step("connect");
-    const connection = await this.connect(
-      handle,
-      ctx.signal,
-      this.options.acceptNewHostKey ?? false,
-    );
+    // A shared connection that is up serves the create with no handshake; else one is launched
+    // for the commands after it, beside this create's own connection.
+    const shared = ctx.sshMux && await sharedForCreate(handle, ctx.sshMux.persistSeconds, {
+      stateDir: this.options.stateDir,
+      logger: this.logger,
+    });
+    const connection = shared
+      ? undefined
+      : await this.connect(handle, ctx.signal, this.options.acceptNewHostKey ?? false);
     // The nonce is recorded before the workspace exists: whatever a crash leaves behind, only a
     // directory whose marker holds it is ever this sandbox's to remove.
     // A nonce already in the handle is the one a pool's lease holds: the marker gets the same.
     const nonce = typeof handle.nonce === "string" ? handle.nonce : newNonce();
-    const recorded = { ...handle, "host_key_fingerprint": connection.hostKeyFingerprint, nonce };
+    const recorded = {
+      ...handle,
+      "host_key_fingerprint": shared ? shared.fingerprint : connection!.hostKeyFingerprint,
+      nonce,
+    };
     await ctx.recordHandle(recorded);
     await ctx.step("workspace");
     // id and nonce first: the remote scripts match the marker's exact beginning.
@@ -141,10 +140,18 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
       expires_at: ctx.expiresAt ?? null,
     });
     const root = handle.workspace.slice(0, handle.workspace.lastIndexOf("/"));
-    const result = await connection.run(
-      ["sh", "-c", MAKE_WORKSPACE, "sh", root, handle.workspace, marker],
-      { signal: ctx.signal },
-    );
+    const argv = ["sh", "-c", MAKE_WORKSPACE, "sh", root, handle.workspace, marker];
+    const result = shared
+      ? await runShared(shared.client, argv, ctx.signal)
+      : await connection!.run(argv, { signal: ctx.signal });
+    if (shared && result.code === 255) {
+      throw new SshError(
+        `${handleTarget(handle)}:${handle.ssh_port}`,
+        "exec",
+        `the shared connection failed (${result.stderr.trim().split("\n").at(-1)})`,
+        { fix: "run the create again, or with SANDBOXER_SSH_MUX=0" },
+      );
+    }
     if (result.code !== 0) throw workspaceScriptError(handle.workspace, result, "create");
     await markFresh(this.#stateDir(), workspaceRef(recorded, ctx.id));
     this.logger.debug(`made ${handle.workspace} on ${handleTarget(handle)}:${handle.ssh_port}`);

@@ -78,38 +78,65 @@ export async function muxExec(
   return await runClient(master, ref, wrapped, io);
 }
 
+/** A master already listening for a target being created, and the key it accepts. */
+export interface SharedCreate {
+  /** Its mux client. */
+  client: SharedClient;
+  /** The one key the target's known_hosts trusts, which the master accepts alone. */
+  fingerprint: string;
+}
+
 /**
- * Start the shared master for a sandbox being created, beside the create's
- * own connection, so that the CLI calls that follow `create` (its first
- * sync's tar stream, `sync`, `exec`) find it up and pay no handshake. The
- * host key is not pinned yet: the master is started only when the target's
- * known_hosts trusts exactly one key for it, under that key's fingerprint,
- * and it accepts that key alone. The create's connection must present the
- * same key to pin it, and a master made under another key is never reached,
- * as the socket's name holds the fingerprint. Never throws: sharing is an
- * optimisation, and later calls connect directly without it.
+ * The shared connection for a sandbox being created: the master already
+ * listening for its target, or else one launched now, beside the create's
+ * own connection and not waited for, so that the CLI calls that follow
+ * `create` (its first sync's tar stream, `sync`, `exec`) find it up and pay
+ * no handshake. The host key is not pinned yet: only a target whose
+ * known_hosts trusts exactly one key is served, under that key's fingerprint
+ * (the socket's name holds it, and the master accepts that key alone), so a
+ * host showing any other key never reaches a master. Never throws: sharing
+ * is an optimisation, and the create connects directly without it.
  *
  * @param handle The handle being created (no pin yet).
- * @param persistSeconds How long the master stays up idle (`SANDBOXER_SSH_MUX`); 0: none.
- * @param signal Abort.
+ * @param persistSeconds How long a master stays up idle (`SANDBOXER_SSH_MUX`); 0: none.
  * @param setup State directory and logger.
+ * @returns The listening master, or undefined (one may have been launched).
  */
-export async function prestartMaster(
+export async function sharedForCreate(
   handle: SshWorkspaceHandle,
   persistSeconds: number,
-  signal: AbortSignal | undefined,
   setup: MuxSetup,
-): Promise<void> {
+): Promise<SharedCreate | undefined> {
   try {
-    if (!sharable(handle, persistSeconds, setup)) return;
+    if (!sharable(handle, persistSeconds, setup)) return undefined;
     const [, host] = splitUserHost(handleTarget(handle));
     const entries = await readKnownHosts(handle.known_hosts);
     const fingerprint = soleHostKeyFingerprint(entries, host, handle.ssh_port);
-    if (fingerprint === undefined) return;
-    await readyMaster(handle, fingerprint, persistSeconds, signal, setup, "launch");
+    if (fingerprint === undefined) return undefined;
+    const pinned = { ...handle, host_key_fingerprint: fingerprint };
+    const client = await liveMuxClient(pinned, setup.stateDir!);
+    if (client !== undefined) return { client, fingerprint };
+    await readyMaster(pinned, fingerprint, persistSeconds, undefined, setup, "launch");
   } catch (error) {
-    setup.logger.debug(`did not start a shared SSH connection: ${(error as Error).message}`);
+    setup.logger.debug(`not sharing an SSH connection: ${(error as Error).message}`);
   }
+  return undefined;
+}
+
+/**
+ * Run a command over a shared connection and collect its output.
+ *
+ * @param client The mux client ({@linkcode liveMuxClient}).
+ * @param argv The remote argv, quoted here for the remote shell.
+ * @param signal Abort.
+ * @returns Its exit code and output; 255 is ssh's own failure.
+ */
+export async function runShared(
+  client: SharedClient,
+  argv: readonly string[],
+  signal?: AbortSignal,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return await run([...client.command, remoteCommand(argv)], { allowFailure: true, signal });
 }
 
 /** Whether OpenSSH's connection sharing may serve this handle at all. */

@@ -22,6 +22,7 @@ import type {
 } from "../types.ts";
 import { SshWorkspaceExtension } from "./extension.ts";
 import type { SshWorkspaceHandle } from "./handle.ts";
+import { liveMuxClient, runShared } from "./mux_exec.ts";
 import {
   copySeed,
   pendingSeed,
@@ -79,7 +80,7 @@ export abstract class SeededWorkspaceExtension<Config, Handle extends SshWorkspa
     let seeding: { host: SeedHost; place: Awaited<ReturnType<typeof seedPlace>> } | undefined;
     try {
       const [host, place] = await Promise.all([
-        this.#seedHost(handle, options.signal),
+        this.#seedHost(handle, options.signal, options.sshMux),
         seedPlace({ handle, stateDir: this.#stateDir() }, from, { ...options, mode: policy.mode }),
       ]);
       seeding = { host, place };
@@ -379,7 +380,19 @@ export abstract class SeededWorkspaceExtension<Config, Handle extends SshWorkspa
     } satisfies SnapshotHost;
   }
 
-  async #seedHost(handle: Handle, signal?: AbortSignal): Promise<SeedHost> {
+  async #seedHost(
+    handle: Handle,
+    signal?: AbortSignal,
+    sshMux?: SyncOptions["sshMux"],
+  ): Promise<SeedHost> {
+    // The CLI's create: over a shared connection that is up, as the sync after it.
+    if ((sshMux?.persistSeconds ?? 0) > 0) {
+      const shared = await liveMuxClient(handle, this.#stateDir()).catch(() => undefined);
+      if (shared !== undefined) {
+        const connection = { run: (argv: readonly string[]) => runShared(shared, argv, signal) };
+        return { handle, connection, logger: this.logger, stateDir: this.#stateDir() };
+      }
+    }
     const connection = await this.connect(handle, signal);
     return { handle, connection, logger: this.logger, stateDir: this.#stateDir() };
   }

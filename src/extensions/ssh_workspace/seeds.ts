@@ -46,8 +46,8 @@ export interface SeedPlace {
 export interface SeedHost {
   /** The sandbox's handle. */
   handle: SshWorkspaceHandle;
-  /** Its pooled connection (the pin checked). */
-  connection: SshConnection;
+  /** What runs the seed scripts: its pooled connection (the pin checked), or a shared one. */
+  connection: Pick<SshConnection, "run">;
   /** Where to log. */
   logger: Logger;
   /** sandboxer's state directory. */
