@@ -22,6 +22,16 @@ export const cliRun = (
   args: string[],
 ): ReturnType<typeof runChild> => runChild([...ctx.cli, ...args], ctx.env);
 
+/**
+ * The sandboxer CLI with connection sharing off (`SANDBOXER_SSH_MUX=0`): every call pays its own
+ * SSH handshake, as before shared connections.
+ */
+export const cliRunUnshared = (
+  ctx: BenchContext,
+  args: string[],
+): ReturnType<typeof runChild> =>
+  runChild([...ctx.cli, ...args], { ...ctx.env, SANDBOXER_SSH_MUX: "0" });
+
 /** `rsync -a` of the tree with the same selection as sandboxer's sync. */
 export const rsyncArgv = (ctx: BenchContext, dir: string): string[] => [
   "rsync",

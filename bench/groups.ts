@@ -11,7 +11,15 @@ import { Manager } from "../mod.ts";
 import { strictSshArgs } from "../tests/harness/sshd.ts";
 import { sandboxerTaskArgv } from "../tests/helpers.ts";
 import { alternate, median, quantile, type Row, runChild, type Samples } from "./lib.ts";
-import { cliRun, emptyRsyncArm, flushDisk, plainDir, removeLocal, rsyncArgv } from "./arms.ts";
+import {
+  cliRun,
+  cliRunUnshared,
+  emptyRsyncArm,
+  flushDisk,
+  plainDir,
+  removeLocal,
+  rsyncArgv,
+} from "./arms.ts";
 import type { BenchHost } from "./link.ts";
 import { TREE_EXCLUDES } from "./tree.ts";
 
@@ -163,13 +171,12 @@ export async function execGroup(ctx: BenchContext, cliTarget: number): Promise<G
   const id = await createSdk(ctx);
   // The shared connection's master is up, as a second exec finds it (it stays 60 s idle).
   await cliRun(ctx, ["exec", id, "--", "true"]);
-  const alone = { ...ctx.env, SANDBOXER_SSH_MUX: "0" };
   const samples = await alternate(
     [
       { name: "cli", run: async () => (await cliRun(ctx, ["exec", id, "--", "true"])).ms },
       {
         name: "cli unshared",
-        run: async () => (await runChild([...ctx.cli, "exec", id, "--", "true"], alone)).ms,
+        run: async () => (await cliRunUnshared(ctx, ["exec", id, "--", "true"])).ms,
       },
       { name: "ssh", run: async () => (await runChild([...ctx.sshCmd, "true"])).ms },
       { name: "sdk warm", run: async () => void (await ctx.manager.exec(id, ["true"])) },
@@ -279,9 +286,8 @@ export async function firstSyncGroup(ctx: BenchContext, what: string): Promise<G
   // As in a script: `sandboxer create`, then `sandboxer sync` over the connection it left up.
   const newCliSandbox = async () =>
     JSON.parse((await cliRun(ctx, ["create", "-p", ctx.profile, "--json"])).stdout).id as string;
-  const alone = { ...ctx.env, SANDBOXER_SSH_MUX: "0" };
   const syncAlone = async (id: string) =>
-    (await runChild([...ctx.cli, "sync", id, "--repo", ctx.sourceDir], alone)).ms;
+    (await cliRunUnshared(ctx, ["sync", id, "--repo", ctx.sourceDir])).ms;
   const samples = await alternate(
     [
       {
@@ -351,7 +357,6 @@ export async function resyncGroup(ctx: BenchContext): Promise<GroupResult> {
   await runChild(rsyncArgv(ctx, dir));
   // The shared connection's master is up, as after the `create` of a script (it stays 60 s idle).
   await cliRun(ctx, ["exec", id, "--", "true"]);
-  const alone = { ...ctx.env, SANDBOXER_SSH_MUX: "0" };
   const samples = await alternate(
     [
       {
@@ -360,8 +365,7 @@ export async function resyncGroup(ctx: BenchContext): Promise<GroupResult> {
       },
       {
         name: "cli unshared",
-        run: async () =>
-          (await runChild([...ctx.cli, "sync", id, "--repo", ctx.sourceDir], alone)).ms,
+        run: async () => (await cliRunUnshared(ctx, ["sync", id, "--repo", ctx.sourceDir])).ms,
       },
       {
         name: "sdk warm",
