@@ -198,6 +198,7 @@ export async function rsyncInWorkspace(
  *   failed (ssh's failure, or no rsync on the host): the caller then syncs
  *   over its own connection, which names the problem.
  * @throws {WorkspaceError} When the workspace is not this sandbox's.
+ * @throws {WorkspaceGoneError} When it was removed during the sync (a destroy).
  */
 export async function rsyncOverShared(
   host: WorkspaceHost,
@@ -218,7 +219,11 @@ export async function rsyncOverShared(
       },
     );
   } catch (error) {
-    if (!(error instanceof SshError) || options.signal?.aborted) throw error;
+    if (options.signal?.aborted) throw error;
+    // A destroy that ended this rsync on the host looks like a lost connection here too.
+    const gone = await goneDuring(host, ref, "sync into", error);
+    if (gone !== undefined) throw gone;
+    if (!(error instanceof SshError)) throw error;
     host.logger.debug(`rsync over the shared connection failed (${error.message}); connecting`);
     return undefined;
   }
