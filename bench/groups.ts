@@ -224,16 +224,16 @@ export async function execGroup(ctx: BenchContext, cliTarget: number): Promise<G
 export async function createGroup(ctx: BenchContext): Promise<GroupResult> {
   ctx.log(`create (${ctx.host.label}): \`sandboxer create\` vs \`ssh … mkdir\``);
   const made: string[] = [];
+  const cliCreate = async (result: Awaited<ReturnType<typeof cliRun>>) => {
+    made.push(JSON.parse(result.stdout).id);
+    return result.ms;
+  };
+  const args = ["create", "-p", ctx.profile, "--json"];
   const samples = await alternate(
     [
-      {
-        name: "cli",
-        async run() {
-          const result = await cliRun(ctx, ["create", "-p", ctx.profile, "--json"]);
-          made.push(JSON.parse(result.stdout).id);
-          return result.ms;
-        },
-      },
+      // The first create of a script leaves the shared connection up; later ones run over it.
+      { name: "cli", run: async () => await cliCreate(await cliRun(ctx, args)) },
+      { name: "cli unshared", run: async () => await cliCreate(await cliRunUnshared(ctx, args)) },
       {
         name: "ssh mkdir",
         prepare: () => plainDir(ctx),
@@ -257,7 +257,10 @@ export async function createGroup(ctx: BenchContext): Promise<GroupResult> {
   return {
     samples,
     rows: [
-      row(ctx, samples, "create — CLI process", "cli", "ssh mkdir", plain),
+      row(ctx, samples, "create — CLI process, shared connection up", "cli", "ssh mkdir", plain),
+      row(ctx, samples, "create — CLI process, SANDBOXER_SSH_MUX=0", "cli unshared", "ssh mkdir", {
+        plainLabel: plain.plainLabel,
+      }),
       row(ctx, samples, "create — SDK, new Manager", "sdk cold", "ssh mkdir", plain),
       row(ctx, samples, "create — SDK, warm Manager", "sdk warm", "ssh mkdir", plain),
     ],

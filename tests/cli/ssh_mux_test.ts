@@ -5,7 +5,8 @@
 // the remote command, and stdin and exit codes (255 and deaths by signal included) pass through.
 // create starts the master beside its own connection, so that the syncs (tar, then rsync) and
 // exec after it log in no more, and a create that finds it up runs over it; concurrent creates
-// leave one master; a host whose key is not the known one gets none.
+// leave one master; a host whose key is not the known one gets none; a command the server refuses
+// a session for (MaxSessions) never ran, so it connects itself.
 // Real sshd, the CLI's flags.
 import assert from "node:assert/strict";
 import { processTable, spawnSandboxer, textOf } from "../helpers.ts";
@@ -289,6 +290,25 @@ Deno.test("create leaves a shared connection: the sync and exec after it log in 
       assert.match(bad.stderr, /workspace root \/nonexistent does not exist/);
     });
 
+    await t.step(
+      "twelve creates at once over one master all succeed (sshd's MaxSessions is 10)",
+      async () => {
+        await until(async () => (await masters(vm)).length === 1, "the master is up");
+        const names = Array.from({ length: 12 }, (_, i) => `m${i}`);
+        const made = await Promise.all(
+          names.map((name) => vm.cli(["create", "-p", profile, "--name", name])),
+        );
+        for (const result of made) assert.equal(result.code, 0, result.stderr);
+        const ran = await Promise.all(
+          names.map((name) => vm.cli(["exec", "-n", name, "--", "cat", ".sandboxer.json"])),
+        );
+        for (const [i, result] of ran.entries()) {
+          assert.equal(result.code, 0, result.stderr);
+          assert.equal(JSON.parse(result.stdout).id, names[i]);
+        }
+      },
+    );
+
     await t.step("concurrent creates leave one master and no other ssh", async () => {
       await killMasters(vm);
       const made = await Promise.all(
@@ -323,6 +343,31 @@ Deno.test("create leaves a shared connection: the sync and exec after it log in 
       await new Promise((r) => setTimeout(r, 1000));
       assert.deepEqual(await masters(vm), [], "no master runs under the new key");
     });
+  } finally {
+    await killMasters(vm).catch(() => {});
+  }
+});
+
+Deno.test("commands the server refuses a session for on the shared connection connect themselves", async () => {
+  // Two sessions per connection and three unauthenticated connections at once: most of twelve
+  // commands are refused a session over the master, and OpenSSH's own direct connections after
+  // that are mostly dropped before they authenticate. None of them ran, so each connects itself.
+  await using vm = await startTestVm({ extraConfig: ["MaxSessions 2", "MaxStartups 3:100:3"] });
+  const profile = await vm.profile("p");
+  await createOk(vm, ["-p", profile, "--name", "s1"]);
+  try {
+    const up = await vm.cli(["exec", "s1", "--", "true"]);
+    assert.equal(up.code, 0, up.stderr);
+    const ran = await Promise.all(
+      Array.from(
+        { length: 12 },
+        (_, i) => vm.cli(["exec", "-n", "s1", "--", "sh", "-c", `sleep 1; echo ${i}`]),
+      ),
+    );
+    for (const [i, result] of ran.entries()) {
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(result.stdout, `${i}\n`);
+    }
   } finally {
     await killMasters(vm).catch(() => {});
   }

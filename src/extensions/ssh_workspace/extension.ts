@@ -7,13 +7,7 @@
  * @module
  */
 
-import {
-  ExtensionError,
-  HostKeyError,
-  SshError,
-  UsageError,
-  WorkspaceError,
-} from "../../core/errors.ts";
+import { ExtensionError, HostKeyError, UsageError, WorkspaceError } from "../../core/errors.ts";
 import type { TargetScan, WorkspaceMarker } from "../types.ts";
 import { currentIdentity, optionalEnv } from "../../core/permissions.ts";
 import { rsyncRelaySupported } from "../../sync/rsync_version.ts";
@@ -141,17 +135,17 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
     });
     const root = handle.workspace.slice(0, handle.workspace.lastIndexOf("/"));
     const argv = ["sh", "-c", MAKE_WORKSPACE, "sh", root, handle.workspace, marker];
-    const result = shared
-      ? await runShared(shared.client, argv, ctx.signal)
-      : await connection!.run(argv, { signal: ctx.signal });
-    if (shared && result.code === 255) {
-      throw new SshError(
-        `${handleTarget(handle)}:${handle.ssh_port}`,
-        "exec",
-        `the shared connection failed (${result.stderr.trim().split("\n").at(-1)})`,
-        { fix: "run the create again, or with SANDBOXER_SSH_MUX=0" },
-      );
+    let result = shared ? await runShared(shared.client, argv, ctx.signal) : undefined;
+    if (result?.code === 255) {
+      // ssh's own failure, most often a session the server refused (sshd's MaxSessions per
+      // connection, with many creates at once): nothing ran, so the create connects itself. Had
+      // the script run before the connection broke, it now says the workspace exists.
+      this.logger.debug(`the shared connection failed (${result.stderr.trim()}); connecting`);
+      result = undefined;
     }
+    result ??= await (connection ?? await this.connect(recorded, ctx.signal)).run(argv, {
+      signal: ctx.signal,
+    });
     if (result.code !== 0) throw workspaceScriptError(handle.workspace, result, "create");
     await markFresh(this.#stateDir(), workspaceRef(recorded, ctx.id));
     this.logger.debug(`made ${handle.workspace} on ${handleTarget(handle)}:${handle.ssh_port}`);

@@ -298,13 +298,19 @@ function clientOptions(master: Master, log?: string): [string, ...string[]] {
   ];
 }
 
-/** Run the command as a mux client; see {@linkcode muxExec}. */
+/**
+ * Run the command as a mux client; see {@linkcode muxExec}. Undefined when
+ * it never started and read no stdin, so the caller may connect itself: a
+ * session the server refused (sshd's MaxSessions per connection, 10 by
+ * default, with many commands at once), after which OpenSSH's own direct
+ * connection was dropped before authenticating (MaxStartups).
+ */
 async function runClient(
   master: Master,
   ref: WorkspaceRef,
   wrapped: readonly string[],
   io: ExecIO,
-): Promise<number> {
+): Promise<number | undefined> {
   // ssh's own messages go to this file, so its stderr is the command's alone; DEBUG2 says
   // whether an exit code 255 came from the command or from a lost connection.
   const log = `${master.socket}.${crypto.randomUUID().slice(0, 8)}.log`;
@@ -350,7 +356,10 @@ async function runClient(
     const said = code === 255 ? await Deno.readTextFile(log).catch(() => "") : "";
     if (!gate.started) {
       const stderr = new TextDecoder().decode(concat(held)).trim();
-      if (code === 255 && gate.reason === "") throw lost(ref, wrapped[0], said, false);
+      if (code === 255 && gate.reason === "") {
+        if (io.stdin === undefined && !SESSION_STARTED.test(said)) return undefined;
+        throw lost(ref, wrapped[0], said, false);
+      }
       throw workspaceRefusal(ref, code, gate.reason || stderr, "run commands in");
     }
     if (code === 255 && !/(Received exit status from master|Exit status) 255\b/.test(said)) {
@@ -363,6 +372,9 @@ async function runClient(
     await Deno.remove(log).catch(() => {});
   }
 }
+
+/** What a mux client's DEBUG2 log says once a session was opened, over the master or directly. */
+const SESSION_STARTED = /mux_client_request_session: master session id|Authenticated to /;
 
 /** The error for an ssh that ended without the command's exit status. */
 function lost(ref: WorkspaceRef, program: string, said: string, started: boolean): SshError {
