@@ -219,7 +219,13 @@ export async function rsyncOverShared(
       },
     );
   } catch (error) {
-    if (options.signal?.aborted) throw error;
+    // The workspace check's own refusal (its reason on stderr) is the answer, as on the direct path.
+    if (
+      error instanceof WorkspaceError || error instanceof WorkspaceGoneError ||
+      options.signal?.aborted
+    ) {
+      throw error;
+    }
     // A destroy that ended this rsync on the host looks like a lost connection here too.
     const gone = await goneDuring(host, ref, "sync into", error);
     if (gone !== undefined) throw gone;
