@@ -224,7 +224,7 @@ export async function execGroup(ctx: BenchContext, cliTarget: number): Promise<G
 export async function createGroup(ctx: BenchContext): Promise<GroupResult> {
   ctx.log(`create (${ctx.host.label}): \`sandboxer create\` vs \`ssh … mkdir\``);
   const made: string[] = [];
-  const cliCreate = async (result: Awaited<ReturnType<typeof cliRun>>) => {
+  const cliCreate = (result: Awaited<ReturnType<typeof cliRun>>) => {
     made.push(JSON.parse(result.stdout).id);
     return result.ms;
   };
@@ -232,8 +232,8 @@ export async function createGroup(ctx: BenchContext): Promise<GroupResult> {
   const samples = await alternate(
     [
       // The first create of a script leaves the shared connection up; later ones run over it.
-      { name: "cli", run: async () => await cliCreate(await cliRun(ctx, args)) },
-      { name: "cli unshared", run: async () => await cliCreate(await cliRunUnshared(ctx, args)) },
+      { name: "cli", run: async () => cliCreate(await cliRun(ctx, args)) },
+      { name: "cli unshared", run: async () => cliCreate(await cliRunUnshared(ctx, args)) },
       {
         name: "ssh mkdir",
         prepare: () => plainDir(ctx),
