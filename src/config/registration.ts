@@ -26,6 +26,7 @@ import type {
 } from "./types.ts";
 import type { JsonValue } from "../core/types.ts";
 import { parseYamlDocument } from "./yaml_source.ts";
+import { BUILTIN_REGISTRATION_DATA } from "./builtin_registration_data.ts";
 
 /** What an extension id looks like: `ext.` then lower-case letters, digits, `-` and `_`. */
 export const EXTENSION_ID_PATTERN: RegExp = /^ext\.[a-z0-9][a-z0-9_-]*$/;
@@ -145,7 +146,8 @@ export async function loadRegistrations(
       try {
         const text = await readConfigFile(file, options.embedded);
         if (text === undefined) continue; // removed while we were listing
-        const { registration, source } = parseWithSource(file, text, builtin);
+        const parsed = builtin ? BUILTIN_REGISTRATION_DATA[name] : undefined;
+        const { registration, source } = parseWithSource(file, text, builtin, parsed);
         const first = byId.get(registration.id);
         if (first) {
           errors.push(
@@ -169,12 +171,25 @@ export async function loadRegistrations(
   return { registrations, errors };
 }
 
+/** A source that parses its YAML only when a location is asked for (to report an error). */
+function lazySource(file: string, text: string): ConfigSource {
+  let parsed: ConfigSource | undefined;
+  return {
+    file,
+    locate: (field) => (parsed ??= parseYamlDocument(file, text).source).locate(field),
+  };
+}
+
 function parseWithSource(
   file: string,
   text: string,
   builtin: boolean,
+  parsed?: { readonly text: string; readonly data: JsonValue },
 ): { registration: ExtensionRegistration; source: ConfigSource } {
-  const { data, source } = parseYamlDocument(file, text);
+  // A built-in file exactly as it was parsed ahead of time needs no YAML parse.
+  const { data, source } = parsed?.text === text
+    ? { data: structuredClone(parsed.data), source: lazySource(file, text) }
+    : parseYamlDocument(file, text);
   if (data === null) {
     throw new ConfigError(
       { file },
