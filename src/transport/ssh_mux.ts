@@ -212,13 +212,15 @@ export async function startMaster(spec: MasterSpec): Promise<string | undefined>
  * process may end first. With no lock held for the whole start, two
  * processes may start one each; OpenSSH binds the socket by an atomic link,
  * so one master wins and the other exits (see masterArgv()). OpenSSH makes
- * the socket 0600 (umask 0177) in the 0700 directory. A master that fails (a changed host key, a refused login)
- * only leaves later calls to connect directly.
+ * the socket 0600 (umask 0177) in the 0700 directory. A master that fails
+ * (a changed host key, a refused login) only leaves later calls to connect
+ * directly.
  *
  * @param spec The master's config, socket and timeouts.
+ * @returns The pid of the `ssh` launched (it exits once the master listens, or fails).
  * @throws {Deno.errors.NotCapable} When `--allow-run` does not grant `ssh`.
  */
-export function launchMaster(spec: MasterSpec): void {
+export function launchMaster(spec: MasterSpec): number {
   const [program, ...args] = masterArgv(spec);
   const child = new Deno.Command(program, {
     args,
@@ -228,6 +230,7 @@ export function launchMaster(spec: MasterSpec): void {
   }).spawn();
   child.unref();
   child.status.catch(() => {});
+  return child.pid;
 }
 
 /**

@@ -159,8 +159,9 @@ export interface SharedClient {
 /**
  * A mux client of the master already listening for this handle, if one
  * does; none is started. Should the master go away between this check and
- * the client's start, the client connects directly with the master's config:
- * the pinned key alone, never a prompt.
+ * the client's start, or refuse it a session (sshd's MaxSessions), the
+ * client fails at once (255) without connecting directly, and the caller
+ * falls back to its own connection.
  *
  * @param handle The stored handle.
  * @param stateDir sandboxer's state directory.
@@ -176,7 +177,14 @@ export async function liveMuxClient(
   if (typeof place === "string") return undefined;
   if (await probeMaster(place.master.socket, place.uid) !== "live") return undefined;
   const { master } = place;
-  return { command: clientArgs(master), rsh: clientOptions(master), alias: master.alias };
+  // These callers fall back on their own when the master is gone or refuses a session
+  // (MaxSessions): OpenSSH's own direct retry would only add a handshake for sshd to drop.
+  const noDirect = ["-o", "ProxyCommand=false"];
+  return {
+    command: [...clientOptions(master), ...noDirect, "-T", master.alias, "--"],
+    rsh: [...clientOptions(master), ...noDirect],
+    alias: master.alias,
+  };
 }
 
 /** Where this handle's master listens (whether or not one does), or why it cannot. */
@@ -261,11 +269,30 @@ async function readyMaster(
       signal,
     };
     if (start === "wait") return await startMaster(spec);
-    launchMaster(spec);
+    // One launch per socket while it is still connecting: many creates at once would each
+    // launch one (all but one exit at once), and that many handshakes crowd sshd's MaxStartups.
+    const launched = `${socket}.launched`;
+    if (await stillConnecting(launched, handle.connect_timeout_ms)) return LAUNCHED;
+    await writePrivate(launched, `${launchMaster(spec)}\n`);
     return LAUNCHED;
   });
   if (why === LAUNCHED) return undefined;
   return why === undefined ? master : skip(why);
+}
+
+/**
+ * Whether the master launched last (its `ssh` pid in `file`) is still connecting: that process
+ * runs (`/proc`, where there is one) and was launched within the connect timeout.
+ */
+async function stillConnecting(file: string, timeoutMs: number): Promise<boolean> {
+  try {
+    const info = await Deno.lstat(file);
+    if (Math.abs(Date.now() - (info.mtime?.getTime() ?? 0)) >= timeoutMs) return false;
+    const pid = Number.parseInt(await Deno.readTextFile(file), 10);
+    return Number.isInteger(pid) && pid > 0 && (await Deno.lstat(`/proc/${pid}`)).isDirectory;
+  } catch {
+    return false;
+  }
 }
 
 /** {@linkcode writePrivate}, unless the file (0600, ours) holds exactly `text` already. */
