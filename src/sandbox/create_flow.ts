@@ -305,8 +305,9 @@ async function runSetup(
         if (io?.stderr) io.stderr(chunk);
         else parts.logger.info(new TextDecoder().decode(chunk).trimEnd());
       },
+      // Over its own connection, not a shared one: a create killed mid-setup must take its
+      // command's session with it (a master would keep it up).
       signal: options.signal,
-      ...(options.sshMux ? { sshMux: options.sshMux } : {}),
     });
     await log.flush();
     await log.note(`setup: exit code ${code}`);

@@ -86,7 +86,7 @@ export interface CreateOptions {
   /**
    * Share SSH connections with other sandboxer processes (what the CLI's
    * `create` does, from `SANDBOXER_SSH_MUX`): a shared connection already up
-   * for the target serves this create, its setup and first sync, with no
+   * for the target serves this create and its first sync, with no
    * handshake; else one is started beside this create's own, and stays up
    * this many seconds after its last use, so that the next `sandboxer sync`
    * or `exec` pays no handshake. Absent: none.
