@@ -51,7 +51,10 @@ faultTest(
         async () => {
           const id = `killed-at-${plan.step}`;
           if (plan.rate) await host.throttle(plan.rate);
-          const cli = await spawnCli(["create", "--name", id, ...plan.args, ...args], host.env);
+          // Each step is held by the throttled direct connection: a shared one that an earlier
+          // create left up would finish the step before the kill.
+          const env = { ...host.env, SANDBOXER_SSH_MUX: "0" };
+          const cli = await spawnCli(["create", "--name", id, ...plan.args, ...args], env);
           try {
             await waitForRecord(state, id, (r) => r.step === plan.step, `reach ${plan.step}`);
             // Let rsync get going, so the kill interrupts a transfer rather than its start.
