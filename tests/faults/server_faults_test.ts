@@ -69,9 +69,12 @@ faultTest("faults: sshd killed mid-create (at connect, at workspace)", async (t)
         // 8 kbit/s makes the handshake take ~2 s and the workspace script ~1 s: the kill lands
         // inside the step. Connect gets 10 s here because the throttled handshake needs more than 3.
         await host.throttle("8kbit");
+        // No shared connection (SANDBOXER_SSH_MUX=0): the master a create launches beside its own
+        // connection would share the 8 kbit/s link, doubling the handshake (8-9 s, not 4 s, here)
+        // toward the 10 s connect timeout.
         const cli = await spawnCli(
           ["create", "-p", profile, "--name", id, ...FAST, "--set", "target.connect_timeout=10s"],
-          host.env,
+          { ...host.env, SANDBOXER_SSH_MUX: "0" },
         );
         await waitForRecord(state, id, (r) => r.step === step, `reach ${step}`);
         // At connect, wait for the TCP connection so the kill lands inside the SSH handshake.
