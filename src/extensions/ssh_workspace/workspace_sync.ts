@@ -146,41 +146,8 @@ export async function rsyncInWorkspace(
   options: Pick<SyncOptions, "onProgress" | "signal">,
   verb: string,
 ): Promise<SyncReport> {
-  const guarded = guardedPlan(ref, plan);
-  const runOptions = {
-    onProgress: options.onProgress,
-    signal: options.signal,
-    logger: host.logger,
-    explainFailure: (stderr: string) => refusalFromStderr(ref, stderr, verb),
-  };
-  try {
-    if (relay) return await runRsyncOverConnection(guarded, connection, runOptions);
-    await using pinned = await pinnedKnownHostsFile({
-      host: plan.target.host,
-      port: plan.target.port,
-      keyType: connection.hostKey.type,
-      keyBase64: connection.hostKey.base64,
-    });
-    const target = {
-      ...plan.target,
-      knownHostsFile: pinned.path,
-      pinnedHostKey: connection.hostKeyFingerprint,
-    };
-    return await runRsync({ ...guarded, target }, runOptions);
-  } catch (error) {
-    if (error instanceof HostKeyError && error.reason === "pinned") {
-      throw repinError(error, host.handle);
-    }
-    if (
-      error instanceof WorkspaceError || error instanceof WorkspaceGoneError ||
-      options.signal?.aborted
-    ) {
-      throw error;
-    }
-    // rsync only sees its server end (killed, connection closed): a destroy that ended the
-    // sandbox's processes looks like a network failure. Ask the host.
-    throw await goneDuring(host, ref, verb, error) ?? error;
-  }
+  const transport = relay ? { relay: connection } : { pinnedBy: connection };
+  return await guardedRsync(host, ref, plan, transport, options, verb);
 }
 
 /**
@@ -207,31 +174,77 @@ export async function rsyncOverShared(
   shared: SharedClient,
   options: Pick<SyncOptions, "onProgress" | "signal">,
 ): Promise<SyncReport | undefined> {
-  const guarded = guardedPlan(ref, plan);
   try {
-    return await runRsync(
-      { ...guarded, target: { ...plan.target, host: shared.alias }, rsh: shared.rsh },
-      {
-        onProgress: options.onProgress,
-        signal: options.signal,
-        logger: host.logger,
-        explainFailure: (stderr: string) => refusalFromStderr(ref, stderr, "sync into"),
-      },
-    );
+    return await guardedRsync(host, ref, plan, { shared }, options, "sync into");
   } catch (error) {
-    // The workspace check's own refusal (its reason on stderr) is the answer, as on the direct path.
+    if (!(error instanceof SshError)) throw error;
+    host.logger.debug(`rsync over the shared connection failed (${error.message}); connecting`);
+    return undefined;
+  }
+}
+
+/** How rsync reaches the host: relayed over the pooled connection, its own `ssh` pinned to the key that connection verified, or a mux client of a shared connection. */
+type RsyncTransport =
+  | { relay: SshConnection }
+  | { pinnedBy: SshConnection }
+  | { shared: SharedClient };
+
+/**
+ * rsync through the workspace check over `transport`, its failures told as
+ * the workspace's: the check's refusal, a pin that no longer holds, or a
+ * workspace a destroy removed meanwhile (which rsync only sees as its
+ * server end going away); any other failure as rsync reported it.
+ */
+async function guardedRsync(
+  host: WorkspaceHost,
+  ref: WorkspaceRef,
+  plan: RsyncPlan,
+  transport: RsyncTransport,
+  options: Pick<SyncOptions, "onProgress" | "signal">,
+  verb: string,
+): Promise<SyncReport> {
+  const guarded = guardedPlan(ref, plan);
+  const runOptions = {
+    onProgress: options.onProgress,
+    signal: options.signal,
+    logger: host.logger,
+    explainFailure: (stderr: string) => refusalFromStderr(ref, stderr, verb),
+  };
+  try {
+    if ("relay" in transport) {
+      return await runRsyncOverConnection(guarded, transport.relay, runOptions);
+    }
+    if ("shared" in transport) {
+      const { alias, rsh } = transport.shared;
+      return await runRsync(
+        { ...guarded, target: { ...plan.target, host: alias }, rsh },
+        runOptions,
+      );
+    }
+    const connection = transport.pinnedBy;
+    await using pinned = await pinnedKnownHostsFile({
+      host: plan.target.host,
+      port: plan.target.port,
+      keyType: connection.hostKey.type,
+      keyBase64: connection.hostKey.base64,
+    });
+    const target = {
+      ...plan.target,
+      knownHostsFile: pinned.path,
+      pinnedHostKey: connection.hostKeyFingerprint,
+    };
+    return await runRsync({ ...guarded, target }, runOptions);
+  } catch (error) {
+    if (error instanceof HostKeyError && error.reason === "pinned") {
+      throw repinError(error, host.handle);
+    }
     if (
       error instanceof WorkspaceError || error instanceof WorkspaceGoneError ||
       options.signal?.aborted
     ) {
       throw error;
     }
-    // A destroy that ended this rsync on the host looks like a lost connection here too.
-    const gone = await goneDuring(host, ref, "sync into", error);
-    if (gone !== undefined) throw gone;
-    if (!(error instanceof SshError)) throw error;
-    host.logger.debug(`rsync over the shared connection failed (${error.message}); connecting`);
-    return undefined;
+    throw await goneDuring(host, ref, verb, error) ?? error;
   }
 }
 
