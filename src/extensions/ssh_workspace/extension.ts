@@ -37,7 +37,7 @@ import { scanMarkedWorkspaces } from "./reap.ts";
 import { selectFiles } from "../../sync/git_selection.ts";
 import { checkWorkspacePath, newNonce, pathInWorkspace } from "./workspace_path.ts";
 import { ExecGate } from "./exec_gate.ts";
-import { liveMuxClient, muxExec, runShared, sharedForCreate } from "./mux_exec.ts";
+import { muxExec, runShared, sharedForCreate, SharedLookup } from "./mux_exec.ts";
 import {
   repinError,
   workspaceRef,
@@ -203,6 +203,25 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
    * @returns What was transferred.
    */
   override async sync(handle: Handle, from: string, options: SyncOptions): Promise<SyncReport> {
+    return await this.syncVia(handle, from, options, new SharedLookup(handle, this.#stateDir()));
+  }
+
+  /**
+   * {@linkcode sync}, with the command's look-up of a shared connection
+   * (a subclass's steps before the sync may have found one up already).
+   *
+   * @param handle The stored handle.
+   * @param from Local directory.
+   * @param options Excludes, progress and abort.
+   * @param shared The command's shared-connection look-up.
+   * @returns What was transferred.
+   */
+  protected async syncVia(
+    handle: Handle,
+    from: string,
+    options: SyncOptions,
+    shared: SharedLookup,
+  ): Promise<SyncReport> {
     const ref = workspaceRef(handle);
     // The marker is ours, not the repo's: never send over it or delete it.
     const exclude = [...(options.exclude ?? []), `/${MARKER_FILE}`];
@@ -221,7 +240,7 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
         ref,
         { source: from, exclude, gitignore, selection: selection.filterArgs },
         options,
-        { stateDir: this.#stateDir(), logger: this.logger },
+        { shared, logger: this.logger },
       );
       if (sent !== undefined) return noted(sent);
     }
@@ -238,8 +257,8 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
     };
     // A later sync from its own process (the CLI's): over a shared connection that is up.
     if ((options.sshMux?.persistSeconds ?? 0) > 0) {
-      const shared = await liveMuxClient(handle, this.#stateDir()).catch(() => undefined);
-      const sent = shared && await rsyncOverShared(this.#host(handle), ref, plan, shared, options);
+      const client = await shared.live();
+      const sent = client && await rsyncOverShared(this.#host(handle), ref, plan, client, options);
       if (sent) {
         this.logger.debug(`synced into ${ref.workspace} by rsync over the shared connection`);
         return noted(sent);

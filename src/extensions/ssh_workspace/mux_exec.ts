@@ -24,6 +24,7 @@ import { pumpInto } from "../../transport/ssh/stdin_pump.ts";
 import {
   controlPathArg,
   launchMaster,
+  type MasterSpec,
   MAX_SOCKET_PATH,
   muxSocketName,
   openMuxDir,
@@ -73,7 +74,7 @@ export async function muxExec(
   const persistSeconds = io.sshMux?.persistSeconds ?? 0;
   const fingerprint = handle.host_key_fingerprint;
   if (!fingerprint || !sharable(handle, persistSeconds, setup)) return undefined;
-  const master = await readyMaster(handle, fingerprint, persistSeconds, io.signal, setup);
+  const master = await startOrWait(handle, fingerprint, persistSeconds, io.signal, setup);
   if (master === undefined) return undefined;
   return await runClient(master, ref, wrapped, io);
 }
@@ -116,7 +117,7 @@ export async function sharedForCreate(
     const pinned = { ...handle, host_key_fingerprint: fingerprint };
     const client = await liveMuxClient(pinned, setup.stateDir!);
     if (client !== undefined) return { client, fingerprint };
-    await readyMaster(pinned, fingerprint, persistSeconds, undefined, setup, "launch");
+    await launchOnce(pinned, fingerprint, persistSeconds, setup);
   } catch (error) {
     setup.logger.debug(`not sharing an SSH connection: ${(error as Error).message}`);
   }
@@ -187,6 +188,28 @@ export async function liveMuxClient(
   };
 }
 
+/**
+ * One command's look-ups of the shared connection ({@linkcode liveMuxClient}):
+ * a master found up serves the command's later steps without a second look;
+ * none found is looked for again, since the one this create launched may be
+ * up by the next step.
+ */
+export class SharedLookup {
+  #found: SharedClient | undefined;
+
+  /**
+   * @param handle The stored handle.
+   * @param stateDir sandboxer's state directory.
+   */
+  constructor(readonly handle: SshWorkspaceHandle, readonly stateDir: string) {}
+
+  /** The master's client, or undefined when none is up (never throws). */
+  async live(): Promise<SharedClient | undefined> {
+    this.#found ??= await liveMuxClient(this.handle, this.stateDir).catch(() => undefined);
+    return this.#found;
+  }
+}
+
 /** Where this handle's master listens (whether or not one does), or why it cannot. */
 async function masterPlace(
   handle: SshWorkspaceHandle,
@@ -211,20 +234,50 @@ async function masterPlace(
   return { master, uid: dir.uid, host, user };
 }
 
-const LAUNCHED = Symbol("launched");
-
-/**
- * The master for this handle, started if none listens; undefined when it
- * cannot be. `launch`: started without waiting for it (see launchMaster()),
- * and undefined unless one was listening already.
- */
-async function readyMaster(
+/** The master for this handle, started and waited for if none listens; undefined when it cannot be. */
+async function startOrWait(
   handle: SshWorkspaceHandle,
   fingerprint: string,
   persistSeconds: number,
   signal: AbortSignal | undefined,
   setup: MuxSetup,
-  start: "wait" | "launch" = "wait",
+): Promise<Master | undefined> {
+  return await masterUnderLock(handle, fingerprint, persistSeconds, signal, setup, startMaster);
+}
+
+/**
+ * Launch the master for this handle, not waited for (see launchMaster()), unless one listens
+ * or the one launched last is still connecting: many creates at once would each launch one (all
+ * but one exit at once), and that many handshakes crowd sshd's MaxStartups.
+ */
+async function launchOnce(
+  handle: SshWorkspaceHandle,
+  fingerprint: string,
+  persistSeconds: number,
+  setup: MuxSetup,
+): Promise<void> {
+  await masterUnderLock(handle, fingerprint, persistSeconds, undefined, setup, async (spec) => {
+    const launched = `${spec.socket}.launched`;
+    if (await stillConnecting(launched, handle.connect_timeout_ms)) {
+      return "the master launched last is still connecting";
+    }
+    await writePrivate(launched, `${launchMaster(spec)}\n`);
+    return "a master was launched for the commands after this one";
+  });
+}
+
+/**
+ * Under the socket's lock: the master if one listens; else its known_hosts and config are
+ * written and `start` is given its spec, returning why it does not listen now (or undefined:
+ * it does). Undefined, with the reason logged, when there is no master to use.
+ */
+async function masterUnderLock(
+  handle: SshWorkspaceHandle,
+  fingerprint: string,
+  persistSeconds: number,
+  signal: AbortSignal | undefined,
+  setup: MuxSetup,
+  start: (spec: MasterSpec) => Promise<string | undefined>,
 ): Promise<Master | undefined> {
   const place = await masterPlace(handle, fingerprint, setup.stateDir!);
   const skip = (why: string) => {
@@ -259,7 +312,7 @@ async function readyMaster(
     // Rewritten only when different: a master launched a moment ago may be reading them.
     await writeIfChanged(knownHosts, `${master.alias} ${key}\n`);
     await writeIfChanged(master.configFile, config);
-    const spec = {
+    return await start({
       configFile: master.configFile,
       alias: master.alias,
       socket,
@@ -267,16 +320,8 @@ async function readyMaster(
       connectTimeoutSeconds: handle.connect_timeout_ms / 1000,
       keepaliveSeconds: handle.keepalive_interval_ms / 1000,
       signal,
-    };
-    if (start === "wait") return await startMaster(spec);
-    // One launch per socket while it is still connecting: many creates at once would each
-    // launch one (all but one exit at once), and that many handshakes crowd sshd's MaxStartups.
-    const launched = `${socket}.launched`;
-    if (await stillConnecting(launched, handle.connect_timeout_ms)) return LAUNCHED;
-    await writePrivate(launched, `${launchMaster(spec)}\n`);
-    return LAUNCHED;
+    });
   });
-  if (why === LAUNCHED) return undefined;
   return why === undefined ? master : skip(why);
 }
 

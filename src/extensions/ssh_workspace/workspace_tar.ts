@@ -28,7 +28,7 @@ import { pinnedKeyLine } from "../../transport/openssh_config.ts";
 import { remoteCommand } from "../../transport/quote.ts";
 import type { SyncOptions } from "../types.ts";
 import { handleTarget, splitUserHost, type SshWorkspaceHandle } from "./handle.ts";
-import { liveMuxClient } from "./mux_exec.ts";
+import type { SharedLookup } from "./mux_exec.ts";
 import { TAR_STARTED, WORKSPACE_TAR } from "./remote_scripts.ts";
 import type { WorkspaceRef } from "./workspace_ref.ts";
 
@@ -87,7 +87,7 @@ export async function takeFresh(stateDir: string, ref: WorkspaceRef): Promise<bo
  * @param ref The checked workspace.
  * @param plan The source and its selection, as the rsync sync would use them.
  * @param options Progress, abort, and `sshMux` (`persistSeconds` 0: no shared connection).
- * @param setup The state directory (shared connections) and the logger.
+ * @param setup The command's shared-connection look-up, and the logger.
  * @returns What was sent, or undefined when rsync must sync instead (nothing said).
  */
 export async function tarIntoFreshWorkspace(
@@ -95,7 +95,7 @@ export async function tarIntoFreshWorkspace(
   ref: WorkspaceRef,
   plan: Pick<RsyncPlan, "source" | "selection" | "gitignore" | "exclude">,
   options: Pick<SyncOptions, "onProgress" | "signal" | "sshMux">,
-  setup: { stateDir: string; logger: Logger },
+  setup: { shared: SharedLookup; logger: Logger },
 ): Promise<SyncReport | undefined> {
   const skip = (why: string) => {
     setup.logger.debug(`first sync into ${ref.workspace} by rsync, not tar: ${why}`);
@@ -117,9 +117,7 @@ export async function tarIntoFreshWorkspace(
       ref.id,
       ref.nonce,
     ]);
-    const shared = options.sshMux?.persistSeconds === 0
-      ? undefined
-      : await liveMuxClient(handle, setup.stateDir).catch(() => undefined);
+    const shared = options.sshMux?.persistSeconds === 0 ? undefined : await setup.shared.live();
     let outcome;
     if (shared !== undefined) {
       setup.logger.debug(`first sync into ${ref.workspace} by tar over the shared connection`);
