@@ -1,7 +1,7 @@
 // Warm workspaces (issue 15 item 2) through the real CLI, the real rsync and a real sshd: a
 // second create of the same repository starts from the seed the first one left on the host
 // (proved by a file only the seed holds and by the transcript's count of files sent), a changed
-// file still arrives; `sync.seed: off` sends everything; a seed whose marker names another
+// file still arrives; a repository seen again gets a spare copy the next create moves in whole; `sync.seed: off` sends everything; a seed whose marker names another
 // sandboxer, and symlinks planted at the seed path or the user's seed directory, are refused and
 // never followed (not by gc either); another user's seeds are never used; a profile that
 // excludes more never starts from a seed that holds those files; gc and gc --target
@@ -92,6 +92,42 @@ Deno.test("warm workspaces: seeds are used, refused, reaped and kept per user an
     // The seed now holds the changed file.
     assert.equal(await Deno.readTextFile(`${seed}/src/f3.txt`), "changed\n");
   });
+
+  await t.step(
+    "a repository seen again gets a spare copy, which the next create moves in whole",
+    async () => {
+      // The second create started from the seed: the host copies the new seed for the next one.
+      const [name] = await seedNames(vm);
+      const nonce = JSON.parse(await Deno.readTextFile(`${seed}/${SEED_MARKER}`)).nonce;
+      const spare = `${seedsDir(vm)}/.spare-${name}-${nonce}`;
+      for (let i = 0; i < 200 && !await exists(spare); i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.ok(await exists(spare), "a spare copy of the new seed");
+      assert.equal(await Deno.readTextFile(`${spare}/src/f3.txt`), "changed\n");
+      await Deno.writeTextFile(`${repo}/src/f4.txt`, "changed too\n");
+      const third = await create("w2b");
+      assert.ok(!await exists(spare), "the create took it");
+      assert.ok(await filesSent(vm, third.id) <= 2, "only the difference is sent");
+      assert.equal(await Deno.readTextFile(`${third.workspace}/src/f4.txt`), "changed too\n");
+      assert.equal(await Deno.readTextFile(`${third.workspace}/src/f3.txt`), "changed\n");
+      assert.equal(
+        await Deno.readTextFile(`${third.workspace}/${ONLY_IN_SEED}`),
+        "from the seed\n",
+      );
+      assert.equal(
+        JSON.parse(await Deno.readTextFile(`${third.workspace}/.sandboxer.json`)).id,
+        "w2b",
+      );
+      assert.ok(!await exists(`${third.workspace}/${SEED_MARKER}`));
+      // Its files are its own, not those of the sandbox whose tree the seed was.
+      await Deno.writeTextFile(`${third.workspace}/src/f7.txt`, "edited in place\n", {
+        append: true,
+      });
+      const earlier = await Deno.readTextFile(`${vm.root}/sbx-w2/src/f7.txt`);
+      assert.ok(!earlier.includes("edited in place"));
+    },
+  );
 
   await t.step("sync.seed: off sends everything", async () => {
     const off = await vm.profile("off", { extra: ["sync:", "  seed: off"] });

@@ -16,7 +16,12 @@
  * else `cp -a`), write the marker last, and swap it in with two renames under
  * an exclusive `flock` of `<user>/`; readers copy a seed into a new workspace
  * (copy-on-write with GNU `cp --reflink=auto`, else a plain `cp -a`: never
- * links) under a shared lock, so no create ever copies half a seed. Removal
+ * links) under a shared lock, so no create ever copies half a seed. For a
+ * repository seen again, an update also makes a spare copy of the new seed
+ * in the background (`.spare-<hash>-<nonce>`, kept only if the seed was not
+ * replaced meanwhile), which the next create takes whole: one rename out of
+ * the store (one taker), then its top-level entries moved into the
+ * workspace. Removal
  * renames a seed to `.old-<hash>-<nonce>` and deletes it with `find -xdev
  * -depth -delete`, which follows no symlink.
  *
@@ -165,11 +170,46 @@ valid() {
   [ \${#1} -eq 32 ] || { why="$1 is not a seed name"; return 1; }
   marker "$1"
 }
+takespare() {
+  s=.spare-$1-$2 t=.tmp-taken-$1-$2-$$
+  [ -d "$sd/$s" ] && [ ! -L "$sd/$s" ] && [ -O "$sd/$s" ] || return 1
+  # One rename: of creates racing for the spare, one takes it.
+  mv -- "$sd/$s" "$sd/$t" 2>/dev/null || return 1
+  (
+    cd -P -- "$sd/$t" 2>/dev/null && [ "$PWD" = "$sd/$t" ] || exit 1
+    if [ -e ${MARKER_FILE} ] || [ -L ${MARKER_FILE} ]; then exit 1; fi
+    rm -f -- "$sm"
+    find . -mindepth 1 -maxdepth 1 -exec sh -c 'mv -- "$@" "$0/"' "$3" {} +
+  ); rc=$?
+  wipe "$t"
+  return $rc
+}
+mkspare() {
+  s=.spare-$1-$2 t=.tmp-spare-$1-$2-$$
+  present "$s" && return 0
+  mkdir -m 700 -- "$sd/$t" 2>/dev/null || return 1
+  if cp -a -- "$sd/$1/." "$sd/$t/" 2>/dev/null; then
+    slock
+    # Kept only when the seed it copies is still the same one (not replaced during the copy).
+    if marker "$1" && [ "$sn" = "$2" ] && ! present "$s" && mv -- "$sd/$t" "$sd/$s"; then return 0; fi
+    exec 8<&-
+  fi
+  wipe "$t"
+}
+oldspares() {
+  for e in "$sd"/.spare-*; do
+    [ -e "$e" ] || [ -L "$e" ] || continue
+    e=\${e##*/} h=\${e#.spare-}; n=\${h#*-}; h=\${h%%-*}
+    if valid "$h" 2>/dev/null && [ "$sn" = "$n" ]; then continue; fi
+    mv -- "$sd/$e" "$sd/.old-$h-$n-spare" 2>/dev/null && echo ".old-$h-$n-spare"
+  done
+}
 `;
 
 /**
  * `sh -c SEED_INTO sh WORKSPACE ID NONCE USER HASH OWNER`: copy the seed
- * `HASH` of USER into the fresh, checked workspace (its own marker kept).
+ * `HASH` of USER into the fresh, checked workspace (its own marker kept), or
+ * move its spare copy in when there is one.
  * Exit 0 when seeded, {@linkcode SEED_EXIT}.none when there is no usable
  * seed, `.refused` (with the reason on stderr) for one that is not ours.
  */
@@ -187,19 +227,24 @@ present "$hash" || exit ${SEED_EXIT.none}
 valid "$hash" || { echo "$why" >&2; exit ${SEED_EXIT.refused}; }
 if [ "$so" != "$owner" ]; then echo "$sd/$hash was made by another sandboxer" >&2; exit ${SEED_EXIT.refused}; fi
 [ "$ex" -gt "$(date +%s)" ] || exit ${SEED_EXIT.none}
+# The seed's spare copy, when one was made in the background, moves in whole: no copy now.
+takespare "$hash" "$sn" "$dest" && exit 0
 copyout "$hash" "$dest"; rc=$?
 [ "$rc" -eq 0 ] || { echo "$why" >&2; [ "$rc" -eq 1 ] && exit ${SEED_EXIT.refused}; exit ${SEED_EXIT.failed}; }
 `;
 
 /**
- * `sh -c SEED_UPDATE sh WORKSPACE ID NONCE USER HASH OWNER SEED_NONCE TTL BUDGET_KB`:
+ * `sh -c SEED_UPDATE sh WORKSPACE ID NONCE USER HASH OWNER SEED_NONCE TTL BUDGET_KB SPARE`:
  * copy the checked workspace (its marker left out) into a new seed `HASH`
  * for USER, expiring TTL seconds from now, and swap it in atomically; a seed
  * there is replaced only when its marker names this owner. Then prune (see
  * {@linkcode SEED_FUNCTIONS}): the `reaped` lines on stdout. A tree over
  * BUDGET_KB is not kept (and the stale seed it would replace is dropped).
+ * SPARE 1: once the lock is released, make the new seed's spare copy in the
+ * background (when seed and spare fit the budget); stale spares go too.
  */
-export const SEED_UPDATE = `ws=$1 id=$2 nonce=$3 user=$4 hash=$5 owner=$6 snonce=$7 ttl=$8 budget=$9
+export const SEED_UPDATE =
+  `ws=$1 id=$2 nonce=$3 user=$4 hash=$5 owner=$6 snonce=$7 ttl=$8 budget=$9 spare=\${10}
 ${FUNCTIONS}
 ${SEED_FUNCTIONS}
 enter; rc=$?
@@ -237,13 +282,24 @@ printf '{"seed":"%s","owner":"%s","nonce":"%s","updated":%s,"expires":%s,"bytes"
 if [ -n "$old" ]; then mv -- "$sd/$hash" "$sd/.old-$hash-$old" || { wipe "$tmp"; exit ${SEED_EXIT.failed}; }; fi
 mv -- "$sd/$tmp" "$sd/$hash" || exit ${SEED_EXIT.failed}
 prune "$budget" "$hash" ".old-$hash-$old"
-# The replaced seed is deleted after the lock is released, in the background.
-[ -z "$old" ] || { exec 8<&-; wipe ".old-$hash-$old" </dev/null >/dev/null 2>&1 & }
+stale=$(oldspares)
+# After the lock is released, in the background: the replaced seed and stale spares are deleted,
+# and a repository seen again gets a spare copy for the next create (when both fit the budget).
+[ "$spare" = 1 ] && [ $((kb * 2)) -le "$budget" ] || spare=
+[ -z "$old$stale$spare" ] || {
+  exec 8<&-
+  (
+    [ -z "$old" ] || wipe ".old-$hash-$old"
+    for e in $stale; do wipe "$e"; done
+    [ -z "$spare" ] || mkspare "$hash" "$snonce"
+  ) </dev/null >/dev/null 2>&1 &
+}
 `;
 
 /**
  * `sh -c SEED_PRUNE sh ROOT USER BUDGET_KB`: `gc`'s pass over USER's seeds
- * under ROOT (see {@linkcode SEED_FUNCTIONS}); BUDGET_KB 0 reaps by age only.
+ * under ROOT (see {@linkcode SEED_FUNCTIONS}); BUDGET_KB 0 reaps by age only;
+ * spares whose seed is gone or newer are deleted.
  * Prints `reaped …` lines, and `none` when USER has no seed directory.
  */
 export const SEED_PRUNE = `rp=$1 user=$2 budget=$3
@@ -253,4 +309,5 @@ storedir; rc=$?
 [ "$rc" -eq 0 ] || { echo "$why" >&2; exit ${SEED_EXIT.refused}; }
 slock
 prune "$budget" ""
+for e in $(oldspares); do wipe "$e"; done
 `;

@@ -1,7 +1,9 @@
 // The seed scripts, run by a real `sh` on real trees in a temp dir (the remote side is a POSIX
 // shell too): an update makes a seed atomically with its marker, a create copies it (never links
 // it) and keeps its own marker, another owner's seed is neither used nor replaced, symlinks are
-// refused at every level and never followed by a prune, and prune reaps by age and by budget.
+// refused at every level and never followed by a prune, and prune reaps by age and by budget; a
+// repository seen again gets a spare copy made in the background, which the next create takes whole
+// (one taker of several), and which is never taken when it is a symlink or holds a marker.
 // tests/vm_packer/warm_workspace_test.ts runs the same scripts over SSH through the CLI.
 import assert from "node:assert/strict";
 import { MAKE_WORKSPACE, MARKER_FILE } from "./remote_scripts.ts";
@@ -24,7 +26,7 @@ async function fixture() {
     update: (
       w: { args: string[] },
       hash: string,
-      opts: { owner?: string; ttl?: number; kb?: number } = {},
+      opts: { owner?: string; ttl?: number; kb?: number; spare?: boolean } = {},
     ) =>
       sh(SEED_UPDATE, [
         ...w.args,
@@ -34,6 +36,7 @@ async function fixture() {
         newNonce(),
         String(opts.ttl ?? 3600),
         String(opts.kb ?? 100_000),
+        opts.spare ? "1" : "0",
       ]),
     into: (w: { args: string[] }, hash: string, owner = OWNER) =>
       sh(SEED_INTO, [...w.args, USER, hash, owner]),
@@ -151,4 +154,96 @@ Deno.test("SEED_UPDATE wipes a crash's .old- leftover; the seed it replaces goes
     await new Promise((r) => setTimeout(r, 50));
   }
   assert.deepEqual(await names(f.seeds), [HASH], "the leftover and the replaced seed are gone");
+});
+
+/**
+ * The names in `seeds` once the background work of an update is done (no `.tmp-` or `.old-`
+ * left) and, given `count`, that many are there (the work may not have begun yet); 10 s at most.
+ */
+async function settled(seeds: string, count?: number): Promise<string[]> {
+  for (let i = 0; i < 200; i++) {
+    const now = await names(seeds);
+    const busy = now.some((n) => n.startsWith(".tmp-") || n.startsWith(".old-"));
+    if (!busy && (count === undefined || now.length === count)) return now;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return await names(seeds);
+}
+
+const nonceOf = async (seed: string) =>
+  JSON.parse(await Deno.readTextFile(`${seed}/${SEED_MARKER}`)).nonce as string;
+
+Deno.test("a repository seen again gets a spare copy; the next create takes it whole; a stale one is reaped", async () => {
+  await using f = await fixture();
+  const a = await f.workspace("a");
+  await Deno.mkdir(`${a.ws}/src`);
+  await Deno.writeTextFile(`${a.ws}/src/main.c`, "int main;\n");
+  await Deno.writeTextFile(`${a.ws}/.hidden`, "h\n");
+  assert.equal((await f.update(a, HASH)).code, 0);
+  assert.deepEqual(await settled(f.seeds), [HASH], "no spare for a first sight");
+
+  const seen = await f.update(a, HASH, { spare: true });
+  assert.equal(seen.code, 0, seen.stderr);
+  const spare = `.spare-${HASH}-${await nonceOf(`${f.seeds}/${HASH}`)}`;
+  assert.deepEqual(await settled(f.seeds, 2), [spare, HASH]);
+  assert.equal((await Deno.stat(`${f.seeds}/${spare}/src/main.c`)).nlink, 1, "a copy, not links");
+
+  const b = await f.workspace("b");
+  const taken = await f.into(b, HASH);
+  assert.equal(taken.code, 0, taken.stderr);
+  assert.deepEqual(await names(f.seeds), [HASH], "the spare moved into the workspace");
+  assert.deepEqual(await names(b.ws), [".hidden", MARKER_FILE, "src"]);
+  assert.equal(await Deno.readTextFile(`${b.ws}/src/main.c`), "int main;\n");
+  assert.equal(JSON.parse(await Deno.readTextFile(`${b.ws}/${MARKER_FILE}`)).id, "b");
+
+  // A new seed makes the spare of the one it replaces stale: gone in the background.
+  assert.equal((await f.update(a, HASH, { spare: true })).code, 0);
+  assert.equal((await settled(f.seeds, 2)).length, 2);
+  assert.equal((await f.update(a, HASH)).code, 0);
+  assert.deepEqual(await settled(f.seeds, 1), [HASH]);
+  // gc reaps a spare whose seed is gone or another one.
+  await Deno.mkdir(`${f.seeds}/.spare-${HASH}-${"d".repeat(32)}/deep`, { recursive: true });
+  await Deno.mkdir(`${f.seeds}/.spare-${OTHER}-${"d".repeat(32)}`);
+  assert.equal((await sh(SEED_PRUNE, [f.root, USER, "0"])).code, 0);
+  assert.deepEqual(await names(f.seeds), [HASH]);
+});
+
+Deno.test("a spare is taken by one create of several; one that is a symlink or holds a marker is not", async () => {
+  await using f = await fixture();
+  const a = await f.workspace("a");
+  await Deno.writeTextFile(`${a.ws}/f.txt`, "seed\n");
+  assert.equal((await f.update(a, HASH, { spare: true })).code, 0);
+  const sn = await nonceOf(`${f.seeds}/${HASH}`);
+  const spare = `${f.seeds}/.spare-${HASH}-${sn}`;
+  assert.equal((await settled(f.seeds, 2)).length, 2);
+
+  const racers = await Promise.all(["b", "c", "d"].map((id) => f.workspace(id)));
+  const results = await Promise.all(racers.map((w) => f.into(w, HASH)));
+  for (const [i, result] of results.entries()) {
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(await Deno.readTextFile(`${racers[i].ws}/f.txt`), "seed\n");
+    assert.deepEqual(await names(racers[i].ws), [MARKER_FILE, "f.txt"]);
+  }
+  assert.deepEqual(await settled(f.seeds), [HASH]);
+
+  // A symlink at the spare's name: not followed, not taken; the seed is copied instead.
+  const victim = `${f.dir}/victim`;
+  await Deno.mkdir(victim);
+  await Deno.writeTextFile(`${victim}/planted`, "no\n");
+  await Deno.symlink(victim, spare);
+  const e = await f.workspace("e");
+  assert.equal((await f.into(e, HASH)).code, 0);
+  assert.deepEqual(await names(e.ws), [MARKER_FILE, "f.txt"]);
+  assert.deepEqual(await names(victim), ["planted"]);
+  await Deno.remove(spare);
+
+  // A spare holding a workspace marker (another sandbox's tree): dropped, and the seed copied.
+  await Deno.mkdir(spare);
+  await Deno.writeTextFile(`${spare}/${MARKER_FILE}`, '{"id":"other","nonce":"x"}\n');
+  await Deno.writeTextFile(`${spare}/planted`, "no\n");
+  const g = await f.workspace("g");
+  assert.equal((await f.into(g, HASH)).code, 0);
+  assert.deepEqual(await names(g.ws), [MARKER_FILE, "f.txt"]);
+  assert.equal(JSON.parse(await Deno.readTextFile(`${g.ws}/${MARKER_FILE}`)).id, "g");
+  assert.deepEqual(await settled(f.seeds), [HASH]);
 });

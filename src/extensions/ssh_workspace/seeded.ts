@@ -22,7 +22,7 @@ import type {
 } from "../types.ts";
 import { SshWorkspaceExtension } from "./extension.ts";
 import type { SshWorkspaceHandle } from "./handle.ts";
-import { liveMuxClient, runShared } from "./mux_exec.ts";
+import { runShared, SharedLookup } from "./mux_exec.ts";
 import {
   copySeed,
   pendingSeed,
@@ -77,29 +77,31 @@ export abstract class SeededWorkspaceExtension<Config, Handle extends SshWorkspa
       return await super.sync(handle, from, options);
     }
     const ref = workspaceRef(handle);
-    let seeding: { host: SeedHost; place: Awaited<ReturnType<typeof seedPlace>> } | undefined;
+    const shared = new SharedLookup(handle, this.#stateDir());
+    let seeding:
+      | { host: SeedHost; place: Awaited<ReturnType<typeof seedPlace>>; seeded: boolean }
+      | undefined;
     try {
       const [host, place] = await Promise.all([
-        this.#seedHost(handle, options.signal, options.sshMux),
+        this.#seedHost(handle, options.signal, (options.sshMux?.persistSeconds ?? 0) > 0 && shared),
         seedPlace({ handle, stateDir: this.#stateDir() }, from, { ...options, mode: policy.mode }),
       ]);
-      seeding = { host, place };
+      seeding = { host, place, seeded: await copySeed(host, ref, place, options.signal) };
       // A seeded workspace is not empty: its first sync is rsync's (a difference), not tar's.
-      if (await copySeed(host, ref, seeding.place, options.signal)) {
-        await takeFresh(this.#stateDir(), ref);
-      }
+      if (seeding.seeded) await takeFresh(this.#stateDir(), ref);
     } catch (error) {
       // The sync below meets the same failure (a lost connection) and reports it in one line.
       options.signal?.throwIfAborted();
       this.logger.debug(`did not look for a seed of ${from}: ${errorText(error)}`);
     }
-    const report = await super.sync(handle, from, options);
+    const report = await this.syncVia(handle, from, options, shared);
     if (seeding) {
       try {
         if (policy.mode === "workspace") {
-          await pendingSeed(seeding.host.stateDir, ref, { place: seeding.place, policy });
+          const { place, seeded } = seeding;
+          await pendingSeed(seeding.host.stateDir, ref, { place, policy, seeded });
         } else {
-          await saveSeed(seeding.host, ref, seeding.place, policy);
+          await saveSeed(seeding.host, ref, seeding.place, policy, seeding.seeded);
         }
       } catch (error) {
         this.logger.warn(`kept no seed of ${ref.workspace}: ${errorText(error)}`);
@@ -121,7 +123,8 @@ export abstract class SeededWorkspaceExtension<Config, Handle extends SshWorkspa
     const pending = ref && await pendingSeed(this.#stateDir(), ref).catch(() => undefined);
     if (ref && pending) {
       try {
-        await saveSeed(await this.#seedHost(handle), ref, pending.place, pending.policy);
+        const host = await this.#seedHost(handle);
+        await saveSeed(host, ref, pending.place, pending.policy, pending.seeded);
       } catch (error) {
         this.logger.warn(`kept no seed of ${ref.workspace}: ${errorText(error)}`);
       }
@@ -383,11 +386,11 @@ export abstract class SeededWorkspaceExtension<Config, Handle extends SshWorkspa
   async #seedHost(
     handle: Handle,
     signal?: AbortSignal,
-    sshMux?: SyncOptions["sshMux"],
+    lookup: SharedLookup | false = false,
   ): Promise<SeedHost> {
     // The CLI's create: over a shared connection that is up, as the sync after it.
-    if ((sshMux?.persistSeconds ?? 0) > 0) {
-      const shared = await liveMuxClient(handle, this.#stateDir()).catch(() => undefined);
+    if (lookup) {
+      const shared = await lookup.live();
       if (shared !== undefined) {
         const connection = { run: (argv: readonly string[]) => runShared(shared, argv, signal) };
         return { handle, connection, logger: this.logger, stateDir: this.#stateDir() };

@@ -212,15 +212,27 @@ function seedLevel(code: number): "warn" | "debug" {
  * @param ref The checked workspace.
  * @param place The seed's place.
  * @param policy Size and age bounds.
+ * @param seeded Whether the workspace started from the seed: a repository seen again, for which
+ *   the host then makes a spare copy of the new seed in the background, so that the next create
+ *   moves it in whole instead of copying it.
  */
 export async function saveSeed(
   host: SeedHost,
   ref: WorkspaceRef,
   place: SeedPlace,
   policy: SeedPolicy,
+  seeded = false,
 ): Promise<void> {
   const result = await host.connection.run(
-    seedScript(SEED_UPDATE, ref, place, newNonce(), policy.ttlSeconds, policy.maxMb * 1024),
+    seedScript(
+      SEED_UPDATE,
+      ref,
+      place,
+      newNonce(),
+      policy.ttlSeconds,
+      policy.maxMb * 1024,
+      seeded ? 1 : 0,
+    ),
   );
   logReaped(host.logger, place, result.stdout);
   if (result.code !== 0) {
@@ -354,8 +366,8 @@ export async function storeHosts<Record extends Omit<SeedHostRecord, "policy">>(
 export async function pendingSeed(
   stateDir: string,
   ref: Pick<WorkspaceRef, "id" | "nonce">,
-  pending?: { place: SeedPlace; policy: SeedPolicy },
-): Promise<{ place: SeedPlace; policy: SeedPolicy } | undefined> {
+  pending?: PendingSeed,
+): Promise<PendingSeed | undefined> {
   const dir = join(stateDir, "seeds", "pending");
   const file = join(dir, `${ref.id}.json`);
   if (pending) {
@@ -363,7 +375,7 @@ export async function pendingSeed(
     await writeAtomically(file, JSON.stringify({ nonce: ref.nonce, ...pending }));
     return pending;
   }
-  let data: { nonce?: string; place: SeedPlace; policy: SeedPolicy };
+  let data: { nonce?: string } & PendingSeed;
   try {
     data = JSON.parse(await Deno.readTextFile(file));
   } catch {
@@ -372,7 +384,17 @@ export async function pendingSeed(
   // Another sandbox of the same name (another nonce) left it: not this one's to act on.
   if (data.nonce !== ref.nonce) return undefined;
   await Deno.remove(file).catch(() => {});
-  return { place: data.place, policy: data.policy };
+  return { place: data.place, policy: data.policy, seeded: data.seeded === true };
+}
+
+/** A seed to save at destroy (`sync.seed: workspace`). */
+export interface PendingSeed {
+  /** The seed's place. */
+  place: SeedPlace;
+  /** Its bounds. */
+  policy: SeedPolicy;
+  /** Whether the workspace started from the seed (see {@linkcode saveSeed}). */
+  seeded?: boolean;
 }
 
 /** `sh -c SCRIPT sh WORKSPACE ID NONCE USER HASH OWNER MORE…`, for SEED_INTO and SEED_UPDATE. */
