@@ -319,7 +319,10 @@ for (const link of LINKS) {
   };
   if (groups.has("exec")) take("exec", await execGroup(ctx, link === "loopback" ? 0.6 : 0.5));
   if (groups.has("create")) take("create", await createGroup(ctx));
-  if (groups.has("sync")) take("sync", await firstSyncGroup(ctx, treeText));
+  // Issue 15 sets the first sync's 0.8× on loopback; over the link it is reported only: the
+  // tree's random bytes are incompressible, and 100 Mbit/s bounds both tools alike.
+  const syncTarget = link === "loopback" ? 0.8 : "reported only: bound by the link's 100 Mbit/s";
+  if (groups.has("sync")) take("sync", await firstSyncGroup(ctx, treeText, syncTarget));
   if (groups.has("resync")) take("resync", await resyncGroup(ctx));
   if (groups.has("warm")) take("warm", await warmGroup(ctx));
   if (groups.has("concurrent") && link === "loopback") {

@@ -15,9 +15,28 @@
 import { cliRun, emptyRsyncArm, flushDisk, plainDir, removeLocal, rsyncArgv } from "./arms.ts";
 import { type BenchContext, type GroupResult, progress, row } from "./groups.ts";
 import { alternate, runChild } from "./lib.ts";
+import { remoteCommand } from "../src/transport/quote.ts";
 
 /** Timed runs per arm: the issue asks for the median of 3. */
 const WARM_RUNS = 3;
+
+/**
+ * Untimed, before each run: wait (up to 20 s) until the host has finished the seed work a create
+ * leaves running in the background (a spare copy for the next create, deletions of what a new
+ * seed replaced), then flush the disk, so no run pays for the one before it.
+ */
+async function settle(ctx: BenchContext): Promise<void> {
+  const busy = 'for e in "$1"/.sbx-seeds/*/.tmp-* "$1"/.sbx-seeds/*/.old-*; do ' +
+    '[ -e "$e" ] && exit 1; done; exit 0';
+  const [program, ...args] = ctx.sshCmd;
+  const command = remoteCommand(["sh", "-c", busy, "sh", ctx.workspaceRoot]);
+  for (let tries = 0; tries < 200; tries++) {
+    const probe = await new Deno.Command(program, { args: [...args, command] }).output();
+    if (probe.code === 0) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  await flushDisk();
+}
 
 /** A regular file of the tree to change before each CLI create. */
 async function someFile(dir: string): Promise<string> {
@@ -95,7 +114,7 @@ export async function warmGroup(ctx: BenchContext): Promise<GroupResult> {
     ],
     WARM_RUNS,
     progress(ctx, "warm", WARM_RUNS),
-    flushDisk,
+    () => settle(ctx),
   );
   await Deno.writeFile(changed, original);
   await Promise.all(made.map((id) => ctx.manager.destroy(id)));
