@@ -173,6 +173,8 @@ valid() {
 takespare() {
   s=.spare-$1-$2 t=.tmp-taken-$1-$2-$$
   [ -d "$sd/$s" ] && [ ! -L "$sd/$s" ] && [ -O "$sd/$s" ] || return 1
+  # A crash's leftover under the same name would take the spare in, not be replaced by it.
+  ! present "$t" || wipe "$t" || return 1
   # One rename: of creates racing for the spare, one takes it.
   mv -- "$sd/$s" "$sd/$t" 2>/dev/null || return 1
   (
@@ -187,8 +189,12 @@ takespare() {
 mkspare() {
   s=.spare-$1-$2 t=.tmp-spare-$1-$2-$$
   present "$s" && return 0
+  # Creates in a burst replace the seed one after another: copy only the one still current.
+  marker "$1" && [ "$sn" = "$2" ] || return 0
   mkdir -m 700 -- "$sd/$t" 2>/dev/null || return 1
-  if cp -a -- "$sd/$1/." "$sd/$t/" 2>/dev/null; then
+  # Behind the sandboxes' own work: the copy is for a later create.
+  n=; command -v nice >/dev/null 2>&1 && n="nice -n 10"
+  if $n cp -a -- "$sd/$1/." "$sd/$t/" 2>/dev/null; then
     slock
     # Kept only when the seed it copies is still the same one (not replaced during the copy).
     if marker "$1" && [ "$sn" = "$2" ] && ! present "$s" && mv -- "$sd/$t" "$sd/$s"; then return 0; fi
