@@ -243,6 +243,8 @@ export abstract class SshWorkspaceExtension<Config, Handle extends SshWorkspaceH
         { shared, logger: this.logger },
       );
       if (sent !== undefined) return noted(sent);
+      // The tar stream did not go (the master may have gone with the host): rsync looks again.
+      shared.forget();
     }
     const plan = {
       source: from,

@@ -208,6 +208,11 @@ export class SharedLookup {
     this.#found ??= await liveMuxClient(this.handle, this.stateDir).catch(() => undefined);
     return this.#found;
   }
+
+  /** After a step failed over the master (it may be gone): the next step looks again. */
+  forget(): void {
+    this.#found = undefined;
+  }
 }
 
 /** Where this handle's master listens (whether or not one does), or why it cannot. */
